@@ -1,0 +1,268 @@
+//! The envelope around every event, its stored byte form (a one-byte codec tag, then
+//! bincode), and its JSON forms: the line a client submits and the line `events` prints.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::encoding::EventData;
+use crate::{EntityId, Event, EventJsonError, Timestamp};
+
+/// The codec tag of records written with bincode 2 (standard configuration).
+pub const CODEC_BINCODE_V1: u8 = 1;
+
+/// Length in bytes of a chain hash.
+pub const CHAIN_HASH_BYTES: usize = 32;
+
+/// A chain hash: `H(previous hash, global position, record bytes)`, computed by the store.
+pub type ChainHash = [u8; CHAIN_HASH_BYTES];
+
+/// An event as submitted for appending: everything except what the log assigns (stream
+/// version, global position, recorded_at, hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// UUIDv7 chosen by the client (so a retry is recognised) or generated for it.
+    pub event_id: Uuid,
+    /// When it happened in the field; may be well before it reaches the log.
+    pub occurred_at: Timestamp,
+    /// Who did it (a staff id, or the tool that wrote it).
+    pub actor: EntityId,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub event: Event,
+}
+
+/// An event as stored in the log, with everything the log assigned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    /// Position in the whole log: 1, 2, 3, ... without holes.
+    pub global_position: u64,
+    pub stream_id: EntityId,
+    /// Position within its stream: 1, 2, 3, ... without holes.
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub occurred_at: Timestamp,
+    /// When the log accepted it.
+    pub recorded_at: Timestamp,
+    pub actor: EntityId,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub event: Event,
+    /// The chain hash of this record.
+    pub hash: ChainHash,
+}
+
+/// The stored fields, in stored order. Borrowed for encoding so that nothing is copied.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    stream_id: &'a EntityId,
+    stream_version: u64,
+    event_id: Uuid,
+    occurred_at: Timestamp,
+    recorded_at: Timestamp,
+    actor: &'a EntityId,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    event: &'a Event,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    stream_id: EntityId,
+    stream_version: u64,
+    event_id: Uuid,
+    occurred_at: Timestamp,
+    recorded_at: Timestamp,
+    actor: EntityId,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    event: Event,
+}
+
+/// Why stored bytes could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty record")]
+    Empty,
+    #[error("unknown codec tag {0}")]
+    UnknownCodec(u8),
+    #[error("undecodable record: {0}")]
+    Bincode(String),
+    #[error("{0} trailing bytes after the record")]
+    TrailingBytes(usize),
+}
+
+/// Encodes the stored bytes of `event` at `stream_id`/`stream_version`: the codec tag, then
+/// bincode. The global position is not part of the bytes (it is the key) but is covered by
+/// the chain hash.
+pub fn encode_record(
+    stream_id: &EntityId,
+    stream_version: u64,
+    recorded_at: Timestamp,
+    event: &NewEvent,
+    out: &mut Vec<u8>,
+) {
+    let record = RecordRef {
+        stream_id,
+        stream_version,
+        event_id: event.event_id,
+        occurred_at: event.occurred_at,
+        recorded_at,
+        actor: &event.actor,
+        correlation_id: event.correlation_id,
+        causation_id: event.causation_id,
+        event: &event.event,
+    };
+    out.push(CODEC_BINCODE_V1);
+    bincode::serde::encode_into_std_write(&record, out, bincode::config::standard())
+        .expect("encoding into a Vec cannot fail");
+}
+
+/// Decodes stored bytes (as written by [`encode_record`]) found at `global_position`.
+pub fn decode_record(
+    global_position: u64,
+    bytes: &[u8],
+    hash: ChainHash,
+) -> Result<RecordedEvent, DecodeError> {
+    let (&tag, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if tag != CODEC_BINCODE_V1 {
+        return Err(DecodeError::UnknownCodec(tag));
+    }
+    let (record, read): (Record, usize) =
+        bincode::serde::decode_from_slice(body, bincode::config::standard())
+            .map_err(|error| DecodeError::Bincode(error.to_string()))?;
+    if read != body.len() {
+        return Err(DecodeError::TrailingBytes(body.len() - read));
+    }
+    Ok(RecordedEvent {
+        global_position,
+        stream_id: record.stream_id,
+        stream_version: record.stream_version,
+        event_id: record.event_id,
+        occurred_at: record.occurred_at,
+        recorded_at: record.recorded_at,
+        actor: record.actor,
+        correlation_id: record.correlation_id,
+        causation_id: record.causation_id,
+        event: record.event,
+        hash,
+    })
+}
+
+/// The JSON form of a stored event, as `gridwatch events` prints it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct EnvelopeJson<'a> {
+    pub global_position: u64,
+    pub stream_id: &'a str,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub occurred_at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub actor: &'a str,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    /// The payload; its shape depends on `event_type` (see the per-type schemas).
+    #[schemars(with = "serde_json::Value")]
+    data: EventDataJson<'a>,
+    /// Hex of the chain hash.
+    pub hash: String,
+}
+
+#[derive(Debug)]
+struct EventDataJson<'a>(&'a Event);
+
+impl Serialize for EventDataJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EventData(self.0).serialize(serializer)
+    }
+}
+
+impl RecordedEvent {
+    /// The JSON view of this event.
+    pub fn to_json(&self) -> EnvelopeJson<'_> {
+        EnvelopeJson {
+            global_position: self.global_position,
+            stream_id: self.stream_id.as_str(),
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: self.event.event_type(),
+            schema_version: self.event.schema_version(),
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            actor: self.actor.as_str(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data: EventDataJson(&self.event),
+            hash: hex::encode(self.hash),
+        }
+    }
+}
+
+impl Serialize for RecordedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+/// One event as a client submits it in JSON (a line of `gridwatch append`, an element of
+/// the HTTP append body). Only `event_type` and `data` are required.
+///
+/// The fields the log assigns (`global_position`, `stream_id`, `stream_version`,
+/// `recorded_at`, `hash`) are accepted and ignored, so that a line printed by
+/// `gridwatch events` can be appended again elsewhere; any other field is an error.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventLine {
+    pub event_type: String,
+    pub data: serde_json::Value,
+    pub event_id: Option<Uuid>,
+    pub occurred_at: Option<Timestamp>,
+    pub actor: Option<EntityId>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    /// Must be the current schema version of `event_type` when given.
+    pub schema_version: Option<u16>,
+    /// Assigned by the log; ignored on input.
+    pub global_position: Option<u64>,
+    /// Assigned by the log; ignored on input.
+    pub stream_id: Option<String>,
+    /// Assigned by the log; ignored on input.
+    pub stream_version: Option<u64>,
+    /// Assigned by the log; ignored on input.
+    pub recorded_at: Option<Timestamp>,
+    /// Assigned by the log; ignored on input.
+    pub hash: Option<String>,
+}
+
+impl EventLine {
+    /// Checks the data against its event type and fills in what the client left out:
+    /// `actor` from `default_actor`, `occurred_at` from `now`, `event_id` from `new_event_id`.
+    pub fn into_new_event(
+        self,
+        default_actor: &EntityId,
+        now: Timestamp,
+        new_event_id: impl FnOnce() -> Uuid,
+    ) -> Result<NewEvent, EventJsonError> {
+        if let (Some(given), Some(current)) =
+            (self.schema_version, Event::current_schema_version(&self.event_type))
+        {
+            if given != current {
+                return Err(EventJsonError::UnsupportedSchemaVersion {
+                    event_type: self.event_type,
+                    given,
+                    current,
+                });
+            }
+        }
+        let event = Event::from_json(&self.event_type, self.data)?;
+        Ok(NewEvent {
+            event_id: self.event_id.unwrap_or_else(new_event_id),
+            occurred_at: self.occurred_at.unwrap_or(now),
+            actor: self.actor.unwrap_or_else(|| default_actor.clone()),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            event,
+        })
+    }
+}

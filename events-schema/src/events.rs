@@ -1,0 +1,397 @@
+//! Every event payload of the catalogue (see `domain.md`), and the `Event` enum over them.
+//!
+//! Payloads are facts in the past tense. They hold ids, enums and counts, never a person's
+//! real name beyond a display name chosen by the team, and never a password or a token.
+//! Optional fields may be left out of JSON; unknown fields are rejected.
+
+use jiff::civil::{Date, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalogue::catalogue;
+use crate::{EntityId, Timestamp};
+
+/// Declares payload structs with the derives and serde settings every payload shares.
+macro_rules! payloads {
+    ($( $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* } )+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            pub struct $name { $($body)* }
+        )+
+    };
+}
+
+/// Declares the plain enums used inside payloads (snake_case in JSON).
+macro_rules! kinds {
+    ($( $(#[$meta:meta])* pub enum $name:ident { $($body:tt)* } )+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+            #[serde(rename_all = "snake_case")]
+            pub enum $name { $($body)* }
+        )+
+    };
+}
+
+kinds! {
+    /// What kind of place a site is.
+    pub enum SiteKind { ResidentialCompound, Enterprise, SmallVenue, Other }
+    /// The part a staff member plays on the team.
+    pub enum StaffRole { DeployedCadre, GridWorker, PropertyManagement, Guard, Volunteer, Other }
+    /// The outcome of a patrol check.
+    pub enum CheckResult { Ok, IssueFound }
+    /// Weather as noted in the field; rain makes gate duty harder.
+    pub enum Weather { Clear, Cloudy, Rain, Cold, Hot, Windy }
+    /// What a gate issue is about (categories seen in the diary, plus `other`).
+    pub enum IssueCategory {
+        CourierCongestion, RefusedHealthCodeScan, UnverifiableTravelHistory, Weather,
+        Equipment, Staffing, Crowding, DeliveryBlocked, Other
+    }
+    /// How bad a gate issue is; ordered from least to worst.
+    pub enum Severity { Low, Medium, High, Critical }
+    /// Who an issue is escalated to.
+    pub enum EscalationTarget { Subdistrict, UrbanManagement, Police, PropertyManagement, Other }
+    /// Why a venue was inspected.
+    pub enum InspectionKind { ReopeningCheck, Routine, FollowUp }
+    /// What an inspection found.
+    pub enum InspectionResult { Passed, IssuesFound, Closed }
+}
+
+payloads! {
+    /// A community (unit of local administration) was registered.
+    pub struct CommunityRegistered {
+        pub community_id: EntityId,
+        pub name: String,
+        /// Where it sits, e.g. "Cuizhu subdistrict, Luohu district".
+        pub parent_area: Option<String>,
+    }
+
+    /// A grid (the patch of a community one team covers) was registered.
+    pub struct GridRegistered {
+        pub grid_id: EntityId,
+        pub community_id: EntityId,
+        pub name: String,
+    }
+
+    /// A site (compound, enterprise or small venue) was registered in a grid.
+    pub struct SiteRegistered {
+        pub site_id: EntityId,
+        pub grid_id: EntityId,
+        pub name: String,
+        pub kind: SiteKind,
+    }
+
+    /// A checkpoint (gate, screening point) was registered at a site.
+    pub struct CheckpointRegistered {
+        pub checkpoint_id: EntityId,
+        pub site_id: EntityId,
+        pub name: String,
+    }
+
+    /// A checkpoint was closed: no checks are expected or accepted until it reopens.
+    pub struct CheckpointClosed {
+        pub checkpoint_id: EntityId,
+        pub reason: String,
+    }
+
+    /// A closed checkpoint was opened again.
+    pub struct CheckpointReopened {
+        pub checkpoint_id: EntityId,
+        pub reason: Option<String>,
+    }
+
+    /// A staff member joined; `display_name` is what the team calls them, not a legal name.
+    pub struct StaffRegistered {
+        pub staff_id: EntityId,
+        pub display_name: String,
+        pub role: StaffRole,
+        pub grid_id: Option<EntityId>,
+    }
+
+    /// A team (e.g. a grid task force) was formed with its members.
+    pub struct TeamFormed {
+        pub team_id: EntityId,
+        pub grid_id: EntityId,
+        pub name: String,
+        #[serde(default)]
+        pub member_ids: Vec<EntityId>,
+    }
+
+    /// How often a checkpoint must be checked, and during which local hours.
+    pub struct CheckpointScheduleSet {
+        pub checkpoint_id: EntityId,
+        pub check_interval_minutes: u32,
+        /// Local time of day the schedule starts (e.g. `07:00`).
+        #[schemars(with = "String")]
+        pub active_from: Time,
+        /// Local time of day it ends (e.g. `22:00`); before `active_from` means past midnight.
+        #[schemars(with = "String")]
+        pub active_until: Time,
+    }
+
+    /// A patrol check at a checkpoint: who looked and what they found. Each finding is
+    /// `true` (fine), `false` (not fine) or absent (not looked at).
+    pub struct PatrolCheckRecorded {
+        pub checkpoint_id: EntityId,
+        pub staff_id: EntityId,
+        pub result: CheckResult,
+        pub staff_present: Option<bool>,
+        /// Masks, gloves, and raincoats when it rains.
+        pub protective_gear_worn: Option<bool>,
+        pub thermometer_working: Option<bool>,
+        pub health_code_scan_enforced: Option<bool>,
+        pub passage_logbook_kept: Option<bool>,
+        pub queue_orderly: Option<bool>,
+        pub weather: Option<Weather>,
+        /// The patrol round this check belongs to, if any.
+        pub round_id: Option<EntityId>,
+        pub note: Option<String>,
+    }
+
+    /// Counts from a checkpoint's passage logbook for a period (counts only, never people).
+    pub struct TrafficTallyRecorded {
+        pub checkpoint_id: EntityId,
+        pub recorded_by: EntityId,
+        pub period_start: Timestamp,
+        pub period_end: Timestamp,
+        pub people_screened: u32,
+        pub vehicles: u32,
+        pub fever_flags: u32,
+        pub refused_scans: u32,
+        pub temporary_passes_issued: u32,
+    }
+
+    /// An inspection of a venue, e.g. an enterprise or small shop reopening.
+    pub struct InspectionRecorded {
+        pub inspection_id: EntityId,
+        pub site_id: EntityId,
+        pub inspector_id: EntityId,
+        pub kind: InspectionKind,
+        pub result: InspectionResult,
+        pub findings: Option<String>,
+    }
+
+    /// A patrol round began with its checklist (e.g. the "five once-overs").
+    pub struct PatrolRoundStarted {
+        pub round_id: EntityId,
+        pub grid_id: EntityId,
+        pub led_by: EntityId,
+        pub checklist: Vec<ChecklistItem>,
+    }
+
+    /// One checklist item of a round was done.
+    pub struct PatrolRoundItemTicked {
+        pub round_id: EntityId,
+        pub item_id: EntityId,
+        pub ticked_by: EntityId,
+        /// The patrol check or inspection event that backs this tick, if any.
+        pub evidence_event_id: Option<Uuid>,
+        pub note: Option<String>,
+    }
+
+    /// A patrol round ended.
+    pub struct PatrolRoundCompleted {
+        pub round_id: EntityId,
+        pub completed_by: EntityId,
+        pub note: Option<String>,
+    }
+
+    /// A gate issue was raised at a checkpoint.
+    pub struct GateIssueRaised {
+        pub issue_id: EntityId,
+        pub checkpoint_id: EntityId,
+        pub raised_by: EntityId,
+        pub category: IssueCategory,
+        pub severity: Severity,
+        pub summary: String,
+        pub details: Option<String>,
+    }
+
+    /// Someone took note of an issue.
+    pub struct GateIssueAcknowledged {
+        pub issue_id: EntityId,
+        pub acknowledged_by: EntityId,
+    }
+
+    /// An issue was given to a staff member to handle.
+    pub struct GateIssueAssigned {
+        pub issue_id: EntityId,
+        pub assignee_id: EntityId,
+        pub assigned_by: EntityId,
+    }
+
+    /// Something was done about an issue (any number of times).
+    pub struct GateIssueActionTaken {
+        pub issue_id: EntityId,
+        pub taken_by: EntityId,
+        pub action: String,
+    }
+
+    /// An issue was handed up for help beyond the team.
+    pub struct GateIssueEscalated {
+        pub issue_id: EntityId,
+        pub escalated_by: EntityId,
+        pub escalated_to: EscalationTarget,
+        pub note: Option<String>,
+    }
+
+    /// An issue was solved.
+    pub struct GateIssueResolved {
+        pub issue_id: EntityId,
+        pub resolved_by: EntityId,
+        pub resolution: String,
+    }
+
+    /// A follow-up check confirmed the resolution held.
+    pub struct GateIssueResolutionVerified {
+        pub issue_id: EntityId,
+        pub verified_by: EntityId,
+        pub note: Option<String>,
+        /// The patrol check that looked again, if any.
+        pub check_event_id: Option<Uuid>,
+    }
+
+    /// A resolved issue came back.
+    pub struct GateIssueReopened {
+        pub issue_id: EntityId,
+        pub reopened_by: EntityId,
+        pub reason: String,
+    }
+
+    /// A home-quarantine release notice was delivered to a household. The household is a
+    /// pseudonymous reference, never a name or an address.
+    pub struct QuarantineReleaseNoticeDelivered {
+        pub household_ref: EntityId,
+        pub site_id: EntityId,
+        pub delivered_by: Vec<EntityId>,
+        pub masks_worn: bool,
+        pub temperature_taken: bool,
+        pub instructions_given: bool,
+        pub signed: bool,
+    }
+
+    /// Supplies were handed over.
+    pub struct SuppliesDelivered {
+        pub delivered_by: EntityId,
+        /// Who received them, as a role or place ("gate staff at site-x", "relief office").
+        pub recipient: String,
+        pub purpose: Option<String>,
+        pub items: Vec<SupplyItem>,
+    }
+
+    /// A directive (a new rule from above) arrived.
+    pub struct DirectiveReceived {
+        pub directive_id: EntityId,
+        pub title: String,
+        pub issued_by: String,
+        pub summary: Option<String>,
+        /// Whether it asks for a look back over open findings.
+        pub requires_review: bool,
+    }
+
+    /// A supervision-ledger task was assigned.
+    pub struct LedgerTaskAssigned {
+        pub task_id: EntityId,
+        pub title: String,
+        pub assignee_id: EntityId,
+        #[schemars(with = "Option<String>")]
+        pub due_on: Option<Date>,
+    }
+
+    /// A supervision-ledger task was done.
+    pub struct LedgerTaskCompleted {
+        pub task_id: EntityId,
+        pub completed_by: EntityId,
+        pub note: Option<String>,
+    }
+
+    /// A free-text note from the field: the daily diary of a staff member.
+    pub struct FieldNoteRecorded {
+        pub author: EntityId,
+        pub text: String,
+        pub site_id: Option<EntityId>,
+        pub weather: Option<Weather>,
+    }
+
+    /// An earlier event was wrong; `replacement` is what it should have said (same type).
+    pub struct EventCorrected {
+        pub corrected_event_id: Uuid,
+        pub corrected_by: EntityId,
+        pub reason: String,
+        pub replacement: Box<Event>,
+    }
+
+    /// An earlier event should not have been recorded at all.
+    pub struct EventRetracted {
+        pub retracted_event_id: Uuid,
+        pub retracted_by: EntityId,
+        pub reason: String,
+    }
+
+    /// The integrity seal of a local day: the hash-chain head after its last event.
+    pub struct DaySealed {
+        #[schemars(with = "String")]
+        pub local_day: Date,
+        pub time_zone: String,
+        /// Global position of the last event of the day (0 when the log was empty).
+        pub last_global_position: u64,
+        /// Hex of the chain hash at `last_global_position`.
+        pub chain_hash: String,
+        pub event_count: u64,
+    }
+}
+
+/// One line of a patrol round's checklist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    pub item_id: EntityId,
+    pub label: String,
+}
+
+/// One kind of supply handed over.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupplyItem {
+    pub item: String,
+    pub quantity: u32,
+    pub unit: Option<String>,
+}
+
+catalogue! {
+    CommunityRegistered = 1,
+    GridRegistered = 1,
+    SiteRegistered = 1,
+    CheckpointRegistered = 1,
+    CheckpointClosed = 1,
+    CheckpointReopened = 1,
+    StaffRegistered = 1,
+    TeamFormed = 1,
+    CheckpointScheduleSet = 1,
+    PatrolCheckRecorded = 1,
+    TrafficTallyRecorded = 1,
+    InspectionRecorded = 1,
+    PatrolRoundStarted = 1,
+    PatrolRoundItemTicked = 1,
+    PatrolRoundCompleted = 1,
+    GateIssueRaised = 1,
+    GateIssueAcknowledged = 1,
+    GateIssueAssigned = 1,
+    GateIssueActionTaken = 1,
+    GateIssueEscalated = 1,
+    GateIssueResolved = 1,
+    GateIssueResolutionVerified = 1,
+    GateIssueReopened = 1,
+    QuarantineReleaseNoticeDelivered = 1,
+    SuppliesDelivered = 1,
+    DirectiveReceived = 1,
+    LedgerTaskAssigned = 1,
+    LedgerTaskCompleted = 1,
+    FieldNoteRecorded = 1,
+    EventCorrected = 1,
+    EventRetracted = 1,
+    DaySealed = 1,
+}
