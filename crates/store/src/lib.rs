@@ -1,1 +1,191 @@
-pub fn x(){}
+//! The event log: the [`EventStore`] trait every backend implements, the sled backend
+//! ([`SledStore`], the embedded default), the hash chain, and the backend conformance suite
+//! ([`conformance`]) that every backend must pass.
+//!
+//! Rules every backend keeps (and the conformance suite checks):
+//! - global positions and stream versions start at 1 and have no holes;
+//! - an append of several events is all-or-nothing, and is rejected whole when its expected
+//!   version does not hold;
+//! - an append is acknowledged only once it is durable;
+//! - appends are idempotent by event id: a retry returns the original positions;
+//! - `subscribe` delivers every event from a position on, catch-up then live, with no gap and
+//!   no duplicate, and a slow subscriber never holds up writers.
+
+pub mod conformance;
+mod head_file;
+mod sled_store;
+
+use std::future::Future;
+
+use futures::stream::BoxStream;
+use uuid::Uuid;
+
+pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent};
+pub use head_file::ChainHead;
+pub use sled_store::{SledConfig, SledStore, VerifyProblem, VerifyReport, sled_data_file, verify_dir};
+
+/// The most events one append may carry.
+pub const APPEND_EVENTS_MAX: usize = 1_000;
+/// The largest stored record of one event, in bytes.
+pub const EVENT_SIZE_BYTES_MAX: usize = 64 * 1024;
+/// The most events one read returns.
+pub const READ_PAGE_EVENTS_MAX: usize = 10_000;
+
+/// What the writer expects the stream to look like before the append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream holds.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have this version (0 is the same as `NoStream`).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `current` (0 when empty) satisfies this.
+    pub fn admits(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(version) => current == version,
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// Where one appended event landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AppendedEvent {
+    pub event_id: Uuid,
+    pub global_position: u64,
+    pub stream_version: u64,
+}
+
+/// A durable append.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Committed {
+    pub events: Vec<AppendedEvent>,
+    /// True when every event id was already in the log from an earlier append, so nothing
+    /// was written and the original positions are returned.
+    pub deduplicated: bool,
+}
+
+/// An append the store refused, having written nothing. These are expected outcomes, kept
+/// apart from [`StoreError`] so that `?` cannot pass a conflict to a caller that should retry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("stream {stream_id}: expected {expected}, but the stream is at version {actual}")]
+    WrongExpectedVersion { stream_id: EntityId, expected: ExpectedVersion, actual: u64 },
+    #[error("event id {event_id} is already recorded at position {global_position} by a different append")]
+    EventIdInUse { event_id: Uuid, global_position: u64 },
+    #[error("invalid append: {0}")]
+    Invalid(String),
+}
+
+impl Rejection {
+    /// Conflicts are about the log's current state; `Invalid` is about the request itself.
+    pub fn is_conflict(&self) -> bool {
+        !matches!(self, Rejection::Invalid(_))
+    }
+}
+
+/// Operating errors: I/O, corruption, a store that stopped after a failed write.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt log at global position {global_position}: {reason}")]
+    Corrupt { global_position: u64, reason: String },
+    #[error(
+        "the log is shorter than its chain head: the head file says position {head_position} \
+         was written, but the log ends at {log_end}; first missing position {}",
+        log_end + 1
+    )]
+    Truncated { head_position: u64, log_end: u64 },
+    #[error("the store stopped after a failed write ({0}); reopen it to recover")]
+    Poisoned(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// A stream of recorded events (a subscription).
+pub type EventStream = BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
+/// The append-only event log.
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream_id` as one all-or-nothing unit and returns once they are
+    /// durable.
+    fn append(
+        &self,
+        stream_id: &EntityId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Result<Committed, Rejection>, StoreError>> + Send;
+
+    /// Up to `limit` events of `stream_id` from `from_version` (inclusive) on.
+    fn read_stream(
+        &self,
+        stream_id: &EntityId,
+        from_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Up to `limit` events of the whole log from `from_position` (inclusive) on.
+    fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// The global position of the last durable event (0 when the log is empty).
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every event from `from_position` (inclusive) on: first those already in the log,
+    /// then each new one as it becomes durable; no gap, no duplicate.
+    fn subscribe(&self, from_position: u64) -> EventStream;
+}
+
+/// The chain hash of the record at `global_position`: `blake3(previous || position || bytes)`.
+/// The first record's previous hash is all zeros.
+pub fn chain_hash(previous: &ChainHash, global_position: u64, record_bytes: &[u8]) -> ChainHash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(previous);
+    hasher.update(&global_position.to_be_bytes());
+    hasher.update(record_bytes);
+    *hasher.finalize().as_bytes()
+}
+
+/// Checks an append request against the limits every backend shares; `Err` says why not.
+pub fn validate_append(events: &[NewEvent]) -> Result<(), Rejection> {
+    if events.is_empty() {
+        return Err(Rejection::Invalid("an append needs at least one event".into()));
+    }
+    if events.len() > APPEND_EVENTS_MAX {
+        return Err(Rejection::Invalid(format!(
+            "{} events in one append; at most {APPEND_EVENTS_MAX}",
+            events.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    for event in events {
+        if event.event_id.get_version_num() != 7 {
+            return Err(Rejection::Invalid(format!("event id {} is not a UUIDv7", event.event_id)));
+        }
+        if !seen.insert(event.event_id) {
+            return Err(Rejection::Invalid(format!("event id {} appears twice in one append", event.event_id)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The chain-head file: the last durable global position and its chain hash, kept outside
+//! sled so that a log which sled's recovery cut short is detected, never taken as whole.
+//!
+//! sled stops recovery at the first record whose checksum fails, which silently drops every
+//! later record. This small file is written after each durable commit and survives that.
+//! It holds two 64-byte slots written alternately, each with its own checksum, so a torn
+//! write can only lose the newest slot, never both. It is synced by a background thread
+//! (not on the append path): after a power loss it may lag the log, which is safe, since it
+//! is only ever a lower bound of what the log must hold.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::mpsc;
+
+use events_schema::{CHAIN_HASH_BYTES, ChainHash};
+
+const MAGIC: &[u8; 8] = b"GWHEAD01";
+const SLOT_BYTES: usize = 64;
+const CHECKED_BYTES: usize = SLOT_BYTES - 8;
+
+/// The last durable event of the log and its chain hash (position 0 for an empty log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub global_position: u64,
+    pub hash: ChainHash,
+}
+
+impl ChainHead {
+    pub const EMPTY: ChainHead = ChainHead { global_position: 0, hash: [0; CHAIN_HASH_BYTES] };
+}
+
+#[derive(Debug)]
+pub(crate) struct HeadFile {
+    file: File,
+    sequence: u64,
+    /// Wakes the syncer; a full channel means a sync is already due, so sends never block.
+    sync_requests: mpsc::SyncSender<()>,
+}
+
+fn encode_slot(sequence: u64, head: ChainHead) -> [u8; SLOT_BYTES] {
+    let mut slot = [0u8; SLOT_BYTES];
+    slot[..8].copy_from_slice(MAGIC);
+    slot[8..16].copy_from_slice(&sequence.to_be_bytes());
+    slot[16..24].copy_from_slice(&head.global_position.to_be_bytes());
+    slot[24..56].copy_from_slice(&head.hash);
+    let check = blake3::hash(&slot[..CHECKED_BYTES]);
+    slot[CHECKED_BYTES..].copy_from_slice(&check.as_bytes()[..8]);
+    slot
+}
+
+fn decode_slot(slot: &[u8]) -> Option<(u64, ChainHead)> {
+    if slot.len() != SLOT_BYTES || &slot[..8] != MAGIC {
+        return None;
+    }
+    let check = blake3::hash(&slot[..CHECKED_BYTES]);
+    if slot[CHECKED_BYTES..] != check.as_bytes()[..8] {
+        return None;
+    }
+    let sequence = u64::from_be_bytes(slot[8..16].try_into().ok()?);
+    let global_position = u64::from_be_bytes(slot[16..24].try_into().ok()?);
+    let hash = slot[24..56].try_into().ok()?;
+    Some((sequence, ChainHead { global_position, hash }))
+}
+
+/// Reads the newest valid slot. `Ok(None)` when the file does not exist; an error when it
+/// exists but holds no valid slot.
+pub(crate) fn read(path: &Path) -> io::Result<Option<ChainHead>> {
+    Ok(read_with_sequence(path)?.map(|(_, head)| head))
+}
+
+fn read_with_sequence(path: &Path) -> io::Result<Option<(u64, ChainHead)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let newest = bytes.chunks(SLOT_BYTES).take(2).filter_map(decode_slot).max_by_key(|(sequence, _)| *sequence);
+    match newest {
+        Some(found) => Ok(Some(found)),
+        None => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} holds no valid chain head", path.display()))),
+    }
+}
+
+impl HeadFile {
+    /// Opens (creating if needed) the head file at `path`, returning the head it held.
+    pub(crate) fn open(path: &Path) -> io::Result<(HeadFile, Option<ChainHead>)> {
+        let existing = read_with_sequence(path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let syncer_file = file.try_clone()?;
+        let (sync_requests, wakeups) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new().name("gridwatch-head-sync".into()).spawn(move || {
+            while wakeups.recv().is_ok() {
+                if let Err(error) = syncer_file.sync_data() {
+                    tracing::error!(%error, "syncing the chain-head file failed");
+                }
+            }
+        })?;
+        let sequence = existing.map_or(0, |(sequence, _)| sequence);
+        Ok((HeadFile { file, sequence, sync_requests }, existing.map(|(_, head)| head)))
+    }
+
+    /// Writes `head` into the older slot and asks the syncer to sync it.
+    pub(crate) fn write(&mut self, head: ChainHead) -> io::Result<()> {
+        self.sequence += 1;
+        let offset = (self.sequence % 2) * SLOT_BYTES as u64;
+        self.file.write_all_at(&encode_slot(self.sequence, head), offset)?;
+        // A full channel means a sync is already pending and will cover this write.
+        let _ = self.sync_requests.try_send(());
+        Ok(())
+    }
+
+    /// Writes and syncs `head` before returning (at creation and on close).
+    pub(crate) fn write_synced(&mut self, head: ChainHead) -> io::Result<()> {
+        self.write(head)?;
+        self.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_valid_slot_wins_and_a_torn_slot_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain-head");
+        let (mut file, existing) = HeadFile::open(&path).unwrap();
+        assert_eq!(existing, None);
+        for position in 1..=5 {
+            file.write(ChainHead { global_position: position, hash: [position as u8; 32] }).unwrap();
+        }
+        assert_eq!(read(&path).unwrap().unwrap().global_position, 5);
+        // Tear the newest slot: the previous head is still there.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let newest_offset = (5 % 2) * SLOT_BYTES;
+        bytes[newest_offset + 20] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(&path).unwrap().unwrap().global_position, 4);
+        // Both torn: an error, never a silent "empty".
+        let other = (4 % 2) * SLOT_BYTES;
+        bytes[other + 20] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read(&path).is_err());
+    }
+}

@@ -1,0 +1,722 @@
+//! The sled backend: the embedded default log.
+//!
+//! Layout (two sled trees, one sled database under `<dir>/sled`, plus `<dir>/chain-head`):
+//! - `log`: global position (u64 big-endian) -> record bytes (codec tag + bincode) followed
+//!   by the 32-byte chain hash. The only source of truth.
+//! - `index`: derived, rebuilt from `log` on open when a crash left it behind:
+//!   `s` + stream id length (u16 BE) + stream id + stream version (u64 BE) -> position,
+//!   `e` + event id (16 bytes) -> position, and `m:indexed_through` -> the last position
+//!   indexed. The marker is written in the same (atomic, single-tree) batch as the entries.
+//!
+//! One writer thread owns every write. It drains the queue of appends, decides each
+//! (idempotency, expected version, limits), writes the whole group as one batch per tree,
+//! flushes sled, then `fdatasync`s sled's data file, because sled 0.34's flush only calls
+//! `sync_file_range`, which neither flushes the device cache nor the file's metadata. Only
+//! then are the appends acknowledged and the durable head advanced. Readers never see past
+//! the durable head. No multi-tree transaction is used: the index can always be rebuilt.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use events_schema::{CHAIN_HASH_BYTES, ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp, decode_record, encode_record};
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::head_file::{self, ChainHead, HeadFile};
+use crate::{
+    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, READ_PAGE_EVENTS_MAX,
+    Rejection, StoreError, chain_hash, validate_append,
+};
+
+const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
+/// How many appends may wait for the writer before `append` waits for room.
+const APPEND_QUEUE_REQUESTS_MAX: usize = 4_096;
+/// Events buffered per subscriber before its reader waits for it (the writer never does).
+const SUBSCRIPTION_BUFFER_EVENTS: usize = 1_024;
+/// Events read from the log per step of a subscription's catch-up.
+const SUBSCRIPTION_PAGE_EVENTS: usize = 512;
+/// Events re-indexed per batch while repairing the index on open.
+const REPAIR_BATCH_EVENTS: usize = 10_000;
+
+/// Settings of the sled backend.
+#[derive(Clone, Debug)]
+pub struct SledConfig {
+    pub dir: PathBuf,
+    /// sled's page cache; its own default is 1 GiB, far more than a small deployment needs.
+    pub cache_capacity_bytes: u64,
+    /// The most events one group commit writes; more waiting appends go in the next group.
+    pub group_commit_events_max: usize,
+}
+
+impl SledConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> SledConfig {
+        SledConfig { dir: dir.into(), cache_capacity_bytes: 64 * 1024 * 1024, group_commit_events_max: 8_192 }
+    }
+}
+
+/// The embedded event log. Cheap to clone; the last clone dropped stops the writer after
+/// it has finished every queued append.
+#[derive(Clone, Debug)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: sled::Tree,
+    index: sled::Tree,
+    requests: Option<mpsc::Sender<AppendRequest>>,
+    /// The durable head: the last position the writer flushed and acknowledged.
+    durable: watch::Receiver<u64>,
+    /// Set once when a write fails; from then on the store refuses all work.
+    poisoned: Arc<OnceLock<String>>,
+    writer: Option<JoinHandle<()>>,
+    head_path: PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+type AppendReply = Result<Result<Committed, Rejection>, StoreError>;
+
+#[derive(Debug)]
+struct AppendRequest {
+    stream_id: EntityId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<AppendReply>,
+}
+
+fn stream_prefix(stream_id: &EntityId) -> Vec<u8> {
+    let id = stream_id.as_str().as_bytes();
+    let mut key = Vec::with_capacity(3 + id.len() + 8);
+    key.push(b's');
+    key.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    key.extend_from_slice(id);
+    key
+}
+
+fn stream_key(stream_id: &EntityId, stream_version: u64) -> Vec<u8> {
+    let mut key = stream_prefix(stream_id);
+    key.extend_from_slice(&stream_version.to_be_bytes());
+    key
+}
+
+fn event_key(event_id: Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = b'e';
+    key[1..].copy_from_slice(event_id.as_bytes());
+    key
+}
+
+fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        global_position: 0,
+        reason: format!("{what} is {} bytes, not 8", bytes.len()),
+    })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Splits a stored log value into record bytes and chain hash.
+fn split_value(global_position: u64, value: &[u8]) -> Result<(&[u8], ChainHash), StoreError> {
+    if value.len() <= CHAIN_HASH_BYTES {
+        return Err(StoreError::Corrupt { global_position, reason: "record shorter than its hash".into() });
+    }
+    let (record, hash) = value.split_at(value.len() - CHAIN_HASH_BYTES);
+    Ok((record, hash.try_into().expect("split at the hash length")))
+}
+
+fn decode_value(global_position: u64, value: &[u8]) -> Result<RecordedEvent, StoreError> {
+    let (record, hash) = split_value(global_position, value)?;
+    decode_record(global_position, record, hash)
+        .map_err(|error| StoreError::Corrupt { global_position, reason: error.to_string() })
+}
+
+/// The stored hash of `global_position` (all zeros for position 0).
+fn stored_hash(log: &sled::Tree, global_position: u64) -> Result<ChainHash, StoreError> {
+    if global_position == 0 {
+        return Ok([0; CHAIN_HASH_BYTES]);
+    }
+    let value = log.get(global_position.to_be_bytes())?.ok_or_else(|| StoreError::Corrupt {
+        global_position,
+        reason: "missing from the log".into(),
+    })?;
+    Ok(split_value(global_position, &value)?.1)
+}
+
+/// Reads and checks the log from `from` up to `through` (inclusive), at most `limit` events.
+/// Each record's chain hash is recomputed from the one before it.
+fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    let from = from.max(1);
+    if from > through || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut previous = stored_hash(log, from - 1)?;
+    let mut events = Vec::with_capacity(limit.min((through - from + 1) as usize).min(READ_PAGE_EVENTS_MAX));
+    for (expected, entry) in (from..=through).zip(log.range(from.to_be_bytes()..=through.to_be_bytes())).take(limit) {
+        let (key, value) = entry?;
+        let global_position = u64_from(&key, "a log key")?;
+        if global_position != expected {
+            return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
+        }
+        let (record, hash) = split_value(global_position, &value)?;
+        if chain_hash(&previous, global_position, record) != hash {
+            return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
+        }
+        previous = hash;
+        events.push(decode_record(global_position, record, hash).map_err(|error| StoreError::Corrupt {
+            global_position,
+            reason: error.to_string(),
+        })?);
+    }
+    Ok(events)
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the log in `config.dir`, checks it against the chain-head
+    /// file, repairs the derived index, and starts the writer.
+    pub fn open(config: SledConfig) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(&config.dir)?;
+        let sled_dir = config.dir.join("sled");
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .cache_capacity(config.cache_capacity_bytes)
+            .flush_every_ms(None)
+            .open()?;
+        let log = db.open_tree("log")?;
+        let index = db.open_tree("index")?;
+        let data_file = File::open(sled_dir.join("db"))?;
+
+        let log_end = match log.last()? {
+            Some((key, _)) => u64_from(&key, "a log key")?,
+            None => 0,
+        };
+        let head_path = config.dir.join("chain-head");
+        let (mut head_file, stored_head) = HeadFile::open(&head_path)?;
+        match stored_head {
+            None if log_end > 0 => {
+                return Err(StoreError::Corrupt {
+                    global_position: log_end,
+                    reason: format!("the log holds events but {} is missing", head_path.display()),
+                });
+            }
+            None => {}
+            Some(head) if head.global_position > log_end => {
+                return Err(StoreError::Truncated { head_position: head.global_position, log_end });
+            }
+            Some(head) => {
+                if stored_hash(&log, head.global_position)? != head.hash {
+                    return Err(StoreError::Corrupt {
+                        global_position: head.global_position,
+                        reason: "its chain hash differs from the one in the chain-head file".into(),
+                    });
+                }
+                // Events after the recorded head reached the disk but the head file lagged:
+                // check their links before trusting them.
+                read_log(&log, head.global_position + 1, log_end, usize::MAX)?;
+            }
+        }
+        let last_hash = stored_hash(&log, log_end)?;
+        head_file.write_synced(ChainHead { global_position: log_end, hash: last_hash })?;
+        repair_index(&log, &index, log_end)?;
+        db.flush()?;
+        data_file.sync_data()?;
+
+        let (durable_sender, durable) = watch::channel(log_end);
+        let (requests, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
+        let poisoned = Arc::new(OnceLock::new());
+        let writer = Writer {
+            db,
+            log: log.clone(),
+            index: index.clone(),
+            data_file,
+            head_file,
+            next_position: log_end + 1,
+            last_hash,
+            stream_heads: HashMap::new(),
+            durable: durable_sender,
+            poisoned: poisoned.clone(),
+            group_commit_events_max: config.group_commit_events_max.max(1),
+        };
+        let writer = std::thread::Builder::new().name("gridwatch-writer".into()).spawn(move || writer.run(receiver))?;
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                log,
+                index,
+                requests: Some(requests),
+                durable,
+                poisoned,
+                writer: Some(writer),
+                head_path,
+            }),
+        })
+    }
+
+    fn check_usable(&self) -> Result<(), StoreError> {
+        match self.inner.poisoned.get() {
+            Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn durable_head(&self) -> u64 {
+        *self.inner.durable.borrow()
+    }
+
+    /// Synchronous `read_all`, for tools and benchmarks that run outside an async runtime.
+    pub fn read_all_blocking(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.check_usable()?;
+        read_log(&self.inner.log, from_position, self.durable_head(), limit.min(READ_PAGE_EVENTS_MAX))
+    }
+
+    /// Recomputes the whole hash chain and checks every record, the per-stream versions, the
+    /// event-id index and the chain-head file. The first problem found is reported with its
+    /// global position; `Err` is kept for I/O errors.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.check_usable()?;
+        let head = self.durable_head();
+        let log = &self.inner.log;
+        let mut report = VerifyReport { events: 0, last_hash: [0; CHAIN_HASH_BYTES], problem: None };
+        let mut stream_versions: HashMap<EntityId, u64> = HashMap::new();
+        let mut expected = 1u64;
+        let problem = |global_position: u64, reason: String| Some(VerifyProblem { global_position, reason });
+        for entry in log.range(..=head.to_be_bytes()) {
+            let (key, value) = entry?;
+            let Ok(global_position) = u64_from(&key, "a log key") else {
+                report.problem = problem(expected, "malformed log key".into());
+                return Ok(report);
+            };
+            if global_position != expected {
+                report.problem = problem(expected, format!("missing from the log (next present is {global_position})"));
+                return Ok(report);
+            }
+            let (record, hash) = match split_value(global_position, &value) {
+                Ok(parts) => parts,
+                Err(error) => {
+                    report.problem = problem(global_position, error.to_string());
+                    return Ok(report);
+                }
+            };
+            if chain_hash(&report.last_hash, global_position, record) != hash {
+                report.problem = problem(global_position, "chain hash mismatch: the stored record or hash was changed".into());
+                return Ok(report);
+            }
+            let event = match decode_record(global_position, record, hash) {
+                Ok(event) => event,
+                Err(error) => {
+                    report.problem = problem(global_position, format!("undecodable record: {error}"));
+                    return Ok(report);
+                }
+            };
+            let stream_version = stream_versions.entry(event.stream_id.clone()).or_insert(0);
+            if event.stream_version != *stream_version + 1 {
+                report.problem = problem(
+                    global_position,
+                    format!("stream {} jumps from version {} to {}", event.stream_id, stream_version, event.stream_version),
+                );
+                return Ok(report);
+            }
+            *stream_version = event.stream_version;
+            let indexed = self.inner.index.get(event_key(event.event_id))?;
+            if indexed.as_deref() != Some(&global_position.to_be_bytes()[..]) {
+                report.problem = problem(global_position, format!("event id {} is not indexed at this position", event.event_id));
+                return Ok(report);
+            }
+            report.events += 1;
+            report.last_hash = hash;
+            expected += 1;
+        }
+        if report.events < head {
+            report.problem = problem(report.events + 1, format!("missing from the log (the durable head is {head})"));
+            return Ok(report);
+        }
+        match head_file::read(&self.inner.head_path) {
+            Ok(Some(chain_head)) if chain_head.global_position > head => {
+                report.problem = problem(head + 1, format!("missing: the chain-head file says {} events", chain_head.global_position));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => report.problem = problem(head, "the chain-head file is missing".into()),
+            Err(error) => report.problem = problem(head, format!("the chain-head file is unreadable: {error}")),
+        }
+        Ok(report)
+    }
+}
+
+/// The result of [`SledStore::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events checked and found intact, from position 1.
+    pub events: u64,
+    /// The chain hash of the last intact event.
+    pub last_hash: ChainHash,
+    /// The first problem found, if any.
+    pub problem: Option<VerifyProblem>,
+}
+
+/// The first bad position found by `verify`, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyProblem {
+    pub global_position: u64,
+    pub reason: String,
+}
+
+/// Brings the derived index up to `log_end`: re-indexes what a crash left unindexed, and
+/// rebuilds from scratch when the index claims more than the log holds.
+fn repair_index(log: &sled::Tree, index: &sled::Tree, log_end: u64) -> Result<(), StoreError> {
+    let mut indexed_through = match index.get(INDEXED_THROUGH_KEY)? {
+        Some(bytes) => u64_from(&bytes, "the index marker")?,
+        None => 0,
+    };
+    if indexed_through > log_end {
+        tracing::warn!(indexed_through, log_end, "index ahead of the log; rebuilding it");
+        index.clear()?;
+        indexed_through = 0;
+    }
+    if indexed_through < log_end {
+        tracing::info!(from = indexed_through + 1, to = log_end, "re-indexing the log tail");
+    }
+    while indexed_through < log_end {
+        let events = read_log(log, indexed_through + 1, log_end, REPAIR_BATCH_EVENTS)?;
+        let mut batch = sled::Batch::default();
+        for event in &events {
+            let position = event.global_position.to_be_bytes();
+            batch.insert(stream_key(&event.stream_id, event.stream_version), &position);
+            batch.insert(&event_key(event.event_id), &position);
+        }
+        indexed_through = events.last().map_or(log_end, |event| event.global_position);
+        batch.insert(INDEXED_THROUGH_KEY, &indexed_through.to_be_bytes());
+        index.apply_batch(batch)?;
+    }
+    Ok(())
+}
+
+/// The single owner of all writes.
+struct Writer {
+    db: sled::Db,
+    log: sled::Tree,
+    index: sled::Tree,
+    /// sled's data file, opened separately so the writer can `fdatasync` it.
+    data_file: File,
+    head_file: HeadFile,
+    next_position: u64,
+    last_hash: ChainHash,
+    /// Last version of each stream seen by the writer: a cache of the index.
+    stream_heads: HashMap<EntityId, u64>,
+    durable: watch::Sender<u64>,
+    poisoned: Arc<OnceLock<String>>,
+    group_commit_events_max: usize,
+}
+
+/// What the group being committed has decided so far, before it is durable.
+#[derive(Default)]
+struct Group {
+    log_batch: sled::Batch,
+    index_batch: sled::Batch,
+    stream_heads: HashMap<EntityId, u64>,
+    event_ids: HashMap<Uuid, (EntityId, AppendedEvent)>,
+    writes: usize,
+}
+
+impl Writer {
+    fn run(mut self, mut requests: mpsc::Receiver<AppendRequest>) {
+        while let Some(first) = requests.blocking_recv() {
+            let mut events = first.events.len();
+            let mut group = vec![first];
+            while events < self.group_commit_events_max {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        events += request.events.len();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group);
+        }
+        let head = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
+        if self.poisoned.get().is_none() {
+            if let Err(error) = self.head_file.write_synced(head) {
+                tracing::error!(%error, "writing the chain-head file on close failed");
+            }
+        }
+    }
+
+    fn commit(&mut self, requests: Vec<AppendRequest>) {
+        if let Some(reason) = self.poisoned.get() {
+            for request in requests {
+                let _ = request.reply.send(Err(StoreError::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        let recorded_at = Timestamp::now();
+        let mut group = Group::default();
+        let position_before = self.next_position;
+        let hash_before = self.last_hash;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut failure = None;
+        for request in &requests {
+            match self.decide(request, recorded_at, &mut group) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if failure.is_none() && group.writes > 0 {
+            failure = self.make_durable(group.log_batch, group.index_batch).err();
+        }
+        if let Some(error) = failure {
+            let reason = error.to_string();
+            tracing::error!(%reason, "append failed; the store stops taking writes");
+            let _ = self.poisoned.set(reason.clone());
+            self.next_position = position_before;
+            self.last_hash = hash_before;
+            for request in requests {
+                let _ = request.reply.send(Err(StoreError::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        self.stream_heads.extend(group.stream_heads);
+        self.durable.send_replace(self.next_position - 1);
+        for (request, outcome) in requests.into_iter().zip(outcomes) {
+            let _ = request.reply.send(Ok(outcome));
+        }
+    }
+
+    fn make_durable(&mut self, log_batch: sled::Batch, index_batch: sled::Batch) -> Result<(), StoreError> {
+        self.log.apply_batch(log_batch)?;
+        self.index.apply_batch(index_batch)?;
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        self.head_file.write(ChainHead { global_position: self.next_position - 1, hash: self.last_hash })?;
+        Ok(())
+    }
+
+    fn stream_head(&self, group: &Group, stream_id: &EntityId) -> Result<u64, StoreError> {
+        if let Some(version) = group.stream_heads.get(stream_id).or_else(|| self.stream_heads.get(stream_id)) {
+            return Ok(*version);
+        }
+        match self.index.scan_prefix(stream_prefix(stream_id)).next_back() {
+            Some(entry) => {
+                let (key, _) = entry?;
+                u64_from(&key[key.len() - 8..], "a stream index key")
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Where `event_id` was recorded, looking at this group first, then the index.
+    fn find_event(&self, group: &Group, event_id: Uuid) -> Result<Option<(EntityId, AppendedEvent)>, StoreError> {
+        if let Some(found) = group.event_ids.get(&event_id) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(position) = self.index.get(event_key(event_id))? else { return Ok(None) };
+        let global_position = u64_from(&position, "an event index value")?;
+        let value = self.log.get(global_position.to_be_bytes())?.ok_or_else(|| StoreError::Corrupt {
+            global_position,
+            reason: "indexed but missing from the log".into(),
+        })?;
+        let event = decode_value(global_position, &value)?;
+        Ok(Some((event.stream_id, AppendedEvent { event_id, global_position, stream_version: event.stream_version })))
+    }
+
+    fn decide(
+        &mut self,
+        request: &AppendRequest,
+        recorded_at: Timestamp,
+        group: &mut Group,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        if let Err(rejection) = validate_append(&request.events) {
+            return Ok(Err(rejection));
+        }
+        // Idempotency: a retry of an earlier append gets the original answer.
+        let mut found = Vec::new();
+        for event in &request.events {
+            if let Some(earlier) = self.find_event(group, event.event_id)? {
+                found.push(earlier);
+            }
+        }
+        if let Some((_, first)) = found.first() {
+            let whole_retry = found.len() == request.events.len()
+                && found.iter().all(|(stream_id, _)| *stream_id == request.stream_id);
+            if !whole_retry {
+                return Ok(Err(Rejection::EventIdInUse { event_id: first.event_id, global_position: first.global_position }));
+            }
+            let events = found.into_iter().map(|(_, appended)| appended).collect();
+            return Ok(Ok(Committed { events, deduplicated: true }));
+        }
+        let current = self.stream_head(group, &request.stream_id)?;
+        if !request.expected.admits(current) {
+            return Ok(Err(Rejection::WrongExpectedVersion {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected,
+                actual: current,
+            }));
+        }
+        // Encode everything before touching the group, so a rejected event writes nothing.
+        let mut previous = self.last_hash;
+        let mut values = Vec::with_capacity(request.events.len());
+        let mut appended = Vec::with_capacity(request.events.len());
+        for (offset, event) in request.events.iter().enumerate() {
+            let global_position = self.next_position + offset as u64;
+            let stream_version = current + 1 + offset as u64;
+            let mut value = Vec::with_capacity(256);
+            encode_record(&request.stream_id, stream_version, recorded_at, event, &mut value);
+            if value.len() > EVENT_SIZE_BYTES_MAX {
+                return Ok(Err(Rejection::Invalid(format!(
+                    "event {} encodes to {} bytes; at most {EVENT_SIZE_BYTES_MAX}",
+                    event.event_id,
+                    value.len()
+                ))));
+            }
+            let hash = chain_hash(&previous, global_position, &value);
+            debug_assert!(decode_record(global_position, &value, hash).is_ok(), "an encoded record decodes");
+            value.extend_from_slice(&hash);
+            previous = hash;
+            values.push(value);
+            appended.push(AppendedEvent { event_id: event.event_id, global_position, stream_version });
+        }
+        for (value, appended) in values.into_iter().zip(&appended) {
+            let position = appended.global_position.to_be_bytes();
+            group.log_batch.insert(&position, value);
+            group.index_batch.insert(stream_key(&request.stream_id, appended.stream_version), &position);
+            group.index_batch.insert(&event_key(appended.event_id), &position);
+            group.event_ids.insert(appended.event_id, (request.stream_id.clone(), *appended));
+        }
+        let last = appended.last().expect("validated: at least one event");
+        group.stream_heads.insert(request.stream_id.clone(), last.stream_version);
+        group.index_batch.insert(INDEXED_THROUGH_KEY, &last.global_position.to_be_bytes());
+        group.writes += appended.len();
+        self.next_position = last.global_position + 1;
+        self.last_hash = previous;
+        Ok(Ok(Committed { events: appended, deduplicated: false }))
+    }
+}
+
+impl EventStore for SledStore {
+    async fn append(
+        &self,
+        stream_id: &EntityId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        self.check_usable()?;
+        let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest { stream_id: stream_id.clone(), expected, events, reply };
+        requests.send(request).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &EntityId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.check_usable()?;
+        let head = self.durable_head();
+        let start = stream_key(stream_id, from_version.max(1));
+        let end = stream_key(stream_id, u64::MAX);
+        let mut events = Vec::new();
+        for entry in self.inner.index.range(start..=end).take(limit.min(READ_PAGE_EVENTS_MAX)) {
+            let (_, position) = entry?;
+            let global_position = u64_from(&position, "a stream index value")?;
+            if global_position > head {
+                break;
+            }
+            let mut event = read_log(&self.inner.log, global_position, global_position, 1)?;
+            let event = event.pop().ok_or_else(|| StoreError::Corrupt {
+                global_position,
+                reason: "indexed but missing from the log".into(),
+            })?;
+            assert_eq!(&event.stream_id, stream_id, "the stream index points into another stream");
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_blocking(from_position, limit)
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.check_usable()?;
+        Ok(self.durable_head())
+    }
+
+    fn subscribe(&self, from_position: u64) -> EventStream {
+        let store = self.clone();
+        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS);
+        tokio::spawn(async move {
+            let mut next = from_position.max(1);
+            let mut durable = store.inner.durable.clone();
+            loop {
+                let head = *durable.borrow_and_update();
+                if next > head {
+                    if durable.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let page = store.check_usable().and_then(|()| read_log(&store.inner.log, next, head, SUBSCRIPTION_PAGE_EVENTS));
+                match page {
+                    Ok(events) => {
+                        for event in events {
+                            next = event.global_position + 1;
+                            if sender.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(receiver).boxed()
+    }
+}
+
+/// Opens the store in `dir` read-and-verify style for the `verify` command: open-time
+/// findings (a shortened log, a chain head that does not match) become a report, not an error.
+pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
+    match SledStore::open(config) {
+        Ok(store) => store.verify(),
+        Err(StoreError::Truncated { head_position, log_end }) => Ok(VerifyReport {
+            events: log_end,
+            last_hash: [0; CHAIN_HASH_BYTES],
+            problem: Some(VerifyProblem {
+                global_position: log_end + 1,
+                reason: format!(
+                    "the log ends at {log_end} but the chain-head file says {head_position} events were written: \
+                     the log was cut short"
+                ),
+            }),
+        }),
+        Err(StoreError::Corrupt { global_position, reason }) => Ok(VerifyReport {
+            events: 0,
+            last_hash: [0; CHAIN_HASH_BYTES],
+            problem: Some(VerifyProblem { global_position, reason }),
+        }),
+        Err(error) => Err(error),
+    }
+}
+
+/// The path of sled's data file inside a store directory (for tests that damage it).
+pub fn sled_data_file(dir: &Path) -> PathBuf {
+    dir.join("sled").join("db")
+}
