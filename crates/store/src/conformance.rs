@@ -1,1 +1,530 @@
-//! x
+//! The backend conformance suite: every rule of the [`EventStore`] contract as a test any
+//! backend runs, plus a model-based test that applies random sequences of appends,
+//! conflicts, retries, reads and restarts to the store and to a plain in-memory model.
+//!
+//! A backend implements [`Harness`] and invokes [`conformance_tests!`](crate::conformance_tests)
+//! in one of its test files, which expands to one `#[test]` per rule.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use events_schema::{EntityId, Event, FieldNoteRecorded, NewEvent, RecordedEvent, Timestamp, encode_record};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::{
+    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, ExpectedVersion, Rejection, chain_hash,
+};
+
+/// Storage for one test: opening it again after the previous store was dropped must show
+/// everything that was acknowledged.
+pub trait Harness: Send + Sync + 'static {
+    type Store: EventStore + Clone;
+    fn open(&self) -> impl Future<Output = Self::Store> + Send;
+}
+
+/// Expands to one test per conformance rule for the harness that `$make` builds.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            positions_and_versions_have_no_holes,
+            expected_version_is_enforced_and_a_conflict_writes_nothing,
+            a_multi_event_append_is_all_or_nothing,
+            a_retry_returns_the_original_positions_and_writes_nothing,
+            an_event_id_reused_by_a_different_append_is_rejected,
+            reads_page_by_position_and_by_stream_version,
+            subscribe_catches_up_then_goes_live_without_gap_or_duplicate,
+            concurrent_writers_on_one_stream_never_lose_or_fork_a_version,
+            concurrent_appends_each_get_their_own_positions,
+            acknowledged_appends_survive_a_restart,
+            every_record_is_chained_to_the_one_before,
+        );
+        #[test]
+        fn model_based_random_operations() {
+            $crate::conformance::model_based(|| $make);
+        }
+    };
+    (@each $make:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                runtime.block_on($crate::conformance::$name(&$make));
+            }
+        )+
+    };
+}
+
+fn id(text: &str) -> EntityId {
+    EntityId::new(text).expect("test ids are valid")
+}
+
+/// A small valid event.
+pub fn note(text: &str) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        occurred_at: Timestamp::now(),
+        actor: id("conformance"),
+        correlation_id: None,
+        causation_id: None,
+        event: Event::FieldNoteRecorded(FieldNoteRecorded {
+            author: id("staff-1"),
+            text: text.to_owned(),
+            site_id: None,
+            weather: None,
+        }),
+    }
+}
+
+fn notes(count: usize, label: &str) -> Vec<NewEvent> {
+    (0..count).map(|i| note(&format!("{label} {i}"))).collect()
+}
+
+async fn append_ok<S: EventStore>(store: &S, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Committed {
+    store
+        .append(&id(stream), expected, events)
+        .await
+        .expect("no I/O error")
+        .unwrap_or_else(|rejection| panic!("append to {stream} rejected: {rejection}"))
+}
+
+async fn append_rejected<S: EventStore>(store: &S, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Rejection {
+    match store.append(&id(stream), expected, events).await.expect("no I/O error") {
+        Ok(committed) => panic!("append to {stream} was accepted: {committed:?}"),
+        Err(rejection) => rejection,
+    }
+}
+
+async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+    let mut events = Vec::new();
+    loop {
+        let page = store.read_all(events.len() as u64 + 1, 1_000).await.expect("read_all");
+        if page.is_empty() {
+            return events;
+        }
+        events.extend(page);
+    }
+}
+
+fn positions(committed: &Committed) -> Vec<(u64, u64)> {
+    committed.events.iter().map(|e| (e.global_position, e.stream_version)).collect()
+}
+
+pub async fn positions_and_versions_have_no_holes<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    assert_eq!(store.head_position().await.unwrap(), 0);
+    let a1 = append_ok(&store, "a", ExpectedVersion::Any, notes(3, "a")).await;
+    let b1 = append_ok(&store, "b", ExpectedVersion::Any, notes(2, "b")).await;
+    let a2 = append_ok(&store, "a", ExpectedVersion::Any, notes(1, "a")).await;
+    assert_eq!(positions(&a1), [(1, 1), (2, 2), (3, 3)]);
+    assert_eq!(positions(&b1), [(4, 1), (5, 2)]);
+    assert_eq!(positions(&a2), [(6, 4)]);
+    assert!(!a1.deduplicated);
+    assert_eq!(store.head_position().await.unwrap(), 6);
+    let all = all_events(&store).await;
+    assert_eq!(all.iter().map(|e| e.global_position).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    let stream_a = store.read_stream(&id("a"), 1, 100).await.unwrap();
+    assert_eq!(stream_a.iter().map(|e| (e.global_position, e.stream_version)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3), (6, 4)]);
+    assert!(store.read_stream(&id("nothing-here"), 1, 100).await.unwrap().is_empty());
+}
+
+pub async fn expected_version_is_enforced_and_a_conflict_writes_nothing<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    append_ok(&store, "s", ExpectedVersion::NoStream, notes(1, "first")).await;
+    let rejection = append_rejected(&store, "s", ExpectedVersion::NoStream, notes(1, "x")).await;
+    assert_eq!(rejection, Rejection::WrongExpectedVersion { stream_id: id("s"), expected: ExpectedVersion::NoStream, actual: 1 });
+    assert!(rejection.is_conflict());
+    append_ok(&store, "s", ExpectedVersion::Exact(1), notes(2, "second")).await;
+    let rejection = append_rejected(&store, "s", ExpectedVersion::Exact(1), notes(2, "stale")).await;
+    assert_eq!(rejection, Rejection::WrongExpectedVersion { stream_id: id("s"), expected: ExpectedVersion::Exact(1), actual: 3 });
+    let rejection = append_rejected(&store, "t", ExpectedVersion::Exact(2), notes(1, "x")).await;
+    assert_eq!(rejection, Rejection::WrongExpectedVersion { stream_id: id("t"), expected: ExpectedVersion::Exact(2), actual: 0 });
+    append_ok(&store, "t", ExpectedVersion::Exact(0), notes(1, "t")).await;
+    append_ok(&store, "t", ExpectedVersion::Any, notes(1, "t")).await;
+    let all = all_events(&store).await;
+    assert_eq!(all.len(), 5, "conflicting appends wrote something");
+    assert!(all.iter().all(|e| !matches!(&e.event, Event::FieldNoteRecorded(n) if n.text.starts_with('x') || n.text.starts_with("stale"))));
+}
+
+pub async fn a_multi_event_append_is_all_or_nothing<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    append_ok(&store, "s", ExpectedVersion::Any, notes(1, "before")).await;
+    let mut events = notes(3, "batch");
+    events[1] = note(&"x".repeat(EVENT_SIZE_BYTES_MAX + 1));
+    assert!(matches!(append_rejected(&store, "s", ExpectedVersion::Any, events).await, Rejection::Invalid(_)));
+    let mut events = notes(3, "dup");
+    events[2].event_id = events[0].event_id;
+    assert!(matches!(append_rejected(&store, "s", ExpectedVersion::Any, events).await, Rejection::Invalid(_)));
+    let mut events = notes(2, "v4");
+    events[1].event_id = Uuid::from_u128(0x4a3b_0000_0000_4000_8000_0000_0000_0001);
+    assert!(matches!(append_rejected(&store, "s", ExpectedVersion::Any, events).await, Rejection::Invalid(_)));
+    assert!(matches!(append_rejected(&store, "s", ExpectedVersion::Any, Vec::new()).await, Rejection::Invalid(_)));
+    assert!(append_rejected(&store, "s", ExpectedVersion::Exact(7), notes(4, "conflict")).await.is_conflict());
+    assert_eq!(store.head_position().await.unwrap(), 1);
+    assert_eq!(all_events(&store).await.len(), 1);
+    assert_eq!(store.read_stream(&id("s"), 1, 100).await.unwrap().len(), 1);
+    let after = append_ok(&store, "s", ExpectedVersion::Exact(1), notes(2, "after")).await;
+    assert_eq!(positions(&after), [(2, 2), (3, 3)], "a rejected append left a hole");
+}
+
+pub async fn a_retry_returns_the_original_positions_and_writes_nothing<H: Harness>(harness: &H) {
+    let events = notes(2, "retry");
+    let first = {
+        let store = harness.open().await;
+        append_ok(&store, "other", ExpectedVersion::Any, notes(1, "other")).await;
+        let first = append_ok(&store, "s", ExpectedVersion::NoStream, events.clone()).await;
+        // The same append again, even with an expectation that no longer holds.
+        let again = append_ok(&store, "s", ExpectedVersion::NoStream, events.clone()).await;
+        assert!(again.deduplicated);
+        assert_eq!(again.events, first.events);
+        assert_eq!(store.head_position().await.unwrap(), 3);
+        first
+    };
+    let store = harness.open().await;
+    let after_restart = append_ok(&store, "s", ExpectedVersion::Any, events).await;
+    assert!(after_restart.deduplicated);
+    assert_eq!(after_restart.events, first.events);
+    assert_eq!(all_events(&store).await.len(), 3);
+}
+
+pub async fn an_event_id_reused_by_a_different_append_is_rejected<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    let first = note("first");
+    let committed = append_ok(&store, "s", ExpectedVersion::Any, vec![first.clone()]).await;
+    let expected = Rejection::EventIdInUse { event_id: first.event_id, global_position: committed.events[0].global_position };
+    assert_eq!(append_rejected(&store, "s", ExpectedVersion::Any, vec![first.clone(), note("new")]).await, expected);
+    assert_eq!(append_rejected(&store, "elsewhere", ExpectedVersion::Any, vec![first]).await, expected);
+    assert_eq!(all_events(&store).await.len(), 1);
+}
+
+pub async fn reads_page_by_position_and_by_stream_version<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    for round in 0..5 {
+        append_ok(&store, "even", ExpectedVersion::Any, notes(3, &format!("even {round}"))).await;
+        append_ok(&store, "odd", ExpectedVersion::Any, notes(2, &format!("odd {round}"))).await;
+    }
+    let page = store.read_all(10, 5).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.global_position).collect::<Vec<_>>(), [10, 11, 12, 13, 14]);
+    assert!(store.read_all(26, 10).await.unwrap().is_empty());
+    assert_eq!(store.read_all(0, 1).await.unwrap()[0].global_position, 1);
+    let page = store.read_stream(&id("odd"), 3, 4).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [3, 4, 5, 6]);
+    assert!(page.iter().all(|e| e.stream_id == id("odd")));
+    assert!(store.read_stream(&id("odd"), 11, 4).await.unwrap().is_empty());
+}
+
+pub async fn subscribe_catches_up_then_goes_live_without_gap_or_duplicate<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    for _ in 0..10 {
+        append_ok(&store, "s", ExpectedVersion::Any, notes(5, "before")).await;
+    }
+    let mut subscription = store.subscribe(20);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..50 {
+                append_ok(&store, if round % 2 == 0 { "s" } else { "t" }, ExpectedVersion::Any, notes(2, "live")).await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 131 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(30), subscription.next())
+            .await
+            .expect("the subscription delivers within 30 s")
+            .expect("the subscription stays open")
+            .expect("no error");
+        seen.push(event.global_position);
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, (20..=150).collect::<Vec<_>>());
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(200), subscription.next()).await;
+    assert!(extra.is_err(), "delivered an event past the log's end: {extra:?}");
+}
+
+pub async fn concurrent_writers_on_one_stream_never_lose_or_fork_a_version<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0;
+            for round in 0..10 {
+                loop {
+                    let current = store.read_stream(&id("contended"), 1, 10_000).await.unwrap().len() as u64;
+                    let event = note(&format!("writer {writer} round {round}"));
+                    match store.append(&id("contended"), ExpectedVersion::Exact(current), vec![event]).await.unwrap() {
+                        Ok(_) => break,
+                        Err(Rejection::WrongExpectedVersion { .. }) => conflicts += 1,
+                        Err(other) => panic!("unexpected rejection {other}"),
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stream = store.read_stream(&id("contended"), 1, 10_000).await.unwrap();
+    assert_eq!(stream.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=80).collect::<Vec<_>>());
+}
+
+pub async fn concurrent_appends_each_get_their_own_positions<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    let mut tasks = Vec::new();
+    for writer in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            for _ in 0..10 {
+                let events = notes(1 + writer % 3, &format!("writer {writer}"));
+                let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+                let result = append_ok(&store, &format!("w{writer}"), ExpectedVersion::Any, events).await;
+                assert_eq!(result.events.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids);
+                committed.extend(result.events);
+            }
+            committed
+        }));
+    }
+    let mut acknowledged: Vec<AppendedEvent> = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    let all = all_events(&store).await;
+    assert_eq!(all.len(), acknowledged.len());
+    let by_position: HashMap<u64, Uuid> = all.iter().map(|e| (e.global_position, e.event_id)).collect();
+    for appended in &acknowledged {
+        assert_eq!(by_position.get(&appended.global_position), Some(&appended.event_id));
+    }
+    // Within one append, positions are consecutive.
+    for window in all.windows(2) {
+        if window[0].stream_id == window[1].stream_id && window[1].stream_version != 1 {
+            assert!(window[1].stream_version > window[0].stream_version);
+        }
+    }
+}
+
+pub async fn acknowledged_appends_survive_a_restart<H: Harness>(harness: &H) {
+    let before = {
+        let store = harness.open().await;
+        for round in 0..20 {
+            append_ok(&store, &format!("s{}", round % 3), ExpectedVersion::Any, notes(1 + round % 4, "durable")).await;
+        }
+        all_events(&store).await
+    };
+    assert_eq!(before.len(), (0..20).map(|r| 1 + r % 4).sum::<usize>());
+    let store = harness.open().await;
+    assert_eq!(all_events(&store).await, before);
+    assert_eq!(store.head_position().await.unwrap(), before.len() as u64);
+    let next = append_ok(&store, "s0", ExpectedVersion::Any, notes(1, "after")).await;
+    let s0_before = before.iter().filter(|e| e.stream_id == id("s0")).count() as u64;
+    assert_eq!(positions(&next), [(before.len() as u64 + 1, s0_before + 1)]);
+}
+
+pub async fn every_record_is_chained_to_the_one_before<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    for round in 0..5 {
+        append_ok(&store, "s", ExpectedVersion::Any, notes(3, &format!("chained {round}"))).await;
+    }
+    let mut previous = [0u8; 32];
+    for event in all_events(&store).await {
+        let new = NewEvent {
+            event_id: event.event_id,
+            occurred_at: event.occurred_at,
+            actor: event.actor.clone(),
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            event: event.event.clone(),
+        };
+        let mut bytes = Vec::new();
+        encode_record(&event.stream_id, event.stream_version, event.recorded_at, &new, &mut bytes);
+        assert_eq!(event.hash, chain_hash(&previous, event.global_position, &bytes), "position {}", event.global_position);
+        previous = event.hash;
+    }
+}
+
+/// One step of the model-based test.
+#[derive(Clone, Debug)]
+enum Operation {
+    Append { stream: u8, count: u8, expected: Expectation },
+    /// Sends the n-th earlier append again, unchanged.
+    Retry { nth: u8 },
+    ReadStream { stream: u8, from_version: u8, limit: u8 },
+    ReadAll { from_position: u8, limit: u8 },
+    Restart,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Expectation {
+    Any,
+    NoStream,
+    Right,
+    /// Off by the given amount (never right).
+    Wrong(u8),
+}
+
+fn operation_strategy() -> impl proptest::strategy::Strategy<Value = Operation> {
+    use proptest::prelude::*;
+    let expectation = prop_oneof![
+        Just(Expectation::Any),
+        Just(Expectation::NoStream),
+        Just(Expectation::Right),
+        (1u8..3).prop_map(Expectation::Wrong),
+    ];
+    prop_oneof![
+        5 => (0u8..3, 1u8..4, expectation).prop_map(|(stream, count, expected)| Operation::Append { stream, count, expected }),
+        2 => any::<u8>().prop_map(|nth| Operation::Retry { nth }),
+        2 => (0u8..3, 0u8..8, 1u8..6).prop_map(|(stream, from_version, limit)| Operation::ReadStream { stream, from_version, limit }),
+        2 => (0u8..30, 1u8..8).prop_map(|(from_position, limit)| Operation::ReadAll { from_position, limit }),
+        1 => Just(Operation::Restart),
+    ]
+}
+
+/// The reference: the log as a plain vector.
+#[derive(Default)]
+struct Model {
+    /// (stream, event id) at global position index + 1.
+    log: Vec<(EntityId, Uuid)>,
+    /// Every append sent, with what the model answered.
+    sent: Vec<(EntityId, ExpectedVersion, Vec<NewEvent>)>,
+}
+
+impl Model {
+    fn stream_version(&self, stream: &EntityId) -> u64 {
+        self.log.iter().filter(|(s, _)| s == stream).count() as u64
+    }
+
+    fn append(&mut self, stream: &EntityId, expected: ExpectedVersion, events: &[NewEvent]) -> Result<Committed, Rejection> {
+        let earlier: Vec<(usize, &(EntityId, Uuid))> = events
+            .iter()
+            .filter_map(|e| self.log.iter().enumerate().find(|(_, (_, id))| *id == e.event_id))
+            .collect();
+        if let Some((index, _)) = earlier.first() {
+            if earlier.len() == events.len() && earlier.iter().all(|(_, (s, _))| s == stream) {
+                let events = earlier
+                    .iter()
+                    .map(|(index, (s, id))| AppendedEvent {
+                        event_id: *id,
+                        global_position: *index as u64 + 1,
+                        stream_version: self.log[..=*index].iter().filter(|(x, _)| x == s).count() as u64,
+                    })
+                    .collect();
+                return Ok(Committed { events, deduplicated: true });
+            }
+            return Err(Rejection::EventIdInUse { event_id: self.log[*index].1, global_position: *index as u64 + 1 });
+        }
+        let current = self.stream_version(stream);
+        if !expected.admits(current) {
+            return Err(Rejection::WrongExpectedVersion { stream_id: stream.clone(), expected, actual: current });
+        }
+        let mut appended = Vec::new();
+        for (offset, event) in events.iter().enumerate() {
+            self.log.push((stream.clone(), event.event_id));
+            appended.push(AppendedEvent {
+                event_id: event.event_id,
+                global_position: self.log.len() as u64,
+                stream_version: current + 1 + offset as u64,
+            });
+        }
+        Ok(Committed { events: appended, deduplicated: false })
+    }
+}
+
+/// Runs random operation sequences against a fresh harness each and the model; any
+/// difference fails with the (shrunk) sequence printed, which replays it.
+pub fn model_based<H: Harness>(make_harness: impl Fn() -> H) {
+    use proptest::test_runner::{Config, TestRunner};
+    let config = Config { cases: 24, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let strategy = proptest::collection::vec(operation_strategy(), 1..40);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let result = runner.run(&strategy, |operations| {
+        let harness = make_harness();
+        runtime.block_on(run_operations(&harness, &operations));
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("model-based test failed: {error}");
+    }
+}
+
+async fn run_operations<H: Harness>(harness: &H, operations: &[Operation]) {
+    let mut model = Model::default();
+    let mut store = Some(harness.open().await);
+    for (step, operation) in operations.iter().enumerate() {
+        let context = format!("step {step}: {operation:?}");
+        let current = store.as_ref().expect("open");
+        match *operation {
+            Operation::Append { stream, count, expected } => {
+                let stream = id(&format!("stream-{stream}"));
+                let version = model.stream_version(&stream);
+                let expected = match expected {
+                    Expectation::Any => ExpectedVersion::Any,
+                    Expectation::NoStream => ExpectedVersion::NoStream,
+                    Expectation::Right => ExpectedVersion::Exact(version),
+                    Expectation::Wrong(by) => ExpectedVersion::Exact(version + u64::from(by)),
+                };
+                let events = notes(count as usize, "model");
+                let wanted = model.append(&stream, expected, &events);
+                let got = current.append(&stream, expected, events.clone()).await.expect("no I/O error");
+                assert_eq!(got, wanted, "{context}");
+                model.sent.push((stream, expected, events));
+            }
+            Operation::Retry { nth } => {
+                if model.sent.is_empty() {
+                    continue;
+                }
+                let (stream, expected, events) = model.sent[nth as usize % model.sent.len()].clone();
+                let wanted = model.append(&stream, expected, &events);
+                let got = current.append(&stream, expected, events).await.expect("no I/O error");
+                assert_eq!(got, wanted, "{context}");
+            }
+            Operation::ReadStream { stream, from_version, limit } => {
+                let stream = id(&format!("stream-{stream}"));
+                let got: Vec<(u64, Uuid)> = current
+                    .read_stream(&stream, u64::from(from_version), usize::from(limit))
+                    .await
+                    .expect("read_stream")
+                    .iter()
+                    .map(|e| (e.stream_version, e.event_id))
+                    .collect();
+                let wanted: Vec<(u64, Uuid)> = model
+                    .log
+                    .iter()
+                    .filter(|(s, _)| *s == stream)
+                    .enumerate()
+                    .map(|(index, (_, id))| (index as u64 + 1, *id))
+                    .filter(|(version, _)| *version >= u64::from(from_version))
+                    .take(usize::from(limit))
+                    .collect();
+                assert_eq!(got, wanted, "{context}");
+            }
+            Operation::ReadAll { from_position, limit } => {
+                let got: Vec<(u64, Uuid)> = current
+                    .read_all(u64::from(from_position), usize::from(limit))
+                    .await
+                    .expect("read_all")
+                    .iter()
+                    .map(|e| (e.global_position, e.event_id))
+                    .collect();
+                let wanted: Vec<(u64, Uuid)> = model
+                    .log
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (_, id))| (index as u64 + 1, *id))
+                    .filter(|(position, _)| *position >= u64::from(from_position))
+                    .take(usize::from(limit))
+                    .collect();
+                assert_eq!(got, wanted, "{context}");
+            }
+            Operation::Restart => {
+                drop(store.take());
+                store = Some(harness.open().await);
+            }
+        }
+        let head = store.as_ref().expect("open").head_position().await.expect("head");
+        assert_eq!(head, model.log.len() as u64, "{context}");
+    }
+}

@@ -1,0 +1,157 @@
+//! The sled backend against the conformance suite, plus what only the sled backend has:
+//! index repair on open, tamper detection, and detection of a log that sled's recovery cut
+//! short.
+
+use store::conformance::{Harness, note};
+use store::{EventStore, ExpectedVersion, SledConfig, SledStore, StoreError, chain_hash, sled_data_file, verify_dir};
+
+struct SledHarness {
+    dir: tempfile::TempDir,
+}
+
+impl SledHarness {
+    fn new() -> SledHarness {
+        SledHarness { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn config(&self) -> SledConfig {
+        let mut config = SledConfig::new(self.dir.path());
+        config.cache_capacity_bytes = 8 * 1024 * 1024;
+        config
+    }
+}
+
+impl Harness for SledHarness {
+    type Store = SledStore;
+    async fn open(&self) -> SledStore {
+        SledStore::open(self.config()).expect("open")
+    }
+}
+
+store::conformance_tests!(SledHarness::new());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Appends `count` single-event appends, round-robin over three streams, texts "event N".
+fn fill(harness: &SledHarness, count: usize) {
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(async {
+        for i in 1..=count {
+            let stream = store::EntityId::new(format!("s{}", i % 3)).unwrap();
+            store.append(&stream, ExpectedVersion::Any, vec![note(&format!("event {i}"))]).await.unwrap().unwrap();
+        }
+    });
+}
+
+/// Runs `change` on the raw sled trees of a closed store.
+fn with_raw_sled(harness: &SledHarness, change: impl FnOnce(&sled::Tree, &sled::Tree)) {
+    let db = sled::open(harness.dir.path().join("sled")).unwrap();
+    change(&db.open_tree("log").unwrap(), &db.open_tree("index").unwrap());
+    db.flush().unwrap();
+}
+
+fn problem_position(harness: &SledHarness) -> Option<u64> {
+    verify_dir(harness.config()).unwrap().problem.map(|problem| problem.global_position)
+}
+
+#[test]
+fn a_lost_or_stale_index_is_rebuilt_from_the_log_on_open() {
+    let harness = SledHarness::new();
+    fill(&harness, 30);
+    // As after a crash between the log batch and the index batch: no index at all.
+    with_raw_sled(&harness, |_, index| index.clear().unwrap());
+    assert_eq!(problem_position(&harness), None);
+    // An index that claims more than the log holds is thrown away and rebuilt.
+    with_raw_sled(&harness, |_, index| {
+        index.insert(b"m:indexed_through", &1_000u64.to_be_bytes()).unwrap();
+    });
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(async {
+        let stream = store::EntityId::new("s1").unwrap();
+        assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 10);
+        let next = store.append(&stream, ExpectedVersion::Exact(10), vec![note("after repair")]).await.unwrap().unwrap();
+        assert_eq!(next.events[0].global_position, 31);
+    });
+    assert_eq!(store.verify().unwrap().problem, None);
+}
+
+#[test]
+fn a_changed_payload_byte_is_named_by_verify() {
+    let harness = SledHarness::new();
+    fill(&harness, 10);
+    assert_eq!(problem_position(&harness), None);
+    with_raw_sled(&harness, |log, _| {
+        let key = 7u64.to_be_bytes();
+        let mut value = log.get(key).unwrap().unwrap().to_vec();
+        let at = value.windows(7).position(|w| w == b"event 7").unwrap();
+        value[at + 6] = b'9';
+        log.insert(key, value).unwrap();
+    });
+    let report = verify_dir(harness.config()).unwrap();
+    let problem = report.problem.expect("the change is found");
+    assert_eq!(problem.global_position, 7, "{}", problem.reason);
+    assert_eq!(report.events, 6);
+}
+
+#[test]
+fn a_changed_record_with_a_recomputed_hash_breaks_the_next_link() {
+    let harness = SledHarness::new();
+    fill(&harness, 10);
+    with_raw_sled(&harness, |log, _| {
+        let mut value = log.get(4u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        let previous: [u8; 32] = log.get(3u64.to_be_bytes()).unwrap().unwrap()[value.len() - 32..].try_into().unwrap_or([0; 32]);
+        let record_len = value.len() - 32;
+        let at = value.windows(7).position(|w| w == b"event 4").unwrap();
+        value[at + 6] = b'5';
+        let hash = chain_hash(&previous, 4, &value[..record_len]);
+        value[record_len..].copy_from_slice(&hash);
+        log.insert(4u64.to_be_bytes(), value).unwrap();
+    });
+    let position = problem_position(&harness).expect("found");
+    assert!(position == 4 || position == 5, "named {position}");
+}
+
+#[test]
+fn a_log_cut_short_is_reported_never_presented_as_whole() {
+    let harness = SledHarness::new();
+    fill(&harness, 12);
+    // What sled's recovery does when a byte of the data file is damaged: drop the tail.
+    with_raw_sled(&harness, |log, _| {
+        for position in 9..=12u64 {
+            log.remove(position.to_be_bytes()).unwrap();
+        }
+    });
+    assert_eq!(problem_position(&harness), Some(9));
+    match SledStore::open(harness.config()) {
+        Err(StoreError::Truncated { head_position: 12, log_end: 8 }) => {}
+        other => panic!("opened a shortened log: {other:?}"),
+    }
+}
+
+#[test]
+fn a_damaged_byte_in_sleds_data_file_is_detected() {
+    let harness = SledHarness::new();
+    fill(&harness, 300);
+    let path = sled_data_file(harness.dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = b"event 150";
+    let mut damaged = 0;
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
+        bytes[at + found + 2] ^= 0x20;
+        damaged += 1;
+        at += found + needle.len();
+    }
+    assert!(damaged > 0, "the record is not in the data file");
+    std::fs::write(&path, &bytes).unwrap();
+    match verify_dir(harness.config()) {
+        Ok(report) => {
+            let problem = report.problem.expect("damage went unnoticed");
+            eprintln!("verify: position {}: {}", problem.global_position, problem.reason);
+            assert!(problem.global_position <= 150, "named {} after the damaged record", problem.global_position);
+        }
+        Err(error) => eprintln!("verify refused to open the damaged store: {error}"),
+    }
+}
