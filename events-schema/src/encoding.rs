@@ -19,6 +19,8 @@ pub enum EventJsonError {
     UnknownEventType(String),
     #[error("invalid data for {event_type}: {message}")]
     InvalidData { event_type: String, message: String },
+    #[error("occurred_at {occurred_at} is later than now ({now}) by more than the allowed clock skew")]
+    OccurredInTheFuture { occurred_at: crate::Timestamp, now: crate::Timestamp },
     #[error("{event_type} has schema version {given}, but this build reads and writes version {current} in JSON")]
     UnsupportedSchemaVersion { event_type: String, given: u16, current: u16 },
 }

@@ -16,6 +16,9 @@ pub const CHAIN_HASH_BYTES: usize = 32;
 /// A chain hash: `H(previous hash, global position, record bytes)`, computed by the store.
 pub type ChainHash = [u8; CHAIN_HASH_BYTES];
 
+/// How far in the future `occurred_at` may be, to allow for devices whose clocks run fast.
+pub const OCCURRED_AT_SKEW_MICROS_MAX: i64 = 5 * 60 * 1_000_000;
+
 /// An event as submitted for appending: everything except what the log assigns (stream
 /// version, global position, recorded_at, hash).
 #[derive(Clone, Debug, PartialEq)]
@@ -238,6 +241,7 @@ pub struct EventLine {
 impl EventLine {
     /// Checks the data against its event type and fills in what the client left out:
     /// `actor` from `default_actor`, `occurred_at` from `now`, `event_id` from `new_event_id`.
+    /// An `occurred_at` later than `now` plus [`OCCURRED_AT_SKEW_MICROS_MAX`] is refused.
     pub fn into_new_event(
         self,
         default_actor: &EntityId,
@@ -256,9 +260,13 @@ impl EventLine {
             }
         }
         let event = Event::from_json(&self.event_type, self.data)?;
+        let occurred_at = self.occurred_at.unwrap_or(now);
+        if occurred_at.as_microsecond() > now.as_microsecond().saturating_add(OCCURRED_AT_SKEW_MICROS_MAX) {
+            return Err(EventJsonError::OccurredInTheFuture { occurred_at, now });
+        }
         Ok(NewEvent {
             event_id: self.event_id.unwrap_or_else(new_event_id),
-            occurred_at: self.occurred_at.unwrap_or(now),
+            occurred_at,
             actor: self.actor.unwrap_or_else(|| default_actor.clone()),
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,

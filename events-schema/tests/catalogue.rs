@@ -162,6 +162,9 @@ fn bad_json_events_are_rejected_with_the_reason() {
         (r#"{"event_type":"FieldNoteRecorded","data":{"author":"a b","text":"x"}}"#, "invalid id"),
         (r#"{"event_type":"GateIssueRaised","data":{"issue_id":"i","checkpoint_id":"c","raised_by":"s","category":"aliens","severity":"high","summary":"x"}}"#, "unknown variant `aliens`"),
         (r#"{"event_type":"FieldNoteRecorded","schema_version":7,"data":{"author":"s","text":"x"}}"#, "schema version 7"),
+        (r#"{"event_type":"FieldNoteRecorded","occurred_at":"2999-01-01T00:00:00Z","data":{"author":"s","text":"x"}}"#, "later than now"),
+        (r#"{"event_type":"FieldNoteRecorded","occurred_at":"yesterday","data":{"author":"s","text":"x"}}"#, "RFC 3339"),
+        (r#"{"event_type":"FieldNoteRecorded","event_id":"not-a-uuid","data":{"author":"s","text":"x"}}"#, "UUID"),
     ];
     for (line, reason) in cases {
         let error = serde_json::from_str::<EventLine>(line)

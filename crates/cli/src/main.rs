@@ -1,1 +1,162 @@
-fn main(){}
+//! `gridwatch`: the command-line tool over the event log.
+//!
+//! Exit codes: 0 success, 1 operating error (I/O, a store that cannot be opened),
+//! 2 bad input (nothing written), 3 conflict (wrong expected version or a reused event id;
+//! nothing written), 4 `verify` found the log altered or shortened.
+
+mod append;
+mod bench;
+mod events;
+mod stress;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use store::{SledConfig, SledStore, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(name = "gridwatch", version, about = "Event-sourced incident and patrol tracker")]
+struct Cli {
+    /// The data directory of the embedded store.
+    #[arg(long, global = true, default_value = "./gridwatch-data")]
+    data: PathBuf,
+    /// sled's page cache size in MiB.
+    #[arg(long, global = true, default_value_t = 64)]
+    cache_mib: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append NDJSON events from stdin to one stream, all or nothing.
+    Append(append::AppendArgs),
+    /// Print stored events as NDJSON.
+    Events(events::EventsArgs),
+    /// Recompute the hash chain and check the whole log.
+    Verify,
+    /// Measure the store against raw sled and raw fdatasync baselines.
+    Bench(bench::BenchArgs),
+    /// Test tool: append forever from several tasks, printing each acknowledgement.
+    #[command(hide = true)]
+    StressAppend(stress::StressArgs),
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 2: the input was wrong; nothing was written.
+    BadInput(anyhow::Error),
+    /// Exit 3: the log's state did not allow it; nothing was written.
+    Conflict(anyhow::Error),
+    /// Exit 4: verify found a problem.
+    Integrity(anyhow::Error),
+    /// Exit 1: anything else.
+    Operating(anyhow::Error),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Operating(_) => 1,
+            Failure::BadInput(_) => 2,
+            Failure::Conflict(_) => 3,
+            Failure::Integrity(_) => 4,
+        }
+    }
+
+    fn error(&self) -> &anyhow::Error {
+        match self {
+            Failure::BadInput(error) | Failure::Conflict(error) | Failure::Integrity(error) | Failure::Operating(error) => error,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        Failure::Operating(error.into())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Failure {
+        Failure::Operating(error.into())
+    }
+}
+
+fn store_config(cli: &Cli) -> SledConfig {
+    let mut config = SledConfig::new(&cli.data);
+    config.cache_capacity_bytes = cli.cache_mib * 1024 * 1024;
+    config
+}
+
+fn open_store(cli: &Cli) -> Result<SledStore, Failure> {
+    SledStore::open(store_config(cli)).map_err(|error| {
+        let context = format!("cannot open the store in {}", cli.data.display());
+        match error {
+            StoreError::Truncated { .. } | StoreError::Corrupt { .. } => {
+                Failure::Integrity(anyhow::Error::new(error).context(context))
+            }
+            other => Failure::Operating(anyhow::Error::new(other).context(context)),
+        }
+    })
+}
+
+fn verify(cli: &Cli) -> Result<(), Failure> {
+    let report = store::verify_dir(store_config(cli))
+        .map_err(|error| Failure::Integrity(anyhow::Error::new(error).context("the log cannot be opened for verification")))?;
+    match report.problem {
+        None => {
+            let head = if report.events == 0 { "empty".to_owned() } else { hex_of(&report.last_hash) };
+            println!("ok: {} events, chain intact, head {head}", report.events);
+            Ok(())
+        }
+        Some(problem) => Err(Failure::Integrity(anyhow::anyhow!(
+            "first bad position {}: {} ({} events before it are intact)",
+            problem.global_position,
+            problem.reason,
+            report.events
+        ))),
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Append(args) => append::run(&open_store(&cli)?, args).await,
+        Command::Events(args) => events::run(&open_store(&cli)?, args).await,
+        Command::Verify => verify(&cli),
+        Command::Bench(args) => bench::run(args),
+        Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {:#}", failure.error());
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}

@@ -691,9 +691,41 @@ impl EventStore for SledStore {
     }
 }
 
-/// Opens the store in `dir` read-and-verify style for the `verify` command: open-time
-/// findings (a shortened log, a chain head that does not match) become a report, not an error.
+/// Opens the store for the `verify` command and checks it. Open-time findings (a shortened
+/// log, a chain head that does not match) become a report, not an error.
+///
+/// When sled refuses to open the database at all (its snapshot disagrees with a damaged
+/// log), the check is repeated on a temporary copy without sled's snapshot files, which
+/// makes sled recover from its log segments and stop at the damage; the original is never
+/// changed by that.
 pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
+    match verify_opened(config.clone()) {
+        Err(StoreError::Sled(refusal)) => {
+            tracing::warn!(%refusal, "sled refused to open the store; verifying a copy without its snapshot");
+            let copy = tempfile::tempdir()?;
+            copy_dir(&config.dir, copy.path())?;
+            for entry in std::fs::read_dir(copy.path().join("sled"))? {
+                let path = entry?.path();
+                if path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with("snap.")) {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            let mut report = verify_opened(SledConfig { dir: copy.path().to_owned(), ..config })?;
+            if let Some(problem) = &mut report.problem {
+                problem.reason.push_str(&format!(" (sled refused to open the store itself: {refusal})"));
+            } else {
+                report.problem = Some(VerifyProblem {
+                    global_position: report.events + 1,
+                    reason: format!("sled refuses to open the store ({refusal}), though its log segments hold an intact chain"),
+                });
+            }
+            Ok(report)
+        }
+        other => other,
+    }
+}
+
+fn verify_opened(config: SledConfig) -> Result<VerifyReport, StoreError> {
     match SledStore::open(config) {
         Ok(store) => store.verify(),
         Err(StoreError::Truncated { head_position, log_end }) => Ok(VerifyReport {
@@ -714,6 +746,20 @@ pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
         }),
         Err(error) => Err(error),
     }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The path of sled's data file inside a store directory (for tests that damage it).

@@ -1,0 +1,142 @@
+//! The CLI contract: `append`, `events`, `verify`.
+
+use crate::{events, run};
+
+const NOTE: &str = r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":"rain at gate 2"}}"#;
+
+fn issue_raised(issue: &str) -> String {
+    serde_json::json!({
+        "event_type": "GateIssueRaised",
+        "occurred_at": "2020-02-20T10:15:00+08:00",
+        "actor": "staff-1",
+        "data": {
+            "issue_id": issue, "checkpoint_id": "longwu-main-gate", "raised_by": "staff-1",
+            "category": "courier_congestion", "severity": "high",
+            "summary": "courier tricycles crowd the gate"
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn append_accepts_the_documented_line_and_prints_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["append", "--stream", "notes"], &format!("{NOTE}\n"));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let printed: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(printed["events"][0]["global_position"], 1);
+    assert_eq!(printed["events"][0]["stream_version"], 1);
+    assert_eq!(printed["deduplicated"], false);
+    let two = format!("{}\n{}\n", issue_raised("i-1"), issue_raised("i-2"));
+    let output = run(dir.path(), &["append", "--stream", "issues", "--expected-version", "none"], &two);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let printed: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    let positions: Vec<u64> = printed["events"].as_array().unwrap().iter().map(|e| e["global_position"].as_u64().unwrap()).collect();
+    assert_eq!(positions, [2, 3]);
+    let stored = events(dir.path(), &[]);
+    assert_eq!(stored.len(), 3);
+    for field in ["global_position", "stream_id", "stream_version", "event_id", "event_type", "schema_version", "occurred_at", "recorded_at", "actor", "data", "hash"] {
+        assert!(stored.iter().all(|e| !e[field].is_null()), "field {field} missing");
+    }
+    assert_eq!(stored[1]["occurred_at"], "2020-02-20T02:15:00Z");
+    assert_eq!(stored[1]["data"]["category"], "courier_congestion");
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(dir.path(), &["append", "--stream", "notes"], &format!("{NOTE}\n")).code, 0);
+    let bad_inputs = [
+        format!("{NOTE}\n{{not json\n"),
+        format!("{NOTE}\n{}\n", r#"{"event_type":"NoSuchEvent","data":{}}"#),
+        format!("{NOTE}\n{}\n", r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":3}}"#),
+        format!("{NOTE}\n{}\n", r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":"x"},"surprise":true}"#),
+        format!("{NOTE}\n{}\n", r#"{"event_type":"FieldNoteRecorded","occurred_at":"2999-01-01T00:00:00Z","data":{"author":"s","text":"x"}}"#),
+        String::new(),
+    ];
+    for input in &bad_inputs {
+        let output = run(dir.path(), &["append", "--stream", "notes"], input);
+        assert_eq!(output.code, 2, "input {input:?}: {}", output.stderr);
+        assert!(output.stderr.starts_with("error: "), "{}", output.stderr);
+    }
+    let output = run(dir.path(), &["append", "--stream", "has space"], NOTE);
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    let output = run(dir.path(), &["append", "--stream", "notes", "--expected-version", "maybe"], NOTE);
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert_eq!(events(dir.path(), &[]).len(), 1, "bad input wrote something");
+}
+
+#[test]
+fn a_conflict_exits_3_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(dir.path(), &["append", "--stream", "s", "--expected-version", "none"], NOTE).code, 0);
+    for expected in ["none", "0", "2"] {
+        let output = run(dir.path(), &["append", "--stream", "s", "--expected-version", expected], &format!("{NOTE}\n{NOTE}"));
+        assert_eq!(output.code, 3, "{expected}: {}", output.stderr);
+        assert!(output.stderr.contains("stream s"), "{}", output.stderr);
+    }
+    assert_eq!(run(dir.path(), &["append", "--stream", "s", "--expected-version", "1"], NOTE).code, 0);
+    assert_eq!(events(dir.path(), &[]).len(), 2);
+}
+
+#[test]
+fn a_retried_append_with_the_same_event_ids_writes_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = r#"{"event_type":"FieldNoteRecorded","event_id":"01706a4b-2c00-7000-8000-0000000000aa","data":{"author":"s","text":"x"}}"#;
+    let first = run(dir.path(), &["append", "--stream", "s", "--expected-version", "none"], line);
+    let again = run(dir.path(), &["append", "--stream", "s", "--expected-version", "none"], line);
+    assert_eq!((first.code, again.code), (0, 0), "{}", again.stderr);
+    let first: serde_json::Value = serde_json::from_str(&first.stdout).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(first["events"], again["events"]);
+    assert_eq!(again["deduplicated"], true);
+    let elsewhere = run(dir.path(), &["append", "--stream", "t"], line);
+    assert_eq!(elsewhere.code, 3, "{}", elsewhere.stderr);
+    assert_eq!(events(dir.path(), &[]).len(), 1);
+}
+
+#[test]
+fn events_filters_by_position_stream_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..4 {
+        let stream = if round % 2 == 0 { "even" } else { "odd" };
+        assert_eq!(run(dir.path(), &["append", "--stream", stream], &format!("{NOTE}\n{NOTE}\n{NOTE}")).code, 0);
+    }
+    let positions = |args: &[&str]| -> Vec<u64> { events(dir.path(), args).iter().map(|e| e["global_position"].as_u64().unwrap()).collect() };
+    assert_eq!(positions(&["--from", "10"]), [10, 11, 12]);
+    assert_eq!(positions(&["--limit", "2"]), [1, 2]);
+    assert_eq!(positions(&["--stream", "odd"]), [4, 5, 6, 10, 11, 12]);
+    assert_eq!(positions(&["--stream", "odd", "--from", "6", "--limit", "2"]), [6, 10]);
+    assert!(positions(&["--stream", "nobody"]).is_empty());
+}
+
+#[test]
+fn printed_events_can_be_appended_again_elsewhere() {
+    let source = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let input = format!("{}\n{}\n{NOTE}\n", issue_raised("i-1"), issue_raised("i-2"));
+    assert_eq!(run(source.path(), &["append", "--stream", "s"], &input).code, 0);
+    let exported = run(source.path(), &["events", "--stream", "s"], "");
+    let imported = run(target.path(), &["append", "--stream", "s", "--expected-version", "none"], &exported.stdout);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let before = events(source.path(), &[]);
+    let after = events(target.path(), &[]);
+    assert_eq!(before.len(), after.len());
+    for (a, b) in before.iter().zip(&after) {
+        for field in ["event_id", "event_type", "data", "occurred_at", "actor", "stream_version", "global_position"] {
+            assert_eq!(a[field], b[field], "{field}");
+        }
+    }
+}
+
+#[test]
+fn verify_passes_on_an_intact_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["verify"], "");
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(output.stdout.contains("0 events"), "{}", output.stdout);
+    assert_eq!(run(dir.path(), &["append", "--stream", "s"], &format!("{NOTE}\n{NOTE}")).code, 0);
+    let output = run(dir.path(), &["verify"], "");
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(output.stdout.starts_with("ok: 2 events"), "{}", output.stdout);
+}

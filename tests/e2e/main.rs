@@ -1,0 +1,55 @@
+//! End-to-end tests: each starts the real `gridwatch` binary.
+//!
+//! - `cli`: the `append` / `events` / `verify` contract (output, exit codes, nothing
+//!   written on bad input or conflict, export and import);
+//! - `crash`: SIGKILL during concurrent appends, then every acknowledged event is there;
+//! - `tamper`: a changed byte is named by `verify`.
+
+mod cli;
+mod crash;
+mod tamper;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// What a finished run of the binary left.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn gridwatch(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gridwatch"));
+    command.arg("--data").arg(data).env("GRIDWATCH_LOG", "warn");
+    command
+}
+
+/// Runs `gridwatch --data DATA ARGS` with `stdin` as its input.
+pub fn run(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = gridwatch(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gridwatch binary starts");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("gridwatch finishes");
+    Output {
+        code: output.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// All events of the log at `data`, as parsed JSON lines.
+pub fn events(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all_args = vec!["events"];
+    all_args.extend_from_slice(args);
+    let output = run(data, &all_args, "");
+    assert_eq!(output.code, 0, "events failed: {}", output.stderr);
+    output.stdout.lines().map(|line| serde_json::from_str(line).expect("events prints JSON lines")).collect()
+}
