@@ -78,17 +78,14 @@ impl<'de> Visitor<'de> for BinaryEventVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Event, A::Error> {
-        let event_type: Cow<'de, str> =
+        let KnownEventType { event_type, current } =
             seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let schema_version: u16 =
             seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        let Some(current) = Event::current_schema_version(&event_type) else {
-            return Err(de::Error::custom(format!("unknown event type {event_type:?}")));
-        };
         let event = if schema_version == current {
-            Event::deserialize_current(&event_type, &mut seq)?
+            Event::deserialize_current(event_type, &mut seq)?
         } else if schema_version < current {
-            crate::upcast::decode_older(&event_type, schema_version, &mut seq)?
+            crate::upcast::decode_older(event_type, schema_version, &mut seq)?
         } else {
             return Err(de::Error::custom(format!(
                 "{event_type} schema version {schema_version} was written by a newer gridwatch \
@@ -96,6 +93,33 @@ impl<'de> Visitor<'de> for BinaryEventVisitor {
             )));
         };
         event.ok_or_else(|| de::Error::invalid_length(2, &self))
+    }
+}
+
+/// An event type name read from stored bytes, resolved against the catalogue without
+/// allocating: the name becomes the catalogue's own `&'static str`.
+struct KnownEventType {
+    event_type: &'static str,
+    current: u16,
+}
+
+impl<'de> Deserialize<'de> for KnownEventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KnownEventType, D::Error> {
+        struct TypeVisitor;
+        impl Visitor<'_> for TypeVisitor {
+            type Value = KnownEventType;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event type name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<KnownEventType, E> {
+                Event::TYPES
+                    .iter()
+                    .find(|(event_type, _)| *event_type == name)
+                    .map(|&(event_type, current)| KnownEventType { event_type, current })
+                    .ok_or_else(|| E::custom(format!("unknown event type {name:?}")))
+            }
+        }
+        deserializer.deserialize_str(TypeVisitor)
     }
 }
 

@@ -4,6 +4,9 @@
 //! 2 bad input (nothing written), 3 conflict (wrong expected version or a reused event id;
 //! nothing written), 4 `verify` found the log altered or shortened.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod append;
 mod bench;
 mod events;
@@ -131,7 +134,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Append(args) => append::run(&open_store(&cli)?, args).await,
         Command::Events(args) => events::run(&open_store(&cli)?, args).await,
         Command::Verify => verify(&cli),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(args).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
     }
 }
