@@ -1,12 +1,18 @@
 //! The sled backend: the embedded default log.
 //!
 //! Layout (two sled trees, one sled database under `<dir>/sled`, plus `<dir>/chain-head`):
-//! - `log`: global position (u64 big-endian) -> record bytes (codec tag + bincode) followed
-//!   by the 32-byte chain hash. The only source of truth.
+//! - `log`: the only source of truth. Each entry holds a run of consecutive events: its key
+//!   is the global position of the first (u64 big-endian), its value a sequence of frames
+//!   `[record length: u32 BE][record bytes: codec tag + bincode][chain hash: 32 bytes]`. A
+//!   commit group is written as few entries of up to `LOG_ENTRY_BYTES_TARGET` bytes, because
+//!   sled's cost (disk, memory, iteration) is per entry far more than per byte: its leaves hold
+//!   16 entries, so a small entry costs a few hundred bytes on disk.
 //! - `index`: derived, rebuilt from `log` on open when a crash left it behind:
-//!   `s` + stream id length (u16 BE) + stream id + stream version (u64 BE) -> position,
-//!   `e` + event id (16 bytes) -> position, and `m:indexed_through` -> the last position
-//!   indexed. The marker is written in the same (atomic, single-tree) batch as the entries.
+//!   `s` + stream id length (u16 BE) + stream id + first stream version (u64 BE) ->
+//!   first global position (u64 BE) + count (u32 BE), one entry per append (its events are
+//!   consecutive in both numberings); `e` + event id (16 bytes) -> global position; and
+//!   `m:indexed_through` -> the last position indexed, written in the same (atomic,
+//!   single-tree) batch as the entries.
 //!
 //! One writer thread owns every write. It drains the queue of appends, decides each
 //! (idempotency, expected version, limits), writes the whole group as one batch per tree,
@@ -33,6 +39,11 @@ use crate::{
 };
 
 const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
+/// A log entry is closed once its frames reach this many bytes (a single larger event gets
+/// an entry of its own).
+const LOG_ENTRY_BYTES_TARGET: usize = 32 * 1024;
+/// Bytes of a frame besides the record: its length prefix and its chain hash.
+const FRAME_OVERHEAD_BYTES: usize = 4 + CHAIN_HASH_BYTES;
 /// How many appends may wait for the writer before `append` waits for room.
 const APPEND_QUEUE_REQUESTS_MAX: usize = 4_096;
 /// Events buffered per subscriber before its reader waits for it (the writer never does).
@@ -127,19 +138,56 @@ fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(array))
 }
 
-/// Splits a stored log value into record bytes and chain hash.
-fn split_value(global_position: u64, value: &[u8]) -> Result<(&[u8], ChainHash), StoreError> {
-    if value.len() <= CHAIN_HASH_BYTES {
-        return Err(StoreError::Corrupt { global_position, reason: "record shorter than its hash".into() });
-    }
-    let (record, hash) = value.split_at(value.len() - CHAIN_HASH_BYTES);
-    Ok((record, hash.try_into().expect("split at the hash length")))
+/// One stored event inside a log entry.
+struct Frame<'a> {
+    global_position: u64,
+    record: &'a [u8],
+    hash: ChainHash,
 }
 
-fn decode_value(global_position: u64, value: &[u8]) -> Result<RecordedEvent, StoreError> {
-    let (record, hash) = split_value(global_position, value)?;
-    decode_record(global_position, record, hash)
-        .map_err(|error| StoreError::Corrupt { global_position, reason: error.to_string() })
+/// The frames of the log entry whose first event is at `first_position`.
+fn frames(first_position: u64, value: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, StoreError>> {
+    let mut rest = value;
+    let mut global_position = first_position;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let corrupt = |reason: &str| StoreError::Corrupt { global_position, reason: reason.to_owned() };
+        let frame = (|| {
+            let length_bytes: [u8; 4] = rest.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("frame length cut short"))?;
+            let record_length = u32::from_be_bytes(length_bytes) as usize;
+            let frame_length = FRAME_OVERHEAD_BYTES + record_length;
+            let frame = rest.get(..frame_length).ok_or_else(|| corrupt("frame cut short"))?;
+            let record = &frame[4..4 + record_length];
+            let hash = frame[4 + record_length..].try_into().expect("sliced to the hash length");
+            rest = &rest[frame_length..];
+            Ok(Frame { global_position, record, hash })
+        })();
+        if frame.is_err() {
+            rest = &[];
+        }
+        global_position += 1;
+        Some(frame)
+    })
+}
+
+/// Appends one frame to a log entry being built.
+fn push_frame(entry: &mut Vec<u8>, record: &[u8], hash: &ChainHash) {
+    entry.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    entry.extend_from_slice(record);
+    entry.extend_from_slice(hash);
+}
+
+/// The log entry that holds `global_position`, if any: (its first position, its value).
+fn entry_holding(log: &sled::Tree, global_position: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+    match log.range(..=global_position.to_be_bytes()).next_back() {
+        Some(entry) => {
+            let (key, value) = entry?;
+            Ok(Some((u64_from(&key, "a log key")?, value)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The stored hash of `global_position` (all zeros for position 0).
@@ -147,11 +195,27 @@ fn stored_hash(log: &sled::Tree, global_position: u64) -> Result<ChainHash, Stor
     if global_position == 0 {
         return Ok([0; CHAIN_HASH_BYTES]);
     }
-    let value = log.get(global_position.to_be_bytes())?.ok_or_else(|| StoreError::Corrupt {
-        global_position,
-        reason: "missing from the log".into(),
-    })?;
-    Ok(split_value(global_position, &value)?.1)
+    let missing = || StoreError::Corrupt { global_position, reason: "missing from the log".into() };
+    let (first, value) = entry_holding(log, global_position)?.ok_or_else(missing)?;
+    for frame in frames(first, &value) {
+        let frame = frame?;
+        if frame.global_position == global_position {
+            return Ok(frame.hash);
+        }
+    }
+    Err(missing())
+}
+
+/// The last position in the log (0 when empty) and its chain hash.
+fn log_end(log: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
+    let Some((key, value)) = log.last()? else { return Ok((0, [0; CHAIN_HASH_BYTES])) };
+    let first = u64_from(&key, "a log key")?;
+    let mut last = None;
+    for frame in frames(first, &value) {
+        let frame = frame?;
+        last = Some((frame.global_position, frame.hash));
+    }
+    last.ok_or(StoreError::Corrupt { global_position: first, reason: "empty log entry".into() })
 }
 
 /// Reads and checks the log from `from` up to `through` (inclusive), at most `limit` events.
@@ -161,25 +225,73 @@ fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<V
     if from > through || limit == 0 {
         return Ok(Vec::new());
     }
-    let mut previous = stored_hash(log, from - 1)?;
-    let mut events = Vec::with_capacity(limit.min((through - from + 1) as usize).min(READ_PAGE_EVENTS_MAX));
-    for (expected, entry) in (from..=through).zip(log.range(from.to_be_bytes()..=through.to_be_bytes())).take(limit) {
+    let wanted = limit.min((through - from + 1).min(READ_PAGE_EVENTS_MAX as u64 * 16) as usize);
+    let mut events = Vec::with_capacity(wanted.min(READ_PAGE_EVENTS_MAX));
+    let Some((start, _)) = entry_holding(log, from)? else {
+        return Err(StoreError::Corrupt { global_position: from, reason: "missing from the log".into() });
+    };
+    let mut previous = if start == from { stored_hash(log, start - 1)? } else { [0; CHAIN_HASH_BYTES] };
+    let mut expected = start;
+    'entries: for entry in log.range(start.to_be_bytes()..=through.to_be_bytes()) {
         let (key, value) = entry?;
-        let global_position = u64_from(&key, "a log key")?;
-        if global_position != expected {
+        let first = u64_from(&key, "a log key")?;
+        if first != expected {
             return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
         }
-        let (record, hash) = split_value(global_position, &value)?;
-        if chain_hash(&previous, global_position, record) != hash {
-            return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
+        for frame in frames(first, &value) {
+            let Frame { global_position, record, hash } = frame?;
+            expected = global_position + 1;
+            if global_position < from {
+                // Only the stored hash is needed to check the link of the next frame.
+                previous = hash;
+                continue;
+            }
+            if global_position > through || events.len() == wanted {
+                break 'entries;
+            }
+            if chain_hash(&previous, global_position, record) != hash {
+                return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
+            }
+            previous = hash;
+            events.push(decode_record(global_position, record, hash).map_err(|error| StoreError::Corrupt {
+                global_position,
+                reason: error.to_string(),
+            })?);
         }
-        previous = hash;
-        events.push(decode_record(global_position, record, hash).map_err(|error| StoreError::Corrupt {
-            global_position,
-            reason: error.to_string(),
-        })?);
+    }
+    if events.len() < wanted && expected <= through {
+        return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
     }
     Ok(events)
+}
+
+/// One stream-index entry: the events of one append to one stream.
+#[derive(Clone, Copy, Debug)]
+struct StreamRun {
+    first_version: u64,
+    first_position: u64,
+    count: u64,
+}
+
+impl StreamRun {
+    fn from_entry(key: &[u8], value: &[u8]) -> Result<StreamRun, StoreError> {
+        let malformed = || StoreError::Corrupt { global_position: 0, reason: "malformed stream index entry".into() };
+        let first_version = u64_from(key.get(key.len().saturating_sub(8)..).ok_or_else(malformed)?, "a stream version")?;
+        let first_position = u64_from(value.get(..8).ok_or_else(malformed)?, "a stream index position")?;
+        let count: [u8; 4] = value.get(8..12).and_then(|b| b.try_into().ok()).ok_or_else(malformed)?;
+        Ok(StreamRun { first_version, first_position, count: u64::from(u32::from_be_bytes(count)) })
+    }
+
+    fn value(&self) -> [u8; 12] {
+        let mut value = [0u8; 12];
+        value[..8].copy_from_slice(&self.first_position.to_be_bytes());
+        value[8..].copy_from_slice(&(self.count as u32).to_be_bytes());
+        value
+    }
+
+    fn last_version(&self) -> u64 {
+        self.first_version + self.count - 1
+    }
 }
 
 impl SledStore {
@@ -197,10 +309,7 @@ impl SledStore {
         let index = db.open_tree("index")?;
         let data_file = File::open(sled_dir.join("db"))?;
 
-        let log_end = match log.last()? {
-            Some((key, _)) => u64_from(&key, "a log key")?,
-            None => 0,
-        };
+        let (log_end, last_hash) = log_end(&log)?;
         let head_path = config.dir.join("chain-head");
         let (mut head_file, stored_head) = HeadFile::open(&head_path)?;
         match stored_head {
@@ -226,7 +335,6 @@ impl SledStore {
                 read_log(&log, head.global_position + 1, log_end, usize::MAX)?;
             }
         }
-        let last_hash = stored_hash(&log, log_end)?;
         head_file.write_synced(ChainHead { global_position: log_end, hash: last_hash })?;
         repair_index(&log, &index, log_end)?;
         db.flush()?;
@@ -290,51 +398,35 @@ impl SledStore {
         let mut stream_versions: HashMap<EntityId, u64> = HashMap::new();
         let mut expected = 1u64;
         let problem = |global_position: u64, reason: String| Some(VerifyProblem { global_position, reason });
-        for entry in log.range(..=head.to_be_bytes()) {
+        'entries: for entry in log.range(..=head.to_be_bytes()) {
             let (key, value) = entry?;
-            let Ok(global_position) = u64_from(&key, "a log key") else {
+            let Ok(first) = u64_from(&key, "a log key") else {
                 report.problem = problem(expected, "malformed log key".into());
                 return Ok(report);
             };
-            if global_position != expected {
-                report.problem = problem(expected, format!("missing from the log (next present is {global_position})"));
+            if first != expected {
+                report.problem = problem(expected, format!("missing from the log (next present is {first})"));
                 return Ok(report);
             }
-            let (record, hash) = match split_value(global_position, &value) {
-                Ok(parts) => parts,
-                Err(error) => {
-                    report.problem = problem(global_position, error.to_string());
+            for frame in frames(first, &value) {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(error) => {
+                        report.problem = problem(expected, error.to_string());
+                        return Ok(report);
+                    }
+                };
+                if frame.global_position > head {
+                    break 'entries;
+                }
+                if let Err(reason) = self.check_frame(&frame, &report.last_hash, &mut stream_versions) {
+                    report.problem = problem(frame.global_position, reason);
                     return Ok(report);
                 }
-            };
-            if chain_hash(&report.last_hash, global_position, record) != hash {
-                report.problem = problem(global_position, "chain hash mismatch: the stored record or hash was changed".into());
-                return Ok(report);
+                report.events += 1;
+                report.last_hash = frame.hash;
+                expected += 1;
             }
-            let event = match decode_record(global_position, record, hash) {
-                Ok(event) => event,
-                Err(error) => {
-                    report.problem = problem(global_position, format!("undecodable record: {error}"));
-                    return Ok(report);
-                }
-            };
-            let stream_version = stream_versions.entry(event.stream_id.clone()).or_insert(0);
-            if event.stream_version != *stream_version + 1 {
-                report.problem = problem(
-                    global_position,
-                    format!("stream {} jumps from version {} to {}", event.stream_id, stream_version, event.stream_version),
-                );
-                return Ok(report);
-            }
-            *stream_version = event.stream_version;
-            let indexed = self.inner.index.get(event_key(event.event_id))?;
-            if indexed.as_deref() != Some(&global_position.to_be_bytes()[..]) {
-                report.problem = problem(global_position, format!("event id {} is not indexed at this position", event.event_id));
-                return Ok(report);
-            }
-            report.events += 1;
-            report.last_hash = hash;
-            expected += 1;
         }
         if report.events < head {
             report.problem = problem(report.events + 1, format!("missing from the log (the durable head is {head})"));
@@ -350,6 +442,47 @@ impl SledStore {
         }
         Ok(report)
     }
+}
+
+impl SledStore {
+    /// Checks one stored event for `verify`: its chain link, its bytes, its stream version,
+    /// and both indexes' entries for it.
+    fn check_frame(
+        &self,
+        frame: &Frame<'_>,
+        previous: &ChainHash,
+        stream_versions: &mut HashMap<EntityId, u64>,
+    ) -> Result<(), String> {
+        let global_position = frame.global_position;
+        if chain_hash(previous, global_position, frame.record) != frame.hash {
+            return Err("chain hash mismatch: the stored record or hash was changed".into());
+        }
+        let event = decode_record(global_position, frame.record, frame.hash).map_err(|error| format!("undecodable record: {error}"))?;
+        let stream_version = stream_versions.entry(event.stream_id.clone()).or_insert(0);
+        if event.stream_version != *stream_version + 1 {
+            return Err(format!("stream {} jumps from version {} to {}", event.stream_id, stream_version, event.stream_version));
+        }
+        *stream_version = event.stream_version;
+        let indexed = self.inner.index.get(event_key(event.event_id)).map_err(|error| error.to_string())?;
+        if indexed.as_deref() != Some(&global_position.to_be_bytes()[..]) {
+            return Err(format!("event id {} is not indexed at this position", event.event_id));
+        }
+        let run = stream_run_holding(&self.inner.index, &event.stream_id, event.stream_version).map_err(|error| error.to_string())?;
+        if run.map(|run| run.first_position + (event.stream_version - run.first_version)) != Some(global_position) {
+            return Err(format!("stream {} version {} is not indexed at this position", event.stream_id, event.stream_version));
+        }
+        Ok(())
+    }
+}
+
+/// The stream-index run of `stream_id` that holds `stream_version`, if any.
+fn stream_run_holding(index: &sled::Tree, stream_id: &EntityId, stream_version: u64) -> Result<Option<StreamRun>, StoreError> {
+    let Some(entry) = index.range(stream_prefix(stream_id)..=stream_key(stream_id, stream_version)).next_back() else {
+        return Ok(None);
+    };
+    let (key, value) = entry?;
+    let run = StreamRun::from_entry(&key, &value)?;
+    Ok((stream_version <= run.last_version()).then_some(run))
 }
 
 /// The result of [`SledStore::verify`].
@@ -388,10 +521,29 @@ fn repair_index(log: &sled::Tree, index: &sled::Tree, log_end: u64) -> Result<()
     while indexed_through < log_end {
         let events = read_log(log, indexed_through + 1, log_end, REPAIR_BATCH_EVENTS)?;
         let mut batch = sled::Batch::default();
+        // Consecutive events of one stream become one run, as the writer makes them.
+        let mut run: Option<(EntityId, StreamRun)> = None;
         for event in &events {
-            let position = event.global_position.to_be_bytes();
-            batch.insert(stream_key(&event.stream_id, event.stream_version), &position);
-            batch.insert(&event_key(event.event_id), &position);
+            batch.insert(&event_key(event.event_id), &event.global_position.to_be_bytes());
+            match &mut run {
+                Some((stream_id, current))
+                    if *stream_id == event.stream_id
+                        && current.first_position + current.count == event.global_position
+                        && current.first_version + current.count == event.stream_version =>
+                {
+                    current.count += 1;
+                }
+                _ => {
+                    if let Some((stream_id, finished)) = run.take() {
+                        batch.insert(stream_key(&stream_id, finished.first_version), &finished.value());
+                    }
+                    let started = StreamRun { first_version: event.stream_version, first_position: event.global_position, count: 1 };
+                    run = Some((event.stream_id.clone(), started));
+                }
+            }
+        }
+        if let Some((stream_id, finished)) = run {
+            batch.insert(stream_key(&stream_id, finished.first_version), &finished.value());
         }
         indexed_through = events.last().map_or(log_end, |event| event.global_position);
         batch.insert(INDEXED_THROUGH_KEY, &indexed_through.to_be_bytes());
@@ -421,10 +573,30 @@ struct Writer {
 #[derive(Default)]
 struct Group {
     log_batch: sled::Batch,
+    /// The log entry being filled: its first position and its frames so far.
+    entry: Option<(u64, Vec<u8>)>,
     index_batch: sled::Batch,
     stream_heads: HashMap<EntityId, u64>,
     event_ids: HashMap<Uuid, (EntityId, AppendedEvent)>,
     writes: usize,
+}
+
+impl Group {
+    /// Adds one frame to the log entry being filled, starting a new entry when it is full.
+    fn push_frame(&mut self, global_position: u64, record: &[u8], hash: &ChainHash) {
+        if self.entry.as_ref().is_some_and(|(_, frames)| frames.len() >= LOG_ENTRY_BYTES_TARGET) {
+            self.close_entry();
+        }
+        let (_, frames) = self.entry.get_or_insert_with(|| (global_position, Vec::with_capacity(LOG_ENTRY_BYTES_TARGET)));
+        push_frame(frames, record, hash);
+    }
+
+    /// Moves the entry being filled into the log batch.
+    fn close_entry(&mut self) {
+        if let Some((first_position, frames)) = self.entry.take() {
+            self.log_batch.insert(&first_position.to_be_bytes(), frames);
+        }
+    }
 }
 
 impl Writer {
@@ -474,6 +646,7 @@ impl Writer {
             }
         }
         if failure.is_none() && group.writes > 0 {
+            group.close_entry();
             failure = self.make_durable(group.log_batch, group.index_batch).err();
         }
         if let Some(error) = failure {
@@ -509,8 +682,8 @@ impl Writer {
         }
         match self.index.scan_prefix(stream_prefix(stream_id)).next_back() {
             Some(entry) => {
-                let (key, _) = entry?;
-                u64_from(&key[key.len() - 8..], "a stream index key")
+                let (key, value) = entry?;
+                Ok(StreamRun::from_entry(&key, &value)?.last_version())
             }
             None => Ok(0),
         }
@@ -523,11 +696,10 @@ impl Writer {
         }
         let Some(position) = self.index.get(event_key(event_id))? else { return Ok(None) };
         let global_position = u64_from(&position, "an event index value")?;
-        let value = self.log.get(global_position.to_be_bytes())?.ok_or_else(|| StoreError::Corrupt {
+        let event = read_log(&self.log, global_position, global_position, 1)?.pop().ok_or_else(|| StoreError::Corrupt {
             global_position,
             reason: "indexed but missing from the log".into(),
         })?;
-        let event = decode_value(global_position, &value)?;
         Ok(Some((event.stream_id, AppendedEvent { event_id, global_position, stream_version: event.stream_version })))
     }
 
@@ -566,35 +738,35 @@ impl Writer {
         }
         // Encode everything before touching the group, so a rejected event writes nothing.
         let mut previous = self.last_hash;
-        let mut values = Vec::with_capacity(request.events.len());
+        let mut records = Vec::with_capacity(request.events.len());
         let mut appended = Vec::with_capacity(request.events.len());
         for (offset, event) in request.events.iter().enumerate() {
             let global_position = self.next_position + offset as u64;
             let stream_version = current + 1 + offset as u64;
-            let mut value = Vec::with_capacity(256);
-            encode_record(&request.stream_id, stream_version, recorded_at, event, &mut value);
-            if value.len() > EVENT_SIZE_BYTES_MAX {
+            let mut record = Vec::with_capacity(256);
+            encode_record(&request.stream_id, stream_version, recorded_at, event, &mut record);
+            if record.len() > EVENT_SIZE_BYTES_MAX {
                 return Ok(Err(Rejection::Invalid(format!(
                     "event {} encodes to {} bytes; at most {EVENT_SIZE_BYTES_MAX}",
                     event.event_id,
-                    value.len()
+                    record.len()
                 ))));
             }
-            let hash = chain_hash(&previous, global_position, &value);
-            debug_assert!(decode_record(global_position, &value, hash).is_ok(), "an encoded record decodes");
-            value.extend_from_slice(&hash);
+            let hash = chain_hash(&previous, global_position, &record);
+            debug_assert!(decode_record(global_position, &record, hash).is_ok(), "an encoded record decodes");
             previous = hash;
-            values.push(value);
+            records.push((record, hash));
             appended.push(AppendedEvent { event_id: event.event_id, global_position, stream_version });
         }
-        for (value, appended) in values.into_iter().zip(&appended) {
-            let position = appended.global_position.to_be_bytes();
-            group.log_batch.insert(&position, value);
-            group.index_batch.insert(stream_key(&request.stream_id, appended.stream_version), &position);
-            group.index_batch.insert(&event_key(appended.event_id), &position);
+        for ((record, hash), appended) in records.iter().zip(&appended) {
+            group.push_frame(appended.global_position, record, hash);
+            group.index_batch.insert(&event_key(appended.event_id), &appended.global_position.to_be_bytes());
             group.event_ids.insert(appended.event_id, (request.stream_id.clone(), *appended));
         }
+        let first = appended.first().expect("validated: at least one event");
         let last = appended.last().expect("validated: at least one event");
+        let run = StreamRun { first_version: first.stream_version, first_position: first.global_position, count: appended.len() as u64 };
+        group.index_batch.insert(stream_key(&request.stream_id, run.first_version), &run.value());
         group.stream_heads.insert(request.stream_id.clone(), last.stream_version);
         group.index_batch.insert(INDEXED_THROUGH_KEY, &last.global_position.to_be_bytes());
         group.writes += appended.len();
@@ -627,22 +799,33 @@ impl EventStore for SledStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.check_usable()?;
         let head = self.durable_head();
-        let start = stream_key(stream_id, from_version.max(1));
-        let end = stream_key(stream_id, u64::MAX);
+        let from_version = from_version.max(1);
+        let limit = limit.min(READ_PAGE_EVENTS_MAX);
+        // Start at the run holding `from_version` (or the next one), then take whole runs:
+        // each run is consecutive in the log, so it is one read.
+        let start = match stream_run_holding(&self.inner.index, stream_id, from_version)? {
+            Some(run) => stream_key(stream_id, run.first_version),
+            None => stream_key(stream_id, from_version),
+        };
         let mut events = Vec::new();
-        for entry in self.inner.index.range(start..=end).take(limit.min(READ_PAGE_EVENTS_MAX)) {
-            let (_, position) = entry?;
-            let global_position = u64_from(&position, "a stream index value")?;
-            if global_position > head {
+        for entry in self.inner.index.range(start..=stream_key(stream_id, u64::MAX)) {
+            if events.len() >= limit {
                 break;
             }
-            let mut event = read_log(&self.inner.log, global_position, global_position, 1)?;
-            let event = event.pop().ok_or_else(|| StoreError::Corrupt {
-                global_position,
-                reason: "indexed but missing from the log".into(),
-            })?;
-            assert_eq!(&event.stream_id, stream_id, "the stream index points into another stream");
-            events.push(event);
+            let (key, value) = entry?;
+            let run = StreamRun::from_entry(&key, &value)?;
+            let skip = from_version.saturating_sub(run.first_version);
+            let first_position = run.first_position + skip;
+            let count = (run.count - skip).min((limit - events.len()) as u64);
+            let last_position = (first_position + count - 1).min(head);
+            if first_position > head {
+                break;
+            }
+            let read = read_log(&self.inner.log, first_position, last_position, count as usize)?;
+            for event in &read {
+                assert_eq!(&event.stream_id, stream_id, "the stream index points into another stream");
+            }
+            events.extend(read);
         }
         Ok(events)
     }
