@@ -19,6 +19,8 @@ use events_schema::{CHAIN_HASH_BYTES, ChainHash};
 const MAGIC: &[u8; 8] = b"GWHEAD01";
 const SLOT_BYTES: usize = 64;
 const CHECKED_BYTES: usize = SLOT_BYTES - 8;
+/// The shortest time between two background syncs of the head file.
+const HEAD_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The last durable event of the log and its chain hash (position 0 for an empty log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,9 @@ impl HeadFile {
                 if let Err(error) = syncer_file.sync_data() {
                     tracing::error!(%error, "syncing the chain-head file failed");
                 }
+                // At most one sync per interval: each costs a device flush, and a head that
+                // lags the log by a moment is still a valid lower bound.
+                std::thread::sleep(HEAD_SYNC_INTERVAL);
             }
         })?;
         let sequence = existing.map_or(0, |(sequence, _)| sequence);

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use events_schema::{CHAIN_HASH_BYTES, ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp, decode_record, encode_record};
@@ -50,6 +50,8 @@ const APPEND_QUEUE_REQUESTS_MAX: usize = 4_096;
 const SUBSCRIPTION_BUFFER_EVENTS: usize = 1_024;
 /// Events read from the log per step of a subscription's catch-up.
 const SUBSCRIPTION_PAGE_EVENTS: usize = 512;
+/// Groups applied but not yet synced before the writer waits for the syncer.
+const SYNC_JOBS_QUEUED_MAX: usize = 4;
 /// Events re-indexed per batch while repairing the index on open.
 const REPAIR_BATCH_EVENTS: usize = 10_000;
 
@@ -343,20 +345,37 @@ impl SledStore {
         let (durable_sender, durable) = watch::channel(log_end);
         let (requests, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
         let poisoned = Arc::new(OnceLock::new());
-        let writer = Writer {
+        let syncer = Arc::new(Mutex::new(Syncer {
             db,
-            log: log.clone(),
-            index: index.clone(),
             data_file,
             head_file,
+            synced: ChainHead { global_position: log_end, hash: last_hash },
+            durable: durable_sender,
+            poisoned: poisoned.clone(),
+            failure: None,
+        }));
+        let (sync_jobs, sync_job_receiver) = std::sync::mpsc::sync_channel(SYNC_JOBS_QUEUED_MAX);
+        let background_syncer = syncer.clone();
+        let syncer_thread = std::thread::Builder::new()
+            .name("gridwatch-sync".into())
+            .spawn(move || Syncer::run(&background_syncer, sync_job_receiver))?;
+        let writer = Writer {
+            log: log.clone(),
+            index: index.clone(),
             next_position: log_end + 1,
             last_hash,
             stream_heads: HashMap::new(),
-            durable: durable_sender,
             poisoned: poisoned.clone(),
             group_commit_events_max: config.group_commit_events_max.max(1),
+            sync_jobs,
+            syncer: syncer.clone(),
         };
-        let writer = std::thread::Builder::new().name("gridwatch-writer".into()).spawn(move || writer.run(receiver))?;
+        let writer = std::thread::Builder::new().name("gridwatch-writer".into()).spawn(move || {
+            writer.run(receiver);
+            // The writer dropped its sender: the syncer finishes the queued jobs and stops.
+            let _ = syncer_thread.join();
+            syncer.lock().expect("no sync panicked").close();
+        })?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 log,
@@ -552,21 +571,98 @@ fn repair_index(log: &sled::Tree, index: &sled::Tree, log_end: u64) -> Result<()
     Ok(())
 }
 
-/// The single owner of all writes.
+/// The single owner of all writes: it decides each append of a group and applies the group
+/// to sled (in memory). When no other append is waiting it makes the group durable itself;
+/// otherwise it hands the group to the syncer thread and goes on deciding the next group
+/// while that one is synced, so that CPU work and the disk overlap under load. Replies wait
+/// for durability either way, and readers never look past the durable head.
 struct Writer {
-    db: sled::Db,
     log: sled::Tree,
     index: sled::Tree,
-    /// sled's data file, opened separately so the writer can `fdatasync` it.
-    data_file: File,
-    head_file: HeadFile,
     next_position: u64,
     last_hash: ChainHash,
     /// Last version of each stream seen by the writer: a cache of the index.
     stream_heads: HashMap<EntityId, u64>,
-    durable: watch::Sender<u64>,
     poisoned: Arc<OnceLock<String>>,
     group_commit_events_max: usize,
+    sync_jobs: std::sync::mpsc::SyncSender<SyncJob>,
+    /// A std `Mutex`: it is only taken by the writer and syncer threads, never across an await.
+    syncer: Arc<Mutex<Syncer>>,
+}
+
+/// A decided group: the writer's head once it was applied, which must be durable before
+/// any of its answers go out (even a group that wrote nothing: a retry's original positions
+/// may belong to a group that is not durable yet), and the answers.
+struct SyncJob {
+    applied: ChainHead,
+    replies: Vec<(oneshot::Sender<AppendReply>, Result<Committed, Rejection>)>,
+}
+
+/// Makes applied groups durable: sled flush, then `fdatasync` of sled's data file (sled 0.34's
+/// flush only calls `sync_file_range`), then the chain-head file; then advances the durable
+/// head and sends the answers. Groups that queued up meanwhile share one flush.
+struct Syncer {
+    db: sled::Db,
+    /// sled's data file, opened separately so that it can be `fdatasync`ed.
+    data_file: File,
+    head_file: HeadFile,
+    synced: ChainHead,
+    durable: watch::Sender<u64>,
+    poisoned: Arc<OnceLock<String>>,
+    /// Set when a sync failed: every later job is answered with it.
+    failure: Option<String>,
+}
+
+impl Syncer {
+    fn run(syncer: &Mutex<Syncer>, jobs: std::sync::mpsc::Receiver<SyncJob>) {
+        while let Ok(first) = jobs.recv() {
+            let mut ready = vec![first];
+            ready.extend(jobs.try_iter());
+            syncer.lock().expect("no sync panicked").complete(ready);
+        }
+    }
+
+    /// Makes `jobs` durable (one flush for all) and answers them.
+    fn complete(&mut self, jobs: Vec<SyncJob>) {
+        let applied = jobs.iter().map(|job| job.applied).max_by_key(|head| head.global_position);
+        if let (None, Some(applied)) = (&self.failure, applied) {
+            if applied.global_position > self.synced.global_position {
+                if let Err(error) = self.sync(applied) {
+                    let reason = error.to_string();
+                    tracing::error!(%reason, "making appends durable failed; the store stops taking writes");
+                    let _ = self.poisoned.set(reason.clone());
+                    self.failure = Some(reason);
+                }
+            }
+        }
+        for job in jobs {
+            for (reply, outcome) in job.replies {
+                let answer = match &self.failure {
+                    Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+                    None => Ok(outcome),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn sync(&mut self, head: ChainHead) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        self.head_file.write(head)?;
+        self.synced = head;
+        self.durable.send_replace(head.global_position);
+        Ok(())
+    }
+
+    /// On close: the chain-head file is synced before the store lets go of it.
+    fn close(&mut self) {
+        if self.failure.is_none() {
+            if let Err(error) = self.head_file.write_synced(self.synced) {
+                tracing::error!(%error, "writing the chain-head file on close failed");
+            }
+        }
+    }
 }
 
 /// What the group being committed has decided so far, before it is durable.
@@ -613,22 +709,27 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(group);
-        }
-        let head = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
-        if self.poisoned.get().is_none() {
-            if let Err(error) = self.head_file.write_synced(head) {
-                tracing::error!(%error, "writing the chain-head file on close failed");
+            let job = self.commit(group);
+            match job {
+                // Nobody else is waiting: sync here, without a hand-over to another thread.
+                Some(job) if requests.is_empty() => self.syncer.lock().expect("no sync panicked").complete(vec![job]),
+                Some(job) => {
+                    if let Err(std::sync::mpsc::SendError(job)) = self.sync_jobs.send(job) {
+                        self.syncer.lock().expect("no sync panicked").complete(vec![job]);
+                    }
+                }
+                None => {}
             }
         }
     }
 
-    fn commit(&mut self, requests: Vec<AppendRequest>) {
+    /// Decides and applies one group; `None` when it failed (its requests were answered).
+    fn commit(&mut self, requests: Vec<AppendRequest>) -> Option<SyncJob> {
         if let Some(reason) = self.poisoned.get() {
             for request in requests {
                 let _ = request.reply.send(Err(StoreError::Poisoned(reason.clone())));
             }
-            return;
+            return None;
         }
         let recorded_at = Timestamp::now();
         let mut group = Group::default();
@@ -647,7 +748,7 @@ impl Writer {
         }
         if failure.is_none() && group.writes > 0 {
             group.close_entry();
-            failure = self.make_durable(group.log_batch, group.index_batch).err();
+            failure = self.apply(group.log_batch, group.index_batch).err();
         }
         if let Some(error) = failure {
             let reason = error.to_string();
@@ -658,21 +759,18 @@ impl Writer {
             for request in requests {
                 let _ = request.reply.send(Err(StoreError::Poisoned(reason.clone())));
             }
-            return;
+            return None;
         }
         self.stream_heads.extend(group.stream_heads);
-        self.durable.send_replace(self.next_position - 1);
-        for (request, outcome) in requests.into_iter().zip(outcomes) {
-            let _ = request.reply.send(Ok(outcome));
-        }
+        let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
+        let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
+        Some(SyncJob { applied, replies })
     }
 
-    fn make_durable(&mut self, log_batch: sled::Batch, index_batch: sled::Batch) -> Result<(), StoreError> {
+    /// Applies a decided group to sled's trees (in memory until the syncer flushes).
+    fn apply(&mut self, log_batch: sled::Batch, index_batch: sled::Batch) -> Result<(), StoreError> {
         self.log.apply_batch(log_batch)?;
         self.index.apply_batch(index_batch)?;
-        self.db.flush()?;
-        self.data_file.sync_data()?;
-        self.head_file.write(ChainHead { global_position: self.next_position - 1, hash: self.last_hash })?;
         Ok(())
     }
 
