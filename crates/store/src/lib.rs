@@ -13,6 +13,7 @@
 
 pub mod conformance;
 mod head_file;
+mod index;
 mod sled_store;
 
 use std::future::Future;

@@ -7,12 +7,7 @@
 //!   commit group is written as few entries of up to `LOG_ENTRY_BYTES_TARGET` bytes, because
 //!   sled's cost (disk, memory, iteration) is per entry far more than per byte: its leaves hold
 //!   16 entries, so a small entry costs a few hundred bytes on disk.
-//! - `index`: derived, rebuilt from `log` on open when a crash left it behind:
-//!   `s` + stream id length (u16 BE) + stream id + first stream version (u64 BE) ->
-//!   first global position (u64 BE) + count (u32 BE), one entry per append (its events are
-//!   consecutive in both numberings); `e` + event id (16 bytes) -> global position; and
-//!   `m:indexed_through` -> the last position indexed, written in the same (atomic,
-//!   single-tree) batch as the entries.
+//! - `index`: derived from `log` and kept off the append path; see the `index` module.
 //!
 //! One writer thread owns every write. It drains the queue of appends, decides each
 //! (idempotency, expected version, limits), writes the whole group as one batch per tree,
@@ -33,12 +28,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::head_file::{self, ChainHead, HeadFile};
+use crate::index::{Index, StreamRun, u64_from};
 use crate::{
     AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, READ_PAGE_EVENTS_MAX,
     Rejection, StoreError, chain_hash, validate_append,
 };
 
-const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
 /// A log entry is closed once its frames reach this many bytes (a single larger event gets
 /// an entry of its own).
 const LOG_ENTRY_BYTES_TARGET: usize = 32 * 1024;
@@ -81,7 +76,7 @@ pub struct SledStore {
 #[derive(Debug)]
 struct Inner {
     log: sled::Tree,
-    index: sled::Tree,
+    index: Index,
     requests: Option<mpsc::Sender<AppendRequest>>,
     /// The durable head: the last position the writer flushed and acknowledged.
     durable: watch::Receiver<u64>,
@@ -108,36 +103,6 @@ struct AppendRequest {
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     reply: oneshot::Sender<AppendReply>,
-}
-
-fn stream_prefix(stream_id: &EntityId) -> Vec<u8> {
-    let id = stream_id.as_str().as_bytes();
-    let mut key = Vec::with_capacity(3 + id.len() + 8);
-    key.push(b's');
-    key.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    key.extend_from_slice(id);
-    key
-}
-
-fn stream_key(stream_id: &EntityId, stream_version: u64) -> Vec<u8> {
-    let mut key = stream_prefix(stream_id);
-    key.extend_from_slice(&stream_version.to_be_bytes());
-    key
-}
-
-fn event_key(event_id: Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = b'e';
-    key[1..].copy_from_slice(event_id.as_bytes());
-    key
-}
-
-fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
-    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
-        global_position: 0,
-        reason: format!("{what} is {} bytes, not 8", bytes.len()),
-    })?;
-    Ok(u64::from_be_bytes(array))
 }
 
 /// One stored event inside a log entry.
@@ -267,35 +232,6 @@ fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<V
     Ok(events)
 }
 
-/// One stream-index entry: the events of one append to one stream.
-#[derive(Clone, Copy, Debug)]
-struct StreamRun {
-    first_version: u64,
-    first_position: u64,
-    count: u64,
-}
-
-impl StreamRun {
-    fn from_entry(key: &[u8], value: &[u8]) -> Result<StreamRun, StoreError> {
-        let malformed = || StoreError::Corrupt { global_position: 0, reason: "malformed stream index entry".into() };
-        let first_version = u64_from(key.get(key.len().saturating_sub(8)..).ok_or_else(malformed)?, "a stream version")?;
-        let first_position = u64_from(value.get(..8).ok_or_else(malformed)?, "a stream index position")?;
-        let count: [u8; 4] = value.get(8..12).and_then(|b| b.try_into().ok()).ok_or_else(malformed)?;
-        Ok(StreamRun { first_version, first_position, count: u64::from(u32::from_be_bytes(count)) })
-    }
-
-    fn value(&self) -> [u8; 12] {
-        let mut value = [0u8; 12];
-        value[..8].copy_from_slice(&self.first_position.to_be_bytes());
-        value[8..].copy_from_slice(&(self.count as u32).to_be_bytes());
-        value
-    }
-
-    fn last_version(&self) -> u64 {
-        self.first_version + self.count - 1
-    }
-}
-
 impl SledStore {
     /// Opens (creating if needed) the log in `config.dir`, checks it against the chain-head
     /// file, repairs the derived index, and starts the writer.
@@ -308,7 +244,7 @@ impl SledStore {
             .flush_every_ms(None)
             .open()?;
         let log = db.open_tree("log")?;
-        let index = db.open_tree("index")?;
+        let index = Index::new(db.open_tree("index")?);
         let data_file = File::open(sled_dir.join("db"))?;
 
         let (log_end, last_hash) = log_end(&log)?;
@@ -482,26 +418,16 @@ impl SledStore {
             return Err(format!("stream {} jumps from version {} to {}", event.stream_id, stream_version, event.stream_version));
         }
         *stream_version = event.stream_version;
-        let indexed = self.inner.index.get(event_key(event.event_id)).map_err(|error| error.to_string())?;
-        if indexed.as_deref() != Some(&global_position.to_be_bytes()[..]) {
+        let indexed = self.inner.index.event_position(event.event_id).map_err(|error| error.to_string())?;
+        if indexed != Some(global_position) {
             return Err(format!("event id {} is not indexed at this position", event.event_id));
         }
-        let run = stream_run_holding(&self.inner.index, &event.stream_id, event.stream_version).map_err(|error| error.to_string())?;
+        let run = self.inner.index.stream_run_holding(&event.stream_id, event.stream_version).map_err(|error| error.to_string())?;
         if run.map(|run| run.first_position + (event.stream_version - run.first_version)) != Some(global_position) {
             return Err(format!("stream {} version {} is not indexed at this position", event.stream_id, event.stream_version));
         }
         Ok(())
     }
-}
-
-/// The stream-index run of `stream_id` that holds `stream_version`, if any.
-fn stream_run_holding(index: &sled::Tree, stream_id: &EntityId, stream_version: u64) -> Result<Option<StreamRun>, StoreError> {
-    let Some(entry) = index.range(stream_prefix(stream_id)..=stream_key(stream_id, stream_version)).next_back() else {
-        return Ok(None);
-    };
-    let (key, value) = entry?;
-    let run = StreamRun::from_entry(&key, &value)?;
-    Ok((stream_version <= run.last_version()).then_some(run))
 }
 
 /// The result of [`SledStore::verify`].
@@ -524,11 +450,8 @@ pub struct VerifyProblem {
 
 /// Brings the derived index up to `log_end`: re-indexes what a crash left unindexed, and
 /// rebuilds from scratch when the index claims more than the log holds.
-fn repair_index(log: &sled::Tree, index: &sled::Tree, log_end: u64) -> Result<(), StoreError> {
-    let mut indexed_through = match index.get(INDEXED_THROUGH_KEY)? {
-        Some(bytes) => u64_from(&bytes, "the index marker")?,
-        None => 0,
-    };
+fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), StoreError> {
+    let mut indexed_through = index.indexed_through()?;
     if indexed_through > log_end {
         tracing::warn!(indexed_through, log_end, "index ahead of the log; rebuilding it");
         index.clear()?;
@@ -539,34 +462,12 @@ fn repair_index(log: &sled::Tree, index: &sled::Tree, log_end: u64) -> Result<()
     }
     while indexed_through < log_end {
         let events = read_log(log, indexed_through + 1, log_end, REPAIR_BATCH_EVENTS)?;
-        let mut batch = sled::Batch::default();
-        // Consecutive events of one stream become one run, as the writer makes them.
-        let mut run: Option<(EntityId, StreamRun)> = None;
-        for event in &events {
-            batch.insert(&event_key(event.event_id), &event.global_position.to_be_bytes());
-            match &mut run {
-                Some((stream_id, current))
-                    if *stream_id == event.stream_id
-                        && current.first_position + current.count == event.global_position
-                        && current.first_version + current.count == event.stream_version =>
-                {
-                    current.count += 1;
-                }
-                _ => {
-                    if let Some((stream_id, finished)) = run.take() {
-                        batch.insert(stream_key(&stream_id, finished.first_version), &finished.value());
-                    }
-                    let started = StreamRun { first_version: event.stream_version, first_position: event.global_position, count: 1 };
-                    run = Some((event.stream_id.clone(), started));
-                }
-            }
-        }
-        if let Some((stream_id, finished)) = run {
-            batch.insert(stream_key(&stream_id, finished.first_version), &finished.value());
-        }
         indexed_through = events.last().map_or(log_end, |event| event.global_position);
-        batch.insert(INDEXED_THROUGH_KEY, &indexed_through.to_be_bytes());
-        index.apply_batch(batch)?;
+        let entries: Vec<_> = events
+            .into_iter()
+            .map(|event| (event.stream_id, event.stream_version, event.global_position, event.event_id))
+            .collect();
+        index.write_recovered(&entries, indexed_through)?;
     }
     Ok(())
 }
@@ -578,7 +479,7 @@ fn repair_index(log: &sled::Tree, index: &sled::Tree, log_end: u64) -> Result<()
 /// for durability either way, and readers never look past the durable head.
 struct Writer {
     log: sled::Tree,
-    index: sled::Tree,
+    index: Index,
     next_position: u64,
     last_hash: ChainHash,
     /// Last version of each stream seen by the writer: a cache of the index.
@@ -655,9 +556,13 @@ impl Syncer {
         Ok(())
     }
 
-    /// On close: the chain-head file is synced before the store lets go of it.
+    /// On close: everything applied (the index too) is flushed, and the chain-head file is
+    /// synced before the store lets go of it.
     fn close(&mut self) {
         if self.failure.is_none() {
+            if let Err(error) = self.db.flush() {
+                tracing::error!(%error, "flushing on close failed");
+            }
             if let Err(error) = self.head_file.write_synced(self.synced) {
                 tracing::error!(%error, "writing the chain-head file on close failed");
             }
@@ -671,7 +576,7 @@ struct Group {
     log_batch: sled::Batch,
     /// The log entry being filled: its first position and its frames so far.
     entry: Option<(u64, Vec<u8>)>,
-    index_batch: sled::Batch,
+    stream_runs: Vec<(EntityId, StreamRun)>,
     stream_heads: HashMap<EntityId, u64>,
     event_ids: HashMap<Uuid, (EntityId, AppendedEvent)>,
     writes: usize,
@@ -721,6 +626,12 @@ impl Writer {
                 None => {}
             }
         }
+        // A clean close leaves the index complete, so the next open has nothing to repair.
+        if self.poisoned.get().is_none() {
+            if let Err(error) = self.index.persist_overlay() {
+                tracing::error!(%error, "writing the index on close failed; it is rebuilt on the next open");
+            }
+        }
     }
 
     /// Decides and applies one group; `None` when it failed (its requests were answered).
@@ -746,9 +657,10 @@ impl Writer {
                 }
             }
         }
+        let stream_heads = std::mem::take(&mut group.stream_heads);
         if failure.is_none() && group.writes > 0 {
             group.close_entry();
-            failure = self.apply(group.log_batch, group.index_batch).err();
+            failure = self.apply(group).err();
         }
         if let Some(error) = failure {
             let reason = error.to_string();
@@ -761,30 +673,25 @@ impl Writer {
             }
             return None;
         }
-        self.stream_heads.extend(group.stream_heads);
+        self.stream_heads.extend(stream_heads);
         let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
         let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
         Some(SyncJob { applied, replies })
     }
 
-    /// Applies a decided group to sled's trees (in memory until the syncer flushes).
-    fn apply(&mut self, log_batch: sled::Batch, index_batch: sled::Batch) -> Result<(), StoreError> {
-        self.log.apply_batch(log_batch)?;
-        self.index.apply_batch(index_batch)?;
-        Ok(())
+    /// Applies a decided group: its log entries to sled (in memory until the syncer
+    /// flushes), its index entries to the index overlay.
+    fn apply(&mut self, group: Group) -> Result<(), StoreError> {
+        self.log.apply_batch(group.log_batch)?;
+        let events = group.event_ids.values().map(|(_, appended)| (appended.event_id, appended.global_position));
+        self.index.add(group.stream_runs, events, self.next_position - 1)
     }
 
     fn stream_head(&self, group: &Group, stream_id: &EntityId) -> Result<u64, StoreError> {
         if let Some(version) = group.stream_heads.get(stream_id).or_else(|| self.stream_heads.get(stream_id)) {
             return Ok(*version);
         }
-        match self.index.scan_prefix(stream_prefix(stream_id)).next_back() {
-            Some(entry) => {
-                let (key, value) = entry?;
-                Ok(StreamRun::from_entry(&key, &value)?.last_version())
-            }
-            None => Ok(0),
-        }
+        self.index.stream_version(stream_id)
     }
 
     /// Where `event_id` was recorded, looking at this group first, then the index.
@@ -792,8 +699,7 @@ impl Writer {
         if let Some(found) = group.event_ids.get(&event_id) {
             return Ok(Some(found.clone()));
         }
-        let Some(position) = self.index.get(event_key(event_id))? else { return Ok(None) };
-        let global_position = u64_from(&position, "an event index value")?;
+        let Some(global_position) = self.index.event_position(event_id)? else { return Ok(None) };
         let event = read_log(&self.log, global_position, global_position, 1)?.pop().ok_or_else(|| StoreError::Corrupt {
             global_position,
             reason: "indexed but missing from the log".into(),
@@ -858,15 +764,13 @@ impl Writer {
         }
         for ((record, hash), appended) in records.iter().zip(&appended) {
             group.push_frame(appended.global_position, record, hash);
-            group.index_batch.insert(&event_key(appended.event_id), &appended.global_position.to_be_bytes());
             group.event_ids.insert(appended.event_id, (request.stream_id.clone(), *appended));
         }
         let first = appended.first().expect("validated: at least one event");
         let last = appended.last().expect("validated: at least one event");
         let run = StreamRun { first_version: first.stream_version, first_position: first.global_position, count: appended.len() as u64 };
-        group.index_batch.insert(stream_key(&request.stream_id, run.first_version), &run.value());
+        group.stream_runs.push((request.stream_id.clone(), run));
         group.stream_heads.insert(request.stream_id.clone(), last.stream_version);
-        group.index_batch.insert(INDEXED_THROUGH_KEY, &last.global_position.to_be_bytes());
         group.writes += appended.len();
         self.next_position = last.global_position + 1;
         self.last_hash = previous;
@@ -899,19 +803,12 @@ impl EventStore for SledStore {
         let head = self.durable_head();
         let from_version = from_version.max(1);
         let limit = limit.min(READ_PAGE_EVENTS_MAX);
-        // Start at the run holding `from_version` (or the next one), then take whole runs:
-        // each run is consecutive in the log, so it is one read.
-        let start = match stream_run_holding(&self.inner.index, stream_id, from_version)? {
-            Some(run) => stream_key(stream_id, run.first_version),
-            None => stream_key(stream_id, from_version),
-        };
+        // Each run is consecutive in the log, so it is one read.
         let mut events = Vec::new();
-        for entry in self.inner.index.range(start..=stream_key(stream_id, u64::MAX)) {
+        for run in self.inner.index.stream_runs(stream_id, from_version, limit)? {
             if events.len() >= limit {
                 break;
             }
-            let (key, value) = entry?;
-            let run = StreamRun::from_entry(&key, &value)?;
             let skip = from_version.saturating_sub(run.first_version);
             let first_position = run.first_position + skip;
             let count = (run.count - skip).min((limit - events.len()) as u64);

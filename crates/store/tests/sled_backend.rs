@@ -198,3 +198,41 @@ fn large_appends_span_several_log_entries_and_read_back_from_anywhere() {
         assert_eq!(retried.events[0].global_position, 602);
     });
 }
+
+#[test]
+fn index_entries_moved_from_memory_to_sled_stay_visible_throughout() {
+    // More events than the in-memory index overlay holds, so its entries move to sled's
+    // tree while appends and reads go on.
+    let harness = SledHarness::new();
+    let store = SledStore::open(harness.config()).unwrap();
+    let first_ids = runtime().block_on(async {
+        let mut first_ids = Vec::new();
+        for round in 0..12u64 {
+            for stream in ["a", "b"] {
+                let events: Vec<_> = (0..500).map(|i| note(&format!("{stream} {round} {i}"))).collect();
+                first_ids.push(events[0].event_id);
+                let stream = store::EntityId::new(stream).unwrap();
+                let committed = store.append(&stream, ExpectedVersion::Exact(round * 500), events).await.unwrap().unwrap();
+                assert_eq!(committed.events[0].stream_version, round * 500 + 1);
+            }
+            let a = store.read_stream(&store::EntityId::new("a").unwrap(), 1, 100_000).await.unwrap();
+            assert_eq!(a.len() as u64, (round + 1) * 500, "round {round}");
+            assert!(a.windows(2).all(|w| w[1].stream_version == w[0].stream_version + 1));
+        }
+        first_ids
+    });
+    assert_eq!(store.verify().unwrap().problem, None);
+    runtime().block_on(async {
+        let b = store::EntityId::new("b").unwrap();
+        let page = store.read_stream(&b, 4_999, 3).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [4_999, 5_000, 5_001]);
+        let mut retry = note("retry");
+        retry.event_id = first_ids[1];
+        let retried = store.append(&b, ExpectedVersion::Any, vec![retry]).await.unwrap().unwrap();
+        assert!(retried.deduplicated);
+        assert_eq!(retried.events[0].global_position, 501);
+    });
+    drop(store);
+    let store = SledStore::open(harness.config()).unwrap();
+    assert_eq!(store.verify().unwrap().problem, None);
+}
