@@ -1,23 +1,23 @@
-//! The derived indexes of the sled backend: stream id + version -> global position, and
-//! event id -> global position.
+//! The derived indexes of the sled backend: stream id + stream version -> global position,
+//! and event id -> global position.
 //!
-//! They live in sled's `index` tree, but not on the append path: the writer adds each
-//! group's entries to an in-memory overlay, and moves the overlay into sled in one batch
-//! every `OVERLAY_EVENTS_MAX` events (and on close). sled's cost is per entry and per
-//! page touched, so one sorted batch of thousands of entries writes far less than a few
-//! entries per commit, and the commit path flushes little more than the log itself. The
-//! overlay is never needed for durability: `m:indexed_through` says how far the sled index
-//! goes, and opening the store re-indexes the log after it.
+//! sled's cost (CPU, disk, memory) is per entry far more than per byte: its leaves hold 16
+//! entries and every touched leaf is rewritten. So the indexes are packed into few entries
+//! and kept off the append path:
+//! - the writer adds each group's entries to an in-memory overlay, and moves the overlay into
+//!   sled in one batch every `OVERLAY_EVENTS_MAX` events and on close;
+//! - the overlay is never needed for durability: `m:indexed_through` says how far the sled
+//!   index goes, and opening the store re-indexes the log after it.
 //!
 //! Key layout in the `index` tree:
-//! - `s` + stream id length (u16 BE) + stream id + first stream version (u64 BE) ->
-//!   first global position (u64 BE) + count (u32 BE): one run per append (its events are
-//!   consecutive in both numberings);
-//! - `e` + event id (16 bytes) -> global position (u64 BE);
+//! - `s` + stream id length (u16 BE) + stream id + chunk number (u64 BE) -> the global
+//!   positions (u64 BE each) of versions `chunk * 64 + 1 ..`, up to 64 of them;
+//! - `e` + the first 6 bytes of an event id (its UUIDv7 millisecond) -> entries of the
+//!   other 10 bytes of the id followed by its global position (u64 BE);
 //! - `m:indexed_through` -> the last global position whose entries are in the tree, written
 //!   in the same (atomic, single-tree) batch as those entries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use events_schema::EntityId;
@@ -28,6 +28,12 @@ use crate::StoreError;
 const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
 /// The overlay is moved into sled once it holds this many events.
 const OVERLAY_EVENTS_MAX: usize = 8_192;
+/// Stream versions per stream-index entry.
+const STREAM_CHUNK_VERSIONS: u64 = 64;
+/// Bytes of an event id that name its bucket (the UUIDv7 millisecond).
+const BUCKET_PREFIX_BYTES: usize = 6;
+/// Bytes of one bucket entry: the rest of the id, then the position.
+const BUCKET_ENTRY_BYTES: usize = 16 - BUCKET_PREFIX_BYTES + 8;
 
 pub(crate) fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
@@ -46,64 +52,43 @@ fn stream_prefix(stream_id: &EntityId) -> Vec<u8> {
     key
 }
 
-fn stream_key(stream_id: &EntityId, stream_version: u64) -> Vec<u8> {
+fn chunk_of(stream_version: u64) -> u64 {
+    (stream_version - 1) / STREAM_CHUNK_VERSIONS
+}
+
+fn chunk_key(stream_id: &EntityId, chunk: u64) -> Vec<u8> {
     let mut key = stream_prefix(stream_id);
-    key.extend_from_slice(&stream_version.to_be_bytes());
+    key.extend_from_slice(&chunk.to_be_bytes());
     key
 }
 
-fn event_key(event_id: Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
+fn bucket_key(event_id: Uuid) -> [u8; 1 + BUCKET_PREFIX_BYTES] {
+    let mut key = [0u8; 1 + BUCKET_PREFIX_BYTES];
     key[0] = b'e';
-    key[1..].copy_from_slice(event_id.as_bytes());
+    key[1..].copy_from_slice(&event_id.as_bytes()[..BUCKET_PREFIX_BYTES]);
     key
 }
 
-/// The events of one append to one stream: consecutive versions at consecutive positions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct StreamRun {
-    pub(crate) first_version: u64,
-    pub(crate) first_position: u64,
-    pub(crate) count: u64,
-}
-
-impl StreamRun {
-    fn from_entry(key: &[u8], value: &[u8]) -> Result<StreamRun, StoreError> {
-        let malformed = || StoreError::Corrupt { global_position: 0, reason: "malformed stream index entry".into() };
-        let first_version = u64_from(key.get(key.len().saturating_sub(8)..).ok_or_else(malformed)?, "a stream version")?;
-        let first_position = u64_from(value.get(..8).ok_or_else(malformed)?, "a stream index position")?;
-        let count: [u8; 4] = value.get(8..12).and_then(|b| b.try_into().ok()).ok_or_else(malformed)?;
-        Ok(StreamRun { first_version, first_position, count: u64::from(u32::from_be_bytes(count)) })
-    }
-
-    fn value(&self) -> [u8; 12] {
-        let mut value = [0u8; 12];
-        value[..8].copy_from_slice(&self.first_position.to_be_bytes());
-        value[8..].copy_from_slice(&(self.count as u32).to_be_bytes());
-        value
-    }
-
-    pub(crate) fn last_version(&self) -> u64 {
-        self.first_version + self.count - 1
-    }
-
-    pub(crate) fn holds(&self, stream_version: u64) -> bool {
-        (self.first_version..=self.last_version()).contains(&stream_version)
-    }
-
-    /// Whether `next` continues this run without a gap in either numbering.
-    pub(crate) fn continued_by(&self, next: &StreamRun) -> bool {
-        self.first_version + self.count == next.first_version && self.first_position + self.count == next.first_position
-    }
+fn positions_of(chunk: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    chunk.chunks_exact(8).map(|bytes| u64::from_be_bytes(bytes.try_into().expect("chunks of 8")))
 }
 
 /// Index entries the writer has made that are not in sled's tree yet.
 #[derive(Debug, Default)]
 struct Overlay {
-    stream_runs: HashMap<EntityId, Vec<StreamRun>>,
+    /// Per stream: the first version not in the tree, and the positions from it on.
+    streams: HashMap<EntityId, (u64, Vec<u64>)>,
     event_positions: HashMap<Uuid, u64>,
     /// The last position covered by the overlay (0 when it is empty).
     through: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    overlay: Overlay,
+    /// The greatest event id indexed so far: an id above it cannot be in the index, which
+    /// spares the look-up for nearly every new UUIDv7.
+    max_event_id: Uuid,
 }
 
 /// The indexes: sled's tree plus the overlay. Cheap to clone; clones share the overlay.
@@ -113,118 +98,179 @@ pub(crate) struct Index {
     /// A std `Mutex`: held only for short, synchronous look-ups, never across an await.
     /// Readers hold it while they read the tree too, so that they see each entry either in
     /// the overlay or in the tree, never neither, while the writer moves the overlay.
-    overlay: Arc<Mutex<Overlay>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Index {
-    pub(crate) fn new(tree: sled::Tree) -> Index {
-        Index { tree, overlay: Arc::new(Mutex::new(Overlay::default())) }
+    pub(crate) fn open(tree: sled::Tree) -> Result<Index, StoreError> {
+        let mut max_event_id = Uuid::nil();
+        if let Some(entry) = tree.range(&b"e"[..]..&b"f"[..]).next_back() {
+            let (key, bucket) = entry?;
+            for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
+                let mut id = [0u8; 16];
+                id[..BUCKET_PREFIX_BYTES].copy_from_slice(&key[1..]);
+                id[BUCKET_PREFIX_BYTES..].copy_from_slice(&item[..16 - BUCKET_PREFIX_BYTES]);
+                max_event_id = max_event_id.max(Uuid::from_bytes(id));
+            }
+        }
+        Ok(Index { tree, state: Arc::new(Mutex::new(State { overlay: Overlay::default(), max_event_id })) })
     }
 
-    fn overlay(&self) -> MutexGuard<'_, Overlay> {
-        self.overlay.lock().expect("no index look-up panicked")
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("no index look-up panicked")
     }
 
     /// Where `event_id` was recorded.
     pub(crate) fn event_position(&self, event_id: Uuid) -> Result<Option<u64>, StoreError> {
-        let overlay = self.overlay();
-        if let Some(position) = overlay.event_positions.get(&event_id) {
+        let state = self.state();
+        if let Some(position) = state.overlay.event_positions.get(&event_id) {
             return Ok(Some(*position));
         }
-        match self.tree.get(event_key(event_id))? {
-            Some(position) => Ok(Some(u64_from(&position, "an event index value")?)),
-            None => Ok(None),
+        if event_id > state.max_event_id {
+            return Ok(None);
         }
+        let Some(bucket) = self.tree.get(bucket_key(event_id))? else { return Ok(None) };
+        let rest = &event_id.as_bytes()[BUCKET_PREFIX_BYTES..];
+        for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
+            if &item[..rest.len()] == rest {
+                return Ok(Some(u64_from(&item[rest.len()..], "an event index position")?));
+            }
+        }
+        Ok(None)
     }
 
     /// The last version of `stream_id` (0 when it has no events).
     pub(crate) fn stream_version(&self, stream_id: &EntityId) -> Result<u64, StoreError> {
-        let overlay = self.overlay();
-        if let Some(run) = overlay.stream_runs.get(stream_id).and_then(|runs| runs.last()) {
-            return Ok(run.last_version());
+        let state = self.state();
+        if let Some((first, positions)) = state.overlay.streams.get(stream_id) {
+            return Ok(first + positions.len() as u64 - 1);
         }
+        self.stored_stream_version(stream_id)
+    }
+
+    fn stored_stream_version(&self, stream_id: &EntityId) -> Result<u64, StoreError> {
         match self.tree.scan_prefix(stream_prefix(stream_id)).next_back() {
             Some(entry) => {
-                let (key, value) = entry?;
-                Ok(StreamRun::from_entry(&key, &value)?.last_version())
+                let (key, chunk) = entry?;
+                let number = u64_from(&key[key.len() - 8..], "a stream chunk number")?;
+                Ok(number * STREAM_CHUNK_VERSIONS + (chunk.len() / 8) as u64)
             }
             None => Ok(0),
         }
     }
 
-    /// The runs of `stream_id` that hold versions from `from_version` on, in order, until
-    /// they hold at least `events_max` events.
-    pub(crate) fn stream_runs(&self, stream_id: &EntityId, from_version: u64, events_max: usize) -> Result<Vec<StreamRun>, StoreError> {
-        let overlay = self.overlay();
-        let mut runs = Vec::new();
-        let mut events = 0u64;
-        let start = match self.tree.range(stream_prefix(stream_id)..=stream_key(stream_id, from_version)).next_back() {
-            Some(entry) => {
-                let (key, value) = entry?;
-                let run = StreamRun::from_entry(&key, &value)?;
-                if run.holds(from_version) { stream_key(stream_id, run.first_version) } else { stream_key(stream_id, from_version) }
+    /// The positions of `stream_id`'s versions from `from_version` (at least 1) on, at most
+    /// `limit`, in version order.
+    pub(crate) fn stream_positions(&self, stream_id: &EntityId, from_version: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let state = self.state();
+        let mut positions = Vec::new();
+        let mut next_version = from_version.max(1);
+        let start = chunk_key(stream_id, chunk_of(next_version));
+        let end = chunk_key(stream_id, u64::MAX);
+        for entry in self.tree.range(start..=end) {
+            if positions.len() >= limit {
+                return Ok(positions);
             }
-            None => stream_key(stream_id, from_version),
-        };
-        let stored = self.tree.range(start..=stream_key(stream_id, u64::MAX)).map(|entry| {
-            let (key, value) = entry?;
-            StreamRun::from_entry(&key, &value)
-        });
-        let pending = overlay.stream_runs.get(stream_id).into_iter().flatten().map(|run| Ok(*run));
-        for run in stored.chain(pending) {
-            if events >= events_max as u64 {
-                break;
+            let (key, chunk) = entry?;
+            let number = u64_from(&key[key.len() - 8..], "a stream chunk number")?;
+            let first_version = number * STREAM_CHUNK_VERSIONS + 1;
+            for (offset, position) in positions_of(&chunk).enumerate() {
+                let version = first_version + offset as u64;
+                if version == next_version && positions.len() < limit {
+                    positions.push(position);
+                    next_version += 1;
+                }
             }
-            let run = run?;
-            if run.last_version() < from_version {
-                continue;
-            }
-            events += run.last_version() + 1 - run.first_version.max(from_version);
-            runs.push(run);
         }
-        Ok(runs)
+        if let Some((first, pending)) = state.overlay.streams.get(stream_id) {
+            let skip = next_version.saturating_sub(*first) as usize;
+            if next_version >= *first {
+                positions.extend(pending.iter().skip(skip).take(limit - positions.len().min(limit)));
+            }
+        }
+        positions.truncate(limit);
+        Ok(positions)
     }
 
-    /// The run of `stream_id` that holds `stream_version`, if any.
-    pub(crate) fn stream_run_holding(&self, stream_id: &EntityId, stream_version: u64) -> Result<Option<StreamRun>, StoreError> {
-        Ok(self.stream_runs(stream_id, stream_version, 1)?.into_iter().next().filter(|run| run.holds(stream_version)))
+    /// The position of `stream_id` at `stream_version`, if it has one.
+    pub(crate) fn stream_position(&self, stream_id: &EntityId, stream_version: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self.stream_positions(stream_id, stream_version, 1)?.first().copied())
     }
 
-    /// Adds the entries of one applied group (writer only). `through` is the group's last
-    /// position. Moves the overlay into sled when it is full.
-    pub(crate) fn add(&self, runs: Vec<(EntityId, StreamRun)>, events: impl Iterator<Item = (Uuid, u64)>, through: u64) -> Result<(), StoreError> {
-        let mut overlay = self.overlay();
-        for (stream_id, run) in runs {
-            overlay.stream_runs.entry(stream_id).or_default().push(run);
+    /// Adds the entries of applied events (writer, and repair on open), as
+    /// `(stream, stream version, global position, event id)` in log order. `through` is the
+    /// last position they cover. Moves the overlay into sled when it is full, or at once
+    /// when `persist_now`.
+    pub(crate) fn add(
+        &self,
+        events: impl Iterator<Item = (EntityId, u64, u64, Uuid)>,
+        through: u64,
+        persist_now: bool,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for (stream_id, stream_version, global_position, event_id) in events {
+            let (first, positions) = state.overlay.streams.entry(stream_id).or_insert((stream_version, Vec::new()));
+            assert_eq!(*first + positions.len() as u64, stream_version, "stream versions reach the index in order");
+            positions.push(global_position);
+            state.overlay.event_positions.insert(event_id, global_position);
+            state.max_event_id = state.max_event_id.max(event_id);
         }
-        overlay.event_positions.extend(events);
-        overlay.through = through;
-        if overlay.event_positions.len() >= OVERLAY_EVENTS_MAX {
-            Index::persist(&self.tree, &mut overlay)?;
+        state.overlay.through = through;
+        if persist_now || state.overlay.event_positions.len() >= OVERLAY_EVENTS_MAX {
+            self.persist(&mut state.overlay)?;
         }
         Ok(())
     }
 
-    /// Moves the overlay into sled now (on close, and before a full verification).
+    /// Moves the overlay into sled now (on close).
     pub(crate) fn persist_overlay(&self) -> Result<(), StoreError> {
-        Index::persist(&self.tree, &mut self.overlay())
+        let mut state = self.state();
+        self.persist(&mut state.overlay)
     }
 
-    fn persist(tree: &sled::Tree, overlay: &mut Overlay) -> Result<(), StoreError> {
+    fn persist(&self, overlay: &mut Overlay) -> Result<(), StoreError> {
         if overlay.through == 0 {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for (stream_id, runs) in &overlay.stream_runs {
-            for run in runs {
-                batch.insert(stream_key(stream_id, run.first_version), &run.value());
+        for (stream_id, (first, positions)) in &overlay.streams {
+            // Fill the stream's last stored chunk first, then new chunks.
+            let mut version = *first;
+            let mut pending = positions.as_slice();
+            while !pending.is_empty() {
+                let chunk = chunk_of(version);
+                let key = chunk_key(stream_id, chunk);
+                let mut value = if (version - 1) % STREAM_CHUNK_VERSIONS == 0 {
+                    Vec::new()
+                } else {
+                    self.tree.get(&key)?.map(|stored| stored.to_vec()).unwrap_or_default()
+                };
+                let room = (STREAM_CHUNK_VERSIONS - (version - 1) % STREAM_CHUNK_VERSIONS) as usize;
+                let (now, later) = pending.split_at(room.min(pending.len()));
+                for position in now {
+                    value.extend_from_slice(&position.to_be_bytes());
+                }
+                batch.insert(key, value);
+                version += now.len() as u64;
+                pending = later;
             }
         }
+        let mut buckets: BTreeMap<[u8; 1 + BUCKET_PREFIX_BYTES], Vec<u8>> = BTreeMap::new();
         for (event_id, position) in &overlay.event_positions {
-            batch.insert(&event_key(*event_id), &position.to_be_bytes());
+            let key = bucket_key(*event_id);
+            if !buckets.contains_key(&key) {
+                let stored = self.tree.get(key)?.map(|bucket| bucket.to_vec()).unwrap_or_default();
+                buckets.insert(key, stored);
+            }
+            let bucket = buckets.get_mut(&key).expect("inserted above");
+            bucket.extend_from_slice(&event_id.as_bytes()[BUCKET_PREFIX_BYTES..]);
+            bucket.extend_from_slice(&position.to_be_bytes());
+        }
+        for (key, bucket) in buckets {
+            batch.insert(&key, bucket);
         }
         batch.insert(INDEXED_THROUGH_KEY, &overlay.through.to_be_bytes());
-        tree.apply_batch(batch)?;
+        self.tree.apply_batch(batch)?;
         *overlay = Overlay::default();
         Ok(())
     }
@@ -237,35 +283,12 @@ impl Index {
         }
     }
 
-    /// Throws the tree away (when it claims more than the log holds).
+    /// Throws the index away (when it claims more than the log holds).
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
-        *self.overlay() = Overlay::default();
+        let mut state = self.state();
+        state.overlay = Overlay::default();
+        state.max_event_id = Uuid::nil();
         self.tree.clear()?;
-        Ok(())
-    }
-
-    /// Writes index entries for events read back from the log (repair on open). Consecutive
-    /// events of one stream become one run, as the writer makes them.
-    pub(crate) fn write_recovered(
-        &self,
-        events: &[(EntityId, u64, u64, Uuid)],
-        through: u64,
-    ) -> Result<(), StoreError> {
-        let mut runs: Vec<(EntityId, StreamRun)> = Vec::new();
-        let mut batch = sled::Batch::default();
-        for (stream_id, stream_version, global_position, event_id) in events {
-            batch.insert(&event_key(*event_id), &global_position.to_be_bytes());
-            let run = StreamRun { first_version: *stream_version, first_position: *global_position, count: 1 };
-            match runs.last_mut() {
-                Some((last_stream, last)) if last_stream == stream_id && last.continued_by(&run) => last.count += 1,
-                _ => runs.push((stream_id.clone(), run)),
-            }
-        }
-        for (stream_id, run) in runs {
-            batch.insert(stream_key(&stream_id, run.first_version), &run.value());
-        }
-        batch.insert(INDEXED_THROUGH_KEY, &through.to_be_bytes());
-        self.tree.apply_batch(batch)?;
         Ok(())
     }
 }

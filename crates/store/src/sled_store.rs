@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::head_file::{self, ChainHead, HeadFile};
-use crate::index::{Index, StreamRun, u64_from};
+use crate::index::{Index, u64_from};
 use crate::{
     AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, READ_PAGE_EVENTS_MAX,
     Rejection, StoreError, chain_hash, validate_append,
@@ -244,7 +244,7 @@ impl SledStore {
             .flush_every_ms(None)
             .open()?;
         let log = db.open_tree("log")?;
-        let index = Index::new(db.open_tree("index")?);
+        let index = Index::open(db.open_tree("index")?)?;
         let data_file = File::open(sled_dir.join("db"))?;
 
         let (log_end, last_hash) = log_end(&log)?;
@@ -422,8 +422,8 @@ impl SledStore {
         if indexed != Some(global_position) {
             return Err(format!("event id {} is not indexed at this position", event.event_id));
         }
-        let run = self.inner.index.stream_run_holding(&event.stream_id, event.stream_version).map_err(|error| error.to_string())?;
-        if run.map(|run| run.first_position + (event.stream_version - run.first_version)) != Some(global_position) {
+        let position = self.inner.index.stream_position(&event.stream_id, event.stream_version).map_err(|error| error.to_string())?;
+        if position != Some(global_position) {
             return Err(format!("stream {} version {} is not indexed at this position", event.stream_id, event.stream_version));
         }
         Ok(())
@@ -463,11 +463,8 @@ fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), Sto
     while indexed_through < log_end {
         let events = read_log(log, indexed_through + 1, log_end, REPAIR_BATCH_EVENTS)?;
         indexed_through = events.last().map_or(log_end, |event| event.global_position);
-        let entries: Vec<_> = events
-            .into_iter()
-            .map(|event| (event.stream_id, event.stream_version, event.global_position, event.event_id))
-            .collect();
-        index.write_recovered(&entries, indexed_through)?;
+        let entries = events.into_iter().map(|event| (event.stream_id, event.stream_version, event.global_position, event.event_id));
+        index.add(entries, indexed_through, true)?;
     }
     Ok(())
 }
@@ -576,7 +573,8 @@ struct Group {
     log_batch: sled::Batch,
     /// The log entry being filled: its first position and its frames so far.
     entry: Option<(u64, Vec<u8>)>,
-    stream_runs: Vec<(EntityId, StreamRun)>,
+    /// Index entries of the group: (stream, stream version, global position, event id).
+    index_entries: Vec<(EntityId, u64, u64, Uuid)>,
     stream_heads: HashMap<EntityId, u64>,
     event_ids: HashMap<Uuid, (EntityId, AppendedEvent)>,
     writes: usize,
@@ -683,8 +681,7 @@ impl Writer {
     /// flushes), its index entries to the index overlay.
     fn apply(&mut self, group: Group) -> Result<(), StoreError> {
         self.log.apply_batch(group.log_batch)?;
-        let events = group.event_ids.values().map(|(_, appended)| (appended.event_id, appended.global_position));
-        self.index.add(group.stream_runs, events, self.next_position - 1)
+        self.index.add(group.index_entries.into_iter(), self.next_position - 1, false)
     }
 
     fn stream_head(&self, group: &Group, stream_id: &EntityId) -> Result<u64, StoreError> {
@@ -766,10 +763,10 @@ impl Writer {
             group.push_frame(appended.global_position, record, hash);
             group.event_ids.insert(appended.event_id, (request.stream_id.clone(), *appended));
         }
-        let first = appended.first().expect("validated: at least one event");
         let last = appended.last().expect("validated: at least one event");
-        let run = StreamRun { first_version: first.stream_version, first_position: first.global_position, count: appended.len() as u64 };
-        group.stream_runs.push((request.stream_id.clone(), run));
+        group.index_entries.extend(
+            appended.iter().map(|a| (request.stream_id.clone(), a.stream_version, a.global_position, a.event_id)),
+        );
         group.stream_heads.insert(request.stream_id.clone(), last.stream_version);
         group.writes += appended.len();
         self.next_position = last.global_position + 1;
@@ -803,24 +800,25 @@ impl EventStore for SledStore {
         let head = self.durable_head();
         let from_version = from_version.max(1);
         let limit = limit.min(READ_PAGE_EVENTS_MAX);
-        // Each run is consecutive in the log, so it is one read.
-        let mut events = Vec::new();
-        for run in self.inner.index.stream_runs(stream_id, from_version, limit)? {
-            if events.len() >= limit {
+        let positions = self.inner.index.stream_positions(stream_id, from_version, limit)?;
+        // Consecutive positions (one append, typically) are read in one go.
+        let mut events = Vec::with_capacity(positions.len());
+        let mut start = 0;
+        while start < positions.len() {
+            let mut end = start + 1;
+            while end < positions.len() && positions[end] == positions[end - 1] + 1 {
+                end += 1;
+            }
+            let (first, last) = (positions[start], positions[end - 1]);
+            if first > head {
                 break;
             }
-            let skip = from_version.saturating_sub(run.first_version);
-            let first_position = run.first_position + skip;
-            let count = (run.count - skip).min((limit - events.len()) as u64);
-            let last_position = (first_position + count - 1).min(head);
-            if first_position > head {
-                break;
-            }
-            let read = read_log(&self.inner.log, first_position, last_position, count as usize)?;
+            let read = read_log(&self.inner.log, first, last.min(head), end - start)?;
             for event in &read {
                 assert_eq!(&event.stream_id, stream_id, "the stream index points into another stream");
             }
             events.extend(read);
+            start = end;
         }
         Ok(events)
     }
