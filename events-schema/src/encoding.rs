@@ -80,8 +80,7 @@ impl<'de> Visitor<'de> for BinaryEventVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Event, A::Error> {
         let KnownEventType { event_type, current } =
             seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let schema_version: u16 =
-            seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let schema_version: u16 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
         let event = if schema_version == current {
             Event::deserialize_current(event_type, &mut seq)?
         } else if schema_version < current {

@@ -121,18 +121,13 @@ pub fn encode_record(
 }
 
 /// Decodes stored bytes (as written by [`encode_record`]) found at `global_position`.
-pub fn decode_record(
-    global_position: u64,
-    bytes: &[u8],
-    hash: ChainHash,
-) -> Result<RecordedEvent, DecodeError> {
+pub fn decode_record(global_position: u64, bytes: &[u8], hash: ChainHash) -> Result<RecordedEvent, DecodeError> {
     let (&tag, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if tag != CODEC_BINCODE_V1 {
         return Err(DecodeError::UnknownCodec(tag));
     }
-    let (record, read): (Record, usize) =
-        bincode::serde::decode_from_slice(body, bincode::config::standard())
-            .map_err(|error| DecodeError::Bincode(error.to_string()))?;
+    let (record, read): (Record, usize) = bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map_err(|error| DecodeError::Bincode(error.to_string()))?;
     if read != body.len() {
         return Err(DecodeError::TrailingBytes(body.len() - read));
     }
@@ -248,15 +243,9 @@ impl EventLine {
         now: Timestamp,
         new_event_id: impl FnOnce() -> Uuid,
     ) -> Result<NewEvent, EventJsonError> {
-        if let (Some(given), Some(current)) =
-            (self.schema_version, Event::current_schema_version(&self.event_type))
-        {
+        if let (Some(given), Some(current)) = (self.schema_version, Event::current_schema_version(&self.event_type)) {
             if given != current {
-                return Err(EventJsonError::UnsupportedSchemaVersion {
-                    event_type: self.event_type,
-                    given,
-                    current,
-                });
+                return Err(EventJsonError::UnsupportedSchemaVersion { event_type: self.event_type, given, current });
             }
         }
         let event = Event::from_json(&self.event_type, self.data)?;

@@ -86,9 +86,8 @@ impl<'de> Deserialize<'de> for Timestamp {
             })
         } else {
             let micros = i64::deserialize(deserializer)?;
-            Timestamp::from_microsecond(micros).ok_or_else(|| {
-                D::Error::custom(format!("timestamp out of range: {micros} microseconds"))
-            })
+            Timestamp::from_microsecond(micros)
+                .ok_or_else(|| D::Error::custom(format!("timestamp out of range: {micros} microseconds")))
         }
     }
 }

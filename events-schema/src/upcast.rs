@@ -19,7 +19,5 @@ pub(crate) fn decode_older<'de, A: SeqAccess<'de>>(
 ) -> Result<Option<Event>, A::Error> {
     // Arms of the form `("FieldNoteRecorded", 1) => Ok(seq.next_element::<V1>()?.map(upcast))`
     // go here.
-    Err(de::Error::custom(format!(
-        "{event_type} schema version {schema_version} has no upcaster"
-    )))
+    Err(de::Error::custom(format!("{event_type} schema version {schema_version} has no upcaster")))
 }

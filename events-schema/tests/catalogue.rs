@@ -1,6 +1,9 @@
 //! The catalogue's contract tests: checked-in JSON Schema is fresh, golden bytes still
 //! decode (and re-encode identically), and both encodings round-trip every event type.
 
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +44,10 @@ fn checked_in_json_schema_matches_the_types() {
     let mut on_disk = BTreeSet::new();
     list_files(&dir, &dir, &mut on_disk);
     let expected: BTreeSet<String> = generated.iter().map(|(path, _)| path.clone()).collect();
-    assert_eq!(on_disk, expected, "schema/ holds other files than the types generate; run GRIDWATCH_BLESS=1 cargo test -p events-schema");
+    assert_eq!(
+        on_disk, expected,
+        "schema/ holds other files than the types generate; run GRIDWATCH_BLESS=1 cargo test -p events-schema"
+    );
     for (path, text) in generated {
         let stored = std::fs::read_to_string(dir.join(&path)).unwrap();
         assert!(stored == text, "schema/{path} is stale; run GRIDWATCH_BLESS=1 cargo test -p events-schema");
@@ -101,7 +107,13 @@ fn golden_samples_still_decode_and_reencode_identically() {
             let stored_version = sample["envelope"]["schema_version"].as_u64().unwrap() as u16;
             covered.insert((recorded.event.event_type(), stored_version));
             if stored_version == recorded.event.schema_version() {
-                assert_eq!(serde_json::to_value(&recorded).unwrap(), sample["envelope"], "{}:{}", file.display(), line_number + 1);
+                assert_eq!(
+                    serde_json::to_value(&recorded).unwrap(),
+                    sample["envelope"],
+                    "{}:{}",
+                    file.display(),
+                    line_number + 1
+                );
                 let new = NewEvent {
                     event_id: recorded.event_id,
                     occurred_at: recorded.occurred_at,
@@ -124,7 +136,10 @@ fn golden_samples_still_decode_and_reencode_identically() {
         std::fs::write(dir.join(name), text).unwrap();
         return;
     }
-    assert!(missing.is_empty(), "no golden sample for {missing:?}; run GRIDWATCH_BLESS=1 cargo test -p events-schema to add a new golden file");
+    assert!(
+        missing.is_empty(),
+        "no golden sample for {missing:?}; run GRIDWATCH_BLESS=1 cargo test -p events-schema to add a new golden file"
+    );
 }
 
 #[test]
@@ -133,7 +148,8 @@ fn every_type_round_trips_through_json_and_binary() {
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event, "{json}");
         let bytes = bincode::serde::encode_to_vec(&event, bincode::config::standard()).unwrap();
-        let (back, read): (Event, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        let (back, read): (Event, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
         assert_eq!((back, read), (event, bytes.len()));
     }
 }
@@ -158,12 +174,27 @@ fn bad_json_events_are_rejected_with_the_reason() {
     let cases = [
         (r#"{"event_type":"NoSuchThing","data":{}}"#, "unknown event type"),
         (r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1"}}"#, "missing field `text`"),
-        (r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":"x","mood":1}}"#, "unknown field `mood`"),
+        (
+            r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":"x","mood":1}}"#,
+            "unknown field `mood`",
+        ),
         (r#"{"event_type":"FieldNoteRecorded","data":{"author":"a b","text":"x"}}"#, "invalid id"),
-        (r#"{"event_type":"GateIssueRaised","data":{"issue_id":"i","checkpoint_id":"c","raised_by":"s","category":"aliens","severity":"high","summary":"x"}}"#, "unknown variant `aliens`"),
-        (r#"{"event_type":"FieldNoteRecorded","schema_version":7,"data":{"author":"s","text":"x"}}"#, "schema version 7"),
-        (r#"{"event_type":"FieldNoteRecorded","occurred_at":"2999-01-01T00:00:00Z","data":{"author":"s","text":"x"}}"#, "later than now"),
-        (r#"{"event_type":"FieldNoteRecorded","occurred_at":"yesterday","data":{"author":"s","text":"x"}}"#, "RFC 3339"),
+        (
+            r#"{"event_type":"GateIssueRaised","data":{"issue_id":"i","checkpoint_id":"c","raised_by":"s","category":"aliens","severity":"high","summary":"x"}}"#,
+            "unknown variant `aliens`",
+        ),
+        (
+            r#"{"event_type":"FieldNoteRecorded","schema_version":7,"data":{"author":"s","text":"x"}}"#,
+            "schema version 7",
+        ),
+        (
+            r#"{"event_type":"FieldNoteRecorded","occurred_at":"2999-01-01T00:00:00Z","data":{"author":"s","text":"x"}}"#,
+            "later than now",
+        ),
+        (
+            r#"{"event_type":"FieldNoteRecorded","occurred_at":"yesterday","data":{"author":"s","text":"x"}}"#,
+            "RFC 3339",
+        ),
         (r#"{"event_type":"FieldNoteRecorded","event_id":"not-a-uuid","data":{"author":"s","text":"x"}}"#, "UUID"),
     ];
     for (line, reason) in cases {
@@ -173,7 +204,8 @@ fn bad_json_events_are_rejected_with_the_reason() {
             .unwrap_err();
         assert!(error.contains(reason), "{line}: {error}");
     }
-    let error = serde_json::from_str::<EventLine>(r#"{"event_type":"FieldNoteRecorded","data":{},"extra":1}"#).unwrap_err();
+    let error =
+        serde_json::from_str::<EventLine>(r#"{"event_type":"FieldNoteRecorded","data":{},"extra":1}"#).unwrap_err();
     assert!(error.to_string().contains("unknown field `extra`"), "{error}");
 }
 
@@ -191,8 +223,10 @@ fn an_exported_envelope_line_can_be_appended_again() {
 
 #[test]
 fn bytes_from_a_newer_build_or_a_foreign_codec_fail_clearly() {
-    let payload = FieldNoteRecorded { author: EntityId::new("s").unwrap(), text: "x".into(), site_id: None, weather: None };
-    let bytes = bincode::serde::encode_to_vec(("FieldNoteRecorded", 9u16, payload), bincode::config::standard()).unwrap();
+    let payload =
+        FieldNoteRecorded { author: EntityId::new("s").unwrap(), text: "x".into(), site_id: None, weather: None };
+    let bytes =
+        bincode::serde::encode_to_vec(("FieldNoteRecorded", 9u16, payload), bincode::config::standard()).unwrap();
     let error = bincode::serde::decode_from_slice::<Event, _>(&bytes, bincode::config::standard()).unwrap_err();
     assert!(error.to_string().contains("newer gridwatch"), "{error}");
     assert_eq!(decode_record(1, &[9, 1, 2], [0; 32]), Err(DecodeError::UnknownCodec(9)));

@@ -31,11 +31,24 @@ fn append_accepts_the_documented_line_and_prints_positions() {
     let output = run(dir.path(), &["append", "--stream", "issues", "--expected-version", "none"], &two);
     assert_eq!(output.code, 0, "{}", output.stderr);
     let printed: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
-    let positions: Vec<u64> = printed["events"].as_array().unwrap().iter().map(|e| e["global_position"].as_u64().unwrap()).collect();
+    let positions: Vec<u64> =
+        printed["events"].as_array().unwrap().iter().map(|e| e["global_position"].as_u64().unwrap()).collect();
     assert_eq!(positions, [2, 3]);
     let stored = events(dir.path(), &[]);
     assert_eq!(stored.len(), 3);
-    for field in ["global_position", "stream_id", "stream_version", "event_id", "event_type", "schema_version", "occurred_at", "recorded_at", "actor", "data", "hash"] {
+    for field in [
+        "global_position",
+        "stream_id",
+        "stream_version",
+        "event_id",
+        "event_type",
+        "schema_version",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "data",
+        "hash",
+    ] {
         assert!(stored.iter().all(|e| !e[field].is_null()), "field {field} missing");
     }
     assert_eq!(stored[1]["occurred_at"], "2020-02-20T02:15:00Z");
@@ -50,8 +63,14 @@ fn bad_input_exits_2_and_writes_nothing() {
         format!("{NOTE}\n{{not json\n"),
         format!("{NOTE}\n{}\n", r#"{"event_type":"NoSuchEvent","data":{}}"#),
         format!("{NOTE}\n{}\n", r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":3}}"#),
-        format!("{NOTE}\n{}\n", r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":"x"},"surprise":true}"#),
-        format!("{NOTE}\n{}\n", r#"{"event_type":"FieldNoteRecorded","occurred_at":"2999-01-01T00:00:00Z","data":{"author":"s","text":"x"}}"#),
+        format!(
+            "{NOTE}\n{}\n",
+            r#"{"event_type":"FieldNoteRecorded","data":{"author":"staff-1","text":"x"},"surprise":true}"#
+        ),
+        format!(
+            "{NOTE}\n{}\n",
+            r#"{"event_type":"FieldNoteRecorded","occurred_at":"2999-01-01T00:00:00Z","data":{"author":"s","text":"x"}}"#
+        ),
         String::new(),
     ];
     for input in &bad_inputs {
@@ -71,7 +90,8 @@ fn a_conflict_exits_3_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(run(dir.path(), &["append", "--stream", "s", "--expected-version", "none"], NOTE).code, 0);
     for expected in ["none", "0", "2"] {
-        let output = run(dir.path(), &["append", "--stream", "s", "--expected-version", expected], &format!("{NOTE}\n{NOTE}"));
+        let output =
+            run(dir.path(), &["append", "--stream", "s", "--expected-version", expected], &format!("{NOTE}\n{NOTE}"));
         assert_eq!(output.code, 3, "{expected}: {}", output.stderr);
         assert!(output.stderr.contains("stream s"), "{}", output.stderr);
     }
@@ -102,7 +122,9 @@ fn events_filters_by_position_stream_and_limit() {
         let stream = if round % 2 == 0 { "even" } else { "odd" };
         assert_eq!(run(dir.path(), &["append", "--stream", stream], &format!("{NOTE}\n{NOTE}\n{NOTE}")).code, 0);
     }
-    let positions = |args: &[&str]| -> Vec<u64> { events(dir.path(), args).iter().map(|e| e["global_position"].as_u64().unwrap()).collect() };
+    let positions = |args: &[&str]| -> Vec<u64> {
+        events(dir.path(), args).iter().map(|e| e["global_position"].as_u64().unwrap()).collect()
+    };
     assert_eq!(positions(&["--from", "10"]), [10, 11, 12]);
     assert_eq!(positions(&["--limit", "2"]), [1, 2]);
     assert_eq!(positions(&["--stream", "odd"]), [4, 5, 6, 10, 11, 12]);

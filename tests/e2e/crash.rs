@@ -24,10 +24,9 @@ fn next_random(state: &mut u64) -> u64 {
 
 #[test]
 fn acknowledged_appends_survive_sigkill() {
-    let seed = std::env::var("GRIDWATCH_CRASH_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+    let seed = std::env::var("GRIDWATCH_CRASH_SEED").ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
     eprintln!("crash test seed: GRIDWATCH_CRASH_SEED={seed}");
     let mut random = seed;
     let dir = tempfile::tempdir().unwrap();
@@ -62,7 +61,8 @@ fn acknowledged_appends_survive_sigkill() {
         for line in &lines {
             let ack: serde_json::Value = serde_json::from_str(line).unwrap();
             for event in ack["events"].as_array().unwrap() {
-                acknowledged.insert(event["event_id"].as_str().unwrap().to_owned(), event["global_position"].as_u64().unwrap());
+                acknowledged
+                    .insert(event["event_id"].as_str().unwrap().to_owned(), event["global_position"].as_u64().unwrap());
             }
         }
 
@@ -73,7 +73,11 @@ fn acknowledged_appends_survive_sigkill() {
         let by_id: HashMap<&str, u64> =
             stored.iter().map(|e| (e["event_id"].as_str().unwrap(), e["global_position"].as_u64().unwrap())).collect();
         for (event_id, position) in &acknowledged {
-            assert_eq!(by_id.get(event_id.as_str()), Some(position), "kill {kill}: acknowledged event {event_id} lost or moved");
+            assert_eq!(
+                by_id.get(event_id.as_str()),
+                Some(position),
+                "kill {kill}: acknowledged event {event_id} lost or moved"
+            );
         }
         // No append is half there: every correlation group holds all of its parts.
         let mut groups: HashMap<&str, (usize, usize)> = HashMap::new();

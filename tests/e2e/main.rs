@@ -5,6 +5,9 @@
 //! - `crash`: SIGKILL during concurrent appends, then every acknowledged event is there;
 //! - `tamper`: a changed byte is named by `verify`.
 
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod crash;
 mod tamper;

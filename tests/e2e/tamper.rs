@@ -4,7 +4,9 @@ use crate::run;
 
 fn fill(data: &std::path::Path, count: usize) {
     for i in 1..=count {
-        let line = format!(r#"{{"event_type":"FieldNoteRecorded","data":{{"author":"staff-1","text":"note number {i:04}"}}}}"#);
+        let line = format!(
+            r#"{{"event_type":"FieldNoteRecorded","data":{{"author":"staff-1","text":"note number {i:04}"}}}}"#
+        );
         assert_eq!(run(data, &["append", "--stream", "notes"], &line).code, 0);
     }
 }

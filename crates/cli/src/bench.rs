@@ -60,7 +60,13 @@ impl EventSource {
     fn next_record(&mut self) -> Vec<u8> {
         let event = self.next_event();
         let mut bytes = Vec::with_capacity(320);
-        encode_record(&EntityId::new("bench-stream").expect("valid"), self.next as u64, Timestamp::now(), &event, &mut bytes);
+        encode_record(
+            &EntityId::new("bench-stream").expect("valid"),
+            self.next as u64,
+            Timestamp::now(),
+            &event,
+            &mut bytes,
+        );
         bytes.extend_from_slice(&[0u8; 32]);
         bytes
     }
@@ -75,7 +81,12 @@ struct RawSled {
 
 impl RawSled {
     fn open(dir: &Path, cache_bytes: u64) -> Result<RawSled, Failure> {
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open().map_err(store::StoreError::from)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(store::StoreError::from)?;
         let tree = db.open_tree("log").map_err(store::StoreError::from)?;
         let data_file = File::open(dir.join("db"))?;
         Ok(RawSled { db, tree, data_file, next_key: 1 })
@@ -134,7 +145,12 @@ fn store_config(dir: &Path) -> SledConfig {
     SledConfig::new(dir)
 }
 
-async fn appenders(store: &SledStore, concurrency: usize, events_per_append: usize, duration: Duration) -> Result<u64, Failure> {
+async fn appenders(
+    store: &SledStore,
+    concurrency: usize,
+    events_per_append: usize,
+    duration: Duration,
+) -> Result<u64, Failure> {
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
     for task in 0..concurrency {
@@ -155,7 +171,10 @@ async fn appenders(store: &SledStore, concurrency: usize, events_per_append: usi
     }
     let mut total = 0;
     for task in tasks {
-        total += task.await.map_err(|e| Failure::Operating(e.into()))?.map_err(|e| Failure::Operating(anyhow::anyhow!(e)))?;
+        total += task
+            .await
+            .map_err(|e| Failure::Operating(e.into()))?
+            .map_err(|e| Failure::Operating(anyhow::anyhow!(e)))?;
     }
     Ok(total)
 }
@@ -191,7 +210,12 @@ fn raw_sled_rate(dir: &Path, events_per_batch: usize, duration: Duration) -> Res
 
 /// The store with `concurrency` appenders of `events_per_append` events each. Returns
 /// events per second and disk bytes per event.
-async fn store_rate(dir: &Path, concurrency: usize, events_per_append: usize, duration: Duration) -> Result<(f64, f64), Failure> {
+async fn store_rate(
+    dir: &Path,
+    concurrency: usize,
+    events_per_append: usize,
+    duration: Duration,
+) -> Result<(f64, f64), Failure> {
     let store = SledStore::open(store_config(dir))?;
     let started = Instant::now();
     let count = appenders(&store, concurrency, events_per_append, duration).await?;
@@ -271,7 +295,10 @@ async fn scan_rows(root: &Path, scan_events: u64) -> Result<Vec<Row>, Failure> {
             ours: dir_bytes(&scan_dir) as f64 / scanned.max(1) as f64,
             baseline_name: "encoded event bytes per event".into(),
             baseline: encoded_per_event,
-            target: format!("ratio <= 3.0 (raw sled: {:.2})", dir_bytes(&raw_scan_dir) as f64 / raw_scanned.max(1) as f64 / encoded_per_event),
+            target: format!(
+                "ratio <= 3.0 (raw sled: {:.2})",
+                dir_bytes(&raw_scan_dir) as f64 / raw_scanned.max(1) as f64 / encoded_per_event
+            ),
         },
     ])
 }
@@ -284,7 +311,12 @@ pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
     let root = root.path();
     let duration = Duration::from_secs_f64(args.seconds);
-    println!("gridwatch bench: {} s per phase, scan of {} events, in {}", args.seconds, args.scan_events, root.display());
+    println!(
+        "gridwatch bench: {} s per phase, scan of {} events, in {}",
+        args.seconds,
+        args.scan_events,
+        root.display()
+    );
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     if !args.scan_only {
@@ -329,7 +361,10 @@ pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     rows.extend(scan_rows(root, args.scan_events).await?);
 
     println!();
-    println!("{:<52} {:>12}  {:<36} {:>12}  {:>6}  target", "measure", "gridwatch", "baseline (same run)", "baseline", "ratio");
+    println!(
+        "{:<52} {:>12}  {:<36} {:>12}  {:>6}  target",
+        "measure", "gridwatch", "baseline (same run)", "baseline", "ratio"
+    );
     for row in &rows {
         println!(
             "{:<52} {:>12.1}  {:<36} {:>12.1}  {:>6.2}  {}",

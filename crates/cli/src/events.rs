@@ -23,7 +23,9 @@ pub struct EventsArgs {
 
 pub async fn run(store: &SledStore, args: &EventsArgs) -> Result<(), Failure> {
     let stream = match &args.stream {
-        Some(stream) => Some(EntityId::new(stream.clone()).map_err(|error| Failure::BadInput(anyhow!("--stream: {error}")))?),
+        Some(stream) => {
+            Some(EntityId::new(stream.clone()).map_err(|error| Failure::BadInput(anyhow!("--stream: {error}")))?)
+        }
         None => None,
     };
     let mut remaining = args.limit.unwrap_or(u64::MAX);

@@ -72,7 +72,10 @@ impl Failure {
 
     fn error(&self) -> &anyhow::Error {
         match self {
-            Failure::BadInput(error) | Failure::Conflict(error) | Failure::Integrity(error) | Failure::Operating(error) => error,
+            Failure::BadInput(error)
+            | Failure::Conflict(error)
+            | Failure::Integrity(error)
+            | Failure::Operating(error) => error,
         }
     }
 }
@@ -108,8 +111,9 @@ fn open_store(cli: &Cli) -> Result<SledStore, Failure> {
 }
 
 fn verify(cli: &Cli) -> Result<(), Failure> {
-    let report = store::verify_dir(store_config(cli))
-        .map_err(|error| Failure::Integrity(anyhow::Error::new(error).context("the log cannot be opened for verification")))?;
+    let report = store::verify_dir(store_config(cli)).map_err(|error| {
+        Failure::Integrity(anyhow::Error::new(error).context("the log cannot be opened for verification"))
+    })?;
     match report.problem {
         None => {
             let head = if report.events == 0 { "empty".to_owned() } else { hex_of(&report.last_hash) };
@@ -142,9 +146,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_LOG").unwrap_or_else(|_| "warn".into()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -3,8 +3,8 @@
 //! that every printed acknowledgement survived.
 
 use events_schema::{EntityId, Event, FieldNoteRecorded, NewEvent, Timestamp};
-use store::{EventStore, ExpectedVersion, SledStore};
 use std::io::Write;
+use store::{EventStore, ExpectedVersion, SledStore};
 use uuid::Uuid;
 
 use crate::Failure;

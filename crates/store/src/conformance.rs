@@ -5,6 +5,9 @@
 //! A backend implements [`Harness`] and invokes [`conformance_tests!`](crate::conformance_tests)
 //! in one of its test files, which expands to one `#[test]` per rule.
 
+// Test code: an unwrap that fails is a failed test, which is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -12,9 +15,7 @@ use events_schema::{EntityId, Event, FieldNoteRecorded, NewEvent, RecordedEvent,
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::{
-    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, ExpectedVersion, Rejection, chain_hash,
-};
+use crate::{AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, ExpectedVersion, Rejection, chain_hash};
 
 /// Storage for one test: opening it again after the previous store was dropped must show
 /// everything that was acknowledged.
@@ -81,7 +82,12 @@ fn notes(count: usize, label: &str) -> Vec<NewEvent> {
     (0..count).map(|i| note(&format!("{label} {i}"))).collect()
 }
 
-async fn append_ok<S: EventStore>(store: &S, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Committed {
+async fn append_ok<S: EventStore>(
+    store: &S,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Committed {
     store
         .append(&id(stream), expected, events)
         .await
@@ -89,7 +95,12 @@ async fn append_ok<S: EventStore>(store: &S, stream: &str, expected: ExpectedVer
         .unwrap_or_else(|rejection| panic!("append to {stream} rejected: {rejection}"))
 }
 
-async fn append_rejected<S: EventStore>(store: &S, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Rejection {
+async fn append_rejected<S: EventStore>(
+    store: &S,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Rejection {
     match store.append(&id(stream), expected, events).await.expect("no I/O error") {
         Ok(committed) => panic!("append to {stream} was accepted: {committed:?}"),
         Err(rejection) => rejection,
@@ -125,7 +136,10 @@ pub async fn positions_and_versions_have_no_holes<H: Harness>(harness: &H) {
     let all = all_events(&store).await;
     assert_eq!(all.iter().map(|e| e.global_position).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     let stream_a = store.read_stream(&id("a"), 1, 100).await.unwrap();
-    assert_eq!(stream_a.iter().map(|e| (e.global_position, e.stream_version)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3), (6, 4)]);
+    assert_eq!(
+        stream_a.iter().map(|e| (e.global_position, e.stream_version)).collect::<Vec<_>>(),
+        [(1, 1), (2, 2), (3, 3), (6, 4)]
+    );
     assert!(store.read_stream(&id("nothing-here"), 1, 100).await.unwrap().is_empty());
 }
 
@@ -133,18 +147,29 @@ pub async fn expected_version_is_enforced_and_a_conflict_writes_nothing<H: Harne
     let store = harness.open().await;
     append_ok(&store, "s", ExpectedVersion::NoStream, notes(1, "first")).await;
     let rejection = append_rejected(&store, "s", ExpectedVersion::NoStream, notes(1, "x")).await;
-    assert_eq!(rejection, Rejection::WrongExpectedVersion { stream_id: id("s"), expected: ExpectedVersion::NoStream, actual: 1 });
+    assert_eq!(
+        rejection,
+        Rejection::WrongExpectedVersion { stream_id: id("s"), expected: ExpectedVersion::NoStream, actual: 1 }
+    );
     assert!(rejection.is_conflict());
     append_ok(&store, "s", ExpectedVersion::Exact(1), notes(2, "second")).await;
     let rejection = append_rejected(&store, "s", ExpectedVersion::Exact(1), notes(2, "stale")).await;
-    assert_eq!(rejection, Rejection::WrongExpectedVersion { stream_id: id("s"), expected: ExpectedVersion::Exact(1), actual: 3 });
+    assert_eq!(
+        rejection,
+        Rejection::WrongExpectedVersion { stream_id: id("s"), expected: ExpectedVersion::Exact(1), actual: 3 }
+    );
     let rejection = append_rejected(&store, "t", ExpectedVersion::Exact(2), notes(1, "x")).await;
-    assert_eq!(rejection, Rejection::WrongExpectedVersion { stream_id: id("t"), expected: ExpectedVersion::Exact(2), actual: 0 });
+    assert_eq!(
+        rejection,
+        Rejection::WrongExpectedVersion { stream_id: id("t"), expected: ExpectedVersion::Exact(2), actual: 0 }
+    );
     append_ok(&store, "t", ExpectedVersion::Exact(0), notes(1, "t")).await;
     append_ok(&store, "t", ExpectedVersion::Any, notes(1, "t")).await;
     let all = all_events(&store).await;
     assert_eq!(all.len(), 5, "conflicting appends wrote something");
-    assert!(all.iter().all(|e| !matches!(&e.event, Event::FieldNoteRecorded(n) if n.text.starts_with('x') || n.text.starts_with("stale"))));
+    assert!(all.iter().all(
+        |e| !matches!(&e.event, Event::FieldNoteRecorded(n) if n.text.starts_with('x') || n.text.starts_with("stale"))
+    ));
 }
 
 pub async fn a_multi_event_append_is_all_or_nothing<H: Harness>(harness: &H) {
@@ -192,7 +217,8 @@ pub async fn an_event_id_reused_by_a_different_append_is_rejected<H: Harness>(ha
     let store = harness.open().await;
     let first = note("first");
     let committed = append_ok(&store, "s", ExpectedVersion::Any, vec![first.clone()]).await;
-    let expected = Rejection::EventIdInUse { event_id: first.event_id, global_position: committed.events[0].global_position };
+    let expected =
+        Rejection::EventIdInUse { event_id: first.event_id, global_position: committed.events[0].global_position };
     assert_eq!(append_rejected(&store, "s", ExpectedVersion::Any, vec![first.clone(), note("new")]).await, expected);
     assert_eq!(append_rejected(&store, "elsewhere", ExpectedVersion::Any, vec![first]).await, expected);
     assert_eq!(all_events(&store).await.len(), 1);
@@ -340,7 +366,12 @@ pub async fn every_record_is_chained_to_the_one_before<H: Harness>(harness: &H) 
         };
         let mut bytes = Vec::new();
         encode_record(&event.stream_id, event.stream_version, event.recorded_at, &new, &mut bytes);
-        assert_eq!(event.hash, chain_hash(&previous, event.global_position, &bytes), "position {}", event.global_position);
+        assert_eq!(
+            event.hash,
+            chain_hash(&previous, event.global_position, &bytes),
+            "position {}",
+            event.global_position
+        );
         previous = event.hash;
     }
 }
@@ -348,11 +379,24 @@ pub async fn every_record_is_chained_to_the_one_before<H: Harness>(harness: &H) 
 /// One step of the model-based test.
 #[derive(Clone, Debug)]
 enum Operation {
-    Append { stream: u8, count: u8, expected: Expectation },
+    Append {
+        stream: u8,
+        count: u8,
+        expected: Expectation,
+    },
     /// Sends the n-th earlier append again, unchanged.
-    Retry { nth: u8 },
-    ReadStream { stream: u8, from_version: u8, limit: u8 },
-    ReadAll { from_position: u8, limit: u8 },
+    Retry {
+        nth: u8,
+    },
+    ReadStream {
+        stream: u8,
+        from_version: u8,
+        limit: u8,
+    },
+    ReadAll {
+        from_position: u8,
+        limit: u8,
+    },
     Restart,
 }
 
@@ -396,11 +440,14 @@ impl Model {
         self.log.iter().filter(|(s, _)| s == stream).count() as u64
     }
 
-    fn append(&mut self, stream: &EntityId, expected: ExpectedVersion, events: &[NewEvent]) -> Result<Committed, Rejection> {
-        let earlier: Vec<(usize, &(EntityId, Uuid))> = events
-            .iter()
-            .filter_map(|e| self.log.iter().enumerate().find(|(_, (_, id))| *id == e.event_id))
-            .collect();
+    fn append(
+        &mut self,
+        stream: &EntityId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Committed, Rejection> {
+        let earlier: Vec<(usize, &(EntityId, Uuid))> =
+            events.iter().filter_map(|e| self.log.iter().enumerate().find(|(_, (_, id))| *id == e.event_id)).collect();
         if let Some((index, _)) = earlier.first() {
             if earlier.len() == events.len() && earlier.iter().all(|(_, (s, _))| s == stream) {
                 let events = earlier

@@ -81,7 +81,9 @@ fn read_with_sequence(path: &Path) -> io::Result<Option<(u64, ChainHead)>> {
     let newest = bytes.chunks(SLOT_BYTES).take(2).filter_map(decode_slot).max_by_key(|(sequence, _)| *sequence);
     match newest {
         Some(found) => Ok(Some(found)),
-        None => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} holds no valid chain head", path.display()))),
+        None => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} holds no valid chain head", path.display())))
+        }
     }
 }
 
@@ -139,13 +141,13 @@ mod tests {
         assert_eq!(read(&path).unwrap().unwrap().global_position, 5);
         // Tear the newest slot: the previous head is still there.
         let mut bytes = std::fs::read(&path).unwrap();
-        let newest_offset = (5 % 2) * SLOT_BYTES;
-        bytes[newest_offset + 20] ^= 0xff;
+        // Sequence 5 went to slot 1 (odd), sequence 4 to slot 0.
+        let (newest_slot, previous_slot) = (1, 0);
+        bytes[newest_slot * SLOT_BYTES + 20] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(read(&path).unwrap().unwrap().global_position, 4);
         // Both torn: an error, never a silent "empty".
-        let other = (4 % 2) * SLOT_BYTES;
-        bytes[other + 20] ^= 0xff;
+        bytes[previous_slot * SLOT_BYTES + 20] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert!(read(&path).is_err());
     }

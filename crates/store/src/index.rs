@@ -161,7 +161,12 @@ impl Index {
 
     /// The positions of `stream_id`'s versions from `from_version` (at least 1) on, at most
     /// `limit`, in version order.
-    pub(crate) fn stream_positions(&self, stream_id: &EntityId, from_version: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+    pub(crate) fn stream_positions(
+        &self,
+        stream_id: &EntityId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
         let state = self.state();
         let mut positions = Vec::new();
         let mut next_version = from_version.max(1);
@@ -257,12 +262,13 @@ impl Index {
         }
         let mut buckets: BTreeMap<[u8; 1 + BUCKET_PREFIX_BYTES], Vec<u8>> = BTreeMap::new();
         for (event_id, position) in &overlay.event_positions {
-            let key = bucket_key(*event_id);
-            if !buckets.contains_key(&key) {
-                let stored = self.tree.get(key)?.map(|bucket| bucket.to_vec()).unwrap_or_default();
-                buckets.insert(key, stored);
-            }
-            let bucket = buckets.get_mut(&key).expect("inserted above");
+            let bucket = match buckets.entry(bucket_key(*event_id)) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    let stored = self.tree.get(entry.key())?.map(|bucket| bucket.to_vec()).unwrap_or_default();
+                    entry.insert(stored)
+                }
+            };
             bucket.extend_from_slice(&event_id.as_bytes()[BUCKET_PREFIX_BYTES..]);
             bucket.extend_from_slice(&position.to_be_bytes());
         }

@@ -174,10 +174,7 @@ pub fn validate_append(events: &[NewEvent]) -> Result<(), Rejection> {
         return Err(Rejection::Invalid("an append needs at least one event".into()));
     }
     if events.len() > APPEND_EVENTS_MAX {
-        return Err(Rejection::Invalid(format!(
-            "{} events in one append; at most {APPEND_EVENTS_MAX}",
-            events.len()
-        )));
+        return Err(Rejection::Invalid(format!("{} events in one append; at most {APPEND_EVENTS_MAX}", events.len())));
     }
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     for event in events {

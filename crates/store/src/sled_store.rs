@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use events_schema::{CHAIN_HASH_BYTES, ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp, decode_record, encode_record};
+use events_schema::{
+    CHAIN_HASH_BYTES, ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp, decode_record, encode_record,
+};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -122,7 +124,8 @@ fn frames(first_position: u64, value: &[u8]) -> impl Iterator<Item = Result<Fram
         }
         let corrupt = |reason: &str| StoreError::Corrupt { global_position, reason: reason.to_owned() };
         let frame = (|| {
-            let length_bytes: [u8; 4] = rest.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("frame length cut short"))?;
+            let length_bytes: [u8; 4] =
+                rest.get(..4).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("frame length cut short"))?;
             let record_length = u32::from_be_bytes(length_bytes) as usize;
             let frame_length = FRAME_OVERHEAD_BYTES + record_length;
             let frame = rest.get(..frame_length).ok_or_else(|| corrupt("frame cut short"))?;
@@ -220,10 +223,10 @@ fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<V
                 return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
             }
             previous = hash;
-            events.push(decode_record(global_position, record, hash).map_err(|error| StoreError::Corrupt {
-                global_position,
-                reason: error.to_string(),
-            })?);
+            events.push(
+                decode_record(global_position, record, hash)
+                    .map_err(|error| StoreError::Corrupt { global_position, reason: error.to_string() })?,
+            );
         }
     }
     if events.len() < wanted && expected <= through {
@@ -389,7 +392,10 @@ impl SledStore {
         }
         match head_file::read(&self.inner.head_path) {
             Ok(Some(chain_head)) if chain_head.global_position > head => {
-                report.problem = problem(head + 1, format!("missing: the chain-head file says {} events", chain_head.global_position));
+                report.problem = problem(
+                    head + 1,
+                    format!("missing: the chain-head file says {} events", chain_head.global_position),
+                );
             }
             Ok(Some(_)) => {}
             Ok(None) => report.problem = problem(head, "the chain-head file is missing".into()),
@@ -412,19 +418,30 @@ impl SledStore {
         if chain_hash(previous, global_position, frame.record) != frame.hash {
             return Err("chain hash mismatch: the stored record or hash was changed".into());
         }
-        let event = decode_record(global_position, frame.record, frame.hash).map_err(|error| format!("undecodable record: {error}"))?;
+        let event = decode_record(global_position, frame.record, frame.hash)
+            .map_err(|error| format!("undecodable record: {error}"))?;
         let stream_version = stream_versions.entry(event.stream_id.clone()).or_insert(0);
         if event.stream_version != *stream_version + 1 {
-            return Err(format!("stream {} jumps from version {} to {}", event.stream_id, stream_version, event.stream_version));
+            return Err(format!(
+                "stream {} jumps from version {} to {}",
+                event.stream_id, stream_version, event.stream_version
+            ));
         }
         *stream_version = event.stream_version;
         let indexed = self.inner.index.event_position(event.event_id).map_err(|error| error.to_string())?;
         if indexed != Some(global_position) {
             return Err(format!("event id {} is not indexed at this position", event.event_id));
         }
-        let position = self.inner.index.stream_position(&event.stream_id, event.stream_version).map_err(|error| error.to_string())?;
+        let position = self
+            .inner
+            .index
+            .stream_position(&event.stream_id, event.stream_version)
+            .map_err(|error| error.to_string())?;
         if position != Some(global_position) {
-            return Err(format!("stream {} version {} is not indexed at this position", event.stream_id, event.stream_version));
+            return Err(format!(
+                "stream {} version {} is not indexed at this position",
+                event.stream_id, event.stream_version
+            ));
         }
         Ok(())
     }
@@ -463,7 +480,9 @@ fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), Sto
     while indexed_through < log_end {
         let events = read_log(log, indexed_through + 1, log_end, REPAIR_BATCH_EVENTS)?;
         indexed_through = events.last().map_or(log_end, |event| event.global_position);
-        let entries = events.into_iter().map(|event| (event.stream_id, event.stream_version, event.global_position, event.event_id));
+        let entries = events
+            .into_iter()
+            .map(|event| (event.stream_id, event.stream_version, event.global_position, event.event_id));
         index.add(entries, indexed_through, true)?;
     }
     Ok(())
@@ -586,7 +605,8 @@ impl Group {
         if self.entry.as_ref().is_some_and(|(_, frames)| frames.len() >= LOG_ENTRY_BYTES_TARGET) {
             self.close_entry();
         }
-        let (_, frames) = self.entry.get_or_insert_with(|| (global_position, Vec::with_capacity(LOG_ENTRY_BYTES_TARGET)));
+        let (_, frames) =
+            self.entry.get_or_insert_with(|| (global_position, Vec::with_capacity(LOG_ENTRY_BYTES_TARGET)));
         push_frame(frames, record, hash);
     }
 
@@ -697,9 +717,8 @@ impl Writer {
             return Ok(Some(found.clone()));
         }
         let Some(global_position) = self.index.event_position(event_id)? else { return Ok(None) };
-        let event = read_log(&self.log, global_position, global_position, 1)?.pop().ok_or_else(|| StoreError::Corrupt {
-            global_position,
-            reason: "indexed but missing from the log".into(),
+        let event = read_log(&self.log, global_position, global_position, 1)?.pop().ok_or_else(|| {
+            StoreError::Corrupt { global_position, reason: "indexed but missing from the log".into() }
         })?;
         Ok(Some((event.stream_id, AppendedEvent { event_id, global_position, stream_version: event.stream_version })))
     }
@@ -724,7 +743,10 @@ impl Writer {
             let whole_retry = found.len() == request.events.len()
                 && found.iter().all(|(stream_id, _)| *stream_id == request.stream_id);
             if !whole_retry {
-                return Ok(Err(Rejection::EventIdInUse { event_id: first.event_id, global_position: first.global_position }));
+                return Ok(Err(Rejection::EventIdInUse {
+                    event_id: first.event_id,
+                    global_position: first.global_position,
+                }));
             }
             let events = found.into_iter().map(|(_, appended)| appended).collect();
             return Ok(Ok(Committed { events, deduplicated: true }));
@@ -846,7 +868,9 @@ impl EventStore for SledStore {
                     }
                     continue;
                 }
-                let page = store.check_usable().and_then(|()| read_log(&store.inner.log, next, head, SUBSCRIPTION_PAGE_EVENTS));
+                let page = store
+                    .check_usable()
+                    .and_then(|()| read_log(&store.inner.log, next, head, SUBSCRIPTION_PAGE_EVENTS));
                 match page {
                     Ok(events) => {
                         for event in events {
@@ -892,7 +916,9 @@ pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
             } else {
                 report.problem = Some(VerifyProblem {
                     global_position: report.events + 1,
-                    reason: format!("sled refuses to open the store ({refusal}), though its log segments hold an intact chain"),
+                    reason: format!(
+                        "sled refuses to open the store ({refusal}), though its log segments hold an intact chain"
+                    ),
                 });
             }
             Ok(report)

@@ -2,6 +2,9 @@
 //! index repair on open, tamper detection, and detection of a log that sled's recovery cut
 //! short.
 
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use store::conformance::{Harness, note};
 use store::{EventStore, ExpectedVersion, SledConfig, SledStore, StoreError, chain_hash, sled_data_file, verify_dir};
 
@@ -71,7 +74,8 @@ fn a_lost_or_stale_index_is_rebuilt_from_the_log_on_open() {
     runtime().block_on(async {
         let stream = store::EntityId::new("s1").unwrap();
         assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 10);
-        let next = store.append(&stream, ExpectedVersion::Exact(10), vec![note("after repair")]).await.unwrap().unwrap();
+        let next =
+            store.append(&stream, ExpectedVersion::Exact(10), vec![note("after repair")]).await.unwrap().unwrap();
         assert_eq!(next.events[0].global_position, 31);
     });
     assert_eq!(store.verify().unwrap().problem, None);
@@ -166,10 +170,22 @@ fn large_appends_span_several_log_entries_and_read_back_from_anywhere() {
     {
         let store = SledStore::open(harness.config()).unwrap();
         runtime().block_on(async {
-            store.append(&store::EntityId::new("before").unwrap(), ExpectedVersion::Any, vec![note("first")]).await.unwrap().unwrap();
-            let big = store.append(&store::EntityId::new("big").unwrap(), ExpectedVersion::Any, events).await.unwrap().unwrap();
+            store
+                .append(&store::EntityId::new("before").unwrap(), ExpectedVersion::Any, vec![note("first")])
+                .await
+                .unwrap()
+                .unwrap();
+            let big = store
+                .append(&store::EntityId::new("big").unwrap(), ExpectedVersion::Any, events)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(big.events.last().unwrap().global_position, 1_001);
-            store.append(&store::EntityId::new("after").unwrap(), ExpectedVersion::Any, vec![note("last")]).await.unwrap().unwrap();
+            store
+                .append(&store::EntityId::new("after").unwrap(), ExpectedVersion::Any, vec![note("last")])
+                .await
+                .unwrap()
+                .unwrap();
         });
     }
     with_raw_sled(&harness, |log, index| {
@@ -212,7 +228,8 @@ fn index_entries_moved_from_memory_to_sled_stay_visible_throughout() {
                 let events: Vec<_> = (0..500).map(|i| note(&format!("{stream} {round} {i}"))).collect();
                 first_ids.push(events[0].event_id);
                 let stream = store::EntityId::new(stream).unwrap();
-                let committed = store.append(&stream, ExpectedVersion::Exact(round * 500), events).await.unwrap().unwrap();
+                let committed =
+                    store.append(&stream, ExpectedVersion::Exact(round * 500), events).await.unwrap().unwrap();
                 assert_eq!(committed.events[0].stream_version, round * 500 + 1);
             }
             let a = store.read_stream(&store::EntityId::new("a").unwrap(), 1, 100_000).await.unwrap();
