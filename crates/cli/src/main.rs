@@ -117,7 +117,8 @@ fn verify(cli: &Cli) -> Result<(), Failure> {
     match report.problem {
         None => {
             let head = if report.events == 0 { "empty".to_owned() } else { hex_of(&report.last_hash) };
-            println!("ok: {} events, chain intact, head {head}", report.events);
+            let noun = if report.events == 1 { "event" } else { "events" };
+            println!("ok: {} {noun}, chain intact, head {head}", report.events);
             Ok(())
         }
         Some(problem) => Err(Failure::Integrity(anyhow::anyhow!(
