@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             an_event_id_reused_by_a_different_append_is_rejected,
             reads_page_by_position_and_by_stream_version,
             subscribe_catches_up_then_goes_live_without_gap_or_duplicate,
+            a_subscription_neither_outlives_nor_holds_open_its_store,
             concurrent_writers_on_one_stream_never_lose_or_fork_a_version,
             concurrent_appends_each_get_their_own_positions,
             acknowledged_appends_survive_a_restart,
@@ -267,6 +268,25 @@ pub async fn subscribe_catches_up_then_goes_live_without_gap_or_duplicate<H: Har
     assert_eq!(seen, (20..=150).collect::<Vec<_>>());
     let extra = tokio::time::timeout(std::time::Duration::from_millis(200), subscription.next()).await;
     assert!(extra.is_err(), "delivered an event past the log's end: {extra:?}");
+}
+
+pub async fn a_subscription_neither_outlives_nor_holds_open_its_store<H: Harness>(harness: &H) {
+    let mut subscription = {
+        let store = harness.open().await;
+        append_ok(&store, "s", ExpectedVersion::Any, notes(2, "before close")).await;
+        let mut subscription = store.subscribe(1);
+        for expected in 1..=2 {
+            let event = subscription.next().await.expect("open").expect("no error");
+            assert_eq!(event.global_position, expected);
+        }
+        subscription
+    };
+    // The store was dropped with the subscription waiting for more: it ends.
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next()).await;
+    assert!(matches!(end, Ok(None)), "the subscription outlived its store: {end:?}");
+    // And the storage can be opened again at once.
+    let store = harness.open().await;
+    assert_eq!(store.head_position().await.unwrap(), 2);
 }
 
 pub async fn concurrent_writers_on_one_stream_never_lose_or_fork_a_version<H: Harness>(harness: &H) {

@@ -47,6 +47,8 @@ const APPEND_QUEUE_REQUESTS_MAX: usize = 4_096;
 const SUBSCRIPTION_BUFFER_EVENTS: usize = 1_024;
 /// Events read from the log per step of a subscription's catch-up.
 const SUBSCRIPTION_PAGE_EVENTS: usize = 512;
+/// How long `open` waits for another holder of sled's file lock to let go.
+const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 /// Groups applied but not yet synced before the writer waits for the syncer.
 const SYNC_JOBS_QUEUED_MAX: usize = 4;
 /// Events re-indexed per batch while repairing the index on open.
@@ -241,11 +243,7 @@ impl SledStore {
     pub fn open(config: SledConfig) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
         let sled_dir = config.dir.join("sled");
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(config.cache_capacity_bytes)
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_sled(&sled_dir, config.cache_capacity_bytes)?;
         let log = db.open_tree("log")?;
         let index = Index::open(db.open_tree("index")?)?;
         let data_file = File::open(sled_dir.join("db"))?;
@@ -444,6 +442,25 @@ impl SledStore {
             ));
         }
         Ok(())
+    }
+}
+
+/// Opens sled's database. sled lets go of its file lock only when its last internal handle
+/// is gone, which can be a moment after a store in this process was dropped; so a lock held
+/// elsewhere is retried for up to `LOCK_WAIT_MAX` before it is reported.
+fn open_sled(sled_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened =
+            sled::Config::new().path(sled_dir).cache_capacity(cache_capacity_bytes).flush_every_ms(None).open();
+        match opened {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock") && started.elapsed() < LOCK_WAIT_MAX =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
@@ -855,39 +872,62 @@ impl EventStore for SledStore {
     }
 
     fn subscribe(&self, from_position: u64) -> EventStream {
-        let store = self.clone();
+        // The task holds the log and the durable head, not the store itself, so that a
+        // subscription never keeps a dropped store open: when the store closes, the durable
+        // head's sender goes away and the subscription ends.
+        let log = self.inner.log.clone();
+        let poisoned = self.inner.poisoned.clone();
+        let mut durable = self.inner.durable.clone();
         let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS);
         tokio::spawn(async move {
-            let mut next = from_position.max(1);
-            let mut durable = store.inner.durable.clone();
-            loop {
-                let head = *durable.borrow_and_update();
-                if next > head {
-                    if durable.changed().await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                let page = store
-                    .check_usable()
-                    .and_then(|()| read_log(&store.inner.log, next, head, SUBSCRIPTION_PAGE_EVENTS));
-                match page {
-                    Ok(events) => {
-                        for event in events {
-                            next = event.global_position + 1;
-                            if sender.send(Ok(event)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        let _ = sender.send(Err(error)).await;
+            pump_subscription(&log, &poisoned, &mut durable, &sender, from_position).await;
+            // The log handle goes before the channel closes, so that whoever sees the end of
+            // the stream can open the storage again at once.
+            drop(log);
+            drop(sender);
+        });
+        tokio_stream::wrappers::ReceiverStream::new(receiver).boxed()
+    }
+}
+
+/// Feeds one subscription: catch-up reads from the log up to the durable head, then waits
+/// for the head to move. Returns when the subscriber or the store goes away, or on an error
+/// (which is sent to the subscriber first).
+async fn pump_subscription(
+    log: &sled::Tree,
+    poisoned: &OnceLock<String>,
+    durable: &mut watch::Receiver<u64>,
+    sender: &mpsc::Sender<Result<RecordedEvent, StoreError>>,
+    from_position: u64,
+) {
+    let mut next = from_position.max(1);
+    loop {
+        let head = *durable.borrow_and_update();
+        if next > head {
+            tokio::select! {
+                changed = durable.changed() => if changed.is_err() { return },
+                () = sender.closed() => return,
+            }
+            continue;
+        }
+        let page = match poisoned.get() {
+            Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+            None => read_log(log, next, head, SUBSCRIPTION_PAGE_EVENTS),
+        };
+        match page {
+            Ok(events) => {
+                for event in events {
+                    next = event.global_position + 1;
+                    if sender.send(Ok(event)).await.is_err() {
                         return;
                     }
                 }
             }
-        });
-        tokio_stream::wrappers::ReceiverStream::new(receiver).boxed()
+            Err(error) => {
+                let _ = sender.send(Err(error)).await;
+                return;
+            }
+        }
     }
 }
 
