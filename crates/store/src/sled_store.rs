@@ -10,11 +10,13 @@
 //! - `index`: derived from `log` and kept off the append path; see the `index` module.
 //!
 //! One writer thread owns every write. It drains the queue of appends, decides each
-//! (idempotency, expected version, limits), writes the whole group as one batch per tree,
-//! flushes sled, then `fdatasync`s sled's data file, because sled 0.34's flush only calls
-//! `sync_file_range`, which neither flushes the device cache nor the file's metadata. Only
-//! then are the appends acknowledged and the durable head advanced. Readers never see past
-//! the durable head. No multi-tree transaction is used: the index can always be rebuilt.
+//! (idempotency, expected version, limits) and applies the group to sled in memory. The
+//! group is then made durable, by the writer itself when nothing else waits, or by a syncer
+//! thread while the writer goes on with the next group: sled flush, then `fdatasync` of
+//! sled's data file, because sled 0.34's flush only calls `sync_file_range`, which neither
+//! flushes the device cache nor the file's metadata. Only then is the durable head advanced
+//! and are the appends answered. Readers never see past the durable head. No multi-tree
+//! transaction is used: the index can always be rebuilt from the log.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -348,6 +350,9 @@ impl SledStore {
     /// global position; `Err` is kept for I/O errors.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.check_usable()?;
+        // The head file is read before the durable head: the syncer writes it before it
+        // advances the durable head, so with appends going on it can only be behind.
+        let chain_head = head_file::read(&self.inner.head_path);
         let head = self.durable_head();
         let log = &self.inner.log;
         let mut report = VerifyReport { events: 0, last_hash: [0; CHAIN_HASH_BYTES], problem: None };
@@ -388,14 +393,21 @@ impl SledStore {
             report.problem = problem(report.events + 1, format!("missing from the log (the durable head is {head})"));
             return Ok(report);
         }
-        match head_file::read(&self.inner.head_path) {
+        match chain_head {
             Ok(Some(chain_head)) if chain_head.global_position > head => {
                 report.problem = problem(
                     head + 1,
                     format!("missing: the chain-head file says {} events", chain_head.global_position),
                 );
             }
-            Ok(Some(_)) => {}
+            Ok(Some(chain_head)) => {
+                if stored_hash(log, chain_head.global_position)? != chain_head.hash {
+                    report.problem = problem(
+                        chain_head.global_position,
+                        "its chain hash differs from the one in the chain-head file".into(),
+                    );
+                }
+            }
             Ok(None) => report.problem = problem(head, "the chain-head file is missing".into()),
             Err(error) => report.problem = problem(head, format!("the chain-head file is unreadable: {error}")),
         }

@@ -253,3 +253,35 @@ fn index_entries_moved_from_memory_to_sled_stay_visible_throughout() {
     let store = SledStore::open(harness.config()).unwrap();
     assert_eq!(store.verify().unwrap().problem, None);
 }
+
+#[test]
+fn verify_on_a_live_store_reports_no_false_problem() {
+    let harness = SledHarness::new();
+    let store = SledStore::open(harness.config()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let store = store.clone();
+            runtime.spawn(async move {
+                let stream = store::EntityId::new(format!("w{writer}")).unwrap();
+                for i in 0..150 {
+                    let events = (0..1 + i % 3).map(|_| note("live")).collect();
+                    store.append(&stream, ExpectedVersion::Any, events).await.unwrap().unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut checks = 0;
+    while !writers.iter().all(|writer| writer.is_finished()) {
+        let report = store.verify().unwrap();
+        assert_eq!(report.problem, None, "after {} events", report.events);
+        checks += 1;
+    }
+    runtime.block_on(async {
+        for writer in writers {
+            writer.await.unwrap();
+        }
+    });
+    assert!(checks > 0);
+    assert_eq!(store.verify().unwrap().events, 8 * (50 + 50 * 2 + 50 * 3));
+}
