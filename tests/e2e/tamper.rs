@@ -17,7 +17,7 @@ fn one_changed_payload_byte_is_named_by_verify() {
     fill(dir.path(), 8);
     {
         // Rewrite position 5 through sled directly, one byte of its payload text changed.
-        let db = sled::open(dir.path().join("sled")).unwrap();
+        let db = store::raw_sled_config(dir.path()).open().unwrap();
         let log = db.open_tree("log").unwrap();
         let key = 5u64.to_be_bytes();
         let mut value = log.get(key).unwrap().unwrap().to_vec();

@@ -12,8 +12,10 @@
 //! Key layout in the `index` tree:
 //! - `s` + stream id length (u16 BE) + stream id + chunk number (u64 BE) -> the global
 //!   positions (u64 BE each) of versions `chunk * 64 + 1 ..`, up to 64 of them;
-//! - `e` + the first 6 bytes of an event id (its UUIDv7 millisecond) -> entries of the
-//!   other 10 bytes of the id followed by its global position (u64 BE);
+//! - `e` + the first 6 bytes of an event id (its UUIDv7 millisecond) + a bucket number
+//!   (u16 BE) -> entries of the other 10 bytes of the id followed by its global position
+//!   (u64 BE); a millisecond with more ids than `BUCKET_BYTES_MAX` holds goes on in the
+//!   next bucket number, so that no value grows large;
 //! - `m:indexed_through` -> the last global position whose entries are in the tree, written
 //!   in the same (atomic, single-tree) batch as those entries.
 
@@ -34,6 +36,10 @@ const STREAM_CHUNK_VERSIONS: u64 = 64;
 const BUCKET_PREFIX_BYTES: usize = 6;
 /// Bytes of one bucket entry: the rest of the id, then the position.
 const BUCKET_ENTRY_BYTES: usize = 16 - BUCKET_PREFIX_BYTES + 8;
+/// The most bytes one bucket holds (910 ids).
+const BUCKET_BYTES_MAX: usize = 16 * 1024 / BUCKET_ENTRY_BYTES * BUCKET_ENTRY_BYTES;
+/// Length of a bucket key: `e`, the id's first bytes, the bucket number.
+const BUCKET_KEY_BYTES: usize = 1 + BUCKET_PREFIX_BYTES + 2;
 
 pub(crate) fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
@@ -62,11 +68,29 @@ fn chunk_key(stream_id: &EntityId, chunk: u64) -> Vec<u8> {
     key
 }
 
-fn bucket_key(event_id: Uuid) -> [u8; 1 + BUCKET_PREFIX_BYTES] {
-    let mut key = [0u8; 1 + BUCKET_PREFIX_BYTES];
-    key[0] = b'e';
-    key[1..].copy_from_slice(&event_id.as_bytes()[..BUCKET_PREFIX_BYTES]);
+/// The key prefix shared by all buckets of `event_id`'s millisecond.
+fn bucket_prefix(event_id: Uuid) -> [u8; 1 + BUCKET_PREFIX_BYTES] {
+    let mut prefix = [0u8; 1 + BUCKET_PREFIX_BYTES];
+    prefix[0] = b'e';
+    prefix[1..].copy_from_slice(&event_id.as_bytes()[..BUCKET_PREFIX_BYTES]);
+    prefix
+}
+
+fn bucket_key(prefix: &[u8; 1 + BUCKET_PREFIX_BYTES], number: u16) -> [u8; BUCKET_KEY_BYTES] {
+    let mut key = [0u8; BUCKET_KEY_BYTES];
+    key[..prefix.len()].copy_from_slice(prefix);
+    key[prefix.len()..].copy_from_slice(&number.to_be_bytes());
     key
+}
+
+fn malformed(what: &str) -> StoreError {
+    StoreError::Corrupt { global_position: 0, reason: format!("malformed {what} in the index") }
+}
+
+fn chunk_number(key: &[u8]) -> Result<u64, StoreError> {
+    key.len()
+        .checked_sub(8)
+        .map_or(Err(malformed("stream chunk key")), |at| u64_from(&key[at..], "a stream chunk number"))
 }
 
 fn positions_of(chunk: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -103,14 +127,22 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn open(tree: sled::Tree) -> Result<Index, StoreError> {
+        // The greatest id has the greatest millisecond prefix, but may sit in any bucket of it.
         let mut max_event_id = Uuid::nil();
         if let Some(entry) = tree.range(&b"e"[..]..&b"f"[..]).next_back() {
-            let (key, bucket) = entry?;
-            for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
-                let mut id = [0u8; 16];
-                id[..BUCKET_PREFIX_BYTES].copy_from_slice(&key[1..]);
-                id[BUCKET_PREFIX_BYTES..].copy_from_slice(&item[..16 - BUCKET_PREFIX_BYTES]);
-                max_event_id = max_event_id.max(Uuid::from_bytes(id));
+            let (last_key, _) = entry?;
+            let prefix = last_key.get(..1 + BUCKET_PREFIX_BYTES).ok_or_else(|| malformed("event-id bucket key"))?;
+            for bucket in tree.scan_prefix(prefix) {
+                let (key, bucket) = bucket?;
+                if key.len() != BUCKET_KEY_BYTES || bucket.len() % BUCKET_ENTRY_BYTES != 0 {
+                    return Err(malformed("event-id bucket"));
+                }
+                for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
+                    let mut id = [0u8; 16];
+                    id[..BUCKET_PREFIX_BYTES].copy_from_slice(&key[1..1 + BUCKET_PREFIX_BYTES]);
+                    id[BUCKET_PREFIX_BYTES..].copy_from_slice(&item[..16 - BUCKET_PREFIX_BYTES]);
+                    max_event_id = max_event_id.max(Uuid::from_bytes(id));
+                }
             }
         }
         Ok(Index { tree, state: Arc::new(Mutex::new(State { overlay: Overlay::default(), max_event_id })) })
@@ -129,11 +161,13 @@ impl Index {
         if event_id > state.max_event_id {
             return Ok(None);
         }
-        let Some(bucket) = self.tree.get(bucket_key(event_id))? else { return Ok(None) };
         let rest = &event_id.as_bytes()[BUCKET_PREFIX_BYTES..];
-        for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
-            if &item[..rest.len()] == rest {
-                return Ok(Some(u64_from(&item[rest.len()..], "an event index position")?));
+        for bucket in self.tree.scan_prefix(bucket_prefix(event_id)) {
+            let (_, bucket) = bucket?;
+            for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
+                if &item[..rest.len()] == rest {
+                    return Ok(Some(u64_from(&item[rest.len()..], "an event index position")?));
+                }
             }
         }
         Ok(None)
@@ -152,8 +186,7 @@ impl Index {
         match self.tree.scan_prefix(stream_prefix(stream_id)).next_back() {
             Some(entry) => {
                 let (key, chunk) = entry?;
-                let number = u64_from(&key[key.len() - 8..], "a stream chunk number")?;
-                Ok(number * STREAM_CHUNK_VERSIONS + (chunk.len() / 8) as u64)
+                Ok(chunk_number(&key)? * STREAM_CHUNK_VERSIONS + (chunk.len() / 8) as u64)
             }
             None => Ok(0),
         }
@@ -177,8 +210,7 @@ impl Index {
                 return Ok(positions);
             }
             let (key, chunk) = entry?;
-            let number = u64_from(&key[key.len() - 8..], "a stream chunk number")?;
-            let first_version = number * STREAM_CHUNK_VERSIONS + 1;
+            let first_version = chunk_number(&key)? * STREAM_CHUNK_VERSIONS + 1;
             for (offset, position) in positions_of(&chunk).enumerate() {
                 let version = first_version + offset as u64;
                 if version == next_version && positions.len() < limit {
@@ -215,7 +247,15 @@ impl Index {
         let mut state = self.state();
         for (stream_id, stream_version, global_position, event_id) in events {
             let (first, positions) = state.overlay.streams.entry(stream_id).or_insert((stream_version, Vec::new()));
-            assert_eq!(*first + positions.len() as u64, stream_version, "stream versions reach the index in order");
+            if *first + positions.len() as u64 != stream_version {
+                return Err(StoreError::Corrupt {
+                    global_position,
+                    reason: format!(
+                        "stream version {stream_version} does not follow {}",
+                        *first + positions.len() as u64 - 1
+                    ),
+                });
+            }
             positions.push(global_position);
             state.overlay.event_positions.insert(event_id, global_position);
             state.max_event_id = state.max_event_id.max(event_id);
@@ -260,20 +300,35 @@ impl Index {
                 pending = later;
             }
         }
-        let mut buckets: BTreeMap<[u8; 1 + BUCKET_PREFIX_BYTES], Vec<u8>> = BTreeMap::new();
+        // Per millisecond: the last bucket number and its bytes, filled and then continued.
+        let mut buckets: BTreeMap<[u8; 1 + BUCKET_PREFIX_BYTES], (u16, Vec<u8>)> = BTreeMap::new();
         for (event_id, position) in &overlay.event_positions {
-            let bucket = match buckets.entry(bucket_key(*event_id)) {
+            let prefix = bucket_prefix(*event_id);
+            let (number, bucket) = match buckets.entry(prefix) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
-                    let stored = self.tree.get(entry.key())?.map(|bucket| bucket.to_vec()).unwrap_or_default();
-                    entry.insert(stored)
+                    let last = match self.tree.scan_prefix(prefix).next_back() {
+                        Some(stored) => {
+                            let (key, bucket) = stored?;
+                            let number = key.get(1 + BUCKET_PREFIX_BYTES..).and_then(|n| n.try_into().ok());
+                            let number =
+                                number.map(u16::from_be_bytes).ok_or_else(|| malformed("event-id bucket key"))?;
+                            (number, bucket.to_vec())
+                        }
+                        None => (0, Vec::new()),
+                    };
+                    entry.insert(last)
                 }
             };
+            if bucket.len() + BUCKET_ENTRY_BYTES > BUCKET_BYTES_MAX {
+                batch.insert(&bucket_key(&prefix, *number), std::mem::take(bucket));
+                *number = number.checked_add(1).ok_or_else(|| malformed("event-id bucket number"))?;
+            }
             bucket.extend_from_slice(&event_id.as_bytes()[BUCKET_PREFIX_BYTES..]);
             bucket.extend_from_slice(&position.to_be_bytes());
         }
-        for (key, bucket) in buckets {
-            batch.insert(&key, bucket);
+        for (prefix, (number, bucket)) in buckets {
+            batch.insert(&bucket_key(&prefix, number), bucket);
         }
         batch.insert(INDEXED_THROUGH_KEY, &overlay.through.to_be_bytes());
         self.tree.apply_batch(batch)?;
@@ -294,7 +349,13 @@ impl Index {
         let mut state = self.state();
         state.overlay = Overlay::default();
         state.max_event_id = Uuid::nil();
-        self.tree.clear()?;
+        // One batch, so that a crash cannot leave some entries without the marker that
+        // would have them rebuilt (sled's own `clear` removes keys one by one).
+        let mut batch = sled::Batch::default();
+        for key in self.tree.iter().keys() {
+            batch.remove(key?);
+        }
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 }

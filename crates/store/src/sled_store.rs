@@ -49,6 +49,13 @@ const APPEND_QUEUE_REQUESTS_MAX: usize = 4_096;
 const SUBSCRIPTION_BUFFER_EVENTS: usize = 1_024;
 /// Events read from the log per step of a subscription's catch-up.
 const SUBSCRIPTION_PAGE_EVENTS: usize = 512;
+/// sled's segment size. sled writes any page larger than a quarter segment to a file of its
+/// own under `blobs/`, which it never fsyncs and cannot open without; with 8 MiB segments
+/// the largest page the store makes (a leaf of 17 log entries of at most
+/// `LOG_ENTRY_BYTES_TARGET` plus one event each, about 1.6 MiB; index values are capped
+/// far lower) stays under the 2 MiB threshold, so no blob file is ever needed. sled
+/// refuses to open a database with a segment size other than the one it was created with.
+const SLED_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
 /// How long `open` waits for another holder of sled's file lock to let go.
 const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 /// Groups applied but not yet synced before the writer waits for the syncer.
@@ -245,7 +252,7 @@ impl SledStore {
     pub fn open(config: SledConfig) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
         let sled_dir = config.dir.join("sled");
-        let db = open_sled(&sled_dir, config.cache_capacity_bytes)?;
+        let db = open_sled(&config.dir, config.cache_capacity_bytes)?;
         let log = db.open_tree("log")?;
         let index = Index::open(db.open_tree("index")?)?;
         let data_file = File::open(sled_dir.join("db"))?;
@@ -460,11 +467,10 @@ impl SledStore {
 /// Opens sled's database. sled lets go of its file lock only when its last internal handle
 /// is gone, which can be a moment after a store in this process was dropped; so a lock held
 /// elsewhere is retried for up to `LOCK_WAIT_MAX` before it is reported.
-fn open_sled(sled_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError> {
+fn open_sled(store_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();
     loop {
-        let opened =
-            sled::Config::new().path(sled_dir).cache_capacity(cache_capacity_bytes).flush_every_ms(None).open();
+        let opened = raw_sled_config(store_dir).cache_capacity(cache_capacity_bytes).open();
         match opened {
             Err(sled::Error::Io(error))
                 if error.to_string().contains("could not acquire lock") && started.elapsed() < LOCK_WAIT_MAX =>
@@ -1014,6 +1020,12 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// sled's configuration for the database inside a store directory, for tests and tools
+/// that look at (or damage) the raw trees while the store is closed.
+pub fn raw_sled_config(store_dir: &Path) -> sled::Config {
+    sled::Config::new().path(store_dir.join("sled")).segment_size(SLED_SEGMENT_BYTES).flush_every_ms(None)
 }
 
 /// The path of sled's data file inside a store directory (for tests that damage it).

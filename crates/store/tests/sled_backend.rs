@@ -50,7 +50,7 @@ fn fill(harness: &SledHarness, count: usize) {
 
 /// Runs `change` on the raw sled trees of a closed store.
 fn with_raw_sled(harness: &SledHarness, change: impl FnOnce(&sled::Tree, &sled::Tree)) {
-    let db = sled::open(harness.dir.path().join("sled")).unwrap();
+    let db = store::raw_sled_config(harness.dir.path()).open().unwrap();
     change(&db.open_tree("log").unwrap(), &db.open_tree("index").unwrap());
     db.flush().unwrap();
 }
@@ -284,4 +284,63 @@ fn verify_on_a_live_store_reports_no_false_problem() {
     });
     assert!(checks > 0);
     assert_eq!(store.verify().unwrap().events, 8 * (50 + 50 * 2 + 50 * 3));
+}
+
+#[test]
+fn the_largest_events_never_make_sled_write_unsynced_blob_files() {
+    // sled writes pages above a quarter segment to blob files that it never fsyncs; the
+    // store's page sizes must stay below that, even with the largest events allowed.
+    let harness = SledHarness::new();
+    let store = SledStore::open(harness.config()).unwrap();
+    let big = "x".repeat(store::EVENT_SIZE_BYTES_MAX - 400);
+    runtime().block_on(async {
+        let stream = store::EntityId::new("big").unwrap();
+        for round in 0..40 {
+            let events = (0..8).map(|i| note(&format!("{round} {i} {big}"))).collect();
+            store.append(&stream, ExpectedVersion::Any, events).await.unwrap().unwrap();
+        }
+    });
+    drop(store);
+    let blobs: Vec<_> = std::fs::read_dir(harness.dir.path().join("sled").join("blobs")).unwrap().collect();
+    assert!(blobs.is_empty(), "sled wrote {} blob files", blobs.len());
+    assert_eq!(verify_dir(harness.config()).unwrap().problem, None);
+}
+
+#[test]
+fn a_millisecond_with_thousands_of_event_ids_spreads_over_several_buckets() {
+    let harness = SledHarness::new();
+    // 2,500 ids of one UUIDv7 millisecond: more than one index bucket holds.
+    let id_of = |n: u128| uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | n);
+    let stream = store::EntityId::new("same-millisecond").unwrap();
+    {
+        let store = SledStore::open(harness.config()).unwrap();
+        runtime().block_on(async {
+            for batch in 0..3u128 {
+                let events = (0..1000u128.min(2500 - batch * 1000))
+                    .map(|i| {
+                        let mut event = note("bucketed");
+                        event.event_id = id_of(batch * 1000 + i + 1);
+                        event
+                    })
+                    .collect();
+                store.append(&stream, ExpectedVersion::Any, events).await.unwrap().unwrap();
+            }
+        });
+    }
+    with_raw_sled(&harness, |_, index| {
+        let buckets = index.scan_prefix(b"e").count();
+        assert!(buckets >= 3, "2,500 ids in {buckets} buckets");
+        assert!(index.scan_prefix(b"e").all(|entry| entry.unwrap().1.len() <= 16 * 1024));
+    });
+    let store = SledStore::open(harness.config()).unwrap();
+    assert_eq!(store.verify().unwrap().problem, None);
+    runtime().block_on(async {
+        for n in [1u128, 910, 911, 1_999, 2_500] {
+            let mut retry = note("retry");
+            retry.event_id = id_of(n);
+            let retried = store.append(&stream, ExpectedVersion::Any, vec![retry]).await.unwrap().unwrap();
+            assert!(retried.deduplicated, "id {n}");
+            assert_eq!(retried.events[0].global_position, n as u64);
+        }
+    });
 }
