@@ -10,6 +10,10 @@ use crate::{EntityId, Event, EventJsonError, Timestamp};
 /// The codec tag of records written with bincode 2 (standard configuration).
 pub const CODEC_BINCODE_V1: u8 = 1;
 
+/// The largest stored record of one event, in bytes. Also the decoder's allocation limit,
+/// so that a damaged length field can never make it allocate more.
+pub const RECORD_BYTES_MAX: usize = 64 * 1024;
+
 /// Length in bytes of a chain hash.
 pub const CHAIN_HASH_BYTES: usize = 32;
 
@@ -126,8 +130,9 @@ pub fn decode_record(global_position: u64, bytes: &[u8], hash: ChainHash) -> Res
     if tag != CODEC_BINCODE_V1 {
         return Err(DecodeError::UnknownCodec(tag));
     }
-    let (record, read): (Record, usize) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .map_err(|error| DecodeError::Bincode(error.to_string()))?;
+    let config = bincode::config::standard().with_limit::<RECORD_BYTES_MAX>();
+    let (record, read): (Record, usize) =
+        bincode::serde::decode_from_slice(body, config).map_err(|error| DecodeError::Bincode(error.to_string()))?;
     if read != body.len() {
         return Err(DecodeError::TrailingBytes(body.len() - read));
     }

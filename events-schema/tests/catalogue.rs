@@ -232,3 +232,12 @@ fn bytes_from_a_newer_build_or_a_foreign_codec_fail_clearly() {
     assert_eq!(decode_record(1, &[9, 1, 2], [0; 32]), Err(DecodeError::UnknownCodec(9)));
     assert_eq!(decode_record(1, &[], [0; 32]), Err(DecodeError::Empty));
 }
+
+#[test]
+fn a_damaged_length_field_is_an_error_not_a_huge_allocation() {
+    // Codec tag, then a stream id whose varint length claims 2^62 bytes.
+    let mut bytes = vec![CODEC_BINCODE_V1, 253];
+    bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    bytes.extend_from_slice(b"not really that long");
+    assert!(matches!(decode_record(1, &bytes, [0; 32]), Err(DecodeError::Bincode(_))));
+}

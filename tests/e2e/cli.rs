@@ -154,11 +154,22 @@ fn printed_events_can_be_appended_again_elsewhere() {
 #[test]
 fn verify_passes_on_an_intact_log() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(dir.path(), &["verify"], "");
-    assert_eq!(output.code, 0, "{}", output.stderr);
-    assert!(output.stdout.contains("0 events"), "{}", output.stdout);
     assert_eq!(run(dir.path(), &["append", "--stream", "s"], &format!("{NOTE}\n{NOTE}")).code, 0);
     let output = run(dir.path(), &["verify"], "");
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert!(output.stdout.starts_with("ok: 2 events"), "{}", output.stdout);
+}
+
+#[test]
+fn reading_commands_refuse_a_missing_store_and_bad_input_creates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [&["verify"][..], &["events"][..]] {
+        let output = run(&missing, args, "");
+        assert_eq!(output.code, 1, "{args:?}: {}", output.stderr);
+        assert!(output.stderr.contains("no gridwatch store"), "{}", output.stderr);
+    }
+    let output = run(&missing, &["append", "--stream", "s"], "{not json");
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(!missing.exists(), "a failed command created {}", missing.display());
 }

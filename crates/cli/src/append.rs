@@ -5,9 +5,9 @@ use std::io::Read;
 
 use anyhow::anyhow;
 use events_schema::{EntityId, EventLine, Timestamp};
-use store::{EventStore, ExpectedVersion, Rejection, SledStore};
+use store::{EventStore, ExpectedVersion, Rejection};
 
-use crate::Failure;
+use crate::{Cli, Failure, open_store};
 
 #[derive(Debug, clap::Args)]
 pub struct AppendArgs {
@@ -53,7 +53,7 @@ pub fn parse_lines(input: &str, actor: &EntityId) -> Result<Vec<events_schema::N
     Ok(events)
 }
 
-pub async fn run(store: &SledStore, args: &AppendArgs) -> Result<(), Failure> {
+pub async fn run(cli: &Cli, args: &AppendArgs) -> Result<(), Failure> {
     let stream = EntityId::new(args.stream.clone()).map_err(|error| Failure::BadInput(anyhow!("--stream: {error}")))?;
     let actor = EntityId::new(args.actor.clone()).map_err(|error| Failure::BadInput(anyhow!("--actor: {error}")))?;
     let mut input = String::new();
@@ -61,6 +61,8 @@ pub async fn run(store: &SledStore, args: &AppendArgs) -> Result<(), Failure> {
         .read_to_string(&mut input)
         .map_err(|error| Failure::BadInput(anyhow!("stdin is not UTF-8 text: {error}")))?;
     let events = parse_lines(&input, &actor).map_err(Failure::BadInput)?;
+    // The store is opened only once the input is known to be good: bad input touches nothing.
+    let store = open_store(cli)?;
     match store.append(&stream, args.expected_version, events).await? {
         Ok(committed) => {
             let output = serde_json::json!({

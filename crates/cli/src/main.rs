@@ -21,7 +21,7 @@ use store::{SledConfig, SledStore, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(name = "gridwatch", version, about = "Event-sourced incident and patrol tracker")]
-struct Cli {
+pub(crate) struct Cli {
     /// The data directory of the embedded store.
     #[arg(long, global = true, default_value = "./gridwatch-data")]
     data: PathBuf,
@@ -98,7 +98,7 @@ fn store_config(cli: &Cli) -> SledConfig {
     config
 }
 
-fn open_store(cli: &Cli) -> Result<SledStore, Failure> {
+pub(crate) fn open_store(cli: &Cli) -> Result<SledStore, Failure> {
     SledStore::open(store_config(cli)).map_err(|error| {
         let context = format!("cannot open the store in {}", cli.data.display());
         match error {
@@ -111,9 +111,10 @@ fn open_store(cli: &Cli) -> Result<SledStore, Failure> {
 }
 
 fn verify(cli: &Cli) -> Result<(), Failure> {
-    let report = store::verify_dir(store_config(cli)).map_err(|error| {
-        Failure::Integrity(anyhow::Error::new(error).context("the log cannot be opened for verification"))
-    })?;
+    // An error here is about opening or reading (a lock, I/O), not about what the log
+    // holds: findings come back inside the report.
+    let report = store::verify_dir(store_config(cli))
+        .map_err(|error| Failure::Operating(anyhow::Error::new(error).context("the log cannot be verified")))?;
     match report.problem {
         None => {
             let head = if report.events == 0 { "empty".to_owned() } else { hex_of(&report.last_hash) };
@@ -134,11 +135,27 @@ fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Refuses a data directory that does not exist, for commands that only read: a typo in
+/// `--data` must not create an empty store and report on it.
+fn existing_store(cli: &Cli) -> Result<(), Failure> {
+    if cli.data.join("chain-head").exists() {
+        Ok(())
+    } else {
+        Err(Failure::Operating(anyhow::anyhow!("no gridwatch store in {}", cli.data.display())))
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::Append(args) => append::run(&open_store(&cli)?, args).await,
-        Command::Events(args) => events::run(&open_store(&cli)?, args).await,
-        Command::Verify => verify(&cli),
+        Command::Append(args) => append::run(&cli, args).await,
+        Command::Events(args) => {
+            existing_store(&cli)?;
+            events::run(&open_store(&cli)?, args).await
+        }
+        Command::Verify => {
+            existing_store(&cli)?;
+            verify(&cli)
+        }
         Command::Bench(args) => bench::run(args).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
     }

@@ -88,10 +88,26 @@ fn read_with_sequence(path: &Path) -> io::Result<Option<(u64, ChainHead)>> {
 }
 
 impl HeadFile {
-    /// Opens (creating if needed) the head file at `path`, returning the head it held.
-    pub(crate) fn open(path: &Path) -> io::Result<(HeadFile, Option<ChainHead>)> {
-        let existing = read_with_sequence(path)?;
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    /// Opens the head file at `path`, creating it holding `initial` if it does not exist.
+    /// Creation is atomic (a synced temporary file renamed into place, then the directory
+    /// synced), so a crash can never leave an empty or missing head file behind a log.
+    pub(crate) fn open(path: &Path, initial: ChainHead) -> io::Result<HeadFile> {
+        let sequence = match read_with_sequence(path)? {
+            Some((sequence, _)) => sequence,
+            None => {
+                let temporary = path.with_extension("new");
+                let mut file = File::create(&temporary)?;
+                // Sequence 1 belongs in slot 1, as `write` would put it; slot 0 starts invalid.
+                let mut slots = [0u8; 2 * SLOT_BYTES];
+                slots[SLOT_BYTES..].copy_from_slice(&encode_slot(1, initial));
+                std::io::Write::write_all(&mut file, &slots)?;
+                file.sync_all()?;
+                std::fs::rename(&temporary, path)?;
+                sync_parent_dir(path)?;
+                1
+            }
+        };
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
         let syncer_file = file.try_clone()?;
         let (sync_requests, wakeups) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new().name("gridwatch-head-sync".into()).spawn(move || {
@@ -104,8 +120,7 @@ impl HeadFile {
                 std::thread::sleep(HEAD_SYNC_INTERVAL);
             }
         })?;
-        let sequence = existing.map_or(0, |(sequence, _)| sequence);
-        Ok((HeadFile { file, sequence, sync_requests }, existing.map(|(_, head)| head)))
+        Ok(HeadFile { file, sequence, sync_requests })
     }
 
     /// Writes `head` into the older slot and asks the syncer to sync it.
@@ -125,6 +140,13 @@ impl HeadFile {
     }
 }
 
+/// Syncs the directory holding `path`, so that a file created or renamed there survives a
+/// power loss.
+pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(parent)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,16 +155,18 @@ mod tests {
     fn the_newest_valid_slot_wins_and_a_torn_slot_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chain-head");
-        let (mut file, existing) = HeadFile::open(&path).unwrap();
-        assert_eq!(existing, None);
+        assert_eq!(read(&path).unwrap(), None);
+        let mut file = HeadFile::open(&path, ChainHead::EMPTY).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(ChainHead::EMPTY));
         for position in 1..=5 {
             file.write(ChainHead { global_position: position, hash: [position as u8; 32] }).unwrap();
         }
         assert_eq!(read(&path).unwrap().unwrap().global_position, 5);
         // Tear the newest slot: the previous head is still there.
         let mut bytes = std::fs::read(&path).unwrap();
-        // Sequence 5 went to slot 1 (odd), sequence 4 to slot 0.
-        let (newest_slot, previous_slot) = (1, 0);
+        // Creation wrote sequence 1; positions 1 to 5 are sequences 2 to 6, each in slot
+        // `sequence % 2`: position 5 in slot 0, position 4 in slot 1.
+        let (newest_slot, previous_slot) = (0, 1);
         bytes[newest_slot * SLOT_BYTES + 20] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(read(&path).unwrap().unwrap().global_position, 4);

@@ -28,7 +28,7 @@ pub use sled_store::{SledConfig, SledStore, VerifyProblem, VerifyReport, raw_sle
 /// The most events one append may carry.
 pub const APPEND_EVENTS_MAX: usize = 1_000;
 /// The largest stored record of one event, in bytes.
-pub const EVENT_SIZE_BYTES_MAX: usize = 64 * 1024;
+pub const EVENT_SIZE_BYTES_MAX: usize = events_schema::RECORD_BYTES_MAX;
 /// The most events one read returns.
 pub const READ_PAGE_EVENTS_MAX: usize = 10_000;
 
@@ -115,6 +115,9 @@ pub enum StoreError {
         log_end + 1
     )]
     Truncated { head_position: u64, log_end: u64 },
+    /// A write failed and the store stopped taking work. The appends answered with this may
+    /// or may not be in the log: reopen the store and retry them with the same event ids,
+    /// which returns the original positions of those that were written.
     #[error("the store stopped after a failed write ({0}); reopen it to recover")]
     Poisoned(String),
     #[error("the store is closed")]

@@ -208,8 +208,9 @@ fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<V
     }
     let wanted = limit.min((through - from + 1).min(READ_PAGE_EVENTS_MAX as u64 * 16) as usize);
     let mut events = Vec::with_capacity(wanted.min(READ_PAGE_EVENTS_MAX));
-    let Some((start, _)) = entry_holding(log, from)? else {
-        return Err(StoreError::Corrupt { global_position: from, reason: "missing from the log".into() });
+    let start = match entry_holding(log, from)? {
+        Some((start, _)) if start >= 1 => start,
+        _ => return Err(StoreError::Corrupt { global_position: from, reason: "missing from the log".into() }),
     };
     let mut previous = if start == from { stored_hash(log, start - 1)? } else { [0; CHAIN_HASH_BYTES] };
     let mut expected = start;
@@ -259,8 +260,7 @@ impl SledStore {
 
         let (log_end, last_hash) = log_end(&log)?;
         let head_path = config.dir.join("chain-head");
-        let (mut head_file, stored_head) = HeadFile::open(&head_path)?;
-        match stored_head {
+        match head_file::read(&head_path)? {
             None if log_end > 0 => {
                 return Err(StoreError::Corrupt {
                     global_position: log_end,
@@ -280,13 +280,22 @@ impl SledStore {
                 }
                 // Events after the recorded head reached the disk but the head file lagged:
                 // check their links before trusting them.
-                read_log(&log, head.global_position + 1, log_end, usize::MAX)?;
+                let mut next = head.global_position + 1;
+                while next <= log_end {
+                    let checked = read_log(&log, next, log_end, READ_PAGE_EVENTS_MAX)?;
+                    next = checked.last().map_or(log_end + 1, |event| event.global_position + 1);
+                }
             }
         }
-        head_file.write_synced(ChainHead { global_position: log_end, hash: last_hash })?;
+        let opened_head = ChainHead { global_position: log_end, hash: last_hash };
+        let mut head_file = HeadFile::open(&head_path, opened_head)?;
+        head_file.write_synced(opened_head)?;
         repair_index(&log, &index, log_end)?;
         db.flush()?;
         data_file.sync_data()?;
+        // A new store's files must survive a power loss too: sync the folders that hold them.
+        head_file::sync_parent_dir(&sled_dir.join("db"))?;
+        head_file::sync_parent_dir(&head_path)?;
 
         let (durable_sender, durable) = watch::channel(log_end);
         let (requests, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
@@ -601,9 +610,11 @@ impl Syncer {
     fn sync(&mut self, head: ChainHead) -> Result<(), StoreError> {
         self.db.flush()?;
         self.data_file.sync_data()?;
-        self.head_file.write(head)?;
         self.synced = head;
+        // The durable head moves before the head file is written, so that whoever reads
+        // the file and then the durable head (as `verify` does) never finds the file ahead.
         self.durable.send_replace(head.global_position);
+        self.head_file.write(head)?;
         Ok(())
     }
 
@@ -871,10 +882,16 @@ impl EventStore for SledStore {
                 break;
             }
             let read = read_log(&self.inner.log, first, last.min(head), end - start)?;
-            for event in &read {
-                assert_eq!(&event.stream_id, stream_id, "the stream index points into another stream");
+            for event in read {
+                let expected_version = from_version + events.len() as u64;
+                if event.stream_id != *stream_id || event.stream_version != expected_version {
+                    return Err(StoreError::Corrupt {
+                        global_position: event.global_position,
+                        reason: format!("the index says {stream_id} version {expected_version} is here"),
+                    });
+                }
+                events.push(event);
             }
-            events.extend(read);
             start = end;
         }
         Ok(events)
@@ -958,7 +975,7 @@ async fn pump_subscription(
 /// changed by that.
 pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
     match verify_opened(config.clone()) {
-        Err(StoreError::Sled(refusal)) => {
+        Err(StoreError::Sled(refusal @ sled::Error::Corruption { .. })) => {
             tracing::warn!(%refusal, "sled refused to open the store; verifying a copy without its snapshot");
             let copy = tempfile::tempdir()?;
             copy_dir(&config.dir, copy.path())?;
