@@ -12,7 +12,7 @@ pub const CODEC_BINCODE_V1: u8 = 1;
 
 /// The largest stored record of one event, in bytes. Also the decoder's allocation limit,
 /// so that a damaged length field can never make it allocate more.
-pub const RECORD_BYTES_MAX: usize = 64 * 1024;
+pub const RECORD_BYTES_MAX: usize = 32 * 1024;
 
 /// Length in bytes of a chain hash.
 pub const CHAIN_HASH_BYTES: usize = 32;

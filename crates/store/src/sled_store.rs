@@ -40,7 +40,7 @@ use crate::{
 
 /// A log entry is closed once its frames reach this many bytes (a single larger event gets
 /// an entry of its own).
-const LOG_ENTRY_BYTES_TARGET: usize = 32 * 1024;
+const LOG_ENTRY_BYTES_TARGET: usize = 16 * 1024;
 /// Bytes of a frame besides the record: its length prefix and its chain hash.
 const FRAME_OVERHEAD_BYTES: usize = 4 + CHAIN_HASH_BYTES;
 /// How many appends may wait for the writer before `append` waits for room.
@@ -50,12 +50,13 @@ const SUBSCRIPTION_BUFFER_EVENTS: usize = 1_024;
 /// Events read from the log per step of a subscription's catch-up.
 const SUBSCRIPTION_PAGE_EVENTS: usize = 512;
 /// sled's segment size. sled writes any page larger than a quarter segment to a file of its
-/// own under `blobs/`, which it never fsyncs and cannot open without; with 8 MiB segments
+/// own under `blobs/`, which it never fsyncs and cannot open without; with 4 MiB segments
 /// the largest page the store makes (a leaf of 17 log entries of at most
-/// `LOG_ENTRY_BYTES_TARGET` plus one event each, about 1.6 MiB; index values are capped
-/// far lower) stays under the 2 MiB threshold, so no blob file is ever needed. sled
+/// `LOG_ENTRY_BYTES_TARGET` plus one event of at most `EVENT_SIZE_BYTES_MAX` each, about
+/// 816 KiB; index values are capped far lower) stays under the 1 MiB threshold, so no blob
+/// file is ever needed. Larger segments would leave more room but cost disk. sled
 /// refuses to open a database with a segment size other than the one it was created with.
-const SLED_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+const SLED_SEGMENT_BYTES: usize = 4 * 1024 * 1024;
 /// How long `open` waits for another holder of sled's file lock to let go.
 const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 /// Groups applied but not yet synced before the writer waits for the syncer.
