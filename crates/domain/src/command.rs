@@ -1,0 +1,93 @@
+//! Commands: one per thing a person does. Each carries the facts it would record (the
+//! payload of the event it leads to), so the command and its event cannot drift apart.
+
+use events_schema::*;
+
+/// Who does it and when: passed in, never read from a clock here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Context {
+    /// The time the decision is made (the service's clock).
+    pub now: Timestamp,
+    /// When it happened in the field (may be earlier than `now`, never much later).
+    pub occurred_at: Timestamp,
+    pub actor: EntityId,
+}
+
+/// Something a person (or the system, for day seals) asks to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    RegisterCommunity(CommunityRegistered),
+    RegisterGrid(GridRegistered),
+    RegisterSite(SiteRegistered),
+    RegisterCheckpoint(CheckpointRegistered),
+    CloseCheckpoint(CheckpointClosed),
+    ReopenCheckpoint(CheckpointReopened),
+    RegisterStaff(StaffRegistered),
+    FormTeam(TeamFormed),
+    SetSchedule(CheckpointScheduleSet),
+    RecordPatrolCheck(PatrolCheckRecorded),
+    RecordTally(TrafficTallyRecorded),
+    RecordInspection(InspectionRecorded),
+    StartRound(PatrolRoundStarted),
+    TickRoundItem(PatrolRoundItemTicked),
+    CompleteRound(PatrolRoundCompleted),
+    RaiseIssue(GateIssueRaised),
+    AcknowledgeIssue(GateIssueAcknowledged),
+    AssignIssue(GateIssueAssigned),
+    ActOnIssue(GateIssueActionTaken),
+    EscalateIssue(GateIssueEscalated),
+    ResolveIssue(GateIssueResolved),
+    VerifyResolution(GateIssueResolutionVerified),
+    ReopenIssue(GateIssueReopened),
+    DeliverQuarantineNotice(QuarantineReleaseNoticeDelivered),
+    DeliverSupplies(SuppliesDelivered),
+    RecordDirective(DirectiveReceived),
+    AssignLedgerTask(LedgerTaskAssigned),
+    CompleteLedgerTask(LedgerTaskCompleted),
+    RecordFieldNote(FieldNoteRecorded),
+    CorrectEvent(EventCorrected),
+    RetractEvent(EventRetracted),
+    SealDay(DaySealed),
+}
+
+impl Command {
+    /// The stream its events are appended to: one per entity (`checkpoint:gate-1`,
+    /// `issue:courier-0220`), so that concurrent commands on different entities never
+    /// conflict and those on the same entity are ordered by its stream version.
+    pub fn stream_id(&self) -> Result<EntityId, InvalidEntityId> {
+        let (kind, id): (&str, &EntityId) = match self {
+            Command::RegisterCommunity(e) => ("community", &e.community_id),
+            Command::RegisterGrid(e) => ("grid", &e.grid_id),
+            Command::RegisterSite(e) => ("site", &e.site_id),
+            Command::RecordInspection(e) => ("site", &e.site_id),
+            Command::DeliverQuarantineNotice(e) => ("site", &e.site_id),
+            Command::RegisterCheckpoint(e) => ("checkpoint", &e.checkpoint_id),
+            Command::CloseCheckpoint(e) => ("checkpoint", &e.checkpoint_id),
+            Command::ReopenCheckpoint(e) => ("checkpoint", &e.checkpoint_id),
+            Command::SetSchedule(e) => ("checkpoint", &e.checkpoint_id),
+            Command::RecordPatrolCheck(e) => ("checkpoint", &e.checkpoint_id),
+            Command::RecordTally(e) => ("checkpoint", &e.checkpoint_id),
+            Command::RegisterStaff(e) => ("staff", &e.staff_id),
+            Command::FormTeam(e) => ("team", &e.team_id),
+            Command::StartRound(e) => ("round", &e.round_id),
+            Command::TickRoundItem(e) => ("round", &e.round_id),
+            Command::CompleteRound(e) => ("round", &e.round_id),
+            Command::RaiseIssue(e) => ("issue", &e.issue_id),
+            Command::AcknowledgeIssue(e) => ("issue", &e.issue_id),
+            Command::AssignIssue(e) => ("issue", &e.issue_id),
+            Command::ActOnIssue(e) => ("issue", &e.issue_id),
+            Command::EscalateIssue(e) => ("issue", &e.issue_id),
+            Command::ResolveIssue(e) => ("issue", &e.issue_id),
+            Command::VerifyResolution(e) => ("issue", &e.issue_id),
+            Command::ReopenIssue(e) => ("issue", &e.issue_id),
+            Command::DeliverSupplies(e) => ("supplies", &e.delivered_by),
+            Command::RecordDirective(e) => ("directive", &e.directive_id),
+            Command::AssignLedgerTask(e) => ("ledger", &e.task_id),
+            Command::CompleteLedgerTask(e) => ("ledger", &e.task_id),
+            Command::RecordFieldNote(e) => ("notes", &e.author),
+            Command::CorrectEvent(_) | Command::RetractEvent(_) => return EntityId::new("corrections"),
+            Command::SealDay(_) => return EntityId::new("seals"),
+        };
+        EntityId::new(format!("{kind}:{id}"))
+    }
+}

@@ -1,0 +1,176 @@
+//! `State`: what the rules need to know about the world, folded from the log.
+//!
+//! It holds the entities (by id) and the lifecycle position of each issue, round and ledger
+//! task, plus, for corrections, the type of every event by id. It grows with the number of
+//! entities, and by a few dozen bytes per event for that last map.
+
+use std::collections::{HashMap, HashSet};
+
+use events_schema::{EntityId, Event, RecordedEvent};
+use uuid::Uuid;
+
+/// Where a gate issue stands, as far as the rules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssueStatus {
+    Open,
+    Resolved,
+    Verified,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Round {
+    pub(crate) checklist: HashSet<EntityId>,
+    pub(crate) ticked: HashSet<EntityId>,
+    pub(crate) completed: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KnownEvent {
+    pub(crate) event_type: &'static str,
+    pub(crate) retracted: bool,
+}
+
+/// The decision state.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub(crate) communities: HashSet<EntityId>,
+    pub(crate) grids: HashSet<EntityId>,
+    pub(crate) sites: HashSet<EntityId>,
+    /// Checkpoint -> open.
+    pub(crate) checkpoints: HashMap<EntityId, bool>,
+    pub(crate) staff: HashSet<EntityId>,
+    pub(crate) teams: HashSet<EntityId>,
+    pub(crate) issues: HashMap<EntityId, IssueStatus>,
+    pub(crate) rounds: HashMap<EntityId, Round>,
+    pub(crate) inspections: HashSet<EntityId>,
+    pub(crate) directives: HashSet<EntityId>,
+    /// Ledger task -> completed.
+    pub(crate) ledger_tasks: HashMap<EntityId, bool>,
+    pub(crate) events: HashMap<Uuid, KnownEvent>,
+    /// The last global position applied.
+    pub global_position: u64,
+}
+
+impl State {
+    /// Folds one recorded event in. Events must come in log order.
+    pub fn apply(&mut self, recorded: &RecordedEvent) {
+        assert!(recorded.global_position > self.global_position, "events are applied in log order");
+        self.global_position = recorded.global_position;
+        self.events.insert(recorded.event_id, KnownEvent { event_type: recorded.event.event_type(), retracted: false });
+        self.apply_event(&recorded.event);
+    }
+
+    fn apply_event(&mut self, event: &Event) {
+        match event {
+            Event::CommunityRegistered(e) => {
+                self.communities.insert(e.community_id.clone());
+            }
+            Event::GridRegistered(e) => {
+                self.grids.insert(e.grid_id.clone());
+            }
+            Event::SiteRegistered(e) => {
+                self.sites.insert(e.site_id.clone());
+            }
+            Event::CheckpointRegistered(e) => {
+                // `or_insert`: a corrected registration does not reopen a closed checkpoint.
+                self.checkpoints.entry(e.checkpoint_id.clone()).or_insert(true);
+            }
+            Event::CheckpointClosed(e) => {
+                self.checkpoints.insert(e.checkpoint_id.clone(), false);
+            }
+            Event::CheckpointReopened(e) => {
+                self.checkpoints.insert(e.checkpoint_id.clone(), true);
+            }
+            Event::StaffRegistered(e) => {
+                self.staff.insert(e.staff_id.clone());
+            }
+            Event::TeamFormed(e) => {
+                self.teams.insert(e.team_id.clone());
+            }
+            Event::InspectionRecorded(e) => {
+                self.inspections.insert(e.inspection_id.clone());
+            }
+            Event::PatrolRoundStarted(e) => {
+                let checklist = e.checklist.iter().map(|item| item.item_id.clone()).collect();
+                self.rounds.insert(e.round_id.clone(), Round { checklist, ..Round::default() });
+            }
+            Event::PatrolRoundItemTicked(e) => {
+                if let Some(round) = self.rounds.get_mut(&e.round_id) {
+                    round.ticked.insert(e.item_id.clone());
+                }
+            }
+            Event::PatrolRoundCompleted(e) => {
+                if let Some(round) = self.rounds.get_mut(&e.round_id) {
+                    round.completed = true;
+                }
+            }
+            Event::GateIssueRaised(e) => {
+                self.issues.insert(e.issue_id.clone(), IssueStatus::Open);
+            }
+            Event::GateIssueResolved(e) => {
+                self.issues.insert(e.issue_id.clone(), IssueStatus::Resolved);
+            }
+            Event::GateIssueResolutionVerified(e) => {
+                self.issues.insert(e.issue_id.clone(), IssueStatus::Verified);
+            }
+            Event::GateIssueReopened(e) => {
+                self.issues.insert(e.issue_id.clone(), IssueStatus::Open);
+            }
+            Event::DirectiveReceived(e) => {
+                self.directives.insert(e.directive_id.clone());
+            }
+            Event::LedgerTaskAssigned(e) => {
+                self.ledger_tasks.insert(e.task_id.clone(), false);
+            }
+            Event::LedgerTaskCompleted(e) => {
+                self.ledger_tasks.insert(e.task_id.clone(), true);
+            }
+            Event::EventRetracted(e) => {
+                if let Some(known) = self.events.get_mut(&e.retracted_event_id) {
+                    known.retracted = true;
+                }
+            }
+            // A corrected registration registers what it should have said (an id typed
+            // wrongly becomes known under the right one); what corrections change beyond
+            // that is for the views (projections) to show.
+            Event::EventCorrected(e) => {
+                if is_registration(&e.replacement) {
+                    self.apply_event(&e.replacement);
+                }
+            }
+            Event::GateIssueAcknowledged(_)
+            | Event::GateIssueAssigned(_)
+            | Event::GateIssueActionTaken(_)
+            | Event::GateIssueEscalated(_)
+            | Event::CheckpointScheduleSet(_)
+            | Event::PatrolCheckRecorded(_)
+            | Event::TrafficTallyRecorded(_)
+            | Event::QuarantineReleaseNoticeDelivered(_)
+            | Event::SuppliesDelivered(_)
+            | Event::FieldNoteRecorded(_)
+            | Event::DaySealed(_) => {}
+        }
+    }
+
+    /// Whether `event_id` is in the log, and not retracted.
+    pub fn has_live_event(&self, event_id: uuid::Uuid) -> bool {
+        self.events.get(&event_id).is_some_and(|known| !known.retracted)
+    }
+
+    /// Where issue `issue_id` stands, if it exists.
+    pub fn issue_status(&self, issue_id: &EntityId) -> Option<IssueStatus> {
+        self.issues.get(issue_id).copied()
+    }
+}
+
+fn is_registration(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::CommunityRegistered(_)
+            | Event::GridRegistered(_)
+            | Event::SiteRegistered(_)
+            | Event::CheckpointRegistered(_)
+            | Event::StaffRegistered(_)
+            | Event::TeamFormed(_)
+    )
+}
