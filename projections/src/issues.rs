@@ -1,0 +1,252 @@
+//! `IssueBoard`: every gate issue with its state, assignee, age, time to first action and
+//! to resolution, escalations, verification and reopenings.
+//!
+//! Each issue keeps its own short history of steps (an issue has a handful of events), and
+//! every figure is derived from the steps still standing, so a corrected or retracted step
+//! changes exactly what it should.
+
+use std::collections::BTreeMap;
+
+use events_schema::{EntityId, EscalationTarget, Event, IssueCategory, RecordedEvent, Severity, Timestamp};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Where an issue stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueState {
+    Raised,
+    Acknowledged,
+    Assigned,
+    InProgress,
+    Escalated,
+    Resolved,
+    Verified,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Step {
+    Raised {
+        checkpoint_id: EntityId,
+        raised_by: EntityId,
+        category: IssueCategory,
+        severity: Severity,
+        summary: String,
+    },
+    Acknowledged,
+    Assigned {
+        assignee_id: EntityId,
+    },
+    Action {
+        action: String,
+    },
+    Escalated {
+        to: EscalationTarget,
+    },
+    Resolved {
+        resolution: String,
+    },
+    Verified,
+    Reopened,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    event_id: Uuid,
+    occurred_at: Timestamp,
+    step: Step,
+    retracted: bool,
+}
+
+/// One issue as the board shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IssueRecord {
+    pub issue_id: EntityId,
+    pub checkpoint_id: EntityId,
+    pub category: IssueCategory,
+    pub severity: Severity,
+    pub summary: String,
+    pub raised_by: EntityId,
+    pub raised_at: Timestamp,
+    pub state: IssueState,
+    pub assignee_id: Option<EntityId>,
+    pub first_action_at: Option<Timestamp>,
+    pub actions: Vec<String>,
+    pub escalated_to: Vec<EscalationTarget>,
+    pub resolved_at: Option<Timestamp>,
+    pub resolution: Option<String>,
+    pub verified_at: Option<Timestamp>,
+    pub reopened: u32,
+}
+
+impl IssueRecord {
+    /// Open means not resolved (a verified issue is resolved too).
+    pub fn is_open(&self) -> bool {
+        !matches!(self.state, IssueState::Resolved | IssueState::Verified)
+    }
+
+    /// Microseconds from raising to the first action, if any.
+    pub fn time_to_first_action_micros(&self) -> Option<i64> {
+        self.first_action_at.map(|at| at.as_microsecond() - self.raised_at.as_microsecond())
+    }
+
+    /// Microseconds from raising to the (last) resolution, if resolved.
+    pub fn time_to_resolution_micros(&self) -> Option<i64> {
+        if self.is_open() {
+            return None;
+        }
+        self.resolved_at.map(|at| at.as_microsecond() - self.raised_at.as_microsecond())
+    }
+
+    /// Microseconds since the issue was raised, at `now`.
+    pub fn age_micros(&self, now: Timestamp) -> i64 {
+        now.as_microsecond() - self.raised_at.as_microsecond()
+    }
+}
+
+/// Every issue, by id.
+#[derive(Clone, Debug, Default)]
+pub struct IssueBoard {
+    histories: BTreeMap<EntityId, Vec<Entry>>,
+    /// Which issue an event id belongs to, for corrections and retractions.
+    owners: BTreeMap<Uuid, EntityId>,
+}
+
+fn step_of(event: &Event) -> Option<(&EntityId, Step)> {
+    Some(match event {
+        Event::GateIssueRaised(e) => (
+            &e.issue_id,
+            Step::Raised {
+                checkpoint_id: e.checkpoint_id.clone(),
+                raised_by: e.raised_by.clone(),
+                category: e.category,
+                severity: e.severity,
+                summary: e.summary.clone(),
+            },
+        ),
+        Event::GateIssueAcknowledged(e) => (&e.issue_id, Step::Acknowledged),
+        Event::GateIssueAssigned(e) => (&e.issue_id, Step::Assigned { assignee_id: e.assignee_id.clone() }),
+        Event::GateIssueActionTaken(e) => (&e.issue_id, Step::Action { action: e.action.clone() }),
+        Event::GateIssueEscalated(e) => (&e.issue_id, Step::Escalated { to: e.escalated_to }),
+        Event::GateIssueResolved(e) => (&e.issue_id, Step::Resolved { resolution: e.resolution.clone() }),
+        Event::GateIssueResolutionVerified(e) => (&e.issue_id, Step::Verified),
+        Event::GateIssueReopened(e) => (&e.issue_id, Step::Reopened),
+        _ => return None,
+    })
+}
+
+impl IssueBoard {
+    pub fn apply(&mut self, recorded: &RecordedEvent) {
+        match &recorded.event {
+            Event::EventCorrected(correction) => {
+                let Some(issue_id) = self.owners.get(&correction.corrected_event_id) else { return };
+                let Some((_, step)) = step_of(&correction.replacement) else { return };
+                if let Some(entry) = self
+                    .histories
+                    .get_mut(issue_id)
+                    .and_then(|history| history.iter_mut().find(|e| e.event_id == correction.corrected_event_id))
+                {
+                    entry.step = step;
+                }
+            }
+            Event::EventRetracted(retraction) => {
+                let Some(issue_id) = self.owners.get(&retraction.retracted_event_id) else { return };
+                if let Some(entry) = self
+                    .histories
+                    .get_mut(issue_id)
+                    .and_then(|history| history.iter_mut().find(|e| e.event_id == retraction.retracted_event_id))
+                {
+                    entry.retracted = true;
+                }
+            }
+            event => {
+                if let Some((issue_id, step)) = step_of(event) {
+                    self.owners.insert(recorded.event_id, issue_id.clone());
+                    self.histories.entry(issue_id.clone()).or_default().push(Entry {
+                        event_id: recorded.event_id,
+                        occurred_at: recorded.occurred_at,
+                        step,
+                        retracted: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One issue, or `None` when unknown (or its raising was retracted).
+    pub fn issue(&self, issue_id: &EntityId) -> Option<IssueRecord> {
+        derive(issue_id, self.histories.get(issue_id)?)
+    }
+
+    /// Every issue, ordered by id.
+    pub fn issues(&self) -> impl Iterator<Item = IssueRecord> + '_ {
+        self.histories.iter().filter_map(|(issue_id, history)| derive(issue_id, history))
+    }
+}
+
+fn derive(issue_id: &EntityId, history: &[Entry]) -> Option<IssueRecord> {
+    let mut standing = history.iter().filter(|entry| !entry.retracted);
+    let raised = standing.find(|entry| matches!(entry.step, Step::Raised { .. }))?;
+    let Step::Raised { checkpoint_id, raised_by, category, severity, summary } = &raised.step else { return None };
+    let mut record = IssueRecord {
+        issue_id: issue_id.clone(),
+        checkpoint_id: checkpoint_id.clone(),
+        category: *category,
+        severity: *severity,
+        summary: summary.clone(),
+        raised_by: raised_by.clone(),
+        raised_at: raised.occurred_at,
+        state: IssueState::Raised,
+        assignee_id: None,
+        first_action_at: None,
+        actions: Vec::new(),
+        escalated_to: Vec::new(),
+        resolved_at: None,
+        resolution: None,
+        verified_at: None,
+        reopened: 0,
+    };
+    for entry in history.iter().filter(|entry| !entry.retracted) {
+        let at = entry.occurred_at;
+        match &entry.step {
+            Step::Raised { .. } => {}
+            Step::Acknowledged => {
+                if record.state == IssueState::Raised {
+                    record.state = IssueState::Acknowledged;
+                }
+            }
+            Step::Assigned { assignee_id } => {
+                record.assignee_id = Some(assignee_id.clone());
+                if matches!(record.state, IssueState::Raised | IssueState::Acknowledged) {
+                    record.state = IssueState::Assigned;
+                }
+            }
+            Step::Action { action } => {
+                record.first_action_at.get_or_insert(at);
+                record.actions.push(action.clone());
+                if record.state != IssueState::Escalated {
+                    record.state = IssueState::InProgress;
+                }
+            }
+            Step::Escalated { to } => {
+                record.escalated_to.push(*to);
+                record.state = IssueState::Escalated;
+            }
+            Step::Resolved { resolution } => {
+                record.state = IssueState::Resolved;
+                record.resolved_at = Some(at);
+                record.resolution = Some(resolution.clone());
+            }
+            Step::Verified => {
+                record.state = IssueState::Verified;
+                record.verified_at = Some(at);
+            }
+            Step::Reopened => {
+                record.state = IssueState::InProgress;
+                record.verified_at = None;
+                record.reopened += 1;
+            }
+        }
+    }
+    Some(record)
+}

@@ -1,0 +1,20 @@
+//! Pure folds from the log to read models: who and where things are ([`Registry`]), where
+//! every gate issue stands ([`IssueBoard`]), and every checkpoint's live status
+//! ([`CheckpointBoard`], queried with [`status_at`]).
+//!
+//! No I/O, no clock, no threads: each view is fed `RecordedEvent`s in log order through
+//! `apply`, and every question about time takes the time as an argument, so the same
+//! events always give the same answers. Corrections and retractions change the views as
+//! users expect: a corrected fact replaces the original; a retracted one no longer counts.
+//! Memory grows with the number of entities (checkpoints, issues, days), not of events.
+
+mod issues;
+mod registry;
+mod status;
+
+pub use issues::{IssueBoard, IssueRecord, IssueState};
+pub use registry::Registry;
+pub use status::{CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, status_at};
+
+/// The time zone of the built-in profile; local days are counted in it.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";

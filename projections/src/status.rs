@@ -1,0 +1,354 @@
+//! Live status: every checkpoint's last check, whether it is overdue against its schedule,
+//! its open issues and today's tallies, rolled up by site, grid and community.
+
+use std::collections::{BTreeMap, HashMap};
+
+use events_schema::{CheckResult, EntityId, Event, RecordedEvent, Severity, Timestamp, TrafficTallyRecorded};
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{IssueBoard, Registry};
+
+/// Checks kept per checkpoint, newest last: enough to fall back on when recent ones are
+/// retracted, without keeping every check ever made.
+const RECENT_CHECKS_MAX: usize = 32;
+
+/// One patrol check as the status shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckRecord {
+    pub event_id: Uuid,
+    pub checked_at: Timestamp,
+    pub staff_id: EntityId,
+    pub result: CheckResult,
+}
+
+/// Passage-logbook counts added up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TallyTotals {
+    pub people_screened: u64,
+    pub vehicles: u64,
+    pub fever_flags: u64,
+    pub refused_scans: u64,
+    pub temporary_passes_issued: u64,
+}
+
+impl TallyTotals {
+    fn of(tally: &TrafficTallyRecorded) -> TallyTotals {
+        TallyTotals {
+            people_screened: u64::from(tally.people_screened),
+            vehicles: u64::from(tally.vehicles),
+            fever_flags: u64::from(tally.fever_flags),
+            refused_scans: u64::from(tally.refused_scans),
+            temporary_passes_issued: u64::from(tally.temporary_passes_issued),
+        }
+    }
+
+    fn add(&mut self, other: TallyTotals) {
+        self.people_screened += other.people_screened;
+        self.vehicles += other.vehicles;
+        self.fever_flags += other.fever_flags;
+        self.refused_scans += other.refused_scans;
+        self.temporary_passes_issued += other.temporary_passes_issued;
+    }
+
+    fn subtract(&mut self, other: TallyTotals) {
+        self.people_screened -= other.people_screened;
+        self.vehicles -= other.vehicles;
+        self.fever_flags -= other.fever_flags;
+        self.refused_scans -= other.refused_scans;
+        self.temporary_passes_issued -= other.temporary_passes_issued;
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Schedule {
+    interval_minutes: u32,
+    active_from: Time,
+    active_until: Time,
+}
+
+#[derive(Clone, Debug)]
+struct Checkpoint {
+    open: bool,
+    schedule: Option<Schedule>,
+    recent_checks: Vec<CheckRecord>,
+    tallies_by_day: BTreeMap<Date, TallyTotals>,
+}
+
+impl Default for Checkpoint {
+    fn default() -> Checkpoint {
+        Checkpoint { open: true, schedule: None, recent_checks: Vec::new(), tallies_by_day: BTreeMap::new() }
+    }
+}
+
+/// The per-checkpoint facts behind the status view.
+#[derive(Clone, Debug)]
+pub struct CheckpointBoard {
+    time_zone: TimeZone,
+    checkpoints: BTreeMap<EntityId, Checkpoint>,
+    /// Tallies by event id, so that a correction or retraction can take its counts back.
+    tallies: HashMap<Uuid, (EntityId, Date, TallyTotals)>,
+}
+
+impl CheckpointBoard {
+    /// Local days are counted in `time_zone`.
+    pub fn new(time_zone: TimeZone) -> CheckpointBoard {
+        CheckpointBoard { time_zone, checkpoints: BTreeMap::new(), tallies: HashMap::new() }
+    }
+
+    fn local_day(&self, at: Timestamp) -> Date {
+        at.as_jiff().to_zoned_datetime(self.time_zone.clone()).date()
+    }
+
+    pub fn apply(&mut self, recorded: &RecordedEvent) {
+        match &recorded.event {
+            Event::CheckpointRegistered(e) => {
+                self.checkpoints.entry(e.checkpoint_id.clone()).or_default();
+            }
+            Event::CheckpointClosed(e) => self.checkpoints.entry(e.checkpoint_id.clone()).or_default().open = false,
+            Event::CheckpointReopened(e) => self.checkpoints.entry(e.checkpoint_id.clone()).or_default().open = true,
+            Event::CheckpointScheduleSet(e) => {
+                self.checkpoints.entry(e.checkpoint_id.clone()).or_default().schedule = Some(Schedule {
+                    interval_minutes: e.check_interval_minutes,
+                    active_from: e.active_from,
+                    active_until: e.active_until,
+                });
+            }
+            Event::PatrolCheckRecorded(e) => {
+                let check = CheckRecord {
+                    event_id: recorded.event_id,
+                    checked_at: recorded.occurred_at,
+                    staff_id: e.staff_id.clone(),
+                    result: e.result,
+                };
+                self.add_check(&e.checkpoint_id, check);
+            }
+            Event::TrafficTallyRecorded(e) => self.add_tally(recorded.event_id, e),
+            Event::EventCorrected(correction) => {
+                let target = correction.corrected_event_id;
+                match correction.replacement.as_ref() {
+                    Event::PatrolCheckRecorded(e) => {
+                        for checkpoint in self.checkpoints.values_mut() {
+                            checkpoint.recent_checks.retain(|check| check.event_id != target);
+                        }
+                        // The corrected check keeps the time the original was made.
+                        let checked_at = recorded.occurred_at;
+                        self.add_check(
+                            &e.checkpoint_id,
+                            CheckRecord {
+                                event_id: target,
+                                checked_at,
+                                staff_id: e.staff_id.clone(),
+                                result: e.result,
+                            },
+                        );
+                    }
+                    Event::TrafficTallyRecorded(e) => {
+                        self.remove_tally(target);
+                        self.add_tally(target, e);
+                    }
+                    _ => {}
+                }
+            }
+            Event::EventRetracted(retraction) => {
+                let target = retraction.retracted_event_id;
+                for checkpoint in self.checkpoints.values_mut() {
+                    checkpoint.recent_checks.retain(|check| check.event_id != target);
+                }
+                self.remove_tally(target);
+            }
+            _ => {}
+        }
+    }
+
+    fn add_check(&mut self, checkpoint_id: &EntityId, check: CheckRecord) {
+        let checks = &mut self.checkpoints.entry(checkpoint_id.clone()).or_default().recent_checks;
+        // Late arrivals go where their time puts them.
+        let at = checks.partition_point(|other| other.checked_at <= check.checked_at);
+        checks.insert(at, check);
+        if checks.len() > RECENT_CHECKS_MAX {
+            checks.remove(0);
+        }
+    }
+
+    fn add_tally(&mut self, event_id: Uuid, tally: &TrafficTallyRecorded) {
+        let day = self.local_day(tally.period_start);
+        let totals = TallyTotals::of(tally);
+        self.checkpoints
+            .entry(tally.checkpoint_id.clone())
+            .or_default()
+            .tallies_by_day
+            .entry(day)
+            .or_default()
+            .add(totals);
+        self.tallies.insert(event_id, (tally.checkpoint_id.clone(), day, totals));
+    }
+
+    fn remove_tally(&mut self, event_id: Uuid) {
+        if let Some((checkpoint_id, day, totals)) = self.tallies.remove(&event_id) {
+            if let Some(sum) = self.checkpoints.get_mut(&checkpoint_id).and_then(|c| c.tallies_by_day.get_mut(&day)) {
+                sum.subtract(totals);
+            }
+        }
+    }
+}
+
+/// One checkpoint's status at a moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckpointStatus {
+    pub checkpoint_id: EntityId,
+    pub name: String,
+    pub site_id: Option<EntityId>,
+    pub open: bool,
+    pub last_check: Option<CheckRecord>,
+    pub overdue: bool,
+    pub open_issues: u32,
+    pub worst_open_severity: Option<Severity>,
+    pub oldest_open_issue_minutes: Option<i64>,
+    pub tallies_today: TallyTotals,
+}
+
+/// The same figures added up over a site, a grid or a community.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rollup {
+    pub id: EntityId,
+    pub name: String,
+    pub checkpoints: u32,
+    pub closed: u32,
+    pub overdue: u32,
+    pub open_issues: u32,
+    pub worst_open_severity: Option<Severity>,
+    pub oldest_open_issue_minutes: Option<i64>,
+    pub tallies_today: TallyTotals,
+}
+
+impl Rollup {
+    fn add(&mut self, status: &CheckpointStatus) {
+        self.checkpoints += 1;
+        self.closed += u32::from(!status.open);
+        self.overdue += u32::from(status.overdue);
+        self.open_issues += status.open_issues;
+        self.worst_open_severity = self.worst_open_severity.max(status.worst_open_severity);
+        self.oldest_open_issue_minutes = self.oldest_open_issue_minutes.max(status.oldest_open_issue_minutes);
+        self.tallies_today.add(status.tallies_today);
+    }
+}
+
+/// The status board at a moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub as_of: Timestamp,
+    pub checkpoints: Vec<CheckpointStatus>,
+    pub sites: Vec<Rollup>,
+    pub grids: Vec<Rollup>,
+    pub communities: Vec<Rollup>,
+}
+
+/// Whether a checkpoint with `schedule`, last checked at `last_check`, is overdue at `now`:
+/// within its active hours, and longer than its interval since the later of its last check
+/// and the start of the current active window.
+fn overdue(schedule: Schedule, last_check: Option<Timestamp>, now: Timestamp, time_zone: &TimeZone) -> bool {
+    let local = now.as_jiff().to_zoned_datetime(time_zone.clone());
+    let (today, time) = (local.date(), local.time());
+    let Schedule { interval_minutes, active_from, active_until } = schedule;
+    let window_day = if active_from < active_until {
+        if time < active_from || time >= active_until {
+            return false;
+        }
+        today
+    } else if time >= active_from {
+        today
+    } else if time < active_until {
+        today.yesterday().unwrap_or(today)
+    } else {
+        return false;
+    };
+    let Ok(window_start) = window_day.to_datetime(active_from).to_zoned_datetime(time_zone.clone()) else {
+        return false;
+    };
+    let window_start = window_start.timestamp().as_microsecond();
+    let due_since = last_check.map_or(window_start, |at| at.as_microsecond().max(window_start));
+    now.as_microsecond() - due_since > i64::from(interval_minutes) * 60_000_000
+}
+
+/// The status of every checkpoint (of `site`, when given) at `now`, with roll-ups.
+pub fn status_at(
+    registry: &Registry,
+    board: &CheckpointBoard,
+    issues: &IssueBoard,
+    now: Timestamp,
+    site: Option<&EntityId>,
+) -> StatusReport {
+    let today = board.local_day(now);
+    let mut open_by_checkpoint: BTreeMap<&EntityId, Vec<crate::IssueRecord>> = BTreeMap::new();
+    let all_issues: Vec<_> = issues.issues().filter(|issue| issue.is_open()).collect();
+    for issue in &all_issues {
+        open_by_checkpoint.entry(&issue.checkpoint_id).or_default().push(issue.clone());
+    }
+    let mut checkpoints = Vec::new();
+    for (checkpoint_id, info) in &registry.checkpoints {
+        if site.is_some_and(|site| *site != info.site_id) {
+            continue;
+        }
+        let facts = board.checkpoints.get(checkpoint_id).cloned().unwrap_or_default();
+        let last_check = facts.recent_checks.iter().rev().find(|check| check.checked_at <= now).cloned();
+        let open_issues = open_by_checkpoint.get(checkpoint_id).map(Vec::as_slice).unwrap_or_default();
+        checkpoints.push(CheckpointStatus {
+            checkpoint_id: checkpoint_id.clone(),
+            name: info.name.clone(),
+            site_id: Some(info.site_id.clone()),
+            open: facts.open,
+            overdue: facts.open
+                && facts.schedule.is_some_and(|schedule| {
+                    overdue(schedule, last_check.as_ref().map(|c| c.checked_at), now, &board.time_zone)
+                }),
+            last_check,
+            open_issues: open_issues.len() as u32,
+            worst_open_severity: open_issues.iter().map(|issue| issue.severity).max(),
+            oldest_open_issue_minutes: open_issues.iter().map(|issue| issue.age_micros(now) / 60_000_000).max(),
+            tallies_today: facts.tallies_by_day.get(&today).copied().unwrap_or_default(),
+        });
+    }
+    let mut sites: BTreeMap<EntityId, Rollup> = BTreeMap::new();
+    let mut grids: BTreeMap<EntityId, Rollup> = BTreeMap::new();
+    let mut communities: BTreeMap<EntityId, Rollup> = BTreeMap::new();
+    for status in &checkpoints {
+        let (site_id, grid_id, community_id) = registry.place_of(&status.checkpoint_id);
+        let levels = [
+            (&mut sites, site_id, site_id.and_then(|id| registry.sites.get(id)).map(|s| s.name.clone())),
+            (&mut grids, grid_id, grid_id.and_then(|id| registry.grids.get(id)).map(|g| g.name.clone())),
+            (
+                &mut communities,
+                community_id,
+                community_id.and_then(|id| registry.communities.get(id)).map(|c| c.name.clone()),
+            ),
+        ];
+        for (rollups, id, name) in levels {
+            if let Some(id) = id {
+                rollups
+                    .entry(id.clone())
+                    .or_insert_with(|| Rollup {
+                        id: id.clone(),
+                        name: name.unwrap_or_default(),
+                        checkpoints: 0,
+                        closed: 0,
+                        overdue: 0,
+                        open_issues: 0,
+                        worst_open_severity: None,
+                        oldest_open_issue_minutes: None,
+                        tallies_today: TallyTotals::default(),
+                    })
+                    .add(status);
+            }
+        }
+    }
+    StatusReport {
+        as_of: now,
+        checkpoints,
+        sites: sites.into_values().collect(),
+        grids: grids.into_values().collect(),
+        communities: communities.into_values().collect(),
+    }
+}

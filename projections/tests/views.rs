@@ -1,0 +1,364 @@
+//! The read models, fed fixture streams from the seed account's courier-congestion day.
+
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use events_schema::*;
+use jiff::civil::time;
+use jiff::tz::TimeZone;
+use projections::*;
+use uuid::Uuid;
+
+fn id(text: &str) -> EntityId {
+    EntityId::new(text).unwrap()
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn event_id(n: u64) -> Uuid {
+    Uuid::from_u128(0x0170_6a4b_2c00_7000_8000_0000_0000_0000 | u128::from(n))
+}
+
+/// The views, fed `events` (each with the time it happened) in order.
+struct Views {
+    registry: Registry,
+    board: CheckpointBoard,
+    issues: IssueBoard,
+    applied: u64,
+}
+
+impl Views {
+    fn new() -> Views {
+        let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
+        Views {
+            registry: Registry::default(),
+            board: CheckpointBoard::new(zone),
+            issues: IssueBoard::default(),
+            applied: 0,
+        }
+    }
+
+    /// Applies `event` as having happened at `when`; returns its event id.
+    fn apply(&mut self, when: &str, event: impl Into<Event>) -> Uuid {
+        self.applied += 1;
+        let recorded = RecordedEvent {
+            global_position: self.applied,
+            stream_id: id("s"),
+            stream_version: self.applied,
+            event_id: event_id(self.applied),
+            occurred_at: at(when),
+            recorded_at: at(when),
+            actor: id("staff-1"),
+            correlation_id: None,
+            causation_id: None,
+            event: event.into(),
+            hash: [0; 32],
+        };
+        self.registry.apply(&recorded);
+        self.board.apply(&recorded);
+        self.issues.apply(&recorded);
+        recorded.event_id
+    }
+
+    fn status(&self, now: &str) -> StatusReport {
+        status_at(&self.registry, &self.board, &self.issues, at(now), None)
+    }
+}
+
+fn check(gate: &str, result: CheckResult) -> PatrolCheckRecorded {
+    PatrolCheckRecorded {
+        checkpoint_id: id(gate),
+        staff_id: id("staff-1"),
+        result,
+        staff_present: Some(true),
+        protective_gear_worn: Some(true),
+        thermometer_working: Some(true),
+        health_code_scan_enforced: Some(true),
+        passage_logbook_kept: Some(true),
+        queue_orderly: Some(result == CheckResult::Ok),
+        weather: None,
+        round_id: None,
+        note: None,
+    }
+}
+
+/// One community, one grid, two compounds: Longwu with its main gate (checked every two
+/// hours from 07:00 to 22:00) and Jiaduoli with gate 1.
+fn world() -> Views {
+    let mut views = Views::new();
+    let morning = "2020-02-20T06:00:00+08:00";
+    views.apply(morning, CommunityRegistered { community_id: id("minxin"), name: "Minxin".into(), parent_area: None });
+    views.apply(morning, GridRegistered { grid_id: id("grid-3"), community_id: id("minxin"), name: "Grid 3".into() });
+    for (site, name) in [("longwu", "Longwu"), ("jiaduoli", "Jiaduoli")] {
+        views.apply(
+            morning,
+            SiteRegistered {
+                site_id: id(site),
+                grid_id: id("grid-3"),
+                name: name.into(),
+                kind: SiteKind::ResidentialCompound,
+            },
+        );
+    }
+    views.apply(
+        morning,
+        CheckpointRegistered { checkpoint_id: id("longwu-main"), site_id: id("longwu"), name: "Main gate".into() },
+    );
+    views.apply(
+        morning,
+        CheckpointRegistered { checkpoint_id: id("jiaduoli-1"), site_id: id("jiaduoli"), name: "Gate 1".into() },
+    );
+    views.apply(
+        morning,
+        CheckpointScheduleSet {
+            checkpoint_id: id("longwu-main"),
+            check_interval_minutes: 120,
+            active_from: time(7, 0, 0, 0),
+            active_until: time(22, 0, 0, 0),
+        },
+    );
+    views
+}
+
+fn courier_issue(severity: Severity) -> GateIssueRaised {
+    GateIssueRaised {
+        issue_id: id("courier"),
+        checkpoint_id: id("longwu-main"),
+        raised_by: id("staff-1"),
+        category: IssueCategory::CourierCongestion,
+        severity,
+        summary: "tricycles from four transit stations crowd the gate".into(),
+        details: None,
+    }
+}
+
+#[test]
+fn the_status_board_shows_last_checks_open_issues_and_rollups() {
+    let mut views = world();
+    views.apply("2020-02-20T09:00:00+08:00", check("longwu-main", CheckResult::IssueFound));
+    views.apply("2020-02-20T09:05:00+08:00", courier_issue(Severity::High));
+    views.apply("2020-02-20T09:30:00+08:00", check("jiaduoli-1", CheckResult::Ok));
+    let status = views.status("2020-02-20T10:00:00+08:00");
+    let longwu = status.checkpoints.iter().find(|c| c.checkpoint_id == id("longwu-main")).unwrap();
+    assert_eq!(longwu.last_check.as_ref().unwrap().result, CheckResult::IssueFound);
+    assert_eq!(
+        (longwu.open_issues, longwu.worst_open_severity, longwu.oldest_open_issue_minutes),
+        (1, Some(Severity::High), Some(55))
+    );
+    assert!(!longwu.overdue);
+    assert_eq!(status.sites.len(), 2);
+    let grid = &status.grids[0];
+    assert_eq!((grid.checkpoints, grid.open_issues, grid.worst_open_severity), (2, 1, Some(Severity::High)));
+    assert_eq!(status.communities[0].name, "Minxin");
+    // Only one site's checkpoints when asked.
+    let only =
+        status_at(&views.registry, &views.board, &views.issues, at("2020-02-20T10:00:00+08:00"), Some(&id("jiaduoli")));
+    assert_eq!(only.checkpoints.len(), 1);
+}
+
+#[test]
+fn a_checkpoint_is_overdue_only_within_its_hours_and_after_its_interval() {
+    let mut views = world();
+    let overdue = |views: &Views, now: &str| {
+        views.status(now).checkpoints.iter().find(|c| c.checkpoint_id == id("longwu-main")).unwrap().overdue
+    };
+    // Never checked: due from 07:00, so overdue after 09:00.
+    assert!(!overdue(&views, "2020-02-20T06:30:00+08:00"), "before its hours");
+    assert!(!overdue(&views, "2020-02-20T08:59:00+08:00"));
+    assert!(overdue(&views, "2020-02-20T09:01:00+08:00"));
+    views.apply("2020-02-20T10:00:00+08:00", check("longwu-main", CheckResult::Ok));
+    assert!(!overdue(&views, "2020-02-20T11:59:00+08:00"));
+    assert!(overdue(&views, "2020-02-20T12:01:00+08:00"));
+    assert!(!overdue(&views, "2020-02-20T22:30:00+08:00"), "after its hours");
+    // No schedule, never overdue; a closed checkpoint is not overdue either.
+    assert!(
+        !views
+            .status("2020-02-20T23:00:00+08:00")
+            .checkpoints
+            .iter()
+            .any(|c| c.checkpoint_id == id("jiaduoli-1") && c.overdue)
+    );
+    views.apply(
+        "2020-02-20T12:30:00+08:00",
+        CheckpointClosed { checkpoint_id: id("longwu-main"), reason: "renovation".into() },
+    );
+    assert!(!overdue(&views, "2020-02-20T15:00:00+08:00"));
+}
+
+#[test]
+fn a_schedule_past_midnight_counts_from_the_evening_before() {
+    let mut views = world();
+    views.apply(
+        "2020-02-20T06:00:00+08:00",
+        CheckpointScheduleSet {
+            checkpoint_id: id("jiaduoli-1"),
+            check_interval_minutes: 60,
+            active_from: time(20, 0, 0, 0),
+            active_until: time(6, 0, 0, 0),
+        },
+    );
+    views.apply("2020-02-20T23:30:00+08:00", check("jiaduoli-1", CheckResult::Ok));
+    let overdue =
+        |now: &str| views.status(now).checkpoints.iter().find(|c| c.checkpoint_id == id("jiaduoli-1")).unwrap().overdue;
+    assert!(!overdue("2020-02-21T00:20:00+08:00"));
+    assert!(overdue("2020-02-21T00:31:00+08:00"));
+    assert!(!overdue("2020-02-21T12:00:00+08:00"), "outside its hours");
+}
+
+#[test]
+fn retractions_and_corrections_change_the_last_check() {
+    let mut views = world();
+    views.apply("2020-02-20T09:00:00+08:00", check("longwu-main", CheckResult::Ok));
+    let second = views.apply("2020-02-20T11:00:00+08:00", check("longwu-main", CheckResult::IssueFound));
+    let last = |views: &Views| views.status("2020-02-20T12:00:00+08:00").checkpoints[1].last_check.clone().unwrap();
+    assert_eq!(views.status("2020-02-20T12:00:00+08:00").checkpoints[1].checkpoint_id, id("longwu-main"));
+    assert_eq!(last(&views).result, CheckResult::IssueFound);
+    views.apply(
+        "2020-02-20T11:30:00+08:00",
+        EventCorrected {
+            corrected_event_id: second,
+            corrected_by: id("staff-2"),
+            reason: "misread".into(),
+            replacement: Box::new(check("longwu-main", CheckResult::Ok).into()),
+        },
+    );
+    assert_eq!(last(&views).result, CheckResult::Ok);
+    assert_eq!(last(&views).event_id, second);
+    views.apply(
+        "2020-02-20T11:40:00+08:00",
+        EventRetracted { retracted_event_id: second, retracted_by: id("staff-2"), reason: "never happened".into() },
+    );
+    assert_eq!(last(&views).checked_at, at("2020-02-20T09:00:00+08:00"));
+    // A late arrival (made at 10:00, recorded after the 11:00 one) does not hide a later check.
+    views.apply("2020-02-20T13:00:00+08:00", check("longwu-main", CheckResult::Ok));
+    views.apply("2020-02-20T10:00:00+08:00", check("longwu-main", CheckResult::IssueFound));
+    assert_eq!(
+        views.status("2020-02-20T14:00:00+08:00").checkpoints[1].last_check.as_ref().unwrap().checked_at,
+        at("2020-02-20T13:00:00+08:00")
+    );
+    // Status as of a moment ignores checks made after it.
+    assert_eq!(last(&views).checked_at, at("2020-02-20T10:00:00+08:00"));
+}
+
+#[test]
+fn the_issue_board_follows_the_lifecycle_and_its_corrections() {
+    let mut views = world();
+    views.apply("2020-02-20T09:05:00+08:00", courier_issue(Severity::Medium));
+    views.apply(
+        "2020-02-20T09:10:00+08:00",
+        GateIssueAssigned { issue_id: id("courier"), assignee_id: id("staff-1"), assigned_by: id("staff-2") },
+    );
+    let first_action = views.apply(
+        "2020-02-20T09:20:00+08:00",
+        GateIssueActionTaken {
+            issue_id: id("courier"),
+            taken_by: id("staff-1"),
+            action: "property office told to control tricycles".into(),
+        },
+    );
+    views.apply(
+        "2020-02-20T09:40:00+08:00",
+        GateIssueActionTaken {
+            issue_id: id("courier"),
+            taken_by: id("staff-1"),
+            action: "cordon tape splits people and vehicles".into(),
+        },
+    );
+    views.apply(
+        "2020-02-20T11:00:00+08:00",
+        GateIssueEscalated {
+            issue_id: id("courier"),
+            escalated_by: id("staff-1"),
+            escalated_to: EscalationTarget::Subdistrict,
+            note: None,
+        },
+    );
+    let issue = views.issues.issue(&id("courier")).unwrap();
+    assert_eq!(issue.state, IssueState::Escalated);
+    assert_eq!(issue.assignee_id, Some(id("staff-1")));
+    assert_eq!(issue.time_to_first_action_micros(), Some(15 * 60_000_000));
+    assert_eq!(issue.escalated_to, [EscalationTarget::Subdistrict]);
+    assert!(issue.is_open());
+    views.apply(
+        "2020-02-20T09:06:00+08:00",
+        EventRetracted { retracted_event_id: first_action, retracted_by: id("staff-1"), reason: "wrong issue".into() },
+    );
+    assert_eq!(views.issues.issue(&id("courier")).unwrap().time_to_first_action_micros(), Some(35 * 60_000_000));
+    views.apply(
+        "2020-02-20T12:00:00+08:00",
+        EventCorrected {
+            corrected_event_id: event_id(8),
+            corrected_by: id("staff-2"),
+            reason: "worse than first said".into(),
+            replacement: Box::new(courier_issue(Severity::High).into()),
+        },
+    );
+    assert_eq!(views.issues.issue(&id("courier")).unwrap().severity, Severity::High);
+    views.apply(
+        "2020-02-20T17:05:00+08:00",
+        GateIssueResolved {
+            issue_id: id("courier"),
+            resolved_by: id("staff-1"),
+            resolution: "stations moved outside".into(),
+        },
+    );
+    let resolved = views.issues.issue(&id("courier")).unwrap();
+    assert_eq!((resolved.state, resolved.time_to_resolution_micros()), (IssueState::Resolved, Some(8 * 3_600_000_000)));
+    views.apply(
+        "2020-02-21T09:00:00+08:00",
+        GateIssueResolutionVerified {
+            issue_id: id("courier"),
+            verified_by: id("staff-1"),
+            note: None,
+            check_event_id: None,
+        },
+    );
+    assert_eq!(views.issues.issue(&id("courier")).unwrap().state, IssueState::Verified);
+    views.apply(
+        "2020-02-22T09:00:00+08:00",
+        GateIssueReopened { issue_id: id("courier"), reopened_by: id("staff-2"), reason: "back".into() },
+    );
+    let reopened = views.issues.issue(&id("courier")).unwrap();
+    assert_eq!(
+        (reopened.state, reopened.reopened, reopened.verified_at, reopened.is_open()),
+        (IssueState::InProgress, 1, None, true)
+    );
+    // Retracting the raising removes the issue from the board.
+    views.apply(
+        "2020-02-22T10:00:00+08:00",
+        EventRetracted { retracted_event_id: event_id(8), retracted_by: id("staff-1"), reason: "test entry".into() },
+    );
+    assert!(views.issues.issue(&id("courier")).is_none());
+}
+
+#[test]
+fn tallies_count_on_their_local_day_and_can_be_taken_back() {
+    let mut views = world();
+    let tally = |start: &str, end: &str, people: u32| TrafficTallyRecorded {
+        checkpoint_id: id("jiaduoli-1"),
+        recorded_by: id("staff-2"),
+        period_start: at(start),
+        period_end: at(end),
+        people_screened: people,
+        vehicles: 1,
+        fever_flags: 0,
+        refused_scans: 0,
+        temporary_passes_issued: 2,
+    };
+    views.apply("2020-02-20T12:00:00+08:00", tally("2020-02-20T07:00:00+08:00", "2020-02-20T12:00:00+08:00", 300));
+    // 23:00 to midnight in Shanghai is 15:00 to 16:00 UTC: still the 20th.
+    let late =
+        views.apply("2020-02-21T00:10:00+08:00", tally("2020-02-20T23:00:00+08:00", "2020-02-21T00:00:00+08:00", 40));
+    views.apply("2020-02-21T08:00:00+08:00", tally("2020-02-21T07:00:00+08:00", "2020-02-21T08:00:00+08:00", 7));
+    let today = |views: &Views, now: &str| views.status(now).checkpoints[0].tallies_today;
+    assert_eq!(today(&views, "2020-02-20T23:59:00+08:00").people_screened, 340);
+    assert_eq!(today(&views, "2020-02-21T09:00:00+08:00").people_screened, 7);
+    views.apply(
+        "2020-02-21T09:00:00+08:00",
+        EventRetracted { retracted_event_id: late, retracted_by: id("staff-2"), reason: "double count".into() },
+    );
+    let totals = today(&views, "2020-02-20T23:59:00+08:00");
+    assert_eq!((totals.people_screened, totals.vehicles, totals.temporary_passes_issued), (300, 1, 2));
+}
