@@ -13,8 +13,10 @@ pub struct Context {
     pub actor: EntityId,
 }
 
-/// Something a person (or the system, for day seals) asks to do.
-#[derive(Clone, Debug, PartialEq)]
+/// Something a person (or the system, for day seals) asks to do. In JSON:
+/// `{"command": "raise-issue", "data": {...}}`, `data` being the payload of its event.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "command", content = "data", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Command {
     RegisterCommunity(CommunityRegistered),
     RegisterGrid(GridRegistered),

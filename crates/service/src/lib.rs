@@ -1,0 +1,185 @@
+//! The service: executes commands against the store and keeps the views caught up.
+//!
+//! `execute` is parse -> load -> decide -> append: it catches the views up with the log,
+//! decides the command against the domain state, and appends the events with the expected
+//! version of the command's stream; on a conflict it catches up again and retries. A command
+//! that names its event id is safe to retry: once that id is in the log, the original
+//! positions come back and nothing new is written.
+
+use std::collections::HashMap;
+
+use domain::{Command, Context, DomainError, State};
+use events_schema::{EntityId, InvalidEntityId, NewEvent, RecordedEvent, Timestamp};
+use jiff::tz::TimeZone;
+use projections::{CheckpointBoard, IssueBoard, Registry, StatusReport, status_at};
+use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX, Rejection, StoreError};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+/// How often `execute` retries after a version conflict before it gives up.
+pub const CONFLICT_RETRIES_MAX: usize = 8;
+
+/// Why a command was not executed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The rules refused it; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// The store refused the append (bad request, or an event id used by another command).
+    #[error(transparent)]
+    Rejected(Rejection),
+    #[error("the stream kept changing: gave up after {CONFLICT_RETRIES_MAX} retries")]
+    TooManyConflicts,
+    #[error(transparent)]
+    InvalidStream(#[from] InvalidEntityId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who asks, when it happened, and (for safe retries) the event id to use.
+#[derive(Clone, Debug)]
+pub struct CommandMeta {
+    pub event_id: Option<Uuid>,
+    /// When it happened in the field; now when not given.
+    pub occurred_at: Option<Timestamp>,
+    pub actor: EntityId,
+    pub correlation_id: Option<Uuid>,
+}
+
+/// Every view, at one position of the log.
+#[derive(Debug)]
+struct Views {
+    domain: State,
+    registry: Registry,
+    checkpoints: CheckpointBoard,
+    issues: IssueBoard,
+    /// Last version of every stream, for the expected version of the next append.
+    stream_versions: HashMap<EntityId, u64>,
+    position: u64,
+}
+
+impl Views {
+    fn new(time_zone: TimeZone) -> Views {
+        Views {
+            domain: State::default(),
+            registry: Registry::default(),
+            checkpoints: CheckpointBoard::new(time_zone),
+            issues: IssueBoard::default(),
+            stream_versions: HashMap::new(),
+            position: 0,
+        }
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) {
+        self.domain.apply(event);
+        self.registry.apply(event);
+        self.checkpoints.apply(event);
+        self.issues.apply(event);
+        self.stream_versions.insert(event.stream_id.clone(), event.stream_version);
+        self.position = event.global_position;
+    }
+}
+
+/// The service over one store.
+#[derive(Debug)]
+pub struct Service<S> {
+    store: S,
+    time_zone: TimeZone,
+    /// A tokio `RwLock`: held across the store reads of a catch-up.
+    views: RwLock<Views>,
+}
+
+impl<S: EventStore> Service<S> {
+    /// The service over `store`, its views caught up with the whole log.
+    pub async fn open(store: S, time_zone: TimeZone) -> Result<Service<S>, StoreError> {
+        let service = Service { store, views: RwLock::new(Views::new(time_zone.clone())), time_zone };
+        service.catch_up().await?;
+        Ok(service)
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Applies every event the views have not seen yet.
+    pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        let mut views = self.views.write().await;
+        loop {
+            let page = self.store.read_all(views.position + 1, READ_PAGE_EVENTS_MAX).await?;
+            if page.is_empty() {
+                return Ok(views.position);
+            }
+            for event in &page {
+                views.apply(event);
+            }
+        }
+    }
+
+    /// Decides `command` and appends its events, retrying on version conflicts.
+    pub async fn execute(
+        &self,
+        command: &Command,
+        meta: &CommandMeta,
+        now: Timestamp,
+    ) -> Result<Committed, ServiceError> {
+        let stream_id = command.stream_id()?;
+        let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone() };
+        for _ in 0..CONFLICT_RETRIES_MAX {
+            self.catch_up().await?;
+            let (events, expected) = {
+                let views = self.views.read().await;
+                // A retry of a command already in the log: the store answers with the
+                // original positions, whatever the rules would say now.
+                let retried = meta.event_id.is_some_and(|event_id| views.domain.has_live_event(event_id));
+                let events = if retried {
+                    domain::events_of(command)
+                } else {
+                    domain::decide(&views.domain, command, &context)?
+                };
+                let version = views.stream_versions.get(&stream_id).copied().unwrap_or(0);
+                (events, if retried { ExpectedVersion::Any } else { ExpectedVersion::Exact(version) })
+            };
+            let new_events = events
+                .into_iter()
+                .enumerate()
+                .map(|(index, event)| NewEvent {
+                    event_id: meta.event_id.filter(|_| index == 0).unwrap_or_else(Uuid::now_v7),
+                    occurred_at: context.occurred_at,
+                    actor: meta.actor.clone(),
+                    correlation_id: meta.correlation_id,
+                    causation_id: None,
+                    event,
+                })
+                .collect();
+            match self.store.append(&stream_id, expected, new_events).await? {
+                Ok(committed) => return Ok(committed),
+                Err(Rejection::WrongExpectedVersion { .. }) => continue,
+                Err(rejection) => return Err(ServiceError::Rejected(rejection)),
+            }
+        }
+        Err(ServiceError::TooManyConflicts)
+    }
+
+    /// The live status at `now` (of one site's checkpoints when `site` is given).
+    pub async fn status(&self, now: Timestamp, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
+        self.catch_up().await?;
+        let views = self.views.read().await;
+        Ok(status_at(&views.registry, &views.checkpoints, &views.issues, now, site))
+    }
+
+    /// The status as it was at `as_of`: views built from only the events the log had
+    /// recorded by then, asked at that moment.
+    pub async fn status_as_of(&self, as_of: Timestamp, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
+        let mut views = Views::new(self.time_zone.clone());
+        let mut next = 1;
+        loop {
+            let page = self.store.read_all(next, READ_PAGE_EVENTS_MAX).await?;
+            let Some(last) = page.last() else { break };
+            next = last.global_position + 1;
+            for event in page.iter().filter(|event| event.recorded_at <= as_of) {
+                views.apply(event);
+            }
+        }
+        Ok(status_at(&views.registry, &views.checkpoints, &views.issues, as_of, site))
+    }
+}

@@ -1,0 +1,182 @@
+//! The service over the real sled store: commands, retries, conflicts, status as of a time.
+
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use domain::{Command, DomainError};
+use events_schema::*;
+use jiff::tz::TimeZone;
+use service::{CommandMeta, Service, ServiceError};
+use store::{EventStore, SledConfig, SledStore};
+use uuid::Uuid;
+
+fn id(text: &str) -> EntityId {
+    EntityId::new(text).unwrap()
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta { event_id: None, occurred_at: None, actor: id("staff-1"), correlation_id: None }
+}
+
+async fn service(dir: &std::path::Path) -> Service<SledStore> {
+    let store = SledStore::open(SledConfig::new(dir)).unwrap();
+    Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap()
+}
+
+fn world() -> Vec<Command> {
+    vec![
+        Command::RegisterCommunity(CommunityRegistered {
+            community_id: id("minxin"),
+            name: "Minxin".into(),
+            parent_area: None,
+        }),
+        Command::RegisterGrid(GridRegistered {
+            grid_id: id("grid-3"),
+            community_id: id("minxin"),
+            name: "Grid 3".into(),
+        }),
+        Command::RegisterSite(SiteRegistered {
+            site_id: id("longwu"),
+            grid_id: id("grid-3"),
+            name: "Longwu".into(),
+            kind: SiteKind::ResidentialCompound,
+        }),
+        Command::RegisterCheckpoint(CheckpointRegistered {
+            checkpoint_id: id("gate-1"),
+            site_id: id("longwu"),
+            name: "Main gate".into(),
+        }),
+        Command::RegisterStaff(StaffRegistered {
+            staff_id: id("staff-1"),
+            display_name: "Deputy".into(),
+            role: StaffRole::DeployedCadre,
+            grid_id: None,
+        }),
+    ]
+}
+
+fn raise(issue: &str) -> Command {
+    Command::RaiseIssue(GateIssueRaised {
+        issue_id: id(issue),
+        checkpoint_id: id("gate-1"),
+        raised_by: id("staff-1"),
+        category: IssueCategory::CourierCongestion,
+        severity: Severity::High,
+        summary: "tricycles".into(),
+        details: None,
+    })
+}
+
+fn act(issue: &str, n: usize) -> Command {
+    Command::ActOnIssue(GateIssueActionTaken {
+        issue_id: id(issue),
+        taken_by: id("staff-1"),
+        action: format!("action {n}"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_become_events_and_refusals_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    for command in world() {
+        service.execute(&command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    service.execute(&raise("courier"), &meta(), Timestamp::now()).await.unwrap();
+    let status = service.status(Timestamp::now(), None).await.unwrap();
+    assert_eq!(status.checkpoints[0].open_issues, 1);
+    let before = service.store().head_position().await.unwrap();
+    match service.execute(&raise("courier"), &meta(), Timestamp::now()).await {
+        Err(ServiceError::Refused(DomainError::AlreadyExists { kind: "issue", .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(service.store().head_position().await.unwrap(), before);
+    let events = service.store().read_stream(&id("issue:courier"), 1, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_retried_with_its_event_id_returns_the_original_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    for command in world() {
+        service.execute(&command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    let retry_safe = CommandMeta { event_id: Some(Uuid::now_v7()), ..meta() };
+    let first = service.execute(&raise("courier"), &retry_safe, Timestamp::now()).await.unwrap();
+    let again = service.execute(&raise("courier"), &retry_safe, Timestamp::now()).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.events, first.events);
+    assert_eq!(service.store().head_position().await.unwrap(), first.events[0].global_position);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_on_one_issue_all_land_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = std::sync::Arc::new(service(dir.path()).await);
+    for command in world() {
+        service.execute(&command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    service.execute(&raise("courier"), &meta(), Timestamp::now()).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let service = service.clone();
+            tokio::spawn(async move { service.execute(&act("courier", n), &meta(), Timestamp::now()).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stream = service.store().read_stream(&id("issue:courier"), 1, 100).await.unwrap();
+    assert_eq!(stream.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_as_of_a_moment_equals_a_store_holding_only_the_events_until_then() {
+    let full = tempfile::tempdir().unwrap();
+    let partial = tempfile::tempdir().unwrap();
+    let service = service(full.path()).await;
+    let mut commands = world();
+    commands.push(raise("courier"));
+    commands.push(act("courier", 1));
+    for command in &commands {
+        service.execute(command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    let moment = Timestamp::now();
+    for command in [
+        act("courier", 2),
+        raise("second"),
+        Command::ResolveIssue(GateIssueResolved {
+            issue_id: id("courier"),
+            resolved_by: id("staff-1"),
+            resolution: "moved".into(),
+        }),
+    ] {
+        service.execute(&command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    // The same events as the full log had at `moment`, in a store of their own.
+    let only_until_then = {
+        let store = SledStore::open(SledConfig::new(partial.path())).unwrap();
+        for event in service.store().read_all(1, 1_000).await.unwrap().into_iter().filter(|e| e.recorded_at <= moment) {
+            let new = NewEvent {
+                event_id: event.event_id,
+                occurred_at: event.occurred_at,
+                actor: event.actor,
+                correlation_id: None,
+                causation_id: None,
+                event: event.event,
+            };
+            store.append(&event.stream_id, store::ExpectedVersion::Any, vec![new]).await.unwrap().unwrap();
+        }
+        Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap()
+    };
+    let as_of = service.status_as_of(moment, None).await.unwrap();
+    let expected = only_until_then.status(moment, None).await.unwrap();
+    assert_eq!(as_of, expected);
+    assert_eq!(as_of.checkpoints[0].open_issues, 1);
+    assert_eq!(
+        service.status(Timestamp::now(), None).await.unwrap().checkpoints[0].open_issues,
+        1,
+        "courier resolved, second open"
+    );
+}
