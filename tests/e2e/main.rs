@@ -3,6 +3,7 @@
 //! - `cli`: the `append` / `events` / `verify` contract (output, exit codes, nothing
 //!   written on bad input or conflict, export and import);
 //! - `crash`: SIGKILL during concurrent appends, then every acknowledged event is there;
+//! - `record`: a gate issue's lifecycle through the domain rules, and the status board;
 //! - `tamper`: a changed byte is named by `verify`.
 
 // Test code: an unwrap that fails is a failed test.
@@ -10,6 +11,7 @@
 
 mod cli;
 mod crash;
+mod record;
 mod tamper;
 
 use std::io::Write;

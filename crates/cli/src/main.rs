@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod append;
 mod bench;
 mod events;
+mod record;
 mod stress;
 
 use std::io::Write;
@@ -28,6 +29,9 @@ pub(crate) struct Cli {
     /// sled's page cache size in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     cache_mib: u64,
+    /// The time zone local days are counted in.
+    #[arg(long, global = true, default_value = "Asia/Shanghai")]
+    time_zone: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +44,10 @@ enum Command {
     Events(events::EventsArgs),
     /// Recompute the hash chain and check the whole log.
     Verify,
+    /// Do something through the domain rules (raise an issue, record a check, ...).
+    Record(record::RecordArgs),
+    /// The live status of every checkpoint, rolled up by site, grid and community.
+    Status(record::StatusArgs),
     /// Measure the store against raw sled and raw fdatasync baselines.
     Bench(bench::BenchArgs),
     /// Test tool: append forever from several tasks, printing each acknowledgement.
@@ -155,6 +163,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify => {
             existing_store(&cli)?;
             verify(&cli)
+        }
+        Command::Record(args) => record::record(&cli, args).await,
+        Command::Status(args) => {
+            existing_store(&cli)?;
+            record::status(&cli, args).await
         }
         Command::Bench(args) => bench::run(args).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,

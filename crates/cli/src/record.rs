@@ -1,0 +1,129 @@
+//! `gridwatch record` and `gridwatch status`: commands through the domain rules, and the
+//! live status board.
+
+use std::io::Read;
+
+use anyhow::anyhow;
+use domain::{Command, DomainError};
+use events_schema::{EntityId, Timestamp};
+use service::{CommandMeta, Service, ServiceError};
+use store::{Rejection, SledStore};
+use uuid::Uuid;
+
+use crate::{Cli, Failure, open_store};
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The command, e.g. `raise-issue`. Without it, stdin holds the whole command as
+    /// `{"command": "raise-issue", "data": {...}}`.
+    command: Option<String>,
+    /// A field of the command's data as `name=value` (the value is JSON when it parses as
+    /// JSON, text otherwise). Without any, stdin holds the data as a JSON object.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    fields: Vec<String>,
+    /// The id of the event to record (UUIDv7): give it to make a retry safe.
+    #[arg(long)]
+    event_id: Option<Uuid>,
+    /// When it happened (RFC 3339); now when not given.
+    #[arg(long)]
+    occurred_at: Option<Timestamp>,
+    /// Who does it.
+    #[arg(long, default_value = "cli")]
+    actor: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The status as it was at this moment (RFC 3339), from the events recorded by then.
+    #[arg(long)]
+    as_of: Option<Timestamp>,
+    /// Only this site's checkpoints.
+    #[arg(long)]
+    site: Option<String>,
+}
+
+fn bad_input(error: impl std::fmt::Display) -> Failure {
+    Failure::BadInput(anyhow!("{error}"))
+}
+
+/// Builds the command from the arguments and stdin.
+fn parse_command(args: &RecordArgs) -> Result<Command, Failure> {
+    let json = match &args.command {
+        None => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).map_err(bad_input)?;
+            serde_json::from_str::<serde_json::Value>(&input).map_err(|error| bad_input(format!("stdin: {error}")))?
+        }
+        Some(name) if args.fields.is_empty() => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).map_err(bad_input)?;
+            let data: serde_json::Value =
+                serde_json::from_str(&input).map_err(|error| bad_input(format!("stdin: {error}")))?;
+            serde_json::json!({ "command": name, "data": data })
+        }
+        Some(name) => {
+            let mut data = serde_json::Map::new();
+            for field in &args.fields {
+                let (key, value) =
+                    field.split_once('=').ok_or_else(|| bad_input(format!("--set {field:?}: expected NAME=VALUE")))?;
+                let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+                data.insert(key.to_owned(), value);
+            }
+            serde_json::json!({ "command": name, "data": data })
+        }
+    };
+    serde_json::from_value(json).map_err(|error| bad_input(format!("not a valid command: {error}")))
+}
+
+fn time_zone(cli: &Cli) -> Result<jiff::tz::TimeZone, Failure> {
+    jiff::tz::TimeZone::get(&cli.time_zone)
+        .map_err(|error| bad_input(format!("--time-zone {}: {error}", cli.time_zone)))
+}
+
+async fn open_service(cli: &Cli) -> Result<Service<SledStore>, Failure> {
+    let zone = time_zone(cli)?;
+    Ok(Service::open(open_store(cli)?, zone).await?)
+}
+
+pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {
+    let command = parse_command(args)?;
+    let actor = EntityId::new(&args.actor).map_err(|error| bad_input(format!("--actor: {error}")))?;
+    time_zone(cli)?;
+    let meta = CommandMeta { event_id: args.event_id, occurred_at: args.occurred_at, actor, correlation_id: None };
+    let service = open_service(cli).await?;
+    match service.execute(&command, &meta, Timestamp::now()).await {
+        Ok(committed) => {
+            let stream_id = command.stream_id().map_err(bad_input)?;
+            let output = serde_json::json!({
+                "stream_id": stream_id.as_str(),
+                "deduplicated": committed.deduplicated,
+                "events": committed.events,
+            });
+            println!("{output}");
+            Ok(())
+        }
+        Err(ServiceError::Refused(error @ (DomainError::Invalid(_) | DomainError::InTheFuture { .. }))) => {
+            Err(Failure::BadInput(error.into()))
+        }
+        Err(ServiceError::Refused(error)) => Err(Failure::Conflict(error.into())),
+        Err(ServiceError::Rejected(rejection @ Rejection::Invalid(_))) => Err(Failure::BadInput(rejection.into())),
+        Err(ServiceError::Rejected(rejection)) => Err(Failure::Conflict(rejection.into())),
+        Err(ServiceError::InvalidStream(error)) => Err(Failure::BadInput(error.into())),
+        Err(error @ ServiceError::TooManyConflicts) => Err(Failure::Conflict(error.into())),
+        Err(ServiceError::Store(error)) => Err(error.into()),
+    }
+}
+
+pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
+    let site = match &args.site {
+        Some(site) => Some(EntityId::new(site).map_err(|error| bad_input(format!("--site: {error}")))?),
+        None => None,
+    };
+    let service = open_service(cli).await?;
+    let report = match args.as_of {
+        Some(as_of) => service.status_as_of(as_of, site.as_ref()).await?,
+        None => service.status(Timestamp::now(), site.as_ref()).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|error| Failure::Operating(error.into()))?);
+    Ok(())
+}
