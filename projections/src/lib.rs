@@ -11,10 +11,12 @@
 mod issues;
 mod registry;
 mod status;
+mod timeline;
 
 pub use issues::{IssueBoard, IssueRecord, IssueState};
 pub use registry::Registry;
 pub use status::{CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, status_at};
+pub use timeline::{TimelineEntry, entities_of, local_day, timeline};
 
 /// The time zone of the built-in profile; local days are counted in it.
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";

@@ -362,3 +362,81 @@ fn tallies_count_on_their_local_day_and_can_be_taken_back() {
     let totals = today(&views, "2020-02-20T23:59:00+08:00");
     assert_eq!((totals.people_screened, totals.vehicles, totals.temporary_passes_issued), (300, 1, 2));
 }
+
+#[test]
+fn the_timeline_holds_the_local_day_in_field_order_with_amendments_and_late_arrivals() {
+    let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
+    let mut log = Vec::new();
+    let mut push = |occurred: &str, recorded: &str, event: Event| {
+        let position = log.len() as u64 + 1;
+        log.push(RecordedEvent {
+            global_position: position,
+            stream_id: id("s"),
+            stream_version: position,
+            event_id: event_id(position),
+            occurred_at: at(occurred),
+            recorded_at: at(recorded),
+            actor: id("staff-1"),
+            correlation_id: None,
+            causation_id: None,
+            event,
+            hash: [0; 32],
+        });
+    };
+    // 23:30 local on the 19th is 15:30 UTC: the 19th, not the 20th.
+    push("2020-02-19T23:30:00+08:00", "2020-02-19T23:30:00+08:00", check("longwu-main", CheckResult::Ok).into());
+    push(
+        "2020-02-20T09:00:00+08:00",
+        "2020-02-20T09:00:00+08:00",
+        check("longwu-main", CheckResult::IssueFound).into(),
+    );
+    push("2020-02-20T09:05:00+08:00", "2020-02-20T09:05:00+08:00", courier_issue(Severity::Medium).into());
+    // Made at 08:00 on the 20th, recorded the next morning.
+    push("2020-02-20T08:00:00+08:00", "2020-02-21T07:00:00+08:00", check("jiaduoli-1", CheckResult::Ok).into());
+    push(
+        "2020-02-20T10:00:00+08:00",
+        "2020-02-20T10:00:00+08:00",
+        EventCorrected {
+            corrected_event_id: event_id(3),
+            corrected_by: id("staff-2"),
+            reason: "worse".into(),
+            replacement: Box::new(courier_issue(Severity::High).into()),
+        }
+        .into(),
+    );
+    push(
+        "2020-02-20T11:00:00+08:00",
+        "2020-02-20T11:00:00+08:00",
+        EventRetracted { retracted_event_id: event_id(2), retracted_by: id("staff-2"), reason: "wrong gate".into() }
+            .into(),
+    );
+    let day = jiff::civil::date(2020, 2, 20);
+    let entries = timeline(&log, &zone, day, None);
+    assert_eq!(
+        entries.iter().map(|e| e.global_position).collect::<Vec<_>>(),
+        [4, 2, 3, 5, 6],
+        "field order, day 20 only"
+    );
+    assert!(entries[0].late && !entries[1].late);
+    assert_eq!(entries[0].local_time, time(8, 0, 0, 0));
+    let raised = &entries[2];
+    assert_eq!((raised.amended_by.clone(), raised.retracted), (vec![event_id(5)], false));
+    assert_eq!(entries[1].amended_by, [event_id(6)]);
+    assert!(entries[1].retracted);
+    assert_eq!(entries[3].amends, Some(event_id(3)));
+    assert!(
+        raised.entities.contains(&id("courier"))
+            && raised.entities.contains(&id("longwu-main"))
+            && raised.entities.contains(&id("staff-1"))
+    );
+    // Per entity: the correction belongs to the issue it corrects; the other gate's check does not.
+    let courier = timeline(&log, &zone, day, Some(&id("courier")));
+    assert_eq!(courier.iter().map(|e| e.global_position).collect::<Vec<_>>(), [3, 5]);
+    let jiaduoli = timeline(&log, &zone, day, Some(&id("jiaduoli-1")));
+    assert_eq!(jiaduoli.len(), 1);
+    assert_eq!(timeline(&log, &zone, jiff::civil::date(2020, 2, 19), None).len(), 1);
+    assert!(
+        !entities_of(&log[4].event).iter().any(|e| e.as_str().starts_with("01706a4b")),
+        "event ids are not entities"
+    );
+}
