@@ -59,6 +59,33 @@ fn a_gate_issue_from_raising_to_verification() {
     assert_eq!(now["communities"][0]["name"], "Minxin");
     // As it was when the issue had just been raised.
     assert_eq!(status(data, &["--as-of", &raised_at])["checkpoints"][0]["open_issues"], 1);
+    // A note from the field on 2020-02-20, replayed with that day.
+    let note = run(
+        data,
+        &[
+            "record",
+            "record-field-note",
+            "--occurred-at",
+            "2020-02-20T21:00:00+08:00",
+            "--set",
+            "author=staff-1",
+            "--set",
+            "text=rain at gate 2",
+        ],
+        "",
+    );
+    assert_eq!(note.code, 0, "{}", note.stderr);
+    let replay = run(data, &["replay", "--day", "2020-02-20"], "");
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let replay: serde_json::Value = serde_json::from_str(&replay.stdout).unwrap();
+    assert_eq!(replay["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(replay["steps"][0]["event_type"], "FieldNoteRecorded");
+    assert_eq!(replay["steps"][0]["local_time"], "21:00:00");
+    let before = run(data, &["replay", "--day", "2020-02-20", "--until", "20:59"], "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&before.stdout).unwrap()["steps"].as_array().unwrap().len(),
+        0
+    );
     let events = crate::events(data, &["--stream", "issue:courier"]);
     assert_eq!(events.len(), 5);
     assert_eq!(events[4]["event_type"], "GateIssueResolutionVerified");

@@ -48,6 +48,9 @@ enum Command {
     Record(record::RecordArgs),
     /// The live status of every checkpoint, rolled up by site, grid and community.
     Status(record::StatusArgs),
+    /// Every event of a local day in the order it happened, with what each changed, and the
+    /// status as of a moment of that day.
+    Replay(record::ReplayArgs),
     /// Measure the store against raw sled and raw fdatasync baselines.
     Bench(bench::BenchArgs),
     /// Test tool: append forever from several tasks, printing each acknowledgement.
@@ -168,6 +171,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => {
             existing_store(&cli)?;
             record::status(&cli, args).await
+        }
+        Command::Replay(args) => {
+            existing_store(&cli)?;
+            record::replay(&cli, args).await
         }
         Command::Bench(args) => bench::run(args).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,

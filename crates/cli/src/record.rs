@@ -1,5 +1,5 @@
-//! `gridwatch record` and `gridwatch status`: commands through the domain rules, and the
-//! live status board.
+//! `gridwatch record`, `status` and `replay`: commands through the domain rules, the live
+//! status board, and the audit replay of a day.
 
 use std::io::Read;
 
@@ -40,6 +40,16 @@ pub struct StatusArgs {
     /// Only this site's checkpoints.
     #[arg(long)]
     site: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The local day, YYYY-MM-DD.
+    #[arg(long)]
+    day: jiff::civil::Date,
+    /// Stop at this local time, HH:MM (the end of the day when not given).
+    #[arg(long)]
+    until: Option<jiff::civil::Time>,
 }
 
 fn bad_input(error: impl std::fmt::Display) -> Failure {
@@ -125,5 +135,12 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
         None => service.status(Timestamp::now(), site.as_ref()).await?,
     };
     println!("{}", serde_json::to_string_pretty(&report).map_err(|error| Failure::Operating(error.into()))?);
+    Ok(())
+}
+
+pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
+    let service = open_service(cli).await?;
+    let replay = service.replay(args.day, args.until).await?;
+    println!("{}", serde_json::to_string_pretty(&replay).map_err(|error| Failure::Operating(error.into()))?);
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! that names its event id is safe to retry: once that id is in the log, the original
 //! positions come back and nothing new is written.
 
+mod replay;
+
 use std::collections::HashMap;
 
 use domain::{Command, Context, DomainError, State};
@@ -15,6 +17,8 @@ use projections::{CheckpointBoard, IssueBoard, Registry, StatusReport, status_at
 use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX, Rejection, StoreError};
 use tokio::sync::RwLock;
 use uuid::Uuid;
+
+pub use replay::{Replay, ReplayStep};
 
 /// How often `execute` retries after a version conflict before it gives up.
 pub const CONFLICT_RETRIES_MAX: usize = 8;
@@ -70,13 +74,20 @@ impl Views {
         }
     }
 
+    /// Applies the next event of the log to every view.
     fn apply(&mut self, event: &RecordedEvent) {
         self.domain.apply(event);
+        self.apply_to_projections(event);
+        self.stream_versions.insert(event.stream_id.clone(), event.stream_version);
+        self.position = event.global_position;
+    }
+
+    /// Applies an event to the read models only. A replay feeds a day's events in the
+    /// order they happened, which is not log order; the decision state is not needed there.
+    fn apply_to_projections(&mut self, event: &RecordedEvent) {
         self.registry.apply(event);
         self.checkpoints.apply(event);
         self.issues.apply(event);
-        self.stream_versions.insert(event.stream_id.clone(), event.stream_version);
-        self.position = event.global_position;
     }
 }
 
@@ -165,6 +176,25 @@ impl<S: EventStore> Service<S> {
         self.catch_up().await?;
         let views = self.views.read().await;
         Ok(status_at(&views.registry, &views.checkpoints, &views.issues, now, site))
+    }
+
+    /// Every event of the log, in log order.
+    async fn whole_log(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut log = Vec::new();
+        loop {
+            let page = self.store.read_all(log.len() as u64 + 1, READ_PAGE_EVENTS_MAX).await?;
+            if page.is_empty() {
+                return Ok(log);
+            }
+            log.extend(page);
+        }
+    }
+
+    /// The replay of local `day`: its events in the order they happened, each with what it
+    /// changed, and the status as of `until` (local time; the end of the day when `None`).
+    pub async fn replay(&self, day: jiff::civil::Date, until: Option<jiff::civil::Time>) -> Result<Replay, StoreError> {
+        let log = self.whole_log().await?;
+        Ok(replay::replay(&log, &self.time_zone, day, until))
     }
 
     /// The status as it was at `as_of`: views built from only the events the log had
