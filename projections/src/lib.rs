@@ -11,11 +11,13 @@
 mod issues;
 mod registry;
 mod status;
+mod summary;
 mod timeline;
 
 pub use issues::{IssueBoard, IssueRecord, IssueState};
 pub use registry::Registry;
 pub use status::{CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, status_at};
+pub use summary::{CheckCoverage, IssueLine, Summary, summary};
 pub use timeline::{TimelineEntry, entities_of, local_day, timeline};
 
 /// The time zone of the built-in profile; local days are counted in it.

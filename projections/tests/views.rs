@@ -440,3 +440,133 @@ fn the_timeline_holds_the_local_day_in_field_order_with_amendments_and_late_arri
         "event ids are not entities"
     );
 }
+
+#[test]
+fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day() {
+    let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
+    let mut log = Vec::new();
+    let mut push = |occurred: &str, event: Event| {
+        let position = log.len() as u64 + 1;
+        log.push(RecordedEvent {
+            global_position: position,
+            stream_id: id("s"),
+            stream_version: position,
+            event_id: event_id(position),
+            occurred_at: at(occurred),
+            recorded_at: at(occurred),
+            actor: id("staff-1"),
+            correlation_id: None,
+            causation_id: None,
+            event,
+            hash: [position as u8; 32],
+        });
+    };
+    let setup = "2020-02-19T08:00:00+08:00";
+    push(setup, CommunityRegistered { community_id: id("minxin"), name: "Minxin".into(), parent_area: None }.into());
+    push(setup, GridRegistered { grid_id: id("grid-3"), community_id: id("minxin"), name: "Grid 3".into() }.into());
+    push(
+        setup,
+        SiteRegistered {
+            site_id: id("longwu"),
+            grid_id: id("grid-3"),
+            name: "Longwu".into(),
+            kind: SiteKind::ResidentialCompound,
+        }
+        .into(),
+    );
+    push(
+        setup,
+        CheckpointRegistered { checkpoint_id: id("longwu-main"), site_id: id("longwu"), name: "Main gate".into() }
+            .into(),
+    );
+    // Every 4 hours from 08:00 to 20:00: three checks expected a day.
+    push(
+        setup,
+        CheckpointScheduleSet {
+            checkpoint_id: id("longwu-main"),
+            check_interval_minutes: 240,
+            active_from: time(8, 0, 0, 0),
+            active_until: time(20, 0, 0, 0),
+        }
+        .into(),
+    );
+    push("2020-02-20T09:00:00+08:00", check("longwu-main", CheckResult::IssueFound).into());
+    push("2020-02-20T09:05:00+08:00", courier_issue(Severity::High).into());
+    push(
+        "2020-02-20T09:20:00+08:00",
+        GateIssueActionTaken { issue_id: id("courier"), taken_by: id("staff-1"), action: "cordon tape".into() }.into(),
+    );
+    push(
+        "2020-02-20T11:00:00+08:00",
+        GateIssueEscalated {
+            issue_id: id("courier"),
+            escalated_by: id("staff-1"),
+            escalated_to: EscalationTarget::Subdistrict,
+            note: None,
+        }
+        .into(),
+    );
+    push(
+        "2020-02-20T17:05:00+08:00",
+        GateIssueResolved {
+            issue_id: id("courier"),
+            resolved_by: id("staff-1"),
+            resolution: "stations moved out".into(),
+        }
+        .into(),
+    );
+    push("2020-02-20T19:00:00+08:00", check("longwu-main", CheckResult::Ok).into());
+    push(
+        "2020-02-20T20:30:00+08:00",
+        FieldNoteRecorded {
+            author: id("staff-1"),
+            text: "the gate is orderly again".into(),
+            site_id: None,
+            weather: None,
+        }
+        .into(),
+    );
+    push(
+        "2020-02-20T21:00:00+08:00",
+        SuppliesDelivered {
+            delivered_by: id("staff-1"),
+            recipient: "gate staff".into(),
+            purpose: None,
+            items: vec![SupplyItem { item: "herbal tea".into(), quantity: 20, unit: Some("cases".into()) }],
+        }
+        .into(),
+    );
+    push(
+        "2020-02-21T09:00:00+08:00",
+        GateIssueResolutionVerified {
+            issue_id: id("courier"),
+            verified_by: id("staff-1"),
+            note: None,
+            check_event_id: None,
+        }
+        .into(),
+    );
+    let twentieth = jiff::civil::date(2020, 2, 20);
+    let day = summary(&log, &zone, twentieth, twentieth, None);
+    let gate = &day.checks[0];
+    assert_eq!((gate.checks, gate.issues_found, gate.expected), (2, 1, Some(3)));
+    assert_eq!(gate.gaps, ["2020-02-20 09:00-19:00"]);
+    assert_eq!(day.raised_by_category.get(&IssueCategory::CourierCongestion), Some(&1));
+    assert_eq!((day.resolved, day.still_open, day.escalations, day.actions, day.verifications), (1, 0, 1, 1, 0));
+    let issue = &day.issues[0];
+    assert_eq!(
+        (issue.minutes_to_first_action, issue.minutes_to_resolution, issue.verified),
+        (Some(15), Some(480), false)
+    );
+    assert_eq!(day.supplies, ["20 cases herbal tea -> gate staff"]);
+    assert_eq!(day.field_notes, ["20:30 staff-1: the gate is orderly again"]);
+    assert_eq!(day.seal_position, 13, "the last event recorded on the 20th");
+    // The next day counts the verification; the issue, resolved the day before, is not listed again.
+    let next = summary(&log, &zone, jiff::civil::date(2020, 2, 21), jiff::civil::date(2020, 2, 21), None);
+    assert_eq!((next.verifications, next.issues.len(), next.raised_by_category.len()), (1, 0, 0));
+    // The same events give the same summary.
+    assert_eq!(
+        serde_json::to_string(&day).unwrap(),
+        serde_json::to_string(&summary(&log, &zone, twentieth, twentieth, None)).unwrap()
+    );
+}

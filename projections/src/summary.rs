@@ -1,0 +1,284 @@
+//! The after-action summary of one or more local days, for the whole community or one site:
+//! checks against schedule (coverage and gaps), issues by category with their times to first
+//! action and to resolution, escalations, verifications and reopenings, actions, supplies,
+//! quarantine releases, passes and traffic tallies, field notes, corrections, and the
+//! integrity seal (chain head) at the end of the range.
+//!
+//! Computed from the events when asked (like the timeline), deterministic for the same events.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use events_schema::{CheckResult, EntityId, Event, IssueCategory, RecordedEvent, Timestamp};
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::timeline::local_day;
+use crate::{IssueBoard, Registry, TallyTotals};
+
+/// Checks of one checkpoint over the range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckCoverage {
+    pub checkpoint_id: EntityId,
+    pub name: String,
+    pub checks: u32,
+    pub issues_found: u32,
+    /// Checks the schedule asked for (none without a schedule).
+    pub expected: Option<u32>,
+    /// Periods inside the active hours longer than the interval without a check, as local
+    /// `day HH:MM-HH:MM`.
+    pub gaps: Vec<String>,
+}
+
+/// One issue as the summary lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IssueLine {
+    pub issue_id: EntityId,
+    pub checkpoint_id: EntityId,
+    pub category: IssueCategory,
+    pub summary: String,
+    pub state: crate::IssueState,
+    pub minutes_to_first_action: Option<i64>,
+    pub minutes_to_resolution: Option<i64>,
+    pub actions: Vec<String>,
+    pub escalated_to: Vec<events_schema::EscalationTarget>,
+    pub verified: bool,
+    pub reopened: u32,
+}
+
+/// The summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub from: Date,
+    pub to: Date,
+    pub site_id: Option<EntityId>,
+    pub checks: Vec<CheckCoverage>,
+    /// Issues raised in the range, and those raised before it that were still open.
+    pub issues: Vec<IssueLine>,
+    pub raised_by_category: BTreeMap<IssueCategory, u32>,
+    pub resolved: u32,
+    pub still_open: u32,
+    pub escalations: u32,
+    pub verifications: u32,
+    pub reopenings: u32,
+    pub actions: u32,
+    pub supplies: Vec<String>,
+    pub quarantine_releases: u32,
+    pub inspections: u32,
+    pub tallies: TallyTotals,
+    pub field_notes: Vec<String>,
+    pub corrections: u32,
+    pub retractions: u32,
+    /// The chain head at the end of the range: the last position recorded by then and its
+    /// hash (hex), which a later `verify` must still find.
+    pub seal_position: u64,
+    pub seal_hash: String,
+}
+
+fn minutes(micros: i64) -> i64 {
+    micros / 60_000_000
+}
+
+/// The local time of `at`, as `HH:MM`.
+fn clock(at: Timestamp, time_zone: &TimeZone) -> String {
+    at.as_jiff().to_zoned_datetime(time_zone.clone()).time().strftime("%H:%M").to_string()
+}
+
+/// Builds the summary of local days `from..=to` (for `site` when given) from `log` (every
+/// event, in log order).
+pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date, site: Option<&EntityId>) -> Summary {
+    let in_range = |at: Timestamp| {
+        let day = local_day(at, time_zone);
+        from <= day && day <= to
+    };
+    let end = to
+        .tomorrow()
+        .ok()
+        .and_then(|next| next.to_datetime(Time::MIN).to_zoned_datetime(time_zone.clone()).ok())
+        .map(|zoned| Timestamp::from_jiff(zoned.timestamp()));
+    let known_by_end: Vec<&RecordedEvent> = log.iter().filter(|e| end.is_none_or(|end| e.occurred_at < end)).collect();
+    let mut registry = Registry::default();
+    let mut board = IssueBoard::default();
+    for event in &known_by_end {
+        registry.apply(event);
+        board.apply(event);
+    }
+    let site_of = |checkpoint_id: &EntityId| registry.checkpoints.get(checkpoint_id).map(|c| c.site_id.clone());
+    let in_site = |checkpoint_id: &EntityId| site.is_none_or(|site| site_of(checkpoint_id).as_ref() == Some(site));
+    let retracted: BTreeSet<uuid::Uuid> = known_by_end
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::EventRetracted(r) => Some(r.retracted_event_id),
+            _ => None,
+        })
+        .collect();
+    let standing = |e: &&&RecordedEvent| !retracted.contains(&e.event_id);
+
+    // Checks and schedules per checkpoint.
+    let mut schedules = BTreeMap::new();
+    let mut check_times: BTreeMap<EntityId, Vec<(Timestamp, CheckResult)>> = BTreeMap::new();
+    let mut summary = Summary {
+        from,
+        to,
+        site_id: site.cloned(),
+        checks: Vec::new(),
+        issues: Vec::new(),
+        raised_by_category: BTreeMap::new(),
+        resolved: 0,
+        still_open: 0,
+        escalations: 0,
+        verifications: 0,
+        reopenings: 0,
+        actions: 0,
+        supplies: Vec::new(),
+        quarantine_releases: 0,
+        inspections: 0,
+        tallies: TallyTotals::default(),
+        field_notes: Vec::new(),
+        corrections: 0,
+        retractions: 0,
+        seal_position: 0,
+        seal_hash: String::new(),
+    };
+    let issue_in_site = |issue_id: &EntityId| board.issue(issue_id).is_some_and(|issue| in_site(&issue.checkpoint_id));
+    for event in known_by_end.iter().filter(standing) {
+        let during = in_range(event.occurred_at);
+        match &event.event {
+            Event::CheckpointScheduleSet(e) => {
+                schedules.insert(e.checkpoint_id.clone(), (e.check_interval_minutes, e.active_from, e.active_until));
+            }
+            Event::PatrolCheckRecorded(e) if during && in_site(&e.checkpoint_id) => {
+                check_times.entry(e.checkpoint_id.clone()).or_default().push((event.occurred_at, e.result));
+            }
+            Event::GateIssueEscalated(e) if during && issue_in_site(&e.issue_id) => summary.escalations += 1,
+            Event::GateIssueResolutionVerified(e) if during && issue_in_site(&e.issue_id) => summary.verifications += 1,
+            Event::GateIssueReopened(e) if during && issue_in_site(&e.issue_id) => summary.reopenings += 1,
+            Event::GateIssueActionTaken(e) if during && issue_in_site(&e.issue_id) => summary.actions += 1,
+            Event::GateIssueResolved(e) if during && issue_in_site(&e.issue_id) => summary.resolved += 1,
+            Event::SuppliesDelivered(e) if during && site.is_none() => {
+                let items: Vec<String> = e
+                    .items
+                    .iter()
+                    .map(|item| {
+                        format!(
+                            "{} {}{}",
+                            item.quantity,
+                            item.unit.as_deref().map(|u| format!("{u} ")).unwrap_or_default(),
+                            item.item
+                        )
+                    })
+                    .collect();
+                summary.supplies.push(format!("{} -> {}", items.join(", "), e.recipient));
+            }
+            Event::QuarantineReleaseNoticeDelivered(e) if during && site.is_none_or(|s| *s == e.site_id) => {
+                summary.quarantine_releases += 1;
+            }
+            Event::InspectionRecorded(e) if during && site.is_none_or(|s| *s == e.site_id) => summary.inspections += 1,
+            Event::TrafficTallyRecorded(e) if in_range(e.period_start) && in_site(&e.checkpoint_id) => {
+                summary.tallies.people_screened += u64::from(e.people_screened);
+                summary.tallies.vehicles += u64::from(e.vehicles);
+                summary.tallies.fever_flags += u64::from(e.fever_flags);
+                summary.tallies.refused_scans += u64::from(e.refused_scans);
+                summary.tallies.temporary_passes_issued += u64::from(e.temporary_passes_issued);
+            }
+            Event::FieldNoteRecorded(e) if during && site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
+                summary.field_notes.push(format!("{} {}: {}", clock(event.occurred_at, time_zone), e.author, e.text));
+            }
+            Event::EventCorrected(_) if during => summary.corrections += 1,
+            Event::EventRetracted(_) if during => summary.retractions += 1,
+            _ => {}
+        }
+    }
+    for (checkpoint_id, info) in &registry.checkpoints {
+        if !in_site(checkpoint_id) {
+            continue;
+        }
+        let checks = check_times.remove(checkpoint_id).unwrap_or_default();
+        let schedule = schedules.get(checkpoint_id).copied();
+        let (expected, gaps) = match schedule {
+            Some(schedule) => coverage(schedule, &checks, from, to, time_zone),
+            None => (None, Vec::new()),
+        };
+        summary.checks.push(CheckCoverage {
+            checkpoint_id: checkpoint_id.clone(),
+            name: info.name.clone(),
+            checks: checks.len() as u32,
+            issues_found: checks.iter().filter(|(_, result)| *result == CheckResult::IssueFound).count() as u32,
+            expected,
+            gaps,
+        });
+    }
+    let range_start = from
+        .to_datetime(Time::MIN)
+        .to_zoned_datetime(time_zone.clone())
+        .ok()
+        .map(|z| Timestamp::from_jiff(z.timestamp()));
+    for issue in board.issues().filter(|issue| in_site(&issue.checkpoint_id)) {
+        let raised_during = in_range(issue.raised_at);
+        let open_from_before = range_start.is_some_and(|start| issue.raised_at < start)
+            && (issue.is_open() || issue.resolved_at.is_some_and(&in_range));
+        if !raised_during && !open_from_before {
+            continue;
+        }
+        if raised_during {
+            *summary.raised_by_category.entry(issue.category).or_default() += 1;
+        }
+        summary.still_open += u32::from(issue.is_open());
+        summary.issues.push(IssueLine {
+            minutes_to_first_action: issue.time_to_first_action_micros().map(minutes),
+            minutes_to_resolution: issue.time_to_resolution_micros().map(minutes),
+            verified: issue.verified_at.is_some(),
+            issue_id: issue.issue_id,
+            checkpoint_id: issue.checkpoint_id,
+            category: issue.category,
+            summary: issue.summary,
+            state: issue.state,
+            actions: issue.actions,
+            escalated_to: issue.escalated_to,
+            reopened: issue.reopened,
+        });
+    }
+    // The seal: the chain head of the log as recorded by the end of the range.
+    if let Some(last) = log.iter().rev().find(|e| end.is_none_or(|end| e.recorded_at < end)) {
+        summary.seal_position = last.global_position;
+        summary.seal_hash = last.hash.iter().map(|b| format!("{b:02x}")).collect();
+    }
+    summary
+}
+
+/// Checks the schedule asked for over the range, and the gaps longer than the interval.
+fn coverage(
+    (interval_minutes, active_from, active_until): (u32, Time, Time),
+    checks: &[(Timestamp, CheckResult)],
+    from: Date,
+    to: Date,
+    time_zone: &TimeZone,
+) -> (Option<u32>, Vec<String>) {
+    let interval = i64::from(interval_minutes) * 60_000_000;
+    let mut expected = 0u32;
+    let mut gaps = Vec::new();
+    let mut day = from;
+    while day <= to {
+        let start = day.to_datetime(active_from).to_zoned_datetime(time_zone.clone());
+        let until_day = if active_from < active_until { Ok(day) } else { day.tomorrow() };
+        let end = until_day.and_then(|d| d.to_datetime(active_until).to_zoned_datetime(time_zone.clone()));
+        if let (Ok(start), Ok(end)) = (start, end) {
+            let (start, end) = (Timestamp::from_jiff(start.timestamp()), Timestamp::from_jiff(end.timestamp()));
+            let window = end.as_microsecond() - start.as_microsecond();
+            expected += (window / interval) as u32;
+            let mut times: Vec<Timestamp> =
+                checks.iter().map(|(at, _)| *at).filter(|at| start <= *at && *at < end).collect();
+            times.sort();
+            let mut previous = start;
+            for at in times.into_iter().chain([end]) {
+                if at.as_microsecond() - previous.as_microsecond() > interval {
+                    gaps.push(format!("{day} {}-{}", clock(previous, time_zone), clock(at, time_zone)));
+                }
+                previous = at;
+            }
+        }
+        let Ok(next) = day.tomorrow() else { break };
+        day = next;
+    }
+    (Some(expected), gaps)
+}
