@@ -564,6 +564,19 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
     // The next day counts the verification; the issue, resolved the day before, is not listed again.
     let next = summary(&log, &zone, jiff::civil::date(2020, 2, 21), jiff::civil::date(2020, 2, 21), None);
     assert_eq!((next.verifications, next.issues.len(), next.raised_by_category.len()), (1, 0, 0));
+    // Rendered for people in both languages, and safely as HTML.
+    let english = render(&day, Format::Markdown, Lang::En);
+    assert!(english.starts_with("# After-action summary 2020-02-20\n"), "{english}");
+    assert!(english.contains("- courier congestion: 1\n"), "{english}");
+    assert!(english.contains("First action after 15 min, resolved after 480 min"), "{english}");
+    let chinese = render(&day, Format::Markdown, Lang::Zh);
+    assert!(chinese.contains("- 快递车辆拥堵: 1\n") && chinese.contains("## 巡查与排班"), "{chinese}");
+    let mut tricky = day.clone();
+    tricky.field_notes = vec!["<script>alert(1)</script>".into()];
+    let html = render(&tricky, Format::Html, Lang::En);
+    assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
+    let json: serde_json::Value = serde_json::from_str(&render(&day, Format::Json, Lang::En)).unwrap();
+    assert_eq!(json["resolved"], 1);
     // The same events give the same summary.
     assert_eq!(
         serde_json::to_string(&day).unwrap(),

@@ -86,6 +86,18 @@ fn a_gate_issue_from_raising_to_verification() {
         serde_json::from_str::<serde_json::Value>(&before.stdout).unwrap()["steps"].as_array().unwrap().len(),
         0
     );
+    // Its after-action report, in both languages and all formats.
+    let report = |format: &str, lang: &str| {
+        let output = run(data, &["report", "--day", "2020-02-20", "--format", format, "--lang", lang], "");
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        output.stdout
+    };
+    assert!(report("md", "en").contains("21:00 staff-1: rain at gate 2"));
+    assert!(report("md", "zh").starts_with("# 工作总结 2020-02-20"));
+    assert!(report("html", "en").contains("<h2>Field notes</h2>"));
+    let json: serde_json::Value = serde_json::from_str(&report("json", "en")).unwrap();
+    assert_eq!(json["field_notes"].as_array().unwrap().len(), 1);
+    assert_eq!(run(data, &["report", "--day", "2020-02-20", "--to", "2020-02-19"], "").code, 2);
     let events = crate::events(data, &["--stream", "issue:courier"]);
     assert_eq!(events.len(), 5);
     assert_eq!(events[4]["event_type"], "GateIssueResolutionVerified");

@@ -51,6 +51,8 @@ enum Command {
     /// Every event of a local day in the order it happened, with what each changed, and the
     /// status as of a moment of that day.
     Replay(record::ReplayArgs),
+    /// The after-action summary of a day or a range of days.
+    Report(record::ReportArgs),
     /// Measure the store against raw sled and raw fdatasync baselines.
     Bench(bench::BenchArgs),
     /// Test tool: append forever from several tasks, printing each acknowledgement.
@@ -175,6 +177,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Replay(args) => {
             existing_store(&cli)?;
             record::replay(&cli, args).await
+        }
+        Command::Report(args) => {
+            existing_store(&cli)?;
+            record::report(&cli, args).await
         }
         Command::Bench(args) => bench::run(args).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,

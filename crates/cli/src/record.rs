@@ -52,6 +52,25 @@ pub struct ReplayArgs {
     until: Option<jiff::civil::Time>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The first local day, YYYY-MM-DD.
+    #[arg(long)]
+    day: jiff::civil::Date,
+    /// The last local day (the same as --day when not given).
+    #[arg(long)]
+    to: Option<jiff::civil::Date>,
+    /// Only this site.
+    #[arg(long)]
+    site: Option<String>,
+    /// md, json or html.
+    #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
+    format: String,
+    /// zh or en.
+    #[arg(long, default_value = "zh", value_parser = ["zh", "en"])]
+    lang: String,
+}
+
 fn bad_input(error: impl std::fmt::Display) -> Failure {
     Failure::BadInput(anyhow!("{error}"))
 }
@@ -142,5 +161,26 @@ pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     let replay = service.replay(args.day, args.until).await?;
     println!("{}", serde_json::to_string_pretty(&replay).map_err(|error| Failure::Operating(error.into()))?);
+    Ok(())
+}
+
+pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
+    let site = match &args.site {
+        Some(site) => Some(EntityId::new(site).map_err(|error| bad_input(format!("--site: {error}")))?),
+        None => None,
+    };
+    let to = args.to.unwrap_or(args.day);
+    if to < args.day {
+        return Err(bad_input(format!("--to {to} is before --day {}", args.day)));
+    }
+    let format = match args.format.as_str() {
+        "json" => projections::Format::Json,
+        "html" => projections::Format::Html,
+        _ => projections::Format::Markdown,
+    };
+    let lang = if args.lang == "en" { projections::Lang::En } else { projections::Lang::Zh };
+    let service = open_service(cli).await?;
+    let summary = service.summary(args.day, to, site.as_ref()).await?;
+    print!("{}", projections::render(&summary, format, lang));
     Ok(())
 }

@@ -197,6 +197,17 @@ impl<S: EventStore> Service<S> {
         Ok(replay::replay(&log, &self.time_zone, day, until))
     }
 
+    /// The after-action summary of local days `from..=to` (of one site when given).
+    pub async fn summary(
+        &self,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+        site: Option<&EntityId>,
+    ) -> Result<projections::Summary, StoreError> {
+        let log = self.whole_log().await?;
+        Ok(projections::summary(&log, &self.time_zone, from, to, site))
+    }
+
     /// The status as it was at `as_of`: views built from only the events the log had
     /// recorded by then, asked at that moment.
     pub async fn status_as_of(&self, as_of: Timestamp, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
