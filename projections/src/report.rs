@@ -156,10 +156,13 @@ fn sections(summary: &Summary, lang: Lang) -> Vec<Section> {
     }];
     let seal = vec![match lang {
         Lang::En => format!(
-            "chain head at the end of the period: position {}, hash {}",
+            "every event of the period lies at or before position {}, whose chain hash is {}",
             summary.seal_position, summary.seal_hash
         ),
-        Lang::Zh => format!("期末哈希链头：位置 {}，哈希 {}", summary.seal_position, summary.seal_hash),
+        Lang::Zh => format!(
+            "本期所有事件均位于位置 {} 之前（含），该位置的链式哈希为 {}",
+            summary.seal_position, summary.seal_hash
+        ),
     }];
     vec![
         Section { title: t(lang, "Checks against schedule", "巡查与排班"), lines: or_none(checks) },

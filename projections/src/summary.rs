@@ -69,8 +69,8 @@ pub struct Summary {
     pub field_notes: Vec<String>,
     pub corrections: u32,
     pub retractions: u32,
-    /// The chain head at the end of the range: the last position recorded by then and its
-    /// hash (hex), which a later `verify` must still find.
+    /// The integrity seal: the last position holding an event that happened by the end of
+    /// the range, and its chain hash (hex), which a later `verify` must still find.
     pub seal_position: u64,
     pub seal_hash: String,
 }
@@ -238,8 +238,10 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             reopened: issue.reopened,
         });
     }
-    // The seal: the chain head of the log as recorded by the end of the range.
-    if let Some(last) = log.iter().rev().find(|e| end.is_none_or(|end| e.recorded_at < end)) {
+    // The seal: the chain hash at the last position holding an event that happened by the
+    // end of the range. Every event of the range lies at or before it, so checking the chain
+    // up to it proves none of them was altered, however late they were recorded.
+    if let Some(last) = known_by_end.iter().max_by_key(|e| e.global_position) {
         summary.seal_position = last.global_position;
         summary.seal_hash = last.hash.iter().map(|b| format!("{b:02x}")).collect();
     }

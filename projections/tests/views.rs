@@ -560,7 +560,7 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
     );
     assert_eq!(day.supplies, ["20 cases herbal tea -> gate staff"]);
     assert_eq!(day.field_notes, ["20:30 staff-1: the gate is orderly again"]);
-    assert_eq!(day.seal_position, 13, "the last event recorded on the 20th");
+    assert_eq!(day.seal_position, 13, "the last event that happened by the end of the 20th");
     // The next day counts the verification; the issue, resolved the day before, is not listed again.
     let next = summary(&log, &zone, jiff::civil::date(2020, 2, 21), jiff::civil::date(2020, 2, 21), None);
     assert_eq!((next.verifications, next.issues.len(), next.raised_by_category.len()), (1, 0, 0));

@@ -53,6 +53,9 @@ enum Command {
     Replay(record::ReplayArgs),
     /// The after-action summary of a day or a range of days.
     Report(record::ReportArgs),
+    /// Load the demo data set (a month of gate duty, 2020-02-12 to 2020-03-09); loading it
+    /// again writes nothing.
+    Demo,
     /// Measure the store against raw sled and raw fdatasync baselines.
     Bench(bench::BenchArgs),
     /// Test tool: append forever from several tasks, printing each acknowledgement.
@@ -182,6 +185,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             existing_store(&cli)?;
             record::report(&cli, args).await
         }
+        Command::Demo => record::demo(&cli).await,
         Command::Bench(args) => bench::run(args).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
     }

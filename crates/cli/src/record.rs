@@ -184,3 +184,15 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
     print!("{}", projections::render(&summary, format, lang));
     Ok(())
 }
+
+pub async fn demo(cli: &Cli) -> Result<(), Failure> {
+    let service = open_service(cli).await?;
+    let events = service.load_demo().await.map_err(|error| Failure::Operating(error.into()))?;
+    println!(
+        "the demo month ({} to {}) is in {}: {events} events",
+        service::demo::DEMO_FIRST_DAY,
+        service::demo::DEMO_LAST_DAY,
+        cli.data.display()
+    );
+    Ok(())
+}

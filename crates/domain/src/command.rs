@@ -93,3 +93,30 @@ impl Command {
         EntityId::new(format!("{kind}:{id}"))
     }
 }
+
+/// Each payload makes the one command that records it.
+macro_rules! command_from {
+    ($($payload:ident => $variant:ident),+ $(,)?) => {
+        $(impl From<$payload> for Command {
+            fn from(payload: $payload) -> Command {
+                Command::$variant(payload)
+            }
+        })+
+    };
+}
+
+command_from! {
+    CommunityRegistered => RegisterCommunity, GridRegistered => RegisterGrid, SiteRegistered => RegisterSite,
+    CheckpointRegistered => RegisterCheckpoint, CheckpointClosed => CloseCheckpoint,
+    CheckpointReopened => ReopenCheckpoint, StaffRegistered => RegisterStaff, TeamFormed => FormTeam,
+    CheckpointScheduleSet => SetSchedule, PatrolCheckRecorded => RecordPatrolCheck,
+    TrafficTallyRecorded => RecordTally, InspectionRecorded => RecordInspection, PatrolRoundStarted => StartRound,
+    PatrolRoundItemTicked => TickRoundItem, PatrolRoundCompleted => CompleteRound, GateIssueRaised => RaiseIssue,
+    GateIssueAcknowledged => AcknowledgeIssue, GateIssueAssigned => AssignIssue, GateIssueActionTaken => ActOnIssue,
+    GateIssueEscalated => EscalateIssue, GateIssueResolved => ResolveIssue,
+    GateIssueResolutionVerified => VerifyResolution, GateIssueReopened => ReopenIssue,
+    QuarantineReleaseNoticeDelivered => DeliverQuarantineNotice, SuppliesDelivered => DeliverSupplies,
+    DirectiveReceived => RecordDirective, LedgerTaskAssigned => AssignLedgerTask,
+    LedgerTaskCompleted => CompleteLedgerTask, FieldNoteRecorded => RecordFieldNote, EventCorrected => CorrectEvent,
+    EventRetracted => RetractEvent, DaySealed => SealDay,
+}

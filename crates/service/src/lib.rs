@@ -6,6 +6,7 @@
 //! that names its event id is safe to retry: once that id is in the log, the original
 //! positions come back and nothing new is written.
 
+pub mod demo;
 mod replay;
 
 use std::collections::HashMap;
@@ -195,6 +196,27 @@ impl<S: EventStore> Service<S> {
     pub async fn replay(&self, day: jiff::civil::Date, until: Option<jiff::civil::Time>) -> Result<Replay, StoreError> {
         let log = self.whole_log().await?;
         Ok(replay::replay(&log, &self.time_zone, day, until))
+    }
+
+    /// Loads the demo data set (see [`demo`]); a second load writes nothing. Returns the
+    /// number of events the log holds afterwards.
+    pub async fn load_demo(&self) -> Result<u64, ServiceError> {
+        for demo in demo::demo_commands(&self.time_zone) {
+            let meta = CommandMeta {
+                event_id: Some(demo.event_id),
+                occurred_at: Some(demo.occurred_at),
+                actor: demo.actor,
+                correlation_id: None,
+            };
+            // Each command is decided at the moment it happened.
+            self.execute(&demo.command, &meta, demo.occurred_at).await?;
+        }
+        Ok(self.store.head_position().await?)
+    }
+
+    /// How many commands the demo data set holds (one event each).
+    pub fn demo_commands_len(&self) -> usize {
+        demo::demo_commands(&self.time_zone).len()
     }
 
     /// The after-action summary of local days `from..=to` (of one site when given).
