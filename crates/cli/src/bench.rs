@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Run only the scan phases (fill, read_all, raw scan, disk), e.g. under a profiler.
     #[arg(long)]
     scan_only: bool,
+    /// Measure the projections instead of the store: fold 1M and 5M generated events.
+    #[arg(long)]
+    projections: bool,
     /// Where to put the benchmark's stores (a fresh folder inside it, removed afterwards).
     /// Must be on the disk you want to measure.
     #[arg(long)]
@@ -124,7 +127,7 @@ fn dir_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -303,9 +306,79 @@ async fn scan_rows(root: &Path, scan_events: u64) -> Result<Vec<Row>, Failure> {
     ])
 }
 
+/// Runs `gridwatch bench-fold --events N` as a child process; returns (events/s, peak MiB).
+fn fold_in_child(events: u64) -> Result<(f64, f64), Failure> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench-fold", "--events", &events.to_string()])
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut fields = text.split_whitespace().map(|field| field.parse::<f64>().unwrap_or(f64::NAN));
+    match (output.status.success(), fields.next(), fields.next()) {
+        (true, Some(rate), Some(memory)) => Ok((rate, memory)),
+        _ => Err(Failure::Operating(anyhow::anyhow!(
+            "the fold benchmark failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ))),
+    }
+}
+
+async fn projections_bench(root: &Path) -> Result<(), Failure> {
+    let (rate_1m, memory_1m) = fold_in_child(1_000_000)?;
+    let (rate_5m, memory_5m) = fold_in_child(5_000_000)?;
+    // A day of 100,000 events, replayed through the service from a real store.
+    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(|e| Failure::Operating(e.into()))?;
+    let store = SledStore::open(store_config(&root.join("replay")))?;
+    let start: Timestamp =
+        "2020-02-20T00:00:00+08:00".parse().map_err(|e: jiff::Error| Failure::Operating(e.into()))?;
+    let day_events = 100_000u64;
+    let mut n = 0;
+    while n < day_events {
+        let events: Vec<NewEvent> = (n..(n + 1_000).min(day_events))
+            .map(|k| {
+                // 100,000 events in 24 hours: less than a second apart.
+                let mut event = crate::bench_projections::generated_event(k, start);
+                event.occurred_at =
+                    Timestamp::from_microsecond(start.as_microsecond() + k as i64 * 860_000).expect("in range");
+                NewEvent {
+                    event_id: Uuid::now_v7(),
+                    occurred_at: event.occurred_at,
+                    actor: event.actor,
+                    correlation_id: None,
+                    causation_id: None,
+                    event: event.event,
+                }
+            })
+            .collect();
+        n += events.len() as u64;
+        if let Err(rejection) =
+            store.append(&EntityId::new("replay").expect("valid"), ExpectedVersion::Any, events).await?
+        {
+            return Err(Failure::Operating(rejection.into()));
+        }
+    }
+    let service = service::Service::open(store, zone).await?;
+    let started = Instant::now();
+    let replay = service.replay(jiff::civil::date(2020, 2, 20), None).await?;
+    let replay_seconds = started.elapsed().as_secs_f64();
+    println!();
+    println!("fold through all views, 1M events: {rate_1m:.0} events/s (target >= 500,000 on one core)");
+    println!("fold through all views, 5M events: {rate_5m:.0} events/s");
+    println!(
+        "peak memory: {memory_1m:.1} MiB at 1M events, {memory_5m:.1} MiB at 5M ({:.2}x for 5x the events; the entities are the same)",
+        memory_5m / memory_1m
+    );
+    println!("replay of a {}-event day: {replay_seconds:.3} s (target < 1 s)", replay.steps.len());
+    Ok(())
+}
+
 pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; run `cargo run --release -- bench` for real figures");
+    }
+    if args.projections {
+        let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
+        return projections_bench(root.path()).await;
     }
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;

@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod append;
 mod bench;
+mod bench_projections;
 mod events;
 mod record;
 mod stress;
@@ -58,6 +59,13 @@ enum Command {
     Demo,
     /// Measure the store against raw sled and raw fdatasync baselines.
     Bench(bench::BenchArgs),
+    /// Benchmark tool: fold N generated events through every view, print events/s and
+    /// peak memory (run by `bench --projections`, one process per count).
+    #[command(hide = true)]
+    BenchFold {
+        #[arg(long)]
+        events: u64,
+    },
     /// Test tool: append forever from several tasks, printing each acknowledgement.
     #[command(hide = true)]
     StressAppend(stress::StressArgs),
@@ -187,6 +195,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo => record::demo(&cli).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchFold { events } => bench_projections::fold(*events),
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
     }
 }
