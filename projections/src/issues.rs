@@ -5,7 +5,7 @@
 //! every figure is derived from the steps still standing, so a corrected or retracted step
 //! changes exactly what it should.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use events_schema::{EntityId, EscalationTarget, Event, IssueCategory, RecordedEvent, Severity, Timestamp};
 use serde::Serialize;
@@ -110,6 +110,9 @@ pub struct IssueBoard {
     histories: BTreeMap<EntityId, Vec<Entry>>,
     /// Which issue an event id belongs to, for corrections and retractions.
     owners: BTreeMap<Uuid, EntityId>,
+    /// The issues raised at each checkpoint, so that one checkpoint's issues are found
+    /// without deriving every issue.
+    by_checkpoint: BTreeMap<EntityId, BTreeSet<EntityId>>,
 }
 
 fn step_of(event: &Event) -> Option<(&EntityId, Step)> {
@@ -141,6 +144,12 @@ impl IssueBoard {
             Event::EventCorrected(correction) => {
                 let Some(issue_id) = self.owners.get(&correction.corrected_event_id) else { return };
                 let Some((_, step)) = step_of(&correction.replacement) else { return };
+                if let Step::Raised { checkpoint_id, .. } = &step {
+                    for issues in self.by_checkpoint.values_mut() {
+                        issues.remove(issue_id);
+                    }
+                    self.by_checkpoint.entry(checkpoint_id.clone()).or_default().insert(issue_id.clone());
+                }
                 if let Some(entry) = self
                     .histories
                     .get_mut(issue_id)
@@ -161,6 +170,9 @@ impl IssueBoard {
             }
             event => {
                 if let Some((issue_id, step)) = step_of(event) {
+                    if let Step::Raised { checkpoint_id, .. } = &step {
+                        self.by_checkpoint.entry(checkpoint_id.clone()).or_default().insert(issue_id.clone());
+                    }
                     self.owners.insert(recorded.event_id, issue_id.clone());
                     self.histories.entry(issue_id.clone()).or_default().push(Entry {
                         event_id: recorded.event_id,
@@ -176,6 +188,12 @@ impl IssueBoard {
     /// One issue, or `None` when unknown (or its raising was retracted).
     pub fn issue(&self, issue_id: &EntityId) -> Option<IssueRecord> {
         derive(issue_id, self.histories.get(issue_id)?)
+    }
+
+    /// The issues raised at `checkpoint_id`, ordered by id.
+    pub fn issues_at<'a>(&'a self, checkpoint_id: &EntityId) -> impl Iterator<Item = IssueRecord> + 'a {
+        let issues = self.by_checkpoint.get(checkpoint_id);
+        issues.into_iter().flatten().filter_map(|issue_id| self.issue(issue_id))
     }
 
     /// Every issue, ordered by id.

@@ -14,6 +14,9 @@ use crate::{IssueBoard, Registry};
 /// Checks kept per checkpoint, newest last: enough to fall back on when recent ones are
 /// retracted, without keeping every check ever made.
 const RECENT_CHECKS_MAX: usize = 32;
+/// Local days of tallies kept: the status shows today's, and yesterday's may still be
+/// corrected or arrive late. Older ones belong to reports, which read the log.
+const TALLY_DAYS_KEPT: i64 = 2;
 
 /// One patrol check as the status shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -90,12 +93,14 @@ pub struct CheckpointBoard {
     checkpoints: BTreeMap<EntityId, Checkpoint>,
     /// Tallies by event id, so that a correction or retraction can take its counts back.
     tallies: HashMap<Uuid, (EntityId, Date, TallyTotals)>,
+    /// The latest local day a tally was seen for.
+    latest_tally_day: Option<Date>,
 }
 
 impl CheckpointBoard {
     /// Local days are counted in `time_zone`.
     pub fn new(time_zone: TimeZone) -> CheckpointBoard {
-        CheckpointBoard { time_zone, checkpoints: BTreeMap::new(), tallies: HashMap::new() }
+        CheckpointBoard { time_zone, checkpoints: BTreeMap::new(), tallies: HashMap::new(), latest_tally_day: None }
     }
 
     fn local_day(&self, at: Timestamp) -> Date {
@@ -175,6 +180,16 @@ impl CheckpointBoard {
 
     fn add_tally(&mut self, event_id: Uuid, tally: &TrafficTallyRecorded) {
         let day = self.local_day(tally.period_start);
+        if self.latest_tally_day.is_none_or(|latest| day > latest) {
+            self.latest_tally_day = Some(day);
+            // Keep memory bounded by days kept, not by the tallies ever made.
+            if let Ok(oldest) = day.checked_sub(jiff::Span::new().days(TALLY_DAYS_KEPT - 1)) {
+                self.tallies.retain(|_, (_, tally_day, _)| *tally_day >= oldest);
+                for checkpoint in self.checkpoints.values_mut() {
+                    checkpoint.tallies_by_day.retain(|tally_day, _| *tally_day >= oldest);
+                }
+            }
+        }
         let totals = TallyTotals::of(tally);
         self.checkpoints
             .entry(tally.checkpoint_id.clone())
@@ -273,6 +288,38 @@ fn overdue(schedule: Schedule, last_check: Option<Timestamp>, now: Timestamp, ti
     now.as_microsecond() - due_since > i64::from(interval_minutes) * 60_000_000
 }
 
+/// The status of one checkpoint at `now`, or `None` when it is not registered.
+pub fn checkpoint_status(
+    registry: &Registry,
+    board: &CheckpointBoard,
+    issues: &IssueBoard,
+    checkpoint_id: &EntityId,
+    now: Timestamp,
+) -> Option<CheckpointStatus> {
+    let info = registry.checkpoints.get(checkpoint_id)?;
+    let facts = board.checkpoints.get(checkpoint_id);
+    let open = facts.is_none_or(|facts| facts.open);
+    let last_check =
+        facts.and_then(|facts| facts.recent_checks.iter().rev().find(|check| check.checked_at <= now)).cloned();
+    let open_issues: Vec<_> = issues.issues_at(checkpoint_id).filter(|issue| issue.is_open()).collect();
+    let today = board.local_day(now);
+    Some(CheckpointStatus {
+        checkpoint_id: checkpoint_id.clone(),
+        name: info.name.clone(),
+        site_id: Some(info.site_id.clone()),
+        open,
+        overdue: open
+            && facts.and_then(|facts| facts.schedule).is_some_and(|schedule| {
+                overdue(schedule, last_check.as_ref().map(|c| c.checked_at), now, &board.time_zone)
+            }),
+        last_check,
+        open_issues: open_issues.len() as u32,
+        worst_open_severity: open_issues.iter().map(|issue| issue.severity).max(),
+        oldest_open_issue_minutes: open_issues.iter().map(|issue| issue.age_micros(now) / 60_000_000).max(),
+        tallies_today: facts.and_then(|facts| facts.tallies_by_day.get(&today)).copied().unwrap_or_default(),
+    })
+}
+
 /// The status of every checkpoint (of `site`, when given) at `now`, with roll-ups.
 pub fn status_at(
     registry: &Registry,
@@ -281,36 +328,12 @@ pub fn status_at(
     now: Timestamp,
     site: Option<&EntityId>,
 ) -> StatusReport {
-    let today = board.local_day(now);
-    let mut open_by_checkpoint: BTreeMap<&EntityId, Vec<crate::IssueRecord>> = BTreeMap::new();
-    let all_issues: Vec<_> = issues.issues().filter(|issue| issue.is_open()).collect();
-    for issue in &all_issues {
-        open_by_checkpoint.entry(&issue.checkpoint_id).or_default().push(issue.clone());
-    }
-    let mut checkpoints = Vec::new();
-    for (checkpoint_id, info) in &registry.checkpoints {
-        if site.is_some_and(|site| *site != info.site_id) {
-            continue;
-        }
-        let facts = board.checkpoints.get(checkpoint_id).cloned().unwrap_or_default();
-        let last_check = facts.recent_checks.iter().rev().find(|check| check.checked_at <= now).cloned();
-        let open_issues = open_by_checkpoint.get(checkpoint_id).map(Vec::as_slice).unwrap_or_default();
-        checkpoints.push(CheckpointStatus {
-            checkpoint_id: checkpoint_id.clone(),
-            name: info.name.clone(),
-            site_id: Some(info.site_id.clone()),
-            open: facts.open,
-            overdue: facts.open
-                && facts.schedule.is_some_and(|schedule| {
-                    overdue(schedule, last_check.as_ref().map(|c| c.checked_at), now, &board.time_zone)
-                }),
-            last_check,
-            open_issues: open_issues.len() as u32,
-            worst_open_severity: open_issues.iter().map(|issue| issue.severity).max(),
-            oldest_open_issue_minutes: open_issues.iter().map(|issue| issue.age_micros(now) / 60_000_000).max(),
-            tallies_today: facts.tallies_by_day.get(&today).copied().unwrap_or_default(),
-        });
-    }
+    let checkpoints: Vec<CheckpointStatus> = registry
+        .checkpoints
+        .iter()
+        .filter(|(_, info)| site.is_none_or(|site| *site == info.site_id))
+        .filter_map(|(checkpoint_id, _)| checkpoint_status(registry, board, issues, checkpoint_id, now))
+        .collect();
     let mut sites: BTreeMap<EntityId, Rollup> = BTreeMap::new();
     let mut grids: BTreeMap<EntityId, Rollup> = BTreeMap::new();
     let mut communities: BTreeMap<EntityId, Rollup> = BTreeMap::new();

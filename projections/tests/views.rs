@@ -361,6 +361,10 @@ fn tallies_count_on_their_local_day_and_can_be_taken_back() {
     );
     let totals = today(&views, "2020-02-20T23:59:00+08:00");
     assert_eq!((totals.people_screened, totals.vehicles, totals.temporary_passes_issued), (300, 1, 2));
+    // Only the latest two days of tallies are kept: memory does not grow with the log.
+    views.apply("2020-02-23T08:00:00+08:00", tally("2020-02-23T07:00:00+08:00", "2020-02-23T08:00:00+08:00", 9));
+    assert_eq!(today(&views, "2020-02-20T23:59:00+08:00").people_screened, 0);
+    assert_eq!(today(&views, "2020-02-23T09:00:00+08:00").people_screened, 9);
 }
 
 #[test]

@@ -11,6 +11,17 @@ pub struct Context {
     /// When it happened in the field (may be earlier than `now`, never much later).
     pub occurred_at: Timestamp,
     pub actor: EntityId,
+    /// For a correction or retraction: the event it names, as the log holds it (`None` when
+    /// the log has no such event). Looked up by the caller, so the state need not keep every
+    /// event.
+    pub target: Option<TargetEvent>,
+}
+
+/// What the rules need to know about the event a correction or retraction names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetEvent {
+    pub event_id: uuid::Uuid,
+    pub event_type: &'static str,
 }
 
 /// Something a person (or the system, for day seals) asks to do. In JSON:

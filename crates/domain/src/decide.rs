@@ -92,14 +92,16 @@ impl State {
         if round.completed { Err(DomainError::RoundCompleted(round_id.clone())) } else { Ok(round) }
     }
 
-    /// The type of the live event `event_id`, for corrections and retractions.
-    fn correctable(&self, event_id: uuid::Uuid) -> Result<&'static str, DomainError> {
-        let known = self.events.get(&event_id).ok_or_else(|| unknown("event", event_id))?;
-        if known.retracted {
+    /// The type of the live event `event_id` (the context's target), for corrections and
+    /// retractions.
+    fn correctable(&self, event_id: uuid::Uuid, context: &Context) -> Result<&'static str, DomainError> {
+        let target =
+            context.target.filter(|target| target.event_id == event_id).ok_or_else(|| unknown("event", event_id))?;
+        if self.retracted.contains(&event_id) {
             return Err(DomainError::EventRetracted(event_id));
         }
-        match known.event_type {
-            "EventCorrected" | "EventRetracted" | "DaySealed" => Err(DomainError::NotCorrectable(known.event_type)),
+        match target.event_type {
+            "EventCorrected" | "EventRetracted" | "DaySealed" => Err(DomainError::NotCorrectable(target.event_type)),
             event_type => Ok(event_type),
         }
     }
@@ -317,7 +319,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         Command::CorrectEvent(e) => {
             state.staff_known(&e.corrected_by)?;
             require_text(&e.reason, "the reason")?;
-            let target = state.correctable(e.corrected_event_id)?;
+            let target = state.correctable(e.corrected_event_id, context)?;
             let replacement = e.replacement.event_type();
             if target != replacement {
                 return Err(DomainError::ReplacementTypeMismatch { target, replacement });
@@ -327,7 +329,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         Command::RetractEvent(e) => {
             state.staff_known(&e.retracted_by)?;
             require_text(&e.reason, "the reason")?;
-            state.correctable(e.retracted_event_id).map(|_| ())
+            state.correctable(e.retracted_event_id, context).map(|_| ())
         }
         Command::SealDay(_) => Ok(()),
     }

@@ -9,6 +9,6 @@ mod command;
 mod decide;
 mod state;
 
-pub use command::{Command, Context};
+pub use command::{Command, Context, TargetEvent};
 pub use decide::{DomainError, decide, events_of};
 pub use state::{IssueStatus, State};

@@ -1,8 +1,9 @@
 //! `State`: what the rules need to know about the world, folded from the log.
 //!
-//! It holds the entities (by id) and the lifecycle position of each issue, round and ledger
-//! task, plus, for corrections, the type of every event by id. It grows with the number of
-//! entities, and by a few dozen bytes per event for that last map.
+//! It holds the entities (by id), the lifecycle position of each issue, round and ledger
+//! task, and the ids of retracted events. It grows with the number of entities (and of
+//! retractions), not of events: what a correction needs to know about its target is looked
+//! up in the log by the service and passed in the `Context`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,12 +25,6 @@ pub(crate) struct Round {
     pub(crate) completed: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct KnownEvent {
-    pub(crate) event_type: &'static str,
-    pub(crate) retracted: bool,
-}
-
 /// The decision state.
 #[derive(Clone, Debug, Default)]
 pub struct State {
@@ -46,7 +41,7 @@ pub struct State {
     pub(crate) directives: HashSet<EntityId>,
     /// Ledger task -> completed.
     pub(crate) ledger_tasks: HashMap<EntityId, bool>,
-    pub(crate) events: HashMap<Uuid, KnownEvent>,
+    pub(crate) retracted: HashSet<Uuid>,
     /// The last global position applied.
     pub global_position: u64,
 }
@@ -56,7 +51,6 @@ impl State {
     pub fn apply(&mut self, recorded: &RecordedEvent) {
         assert!(recorded.global_position > self.global_position, "events are applied in log order");
         self.global_position = recorded.global_position;
-        self.events.insert(recorded.event_id, KnownEvent { event_type: recorded.event.event_type(), retracted: false });
         self.apply_event(&recorded.event);
     }
 
@@ -126,9 +120,7 @@ impl State {
                 self.ledger_tasks.insert(e.task_id.clone(), true);
             }
             Event::EventRetracted(e) => {
-                if let Some(known) = self.events.get_mut(&e.retracted_event_id) {
-                    known.retracted = true;
-                }
+                self.retracted.insert(e.retracted_event_id);
             }
             // A corrected registration registers what it should have said (an id typed
             // wrongly becomes known under the right one); what corrections change beyond
@@ -150,11 +142,6 @@ impl State {
             | Event::FieldNoteRecorded(_)
             | Event::DaySealed(_) => {}
         }
-    }
-
-    /// Whether `event_id` is in the log, and not retracted.
-    pub fn has_live_event(&self, event_id: uuid::Uuid) -> bool {
-        self.events.get(&event_id).is_some_and(|known| !known.retracted)
     }
 
     /// Where issue `issue_id` stands, if it exists.

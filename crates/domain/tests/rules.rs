@@ -73,7 +73,17 @@ fn event_id(position: u64) -> Uuid {
 }
 
 fn context() -> Context {
-    Context { now: at("2020-02-20T10:00:00+08:00"), occurred_at: at("2020-02-20T09:55:00+08:00"), actor: id("staff-1") }
+    Context {
+        now: at("2020-02-20T10:00:00+08:00"),
+        occurred_at: at("2020-02-20T09:55:00+08:00"),
+        actor: id("staff-1"),
+        target: None,
+    }
+}
+
+/// The context of a correction or retraction whose target the log holds as `event_type`.
+fn naming(event_id: Uuid, event_type: &'static str) -> Context {
+    Context { target: Some(domain::TargetEvent { event_id, event_type }), ..context() }
 }
 
 /// Asserts that `command` after `events` records exactly its own event.
@@ -255,32 +265,54 @@ fn occurred_at_may_not_be_in_the_future_beyond_the_skew() {
 fn corrections_and_retractions_name_a_live_event_of_the_same_type() {
     // Position 7 is the check below.
     let events = with(world(), [check(CheckResult::IssueFound).into()]);
-    let correction = |target: Uuid, replacement: Event| EventCorrected {
-        corrected_event_id: target,
-        corrected_by: id("staff-2"),
-        reason: "wrong result".into(),
-        replacement: Box::new(replacement),
+    let state = given(events.clone());
+    let correction = |target: Uuid, replacement: Event| {
+        Command::CorrectEvent(EventCorrected {
+            corrected_event_id: target,
+            corrected_by: id("staff-2"),
+            reason: "wrong result".into(),
+            replacement: Box::new(replacement),
+        })
     };
-    accepted(events.clone(), Command::CorrectEvent(correction(event_id(7), check(CheckResult::Ok).into())));
-    refused(
-        events.clone(),
-        Command::CorrectEvent(correction(event_id(99), check(CheckResult::Ok).into())),
-        DomainError::Unknown { kind: "event", id: event_id(99).to_string() },
+    let the_check = naming(event_id(7), "PatrolCheckRecorded");
+    assert!(decide(&state, &correction(event_id(7), check(CheckResult::Ok).into()), &the_check).is_ok());
+    // The log holds no such event: the caller found no target.
+    assert_eq!(
+        decide(&state, &correction(event_id(99), check(CheckResult::Ok).into()), &context()),
+        Err(DomainError::Unknown { kind: "event", id: event_id(99).to_string() })
     );
-    refused(
-        events.clone(),
-        Command::CorrectEvent(correction(event_id(7), action("x").into())),
-        DomainError::ReplacementTypeMismatch { target: "PatrolCheckRecorded", replacement: "GateIssueActionTaken" },
+    // A target that is not the one named does not count.
+    assert_eq!(
+        decide(&state, &correction(event_id(99), check(CheckResult::Ok).into()), &the_check),
+        Err(DomainError::Unknown { kind: "event", id: event_id(99).to_string() })
+    );
+    assert_eq!(
+        decide(&state, &correction(event_id(7), action("x").into()), &the_check),
+        Err(DomainError::ReplacementTypeMismatch {
+            target: "PatrolCheckRecorded",
+            replacement: "GateIssueActionTaken"
+        })
     );
     let retraction =
         EventRetracted { retracted_event_id: event_id(7), retracted_by: id("staff-2"), reason: "twice".into() };
-    accepted(events.clone(), Command::RetractEvent(retraction.clone()));
-    let retracted = with(events, [retraction.clone().into()]);
-    refused(retracted.clone(), Command::RetractEvent(retraction.clone()), DomainError::EventRetracted(event_id(7)));
-    refused(
-        retracted,
-        Command::RetractEvent(EventRetracted { retracted_event_id: event_id(8), ..retraction }),
-        DomainError::NotCorrectable("EventRetracted"),
+    assert!(decide(&state, &Command::RetractEvent(retraction.clone()), &the_check).is_ok());
+    let retracted = given(with(events, [retraction.clone().into()]));
+    assert_eq!(
+        decide(&retracted, &Command::RetractEvent(retraction.clone()), &the_check),
+        Err(DomainError::EventRetracted(event_id(7)))
+    );
+    assert_eq!(
+        decide(&retracted, &correction(event_id(7), check(CheckResult::Ok).into()), &the_check),
+        Err(DomainError::EventRetracted(event_id(7)))
+    );
+    let of_the_retraction = naming(event_id(8), "EventRetracted");
+    assert_eq!(
+        decide(
+            &retracted,
+            &Command::RetractEvent(EventRetracted { retracted_event_id: event_id(8), ..retraction }),
+            &of_the_retraction
+        ),
+        Err(DomainError::NotCorrectable("EventRetracted"))
     );
 }
 

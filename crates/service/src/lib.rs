@@ -135,14 +135,25 @@ impl<S: EventStore> Service<S> {
         now: Timestamp,
     ) -> Result<Committed, ServiceError> {
         let stream_id = command.stream_id()?;
-        let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone() };
+        // A correction or retraction: what the log holds under the id it names.
+        let target = match command {
+            Command::CorrectEvent(e) => self.store.read_event(e.corrected_event_id).await?,
+            Command::RetractEvent(e) => self.store.read_event(e.retracted_event_id).await?,
+            _ => None,
+        };
+        let target =
+            target.map(|event| domain::TargetEvent { event_id: event.event_id, event_type: event.event.event_type() });
+        let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone(), target };
+        // A retry of a command already in the log: the store answers with the original
+        // positions, whatever the rules would say now.
+        let retried = match meta.event_id {
+            Some(event_id) => self.store.read_event(event_id).await?.is_some(),
+            None => false,
+        };
         for _ in 0..CONFLICT_RETRIES_MAX {
             self.catch_up().await?;
             let (events, expected) = {
                 let views = self.views.read().await;
-                // A retry of a command already in the log: the store answers with the
-                // original positions, whatever the rules would say now.
-                let retried = meta.event_id.is_some_and(|event_id| views.domain.has_live_event(event_id));
                 let events = if retried {
                     domain::events_of(command)
                 } else {

@@ -4,7 +4,7 @@
 use events_schema::{EntityId, RecordedEvent, Timestamp};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use projections::{StatusReport, TimelineEntry, local_day, status_at, timeline};
+use projections::{StatusReport, TimelineEntry, checkpoint_status, local_day, status_at, timeline};
 use serde::Serialize;
 
 use crate::Views;
@@ -34,12 +34,8 @@ fn snapshot(views: &Views, entity: &EntityId, at: Timestamp) -> Option<serde_jso
     if let Some(issue) = views.issues.issue(entity) {
         return serde_json::to_value(issue).ok();
     }
-    if views.registry.checkpoints.contains_key(entity) {
-        let status = status_at(&views.registry, &views.checkpoints, &views.issues, at, None);
-        let checkpoint = status.checkpoints.into_iter().find(|c| &c.checkpoint_id == entity)?;
-        return serde_json::to_value(checkpoint).ok();
-    }
-    None
+    let checkpoint = checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at)?;
+    serde_json::to_value(checkpoint).ok()
 }
 
 fn describe(

@@ -259,3 +259,44 @@ async fn a_day_replays_in_field_order_with_its_changes_and_the_same_way_twice() 
     let again = service.replay(twentieth, None).await.unwrap();
     assert_eq!(serde_json::to_string(&whole).unwrap(), serde_json::to_string(&again).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrections_find_their_target_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    for command in world() {
+        service.execute(&command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    let raised = service.execute(&raise("courier"), &meta(), Timestamp::now()).await.unwrap();
+    let target = raised.events[0].event_id;
+    let correct = |target: Uuid, replacement: Event| {
+        Command::CorrectEvent(EventCorrected {
+            corrected_event_id: target,
+            corrected_by: id("staff-1"),
+            reason: "typo".into(),
+            replacement: Box::new(replacement),
+        })
+    };
+    let Command::RaiseIssue(mut fixed) = raise("courier") else { unreachable!() };
+    fixed.severity = Severity::Low;
+    service.execute(&correct(target, fixed.clone().into()), &meta(), Timestamp::now()).await.unwrap();
+    assert_eq!(
+        service.status(Timestamp::now(), None).await.unwrap().checkpoints[0].worst_open_severity,
+        Some(Severity::Low)
+    );
+    match service.execute(&correct(Uuid::now_v7(), fixed.into()), &meta(), Timestamp::now()).await {
+        Err(ServiceError::Refused(DomainError::Unknown { kind: "event", .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    let retract = Command::RetractEvent(EventRetracted {
+        retracted_event_id: target,
+        retracted_by: id("staff-1"),
+        reason: "test entry".into(),
+    });
+    service.execute(&retract, &meta(), Timestamp::now()).await.unwrap();
+    match service.execute(&retract, &meta(), Timestamp::now()).await {
+        Err(ServiceError::Refused(DomainError::EventRetracted(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(service.status(Timestamp::now(), None).await.unwrap().checkpoints[0].open_issues, 0);
+}

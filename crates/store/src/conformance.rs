@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
             a_retry_returns_the_original_positions_and_writes_nothing,
             an_event_id_reused_by_a_different_append_is_rejected,
             reads_page_by_position_and_by_stream_version,
+            an_event_is_found_by_its_id,
             subscribe_catches_up_then_goes_live_without_gap_or_duplicate,
             a_subscription_neither_outlives_nor_holds_open_its_store,
             concurrent_writers_on_one_stream_never_lose_or_fork_a_version,
@@ -239,6 +240,15 @@ pub async fn reads_page_by_position_and_by_stream_version<H: Harness>(harness: &
     assert_eq!(page.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [3, 4, 5, 6]);
     assert!(page.iter().all(|e| e.stream_id == id("odd")));
     assert!(store.read_stream(&id("odd"), 11, 4).await.unwrap().is_empty());
+}
+
+pub async fn an_event_is_found_by_its_id<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    let events = notes(3, "by id");
+    let committed = append_ok(&store, "s", ExpectedVersion::Any, events.clone()).await;
+    let found = store.read_event(events[1].event_id).await.unwrap().expect("found");
+    assert_eq!((found.global_position, found.event_id), (committed.events[1].global_position, events[1].event_id));
+    assert!(store.read_event(Uuid::now_v7()).await.unwrap().is_none());
 }
 
 pub async fn subscribe_catches_up_then_goes_live_without_gap_or_duplicate<H: Harness>(harness: &H) {

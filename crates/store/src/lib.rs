@@ -153,6 +153,9 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
+    /// The durable event with id `event_id`, if the log holds one.
+    fn read_event(&self, event_id: Uuid) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send;
+
     /// The global position of the last durable event (0 when the log is empty).
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

@@ -902,6 +902,15 @@ impl EventStore for SledStore {
         self.read_all_blocking(from_position, limit)
     }
 
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.check_usable()?;
+        let head = self.durable_head();
+        match self.inner.index.event_position(event_id)? {
+            Some(position) if position <= head => Ok(read_log(&self.inner.log, position, position, 1)?.pop()),
+            _ => Ok(None),
+        }
+    }
+
     async fn head_position(&self) -> Result<u64, StoreError> {
         self.check_usable()?;
         Ok(self.durable_head())
