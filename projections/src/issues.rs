@@ -111,8 +111,10 @@ pub struct IssueBoard {
     /// Which issue an event id belongs to, for corrections and retractions.
     owners: BTreeMap<Uuid, EntityId>,
     /// The issues raised at each checkpoint, so that one checkpoint's issues are found
-    /// without deriving every issue.
+    /// without looking at every issue.
     by_checkpoint: BTreeMap<EntityId, BTreeSet<EntityId>>,
+    /// Every standing issue as derived from its history, refreshed when that history changes.
+    records: BTreeMap<EntityId, IssueRecord>,
 }
 
 fn step_of(event: &Event) -> Option<(&EntityId, Step)> {
@@ -157,6 +159,8 @@ impl IssueBoard {
                 {
                     entry.step = step;
                 }
+                let issue_id = issue_id.clone();
+                self.refresh(&issue_id);
             }
             Event::EventRetracted(retraction) => {
                 let Some(issue_id) = self.owners.get(&retraction.retracted_event_id) else { return };
@@ -167,6 +171,8 @@ impl IssueBoard {
                 {
                     entry.retracted = true;
                 }
+                let issue_id = issue_id.clone();
+                self.refresh(&issue_id);
             }
             event => {
                 if let Some((issue_id, step)) = step_of(event) {
@@ -180,25 +186,38 @@ impl IssueBoard {
                         step,
                         retracted: false,
                     });
+                    let issue_id = issue_id.clone();
+                    self.refresh(&issue_id);
                 }
+            }
+        }
+    }
+
+    fn refresh(&mut self, issue_id: &EntityId) {
+        match self.histories.get(issue_id).and_then(|history| derive(issue_id, history)) {
+            Some(record) => {
+                self.records.insert(issue_id.clone(), record);
+            }
+            None => {
+                self.records.remove(issue_id);
             }
         }
     }
 
     /// One issue, or `None` when unknown (or its raising was retracted).
     pub fn issue(&self, issue_id: &EntityId) -> Option<IssueRecord> {
-        derive(issue_id, self.histories.get(issue_id)?)
+        self.records.get(issue_id).cloned()
     }
 
     /// The issues raised at `checkpoint_id`, ordered by id.
-    pub fn issues_at<'a>(&'a self, checkpoint_id: &EntityId) -> impl Iterator<Item = IssueRecord> + 'a {
+    pub fn issues_at<'a>(&'a self, checkpoint_id: &EntityId) -> impl Iterator<Item = &'a IssueRecord> + 'a {
         let issues = self.by_checkpoint.get(checkpoint_id);
-        issues.into_iter().flatten().filter_map(|issue_id| self.issue(issue_id))
+        issues.into_iter().flatten().filter_map(|issue_id| self.records.get(issue_id))
     }
 
     /// Every issue, ordered by id.
     pub fn issues(&self) -> impl Iterator<Item = IssueRecord> + '_ {
-        self.histories.iter().filter_map(|(issue_id, history)| derive(issue_id, history))
+        self.records.values().cloned()
     }
 }
 

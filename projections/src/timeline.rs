@@ -48,8 +48,13 @@ pub fn local_day(at: Timestamp, time_zone: &TimeZone) -> Date {
 /// The ids an event names, in the order its fields name them.
 pub fn entities_of(event: &Event) -> Vec<EntityId> {
     let value = serde_json::to_value(event).unwrap_or_default();
+    entities_in(&value["data"])
+}
+
+/// The ids named in an event's JSON `data`.
+fn entities_in(data: &serde_json::Value) -> Vec<EntityId> {
     let mut ids = Vec::new();
-    collect_ids(&value["data"], &mut ids);
+    collect_ids(data, &mut ids);
     ids
 }
 
@@ -108,7 +113,9 @@ pub fn timeline(
         .iter()
         .filter(|event| local_day(event.occurred_at, time_zone) == day)
         .filter_map(|event| {
-            let mut entities = entities_of(&event.event);
+            let mut json = serde_json::to_value(&event.event).unwrap_or_default();
+            let data = json.get_mut("data").map(serde_json::Value::take).unwrap_or_default();
+            let mut entities = entities_in(&data);
             let amends = match &event.event {
                 Event::EventCorrected(e) => Some(e.corrected_event_id),
                 Event::EventRetracted(e) => Some(e.retracted_event_id),
@@ -142,7 +149,7 @@ pub fn timeline(
                 amends,
                 retracted: amended.iter().any(|(_, retraction)| *retraction),
                 amended_by: amended.into_iter().map(|(id, _)| id).collect(),
-                data: serde_json::to_value(&event.event).map(|json| json["data"].clone()).unwrap_or_default(),
+                data,
             })
         })
         .collect();

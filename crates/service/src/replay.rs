@@ -30,33 +30,50 @@ pub struct Replay {
 }
 
 /// The facts of one entity the replay compares before and after each event.
-fn snapshot(views: &Views, entity: &EntityId, at: Timestamp) -> Option<serde_json::Value> {
-    if let Some(issue) = views.issues.issue(entity) {
-        return serde_json::to_value(issue).ok();
-    }
-    let checkpoint = checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at)?;
-    serde_json::to_value(checkpoint).ok()
+#[derive(Clone, Debug, PartialEq)]
+enum Snapshot {
+    Issue(projections::IssueRecord),
+    Checkpoint(projections::CheckpointStatus),
 }
 
-fn describe(
-    entity: &EntityId,
-    before: Option<&serde_json::Value>,
-    after: &serde_json::Value,
-    changes: &mut Vec<String>,
-) {
-    let Some(after) = after.as_object() else { return };
-    let empty = serde_json::Map::new();
-    let before = before.and_then(|value| value.as_object()).unwrap_or(&empty);
-    if before.is_empty() {
-        changes.push(format!("{entity}: appears"));
-        return;
+fn snapshot(views: &Views, entity: &EntityId, at: Timestamp) -> Option<Snapshot> {
+    if let Some(issue) = views.issues.issue(entity) {
+        return Some(Snapshot::Issue(issue));
     }
-    // serde_json's maps are ordered by key: a stable order.
-    for (field, value) in after {
-        let old = before.get(field).unwrap_or(&serde_json::Value::Null);
-        if old != value {
-            changes.push(format!("{entity}: {field}: {old} -> {value}"));
+    checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at).map(Snapshot::Checkpoint)
+}
+
+/// Appends `entity: field: before -> after` for each listed field that differs (fields in
+/// alphabetical order, values as JSON).
+macro_rules! changed_fields {
+    ($changes:ident, $entity:ident, $before:ident, $after:ident; $($field:ident),+ $(,)?) => {
+        $(
+            if $before.$field != $after.$field {
+                $changes.push(format!(
+                    "{}: {}: {} -> {}",
+                    $entity,
+                    stringify!($field),
+                    serde_json::to_string(&$before.$field).unwrap_or_default(),
+                    serde_json::to_string(&$after.$field).unwrap_or_default(),
+                ));
+            }
+        )+
+    };
+}
+
+fn describe(entity: &EntityId, before: Option<&Snapshot>, after: &Snapshot, changes: &mut Vec<String>) {
+    match (before, after) {
+        (Some(Snapshot::Checkpoint(before)), Snapshot::Checkpoint(after)) => {
+            changed_fields!(changes, entity, before, after;
+                last_check, name, oldest_open_issue_minutes, open, open_issues, overdue, site_id,
+                tallies_today, worst_open_severity);
         }
+        (Some(Snapshot::Issue(before)), Snapshot::Issue(after)) => {
+            changed_fields!(changes, entity, before, after;
+                actions, assignee_id, category, checkpoint_id, escalated_to, first_action_at, raised_at,
+                raised_by, reopened, resolution, resolved_at, severity, state, summary, verified_at);
+        }
+        _ => changes.push(format!("{entity}: appears")),
     }
 }
 
