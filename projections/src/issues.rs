@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use events_schema::{EntityId, EscalationTarget, Event, IssueCategory, RecordedEvent, Severity, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Where an issue stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueState {
     Raised,
@@ -24,7 +24,7 @@ pub enum IssueState {
     Verified,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Step {
     Raised {
         checkpoint_id: EntityId,
@@ -50,7 +50,7 @@ enum Step {
     Reopened,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Entry {
     event_id: Uuid,
     occurred_at: Timestamp,
@@ -104,8 +104,9 @@ impl IssueRecord {
     }
 }
 
-/// Every issue, by id.
-#[derive(Clone, Debug, Default)]
+/// Every issue, by id. A snapshot keeps the histories; the derived records are rebuilt by
+/// [`IssueBoard::restored`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct IssueBoard {
     histories: BTreeMap<EntityId, Vec<Entry>>,
     /// Which issue an event id belongs to, for corrections and retractions.
@@ -114,6 +115,7 @@ pub struct IssueBoard {
     /// without looking at every issue.
     by_checkpoint: BTreeMap<EntityId, BTreeSet<EntityId>>,
     /// Every standing issue as derived from its history, refreshed when that history changes.
+    #[serde(skip)]
     records: BTreeMap<EntityId, IssueRecord>,
 }
 
@@ -191,6 +193,15 @@ impl IssueBoard {
                 }
             }
         }
+    }
+
+    /// The board after deserialising: the derived records rebuilt from the histories.
+    pub fn restored(mut self) -> IssueBoard {
+        let issue_ids: Vec<EntityId> = self.histories.keys().cloned().collect();
+        for issue_id in issue_ids {
+            self.refresh(&issue_id);
+        }
+        self
     }
 
     fn refresh(&mut self, issue_id: &EntityId) {

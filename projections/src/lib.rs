@@ -19,7 +19,8 @@ pub use issues::{IssueBoard, IssueRecord, IssueState};
 pub use registry::Registry;
 pub use report::{Format, Lang, render};
 pub use status::{
-    CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, checkpoint_status, status_at,
+    BoardState, CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, checkpoint_status,
+    status_at,
 };
 pub use summary::{CheckCoverage, IssueLine, Summary, summary};
 pub use timeline::{TimelineEntry, entities_of, local_day, timeline};

@@ -3,40 +3,40 @@
 use std::collections::BTreeMap;
 
 use events_schema::{EntityId, Event, RecordedEvent, SiteKind, StaffRole};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Community {
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
     pub name: String,
     pub community_id: EntityId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Site {
     pub name: String,
     pub grid_id: EntityId,
     pub kind: SiteKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub name: String,
     pub site_id: EntityId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Staff {
     pub display_name: String,
     pub role: StaffRole,
 }
 
 /// Everything registered, by id. Ordered maps, so that every listing is deterministic.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Registry {
     pub communities: BTreeMap<EntityId, Community>,
     pub grids: BTreeMap<EntityId, Grid>,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use events_schema::{CheckResult, EntityId, Event, RecordedEvent, Severity, Timestamp, TrafficTallyRecorded};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{IssueBoard, Registry};
@@ -19,7 +19,7 @@ const RECENT_CHECKS_MAX: usize = 32;
 const TALLY_DAYS_KEPT: i64 = 2;
 
 /// One patrol check as the status shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckRecord {
     pub event_id: Uuid,
     pub checked_at: Timestamp,
@@ -28,7 +28,7 @@ pub struct CheckRecord {
 }
 
 /// Passage-logbook counts added up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TallyTotals {
     pub people_screened: u64,
     pub vehicles: u64,
@@ -65,14 +65,14 @@ impl TallyTotals {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Schedule {
     interval_minutes: u32,
     active_from: Time,
     active_until: Time,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Checkpoint {
     open: bool,
     schedule: Option<Schedule>,
@@ -90,6 +90,12 @@ impl Default for Checkpoint {
 #[derive(Clone, Debug)]
 pub struct CheckpointBoard {
     time_zone: TimeZone,
+    state: BoardState,
+}
+
+/// What a [`CheckpointBoard`] knows, apart from its time zone: what a snapshot keeps.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BoardState {
     checkpoints: BTreeMap<EntityId, Checkpoint>,
     /// Tallies by event id, so that a correction or retraction can take its counts back.
     tallies: HashMap<Uuid, (EntityId, Date, TallyTotals)>,
@@ -100,7 +106,17 @@ pub struct CheckpointBoard {
 impl CheckpointBoard {
     /// Local days are counted in `time_zone`.
     pub fn new(time_zone: TimeZone) -> CheckpointBoard {
-        CheckpointBoard { time_zone, checkpoints: BTreeMap::new(), tallies: HashMap::new(), latest_tally_day: None }
+        CheckpointBoard { time_zone, state: BoardState::default() }
+    }
+
+    /// A board that knows `state` (from a snapshot), counting local days in `time_zone`.
+    pub fn restore(time_zone: TimeZone, state: BoardState) -> CheckpointBoard {
+        CheckpointBoard { time_zone, state }
+    }
+
+    /// What the board knows, for a snapshot.
+    pub fn state(&self) -> &BoardState {
+        &self.state
     }
 
     fn local_day(&self, at: Timestamp) -> Date {
@@ -110,12 +126,16 @@ impl CheckpointBoard {
     pub fn apply(&mut self, recorded: &RecordedEvent) {
         match &recorded.event {
             Event::CheckpointRegistered(e) => {
-                self.checkpoints.entry(e.checkpoint_id.clone()).or_default();
+                self.state.checkpoints.entry(e.checkpoint_id.clone()).or_default();
             }
-            Event::CheckpointClosed(e) => self.checkpoints.entry(e.checkpoint_id.clone()).or_default().open = false,
-            Event::CheckpointReopened(e) => self.checkpoints.entry(e.checkpoint_id.clone()).or_default().open = true,
+            Event::CheckpointClosed(e) => {
+                self.state.checkpoints.entry(e.checkpoint_id.clone()).or_default().open = false
+            }
+            Event::CheckpointReopened(e) => {
+                self.state.checkpoints.entry(e.checkpoint_id.clone()).or_default().open = true
+            }
             Event::CheckpointScheduleSet(e) => {
-                self.checkpoints.entry(e.checkpoint_id.clone()).or_default().schedule = Some(Schedule {
+                self.state.checkpoints.entry(e.checkpoint_id.clone()).or_default().schedule = Some(Schedule {
                     interval_minutes: e.check_interval_minutes,
                     active_from: e.active_from,
                     active_until: e.active_until,
@@ -135,7 +155,7 @@ impl CheckpointBoard {
                 let target = correction.corrected_event_id;
                 match correction.replacement.as_ref() {
                     Event::PatrolCheckRecorded(e) => {
-                        for checkpoint in self.checkpoints.values_mut() {
+                        for checkpoint in self.state.checkpoints.values_mut() {
                             checkpoint.recent_checks.retain(|check| check.event_id != target);
                         }
                         // The corrected check keeps the time the original was made.
@@ -159,7 +179,7 @@ impl CheckpointBoard {
             }
             Event::EventRetracted(retraction) => {
                 let target = retraction.retracted_event_id;
-                for checkpoint in self.checkpoints.values_mut() {
+                for checkpoint in self.state.checkpoints.values_mut() {
                     checkpoint.recent_checks.retain(|check| check.event_id != target);
                 }
                 self.remove_tally(target);
@@ -169,7 +189,7 @@ impl CheckpointBoard {
     }
 
     fn add_check(&mut self, checkpoint_id: &EntityId, check: CheckRecord) {
-        let checks = &mut self.checkpoints.entry(checkpoint_id.clone()).or_default().recent_checks;
+        let checks = &mut self.state.checkpoints.entry(checkpoint_id.clone()).or_default().recent_checks;
         // Late arrivals go where their time puts them.
         let at = checks.partition_point(|other| other.checked_at <= check.checked_at);
         checks.insert(at, check);
@@ -180,30 +200,33 @@ impl CheckpointBoard {
 
     fn add_tally(&mut self, event_id: Uuid, tally: &TrafficTallyRecorded) {
         let day = self.local_day(tally.period_start);
-        if self.latest_tally_day.is_none_or(|latest| day > latest) {
-            self.latest_tally_day = Some(day);
+        if self.state.latest_tally_day.is_none_or(|latest| day > latest) {
+            self.state.latest_tally_day = Some(day);
             // Keep memory bounded by days kept, not by the tallies ever made.
             if let Ok(oldest) = day.checked_sub(jiff::Span::new().days(TALLY_DAYS_KEPT - 1)) {
-                self.tallies.retain(|_, (_, tally_day, _)| *tally_day >= oldest);
-                for checkpoint in self.checkpoints.values_mut() {
+                self.state.tallies.retain(|_, (_, tally_day, _)| *tally_day >= oldest);
+                for checkpoint in self.state.checkpoints.values_mut() {
                     checkpoint.tallies_by_day.retain(|tally_day, _| *tally_day >= oldest);
                 }
             }
         }
         let totals = TallyTotals::of(tally);
-        self.checkpoints
+        self.state
+            .checkpoints
             .entry(tally.checkpoint_id.clone())
             .or_default()
             .tallies_by_day
             .entry(day)
             .or_default()
             .add(totals);
-        self.tallies.insert(event_id, (tally.checkpoint_id.clone(), day, totals));
+        self.state.tallies.insert(event_id, (tally.checkpoint_id.clone(), day, totals));
     }
 
     fn remove_tally(&mut self, event_id: Uuid) {
-        if let Some((checkpoint_id, day, totals)) = self.tallies.remove(&event_id) {
-            if let Some(sum) = self.checkpoints.get_mut(&checkpoint_id).and_then(|c| c.tallies_by_day.get_mut(&day)) {
+        if let Some((checkpoint_id, day, totals)) = self.state.tallies.remove(&event_id) {
+            if let Some(sum) =
+                self.state.checkpoints.get_mut(&checkpoint_id).and_then(|c| c.tallies_by_day.get_mut(&day))
+            {
                 sum.subtract(totals);
             }
         }
@@ -297,7 +320,7 @@ pub fn checkpoint_status(
     now: Timestamp,
 ) -> Option<CheckpointStatus> {
     let info = registry.checkpoints.get(checkpoint_id)?;
-    let facts = board.checkpoints.get(checkpoint_id);
+    let facts = board.state.checkpoints.get(checkpoint_id);
     let open = facts.is_none_or(|facts| facts.open);
     let last_check =
         facts.and_then(|facts| facts.recent_checks.iter().rev().find(|check| check.checked_at <= now)).cloned();

@@ -109,9 +109,10 @@ fn time_zone(cli: &Cli) -> Result<jiff::tz::TimeZone, Failure> {
         .map_err(|error| bad_input(format!("--time-zone {}: {error}", cli.time_zone)))
 }
 
+/// The service over the store in `--data`, its views starting from the snapshot kept there.
 async fn open_service(cli: &Cli) -> Result<Service<SledStore>, Failure> {
     let zone = time_zone(cli)?;
-    Ok(Service::open(open_store(cli)?, zone).await?)
+    Ok(Service::open_with_snapshot(open_store(cli)?, zone, cli.data.join("views.snapshot")).await?)
 }
 
 pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {
@@ -122,6 +123,7 @@ pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     match service.execute(&command, &meta, Timestamp::now()).await {
         Ok(committed) => {
+            service.save_snapshot().await?;
             let stream_id = command.stream_id().map_err(bad_input)?;
             let output = serde_json::json!({
                 "stream_id": stream_id.as_str(),
@@ -188,6 +190,7 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
 pub async fn demo(cli: &Cli) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     let events = service.load_demo().await.map_err(|error| Failure::Operating(error.into()))?;
+    service.save_snapshot().await?;
     println!(
         "the demo month ({} to {}) is in {}: {events} events",
         service::demo::DEMO_FIRST_DAY,

@@ -11,14 +11,14 @@ use events_schema::{EntityId, Event, RecordedEvent};
 use uuid::Uuid;
 
 /// Where a gate issue stands, as far as the rules care.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IssueStatus {
     Open,
     Resolved,
     Verified,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Round {
     pub(crate) checklist: HashSet<EntityId>,
     pub(crate) ticked: HashSet<EntityId>,
@@ -26,7 +26,7 @@ pub(crate) struct Round {
 }
 
 /// The decision state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub(crate) communities: HashSet<EntityId>,
     pub(crate) grids: HashSet<EntityId>,

@@ -8,6 +8,7 @@
 
 pub mod demo;
 mod replay;
+mod snapshot;
 
 use std::collections::HashMap;
 
@@ -20,6 +21,7 @@ use tokio::sync::RwLock;
 use uuid::Uuid;
 
 pub use replay::{Replay, ReplayStep};
+pub use snapshot::PROJECTION_CODE_VERSION;
 
 /// How often `execute` retries after a version conflict before it gives up.
 pub const CONFLICT_RETRIES_MAX: usize = 8;
@@ -99,14 +101,65 @@ pub struct Service<S> {
     time_zone: TimeZone,
     /// A tokio `RwLock`: held across the store reads of a catch-up.
     views: RwLock<Views>,
+    /// Where the views' snapshot is kept, if anywhere.
+    snapshot_path: Option<std::path::PathBuf>,
+    /// The position the views started from when the service opened (a snapshot's, or 0).
+    started_from: u64,
 }
 
 impl<S: EventStore> Service<S> {
     /// The service over `store`, its views caught up with the whole log.
     pub async fn open(store: S, time_zone: TimeZone) -> Result<Service<S>, StoreError> {
-        let service = Service { store, views: RwLock::new(Views::new(time_zone.clone())), time_zone };
+        let service = Service {
+            store,
+            views: RwLock::new(Views::new(time_zone.clone())),
+            time_zone,
+            snapshot_path: None,
+            started_from: 0,
+        };
         service.catch_up().await?;
         Ok(service)
+    }
+
+    /// The service over `store`, starting from the snapshot at `snapshot_path` when it is
+    /// usable (same projection code version and time zone, and its position holds the same
+    /// event in this log), from position 0 otherwise; then caught up with the log.
+    pub async fn open_with_snapshot(
+        store: S,
+        time_zone: TimeZone,
+        snapshot_path: std::path::PathBuf,
+    ) -> Result<Service<S>, StoreError> {
+        let views =
+            snapshot::load(&snapshot_path, &time_zone, &store).await?.unwrap_or_else(|| Views::new(time_zone.clone()));
+        let started_from = views.position;
+        let service =
+            Service { store, views: RwLock::new(views), time_zone, snapshot_path: Some(snapshot_path), started_from };
+        service.catch_up().await?;
+        Ok(service)
+    }
+
+    /// Writes the views' snapshot (atomically), if the service has a snapshot path. Returns
+    /// the position it covers.
+    pub async fn save_snapshot(&self) -> Result<Option<u64>, StoreError> {
+        let Some(path) = &self.snapshot_path else { return Ok(None) };
+        self.catch_up().await?;
+        let views = self.views.read().await;
+        let hash = match views.position {
+            0 => [0; 32],
+            position => self.store.read_all(position, 1).await?.first().map_or([0; 32], |event| event.hash),
+        };
+        snapshot::save(path, &views, &self.time_zone, hash)?;
+        Ok(Some(views.position))
+    }
+
+    /// The position the views started from when the service opened: a snapshot's, or 0.
+    pub fn started_from(&self) -> u64 {
+        self.started_from
+    }
+
+    /// The position the views have reached.
+    pub async fn position(&self) -> u64 {
+        self.views.read().await.position
     }
 
     pub fn store(&self) -> &S {

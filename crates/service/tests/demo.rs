@@ -64,3 +64,56 @@ async fn the_demo_month_loads_once_and_reports_the_courier_story() {
     let hash: String = sealed[0].hash.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hash, twentieth.seal_hash);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_from_a_snapshot_equal_views_from_position_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("views.snapshot");
+    let zone = TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap();
+    let open_store = || SledStore::open(SledConfig::new(dir.path().join("log"))).unwrap();
+    let moment: events_schema::Timestamp = "2020-02-20T12:00:00+08:00".parse().unwrap();
+    {
+        let service = Service::open_with_snapshot(open_store(), zone.clone(), snapshot.clone()).await.unwrap();
+        service.load_demo().await.unwrap();
+        let covered = service.save_snapshot().await.unwrap().unwrap();
+        assert!(covered > 1_000);
+        // More events after the snapshot, which a restart must catch up on.
+        let retract = domain::Command::RetractEvent(events_schema::EventRetracted {
+            retracted_event_id: service.store().read_all(covered - 3, 1).await.unwrap()[0].event_id,
+            retracted_by: events_schema::EntityId::new("cadre-1").unwrap(),
+            reason: "entered twice".into(),
+        });
+        let meta = service::CommandMeta {
+            event_id: None,
+            occurred_at: None,
+            actor: events_schema::EntityId::new("cadre-1").unwrap(),
+            correlation_id: None,
+        };
+        service.execute(&retract, &meta, events_schema::Timestamp::now()).await.unwrap();
+    }
+    let from_snapshot = {
+        let service = Service::open_with_snapshot(open_store(), zone.clone(), snapshot.clone()).await.unwrap();
+        assert!(service.started_from() > 1_000, "the snapshot was used");
+        let status = service.status(moment, None).await.unwrap();
+        let report =
+            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En);
+        let replay = serde_json::to_string(&service.replay(date(2020, 2, 20), None).await.unwrap()).unwrap();
+        (serde_json::to_string(&status).unwrap(), report, replay, service.position().await)
+    };
+    let from_zero = {
+        let service = Service::open(open_store(), zone.clone()).await.unwrap();
+        let status = service.status(moment, None).await.unwrap();
+        let report =
+            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En);
+        let replay = serde_json::to_string(&service.replay(date(2020, 2, 20), None).await.unwrap()).unwrap();
+        (serde_json::to_string(&status).unwrap(), report, replay, service.position().await)
+    };
+    assert_eq!(from_snapshot, from_zero);
+    // A snapshot of other projection code is ignored, and the views rebuilt from 0.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    bytes[8..12].copy_from_slice(&(service::PROJECTION_CODE_VERSION + 1).to_be_bytes());
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let service = Service::open_with_snapshot(open_store(), zone, snapshot).await.unwrap();
+    assert_eq!(service.started_from(), 0, "the snapshot was ignored");
+    assert_eq!(serde_json::to_string(&service.status(moment, None).await.unwrap()).unwrap(), from_zero.0);
+}

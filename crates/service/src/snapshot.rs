@@ -1,0 +1,99 @@
+//! Snapshots of the views: their position in the log, the hash of the event there, and a
+//! version of the projection code. A snapshot from other code, another time zone or another
+//! log is not used: the views are rebuilt from position 0 instead.
+//!
+//! File layout: `GWSNAP01`, the code version (u32 BE), then bincode of `Saved`.
+
+use std::path::Path;
+
+use events_schema::{ChainHash, EntityId};
+use jiff::tz::TimeZone;
+use projections::{BoardState, CheckpointBoard, IssueBoard, Registry};
+use serde::{Deserialize, Serialize};
+use store::{EventStore, StoreError};
+
+use crate::Views;
+
+/// Raise this whenever a fold (domain state or projection) changes what it derives from
+/// the same events: every older snapshot is then ignored and the views rebuilt from 0.
+pub const PROJECTION_CODE_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 8] = b"GWSNAP01";
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    time_zone: String,
+    position: u64,
+    hash: ChainHash,
+    domain: domain::State,
+    registry: Registry,
+    board: BoardState,
+    issues: IssueBoard,
+    stream_versions: Vec<(EntityId, u64)>,
+}
+
+pub(crate) fn save(path: &Path, views: &Views, time_zone: &TimeZone, hash: ChainHash) -> Result<(), StoreError> {
+    let saved = Saved {
+        time_zone: time_zone.iana_name().unwrap_or_default().to_owned(),
+        position: views.position,
+        hash,
+        domain: views.domain.clone(),
+        registry: views.registry.clone(),
+        board: views.checkpoints.state().clone(),
+        issues: views.issues.clone(),
+        stream_versions: views.stream_versions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    };
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&PROJECTION_CODE_VERSION.to_be_bytes());
+    bincode::serde::encode_into_std_write(&saved, &mut bytes, bincode::config::standard())
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, &bytes)?;
+    std::fs::File::open(&temporary)?.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// The views of the snapshot at `path`, if there is one and it is usable with `store`.
+pub(crate) async fn load<S: EventStore>(
+    path: &Path,
+    time_zone: &TimeZone,
+    store: &S,
+) -> Result<Option<Views>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let Some(body) = bytes.strip_prefix(MAGIC) else {
+        tracing::warn!(path = %path.display(), "not a snapshot; rebuilding the views");
+        return Ok(None);
+    };
+    let (version, body) = body.split_at(4.min(body.len()));
+    if version != PROJECTION_CODE_VERSION.to_be_bytes() {
+        tracing::info!("snapshot from other projection code; rebuilding the views from position 0");
+        return Ok(None);
+    }
+    let Ok((saved, _)) = bincode::serde::decode_from_slice::<Saved, _>(body, bincode::config::standard()) else {
+        tracing::warn!(path = %path.display(), "undecodable snapshot; rebuilding the views");
+        return Ok(None);
+    };
+    if Some(saved.time_zone.as_str()) != time_zone.iana_name() {
+        return Ok(None);
+    }
+    if saved.position > 0 {
+        let here = store.read_all(saved.position, 1).await?;
+        if here.first().map(|event| (event.global_position, event.hash)) != Some((saved.position, saved.hash)) {
+            tracing::warn!("the snapshot belongs to another log; rebuilding the views");
+            return Ok(None);
+        }
+    }
+    Ok(Some(Views {
+        domain: saved.domain,
+        registry: saved.registry,
+        checkpoints: CheckpointBoard::restore(time_zone.clone(), saved.board),
+        issues: saved.issues.restored(),
+        stream_versions: saved.stream_versions.into_iter().collect(),
+        position: saved.position,
+    }))
+}
