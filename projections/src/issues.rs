@@ -270,7 +270,8 @@ fn derive(issue_id: &EntityId, history: &[Entry]) -> Option<IssueRecord> {
                 }
             }
             Step::Action { action } => {
-                record.first_action_at.get_or_insert(at);
+                // The earliest action, whatever order the actions reached the log in.
+                record.first_action_at = Some(record.first_action_at.map_or(at, |first| first.min(at)));
                 record.actions.push(action.clone());
                 if record.state != IssueState::Escalated {
                     record.state = IssueState::InProgress;

@@ -155,11 +155,18 @@ impl CheckpointBoard {
                 let target = correction.corrected_event_id;
                 match correction.replacement.as_ref() {
                     Event::PatrolCheckRecorded(e) => {
+                        // The corrected check keeps the time the original was made; one no
+                        // longer among the recent checks stays out of them.
+                        let mut original_time = None;
                         for checkpoint in self.state.checkpoints.values_mut() {
+                            if let Some(original) =
+                                checkpoint.recent_checks.iter().find(|check| check.event_id == target)
+                            {
+                                original_time = Some(original.checked_at);
+                            }
                             checkpoint.recent_checks.retain(|check| check.event_id != target);
                         }
-                        // The corrected check keeps the time the original was made.
-                        let checked_at = recorded.occurred_at;
+                        let Some(checked_at) = original_time else { return };
                         self.add_check(
                             &e.checkpoint_id,
                             CheckRecord {

@@ -256,6 +256,10 @@ fn coverage(
     to: Date,
     time_zone: &TimeZone,
 ) -> (Option<u32>, Vec<String>) {
+    // A schedule without an interval (only possible through a raw append) asks for nothing.
+    if interval_minutes == 0 {
+        return (None, Vec::new());
+    }
     let interval = i64::from(interval_minutes) * 60_000_000;
     let mut expected = 0u32;
     let mut gaps = Vec::new();
@@ -267,7 +271,7 @@ fn coverage(
         if let (Ok(start), Ok(end)) = (start, end) {
             let (start, end) = (Timestamp::from_jiff(start.timestamp()), Timestamp::from_jiff(end.timestamp()));
             let window = end.as_microsecond() - start.as_microsecond();
-            expected += (window / interval) as u32;
+            expected = expected.saturating_add(u32::try_from(window / interval).unwrap_or(u32::MAX));
             let mut times: Vec<Timestamp> =
                 checks.iter().map(|(at, _)| *at).filter(|at| start <= *at && *at < end).collect();
             times.sort();

@@ -123,7 +123,10 @@ pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     match service.execute(&command, &meta, Timestamp::now()).await {
         Ok(committed) => {
-            service.save_snapshot().await?;
+            // The event is in the log: a snapshot that cannot be saved is only a slower start.
+            if let Err(error) = service.save_snapshot().await {
+                tracing::warn!(%error, "saving the views' snapshot failed");
+            }
             let stream_id = command.stream_id().map_err(bad_input)?;
             let output = serde_json::json!({
                 "stream_id": stream_id.as_str(),
@@ -190,7 +193,9 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
 pub async fn demo(cli: &Cli) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     let events = service.load_demo().await.map_err(|error| Failure::Operating(error.into()))?;
-    service.save_snapshot().await?;
+    if let Err(error) = service.save_snapshot().await {
+        tracing::warn!(%error, "saving the views' snapshot failed");
+    }
     println!(
         "the demo month ({} to {}) is in {}: {events} events",
         service::demo::DEMO_FIRST_DAY,

@@ -197,14 +197,28 @@ impl<S: EventStore> Service<S> {
         let target =
             target.map(|event| domain::TargetEvent { event_id: event.event_id, event_type: event.event.event_type() });
         let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone(), target };
-        // A retry of a command already in the log: the store answers with the original
-        // positions, whatever the rules would say now.
-        let retried = match meta.event_id {
-            Some(event_id) => self.store.read_event(event_id).await?.is_some(),
-            None => false,
-        };
         for _ in 0..CONFLICT_RETRIES_MAX {
             self.catch_up().await?;
+            // A retry of a command already in the log (checked on every attempt: a
+            // concurrent identical retry may have just landed) gets the original answer,
+            // whatever the rules would say now; the same id on different content is refused.
+            let retried = match meta.event_id {
+                Some(event_id) => match self.store.read_event(event_id).await? {
+                    Some(stored) => {
+                        let same =
+                            stored.stream_id == stream_id && domain::events_of(command).first() == Some(&stored.event);
+                        if !same {
+                            return Err(ServiceError::Rejected(Rejection::EventIdInUse {
+                                event_id,
+                                global_position: stored.global_position,
+                            }));
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            };
             let (events, expected) = {
                 let views = self.views.read().await;
                 let events = if retried {

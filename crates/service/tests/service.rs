@@ -300,3 +300,24 @@ async fn corrections_find_their_target_in_the_log() {
     }
     assert_eq!(service.status(Timestamp::now(), None).await.unwrap().checkpoints[0].open_issues, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_reused_for_a_different_command_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    for command in world() {
+        service.execute(&command, &meta(), Timestamp::now()).await.unwrap();
+    }
+    let with_id = CommandMeta { event_id: Some(Uuid::now_v7()), ..meta() };
+    service.execute(&raise("courier"), &with_id, Timestamp::now()).await.unwrap();
+    let resolve = Command::ResolveIssue(GateIssueResolved {
+        issue_id: id("courier"),
+        resolved_by: id("staff-1"),
+        resolution: "done".into(),
+    });
+    match service.execute(&resolve, &with_id, Timestamp::now()).await {
+        Err(ServiceError::Rejected(store::Rejection::EventIdInUse { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(service.status(Timestamp::now(), None).await.unwrap().checkpoints[0].open_issues, 1);
+}
