@@ -18,10 +18,12 @@ pub struct Context {
 }
 
 /// What the rules need to know about the event a correction or retraction names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetEvent {
     pub event_id: uuid::Uuid,
     pub event_type: &'static str,
+    /// The stream it was recorded in: a replacement must belong to the same entity.
+    pub stream_id: EntityId,
 }
 
 /// Something a person (or the system, for day seals) asks to do. In JSON:
@@ -64,6 +66,44 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command that records `event`.
+    pub fn recording(event: Event) -> Command {
+        match event {
+            Event::CommunityRegistered(e) => e.into(),
+            Event::GridRegistered(e) => e.into(),
+            Event::SiteRegistered(e) => e.into(),
+            Event::CheckpointRegistered(e) => e.into(),
+            Event::CheckpointClosed(e) => e.into(),
+            Event::CheckpointReopened(e) => e.into(),
+            Event::StaffRegistered(e) => e.into(),
+            Event::TeamFormed(e) => e.into(),
+            Event::CheckpointScheduleSet(e) => e.into(),
+            Event::PatrolCheckRecorded(e) => e.into(),
+            Event::TrafficTallyRecorded(e) => e.into(),
+            Event::InspectionRecorded(e) => e.into(),
+            Event::PatrolRoundStarted(e) => e.into(),
+            Event::PatrolRoundItemTicked(e) => e.into(),
+            Event::PatrolRoundCompleted(e) => e.into(),
+            Event::GateIssueRaised(e) => e.into(),
+            Event::GateIssueAcknowledged(e) => e.into(),
+            Event::GateIssueAssigned(e) => e.into(),
+            Event::GateIssueActionTaken(e) => e.into(),
+            Event::GateIssueEscalated(e) => e.into(),
+            Event::GateIssueResolved(e) => e.into(),
+            Event::GateIssueResolutionVerified(e) => e.into(),
+            Event::GateIssueReopened(e) => e.into(),
+            Event::QuarantineReleaseNoticeDelivered(e) => e.into(),
+            Event::SuppliesDelivered(e) => e.into(),
+            Event::DirectiveReceived(e) => e.into(),
+            Event::LedgerTaskAssigned(e) => e.into(),
+            Event::LedgerTaskCompleted(e) => e.into(),
+            Event::FieldNoteRecorded(e) => e.into(),
+            Event::EventCorrected(e) => e.into(),
+            Event::EventRetracted(e) => e.into(),
+            Event::DaySealed(e) => e.into(),
+        }
+    }
+
     /// The stream its events are appended to: one per entity (`checkpoint:gate-1`,
     /// `issue:courier-0220`), so that concurrent commands on different entities never
     /// conflict and those on the same entity are ordered by its stream version.

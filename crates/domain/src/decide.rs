@@ -3,7 +3,7 @@
 use events_schema::{EntityId, Event, OCCURRED_AT_SKEW_MICROS_MAX};
 
 use crate::state::IssueStatus;
-use crate::{Command, Context, State};
+use crate::{Command, Context, State, TargetEvent};
 
 /// Why a command was refused. Nothing is recorded for a refused command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -92,18 +92,48 @@ impl State {
         if round.completed { Err(DomainError::RoundCompleted(round_id.clone())) } else { Ok(round) }
     }
 
-    /// The type of the live event `event_id` (the context's target), for corrections and
-    /// retractions.
-    fn correctable(&self, event_id: uuid::Uuid, context: &Context) -> Result<&'static str, DomainError> {
-        let target =
-            context.target.filter(|target| target.event_id == event_id).ok_or_else(|| unknown("event", event_id))?;
+    /// The live event `event_id` (the context's target), for corrections and retractions.
+    fn live_target<'a>(&self, event_id: uuid::Uuid, context: &'a Context) -> Result<&'a TargetEvent, DomainError> {
+        let target = context
+            .target
+            .as_ref()
+            .filter(|target| target.event_id == event_id)
+            .ok_or_else(|| unknown("event", event_id))?;
         if self.retracted.contains(&event_id) {
             return Err(DomainError::EventRetracted(event_id));
         }
-        match target.event_type {
-            "EventCorrected" | "EventRetracted" | "DaySealed" => Err(DomainError::NotCorrectable(target.event_type)),
-            event_type => Ok(event_type),
-        }
+        Ok(target)
+    }
+}
+
+/// What may be done to an event once it is recorded: (corrected, retracted). Facts without a
+/// lifecycle may be both; registrations and a task's assignment may have their details
+/// corrected; an issue raised by mistake may be withdrawn. Lifecycle steps (closing,
+/// schedules, resolving, verifying, reopening, completing) are undone by the next step, not
+/// by a retraction, so that the rules' state and every view stay in step.
+fn amendable(event_type: &str) -> (bool, bool) {
+    match event_type {
+        "PatrolCheckRecorded"
+        | "TrafficTallyRecorded"
+        | "InspectionRecorded"
+        | "GateIssueAcknowledged"
+        | "GateIssueAssigned"
+        | "GateIssueActionTaken"
+        | "GateIssueEscalated"
+        | "QuarantineReleaseNoticeDelivered"
+        | "SuppliesDelivered"
+        | "DirectiveReceived"
+        | "FieldNoteRecorded"
+        | "GateIssueRaised" => (true, true),
+        "CommunityRegistered"
+        | "GridRegistered"
+        | "SiteRegistered"
+        | "CheckpointRegistered"
+        | "StaffRegistered"
+        | "TeamFormed"
+        | "LedgerTaskAssigned"
+        | "PatrolRoundStarted" => (true, false),
+        _ => (false, false),
     }
 }
 
@@ -319,19 +349,51 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         Command::CorrectEvent(e) => {
             state.staff_known(&e.corrected_by)?;
             require_text(&e.reason, "the reason")?;
-            let target = state.correctable(e.corrected_event_id, context)?;
+            let target = state.live_target(e.corrected_event_id, context)?;
+            if !amendable(target.event_type).0 {
+                return Err(DomainError::NotCorrectable(target.event_type));
+            }
             let replacement = e.replacement.event_type();
-            if target != replacement {
-                return Err(DomainError::ReplacementTypeMismatch { target, replacement });
+            if target.event_type != replacement {
+                return Err(DomainError::ReplacementTypeMismatch { target: target.event_type, replacement });
+            }
+            let replacement = Command::recording(e.replacement.as_ref().clone());
+            if replacement.stream_id().ok().as_ref() != Some(&target.stream_id) {
+                return Err(DomainError::Invalid(format!(
+                    "a correction of an event of {} must be about the same entity",
+                    target.stream_id
+                )));
+            }
+            // The replacement must hold on its own, except that the entity it registers or
+            // raises exists already (it is the one being corrected).
+            if !matches!(
+                replacement,
+                Command::RegisterCommunity(_)
+                    | Command::RegisterGrid(_)
+                    | Command::RegisterSite(_)
+                    | Command::RegisterCheckpoint(_)
+                    | Command::RegisterStaff(_)
+                    | Command::FormTeam(_)
+                    | Command::RaiseIssue(_)
+                    | Command::AssignLedgerTask(_)
+                    | Command::StartRound(_)
+            ) {
+                check(state, &replacement, context)?;
             }
             Ok(())
         }
         Command::RetractEvent(e) => {
             state.staff_known(&e.retracted_by)?;
             require_text(&e.reason, "the reason")?;
-            state.correctable(e.retracted_event_id, context).map(|_| ())
+            let target = state.live_target(e.retracted_event_id, context)?;
+            if !amendable(target.event_type).1 {
+                return Err(DomainError::NotCorrectable(target.event_type));
+            }
+            Ok(())
         }
-        Command::SealDay(_) => Ok(()),
+        Command::SealDay(_) => {
+            Err(DomainError::Invalid("day seals are computed from the log, not recorded by hand".into()))
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct State {
     /// Ledger task -> completed.
     pub(crate) ledger_tasks: HashMap<EntityId, bool>,
     pub(crate) retracted: HashSet<Uuid>,
+    /// The event that raised each issue, so that retracting it withdraws the issue.
+    pub(crate) raised_by_event: HashMap<Uuid, EntityId>,
     /// The last global position applied.
     pub global_position: u64,
 }
@@ -51,6 +53,9 @@ impl State {
     pub fn apply(&mut self, recorded: &RecordedEvent) {
         assert!(recorded.global_position > self.global_position, "events are applied in log order");
         self.global_position = recorded.global_position;
+        if let Event::GateIssueRaised(e) = &recorded.event {
+            self.raised_by_event.insert(recorded.event_id, e.issue_id.clone());
+        }
         self.apply_event(&recorded.event);
     }
 
@@ -121,6 +126,10 @@ impl State {
             }
             Event::EventRetracted(e) => {
                 self.retracted.insert(e.retracted_event_id);
+                // An issue raised by mistake is withdrawn (its id may be raised again).
+                if let Some(issue_id) = self.raised_by_event.remove(&e.retracted_event_id) {
+                    self.issues.remove(&issue_id);
+                }
             }
             // A corrected registration registers what it should have said (an id typed
             // wrongly becomes known under the right one); what corrections change beyond

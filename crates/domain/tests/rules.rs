@@ -53,7 +53,7 @@ fn given(events: Vec<Event>) -> State {
         let position = index as u64 + 1;
         state.apply(&RecordedEvent {
             global_position: position,
-            stream_id: id("s"),
+            stream_id: Command::recording(event.clone()).stream_id().unwrap(),
             stream_version: position,
             event_id: event_id(position),
             occurred_at: at("2020-02-20T09:00:00+08:00"),
@@ -81,9 +81,10 @@ fn context() -> Context {
     }
 }
 
-/// The context of a correction or retraction whose target the log holds as `event_type`.
-fn naming(event_id: Uuid, event_type: &'static str) -> Context {
-    Context { target: Some(domain::TargetEvent { event_id, event_type }), ..context() }
+/// The context of a correction or retraction whose target the log holds as `event_type`
+/// in `stream`.
+fn naming(event_id: Uuid, event_type: &'static str, stream: &str) -> Context {
+    Context { target: Some(domain::TargetEvent { event_id, event_type, stream_id: id(stream) }), ..context() }
 }
 
 /// Asserts that `command` after `events` records exactly its own event.
@@ -274,7 +275,7 @@ fn corrections_and_retractions_name_a_live_event_of_the_same_type() {
             replacement: Box::new(replacement),
         })
     };
-    let the_check = naming(event_id(7), "PatrolCheckRecorded");
+    let the_check = naming(event_id(7), "PatrolCheckRecorded", "checkpoint:gate-1");
     assert!(decide(&state, &correction(event_id(7), check(CheckResult::Ok).into()), &the_check).is_ok());
     // The log holds no such event: the caller found no target.
     assert_eq!(
@@ -305,7 +306,7 @@ fn corrections_and_retractions_name_a_live_event_of_the_same_type() {
         decide(&retracted, &correction(event_id(7), check(CheckResult::Ok).into()), &the_check),
         Err(DomainError::EventRetracted(event_id(7)))
     );
-    let of_the_retraction = naming(event_id(8), "EventRetracted");
+    let of_the_retraction = naming(event_id(8), "EventRetracted", "corrections");
     assert_eq!(
         decide(
             &retracted,
@@ -314,6 +315,62 @@ fn corrections_and_retractions_name_a_live_event_of_the_same_type() {
         ),
         Err(DomainError::NotCorrectable("EventRetracted"))
     );
+}
+
+#[test]
+fn replacements_hold_on_their_own_and_lifecycle_steps_are_not_retracted() {
+    let events =
+        with(world(), [check(CheckResult::IssueFound).into(), raised("courier").into(), resolved("courier").into()]);
+    let state = given(events.clone());
+    let the_check = naming(event_id(7), "PatrolCheckRecorded", "checkpoint:gate-1");
+    let correct = |replacement: PatrolCheckRecorded| {
+        Command::CorrectEvent(EventCorrected {
+            corrected_event_id: event_id(7),
+            corrected_by: id("staff-2"),
+            reason: "typo".into(),
+            replacement: Box::new(replacement.into()),
+        })
+    };
+    let mut elsewhere = check(CheckResult::Ok);
+    elsewhere.checkpoint_id = id("gate-2");
+    assert!(matches!(decide(&state, &correct(elsewhere), &the_check), Err(DomainError::Invalid(_))), "another entity");
+    let mut by_nobody = check(CheckResult::Ok);
+    by_nobody.staff_id = id("staff-9");
+    assert_eq!(
+        decide(&state, &correct(by_nobody), &the_check),
+        Err(DomainError::Unknown { kind: "staff member", id: "staff-9".into() })
+    );
+    // A resolution is undone by reopening, not by retracting it.
+    let retract = |target: u64| {
+        Command::RetractEvent(EventRetracted {
+            retracted_event_id: event_id(target),
+            retracted_by: id("staff-2"),
+            reason: "oops".into(),
+        })
+    };
+    assert_eq!(
+        decide(&state, &retract(9), &naming(event_id(9), "GateIssueResolved", "issue:courier")),
+        Err(DomainError::NotCorrectable("GateIssueResolved"))
+    );
+    // An issue raised by mistake is withdrawn: nothing can be done to it afterwards, and its id is free again.
+    assert!(decide(&state, &retract(8), &naming(event_id(8), "GateIssueRaised", "issue:courier")).is_ok());
+    let withdrawn = given(with(
+        events,
+        [EventRetracted { retracted_event_id: event_id(8), retracted_by: id("staff-2"), reason: "oops".into() }.into()],
+    ));
+    assert_eq!(
+        decide(&withdrawn, &Command::ActOnIssue(action("courier")), &context()),
+        Err(DomainError::Unknown { kind: "issue", id: "courier".into() })
+    );
+    assert!(decide(&withdrawn, &Command::RaiseIssue(raised("courier")), &context()).is_ok());
+    let seal = DaySealed {
+        local_day: jiff::civil::date(2020, 2, 20),
+        time_zone: "Asia/Shanghai".into(),
+        last_global_position: 1,
+        chain_hash: "00".into(),
+        event_count: 1,
+    };
+    assert!(matches!(decide(&state, &Command::SealDay(seal), &context()), Err(DomainError::Invalid(_))));
 }
 
 #[test]

@@ -194,8 +194,11 @@ impl<S: EventStore> Service<S> {
             Command::RetractEvent(e) => self.store.read_event(e.retracted_event_id).await?,
             _ => None,
         };
-        let target =
-            target.map(|event| domain::TargetEvent { event_id: event.event_id, event_type: event.event.event_type() });
+        let target = target.map(|event| domain::TargetEvent {
+            event_id: event.event_id,
+            event_type: event.event.event_type(),
+            stream_id: event.stream_id,
+        });
         let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone(), target };
         for _ in 0..CONFLICT_RETRIES_MAX {
             self.catch_up().await?;
