@@ -6,7 +6,7 @@
 //!
 //! Computed from the events when asked (like the timeline), deterministic for the same events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use events_schema::{CheckResult, EntityId, Event, IssueCategory, RecordedEvent, Timestamp};
 use jiff::civil::{Date, Time};
@@ -97,22 +97,38 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
         .and_then(|next| next.to_datetime(Time::MIN).to_zoned_datetime(time_zone.clone()).ok())
         .map(|zoned| Timestamp::from_jiff(zoned.timestamp()));
     let known_by_end: Vec<&RecordedEvent> = log.iter().filter(|e| end.is_none_or(|end| e.occurred_at < end)).collect();
+    // Corrections and retractions count whenever they were made: a report shows the
+    // corrected state of its period, even when the correction came later.
+    let mut retracted: BTreeSet<uuid::Uuid> = BTreeSet::new();
+    let mut replacements: HashMap<uuid::Uuid, &Event> = HashMap::new();
+    for event in log {
+        match &event.event {
+            Event::EventRetracted(r) => {
+                retracted.insert(r.retracted_event_id);
+            }
+            Event::EventCorrected(c) => {
+                replacements.insert(c.corrected_event_id, &c.replacement);
+            }
+            _ => {}
+        }
+    }
+    let later_amendments = log
+        .iter()
+        .filter(|e| end.is_some_and(|end| e.occurred_at >= end))
+        .filter(|e| matches!(e.event, Event::EventCorrected(_) | Event::EventRetracted(_)));
     let mut registry = Registry::default();
     let mut board = IssueBoard::default();
-    for event in &known_by_end {
+    for event in known_by_end.iter().copied().chain(later_amendments) {
         registry.apply(event);
         board.apply(event);
     }
     let site_of = |checkpoint_id: &EntityId| registry.checkpoints.get(checkpoint_id).map(|c| c.site_id.clone());
     let in_site = |checkpoint_id: &EntityId| site.is_none_or(|site| site_of(checkpoint_id).as_ref() == Some(site));
-    let retracted: BTreeSet<uuid::Uuid> = known_by_end
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::EventRetracted(r) => Some(r.retracted_event_id),
-            _ => None,
-        })
-        .collect();
     let standing = |e: &&&RecordedEvent| !retracted.contains(&e.event_id);
+    // What an event says once corrected.
+    let effective = |e: &RecordedEvent| -> Event {
+        replacements.get(&e.event_id).map_or_else(|| e.event.clone(), |r| (*r).clone())
+    };
 
     // Checks and schedules per checkpoint.
     let mut schedules = BTreeMap::new();
@@ -141,9 +157,19 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
         seal_hash: String::new(),
     };
     let issue_in_site = |issue_id: &EntityId| board.issue(issue_id).is_some_and(|issue| in_site(&issue.checkpoint_id));
+    // Whether an event is about `site` (always, without a site filter).
+    let about_site = |event: &Event| {
+        site.is_none_or(|site| {
+            crate::timeline::entities_of(event)
+                .iter()
+                .any(|id| id == site || (registry.checkpoints.contains_key(id) && in_site(id)) || issue_in_site(id))
+        })
+    };
+    let by_id: HashMap<uuid::Uuid, &RecordedEvent> = log.iter().map(|e| (e.event_id, e)).collect();
     for event in known_by_end.iter().filter(standing) {
         let during = in_range(event.occurred_at);
-        match &event.event {
+        let payload = effective(event);
+        match &payload {
             Event::CheckpointScheduleSet(e) => {
                 schedules.insert(e.checkpoint_id.clone(), (e.check_interval_minutes, e.active_from, e.active_until));
             }
@@ -174,19 +200,32 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
                 summary.quarantine_releases += 1;
             }
             Event::InspectionRecorded(e) if during && site.is_none_or(|s| *s == e.site_id) => summary.inspections += 1,
-            Event::TrafficTallyRecorded(e) if in_range(e.period_start) && in_site(&e.checkpoint_id) => {
+            Event::FieldNoteRecorded(e) if during && site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
+                summary.field_notes.push(format!("{} {}: {}", clock(event.occurred_at, time_zone), e.author, e.text));
+            }
+            Event::EventCorrected(c)
+                if during && by_id.get(&c.corrected_event_id).is_some_and(|t| about_site(&t.event)) =>
+            {
+                summary.corrections += 1;
+            }
+            Event::EventRetracted(r)
+                if during && by_id.get(&r.retracted_event_id).is_some_and(|t| about_site(&t.event)) =>
+            {
+                summary.retractions += 1;
+            }
+            _ => {}
+        }
+    }
+    // Tallies count on the day their period starts, whenever they were recorded.
+    for event in log.iter().filter(|e| !retracted.contains(&e.event_id)) {
+        if let Event::TrafficTallyRecorded(e) = effective(event) {
+            if in_range(e.period_start) && in_site(&e.checkpoint_id) {
                 summary.tallies.people_screened += u64::from(e.people_screened);
                 summary.tallies.vehicles += u64::from(e.vehicles);
                 summary.tallies.fever_flags += u64::from(e.fever_flags);
                 summary.tallies.refused_scans += u64::from(e.refused_scans);
                 summary.tallies.temporary_passes_issued += u64::from(e.temporary_passes_issued);
             }
-            Event::FieldNoteRecorded(e) if during && site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
-                summary.field_notes.push(format!("{} {}: {}", clock(event.occurred_at, time_zone), e.author, e.text));
-            }
-            Event::EventCorrected(_) if during => summary.corrections += 1,
-            Event::EventRetracted(_) if during => summary.retractions += 1,
-            _ => {}
         }
     }
     for (checkpoint_id, info) in &registry.checkpoints {

@@ -587,3 +587,93 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
         serde_json::to_string(&summary(&log, &zone, twentieth, twentieth, None)).unwrap()
     );
 }
+
+#[test]
+fn a_report_shows_the_corrected_state_of_its_period_even_when_corrected_later() {
+    let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
+    let mut log = Vec::new();
+    let mut push = |occurred: &str, event: Event| {
+        let position = log.len() as u64 + 1;
+        log.push(RecordedEvent {
+            global_position: position,
+            stream_id: id("s"),
+            stream_version: position,
+            event_id: event_id(position),
+            occurred_at: at(occurred),
+            recorded_at: at(occurred),
+            actor: id("staff-1"),
+            correlation_id: None,
+            causation_id: None,
+            event,
+            hash: [position as u8; 32],
+        });
+    };
+    let setup = "2020-02-19T08:00:00+08:00";
+    push(setup, CommunityRegistered { community_id: id("minxin"), name: "Minxin".into(), parent_area: None }.into());
+    push(setup, GridRegistered { grid_id: id("grid-3"), community_id: id("minxin"), name: "Grid 3".into() }.into());
+    for site in ["longwu", "jiaduoli"] {
+        push(
+            setup,
+            SiteRegistered {
+                site_id: id(site),
+                grid_id: id("grid-3"),
+                name: site.into(),
+                kind: SiteKind::ResidentialCompound,
+            }
+            .into(),
+        );
+    }
+    push(
+        setup,
+        CheckpointRegistered { checkpoint_id: id("longwu-main"), site_id: id("longwu"), name: "Main gate".into() }
+            .into(),
+    );
+    push(
+        setup,
+        CheckpointRegistered { checkpoint_id: id("jiaduoli-1"), site_id: id("jiaduoli"), name: "Gate 1".into() }.into(),
+    );
+    let tally = |start: &str, end: &str, people: u32| TrafficTallyRecorded {
+        checkpoint_id: id("longwu-main"),
+        recorded_by: id("staff-1"),
+        period_start: at(start),
+        period_end: at(end),
+        people_screened: people,
+        vehicles: 0,
+        fever_flags: 0,
+        refused_scans: 0,
+        temporary_passes_issued: 0,
+    };
+    push("2020-02-20T12:05:00+08:00", tally("2020-02-20T07:00:00+08:00", "2020-02-20T12:00:00+08:00", 300).into()); // 7
+    push("2020-02-20T10:00:00+08:00", check("longwu-main", CheckResult::IssueFound).into()); // 8
+    // The night shift's tally, recorded the next morning, belongs to the 20th.
+    push("2020-02-21T06:10:00+08:00", tally("2020-02-20T22:00:00+08:00", "2020-02-21T06:00:00+08:00", 77).into()); // 9
+    // The next day: the noon tally corrected (300 was 30), the check retracted.
+    push(
+        "2020-02-21T09:00:00+08:00",
+        EventCorrected {
+            corrected_event_id: event_id(7),
+            corrected_by: id("staff-1"),
+            reason: "typo".into(),
+            replacement: Box::new(tally("2020-02-20T07:00:00+08:00", "2020-02-20T12:00:00+08:00", 30).into()),
+        }
+        .into(),
+    );
+    push(
+        "2020-02-21T09:05:00+08:00",
+        EventRetracted { retracted_event_id: event_id(8), retracted_by: id("staff-1"), reason: "wrong gate".into() }
+            .into(),
+    );
+    let twentieth = jiff::civil::date(2020, 2, 20);
+    let day = summary(&log, &zone, twentieth, twentieth, None);
+    assert_eq!(day.tallies.people_screened, 30 + 77);
+    let longwu = day.checks.iter().find(|c| c.checkpoint_id == id("longwu-main")).unwrap();
+    assert_eq!((longwu.checks, longwu.issues_found), (0, 0));
+    // The amendments were made on the 21st: that day's report counts them, for its site only.
+    let next = jiff::civil::date(2020, 2, 21);
+    let next_day = summary(&log, &zone, next, next, None);
+    assert_eq!((next_day.corrections, next_day.retractions), (1, 1));
+    let other_site = summary(&log, &zone, next, next, Some(&id("jiaduoli")));
+    assert_eq!((other_site.corrections, other_site.retractions), (0, 0));
+    let own_site = summary(&log, &zone, next, next, Some(&id("longwu")));
+    assert_eq!((own_site.corrections, own_site.retractions), (1, 1));
+}
