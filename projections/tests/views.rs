@@ -21,6 +21,31 @@ fn event_id(n: u64) -> Uuid {
     Uuid::from_u128(0x0170_6a4b_2c00_7000_8000_0000_0000_0000 | u128::from(n))
 }
 
+/// A log of `events`, each as (when it happened, when it was recorded, what), at positions
+/// 1, 2, 3, ... with ids `event_id(position)`.
+fn log_of(events: Vec<(&str, &str, Event)>) -> Vec<RecordedEvent> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, (occurred, recorded, event))| {
+            let position = index as u64 + 1;
+            RecordedEvent {
+                global_position: position,
+                stream_id: id("s"),
+                stream_version: position,
+                event_id: event_id(position),
+                occurred_at: at(occurred),
+                recorded_at: at(recorded),
+                actor: id("staff-1"),
+                correlation_id: None,
+                causation_id: None,
+                event,
+                hash: [position as u8; 32],
+            }
+        })
+        .collect()
+}
+
 /// The views, fed `events` (each with the time it happened) in order.
 struct Views {
     registry: Registry,
@@ -370,23 +395,9 @@ fn tallies_count_on_their_local_day_and_can_be_taken_back() {
 #[test]
 fn the_timeline_holds_the_local_day_in_field_order_with_amendments_and_late_arrivals() {
     let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
-    let mut log = Vec::new();
-    let mut push = |occurred: &str, recorded: &str, event: Event| {
-        let position = log.len() as u64 + 1;
-        log.push(RecordedEvent {
-            global_position: position,
-            stream_id: id("s"),
-            stream_version: position,
-            event_id: event_id(position),
-            occurred_at: at(occurred),
-            recorded_at: at(recorded),
-            actor: id("staff-1"),
-            correlation_id: None,
-            causation_id: None,
-            event,
-            hash: [0; 32],
-        });
-    };
+    let mut entries: Vec<(&str, &str, Event)> = Vec::new();
+    let mut push =
+        |occurred: &'static str, recorded: &'static str, event: Event| entries.push((occurred, recorded, event));
     // 23:30 local on the 19th is 15:30 UTC: the 19th, not the 20th.
     push("2020-02-19T23:30:00+08:00", "2020-02-19T23:30:00+08:00", check("longwu-main", CheckResult::Ok).into());
     push(
@@ -414,6 +425,7 @@ fn the_timeline_holds_the_local_day_in_field_order_with_amendments_and_late_arri
         EventRetracted { retracted_event_id: event_id(2), retracted_by: id("staff-2"), reason: "wrong gate".into() }
             .into(),
     );
+    let log = log_of(entries);
     let day = jiff::civil::date(2020, 2, 20);
     let entries = timeline(&log, &zone, day, None);
     assert_eq!(
@@ -448,23 +460,8 @@ fn the_timeline_holds_the_local_day_in_field_order_with_amendments_and_late_arri
 #[test]
 fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day() {
     let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
-    let mut log = Vec::new();
-    let mut push = |occurred: &str, event: Event| {
-        let position = log.len() as u64 + 1;
-        log.push(RecordedEvent {
-            global_position: position,
-            stream_id: id("s"),
-            stream_version: position,
-            event_id: event_id(position),
-            occurred_at: at(occurred),
-            recorded_at: at(occurred),
-            actor: id("staff-1"),
-            correlation_id: None,
-            causation_id: None,
-            event,
-            hash: [position as u8; 32],
-        });
-    };
+    let mut entries: Vec<(&str, &str, Event)> = Vec::new();
+    let mut push = |occurred: &'static str, event: Event| entries.push((occurred, occurred, event));
     let setup = "2020-02-19T08:00:00+08:00";
     push(setup, CommunityRegistered { community_id: id("minxin"), name: "Minxin".into(), parent_area: None }.into());
     push(setup, GridRegistered { grid_id: id("grid-3"), community_id: id("minxin"), name: "Grid 3".into() }.into());
@@ -550,6 +547,7 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
         }
         .into(),
     );
+    let log = log_of(entries);
     let twentieth = jiff::civil::date(2020, 2, 20);
     let day = summary(&log, &zone, twentieth, twentieth, None);
     let gate = &day.checks[0];
@@ -591,23 +589,8 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
 #[test]
 fn a_report_shows_the_corrected_state_of_its_period_even_when_corrected_later() {
     let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
-    let mut log = Vec::new();
-    let mut push = |occurred: &str, event: Event| {
-        let position = log.len() as u64 + 1;
-        log.push(RecordedEvent {
-            global_position: position,
-            stream_id: id("s"),
-            stream_version: position,
-            event_id: event_id(position),
-            occurred_at: at(occurred),
-            recorded_at: at(occurred),
-            actor: id("staff-1"),
-            correlation_id: None,
-            causation_id: None,
-            event,
-            hash: [position as u8; 32],
-        });
-    };
+    let mut entries: Vec<(&str, &str, Event)> = Vec::new();
+    let mut push = |occurred: &'static str, event: Event| entries.push((occurred, occurred, event));
     let setup = "2020-02-19T08:00:00+08:00";
     push(setup, CommunityRegistered { community_id: id("minxin"), name: "Minxin".into(), parent_area: None }.into());
     push(setup, GridRegistered { grid_id: id("grid-3"), community_id: id("minxin"), name: "Grid 3".into() }.into());
@@ -663,6 +646,7 @@ fn a_report_shows_the_corrected_state_of_its_period_even_when_corrected_later() 
         EventRetracted { retracted_event_id: event_id(8), retracted_by: id("staff-1"), reason: "wrong gate".into() }
             .into(),
     );
+    let log = log_of(entries);
     let twentieth = jiff::civil::date(2020, 2, 20);
     let day = summary(&log, &zone, twentieth, twentieth, None);
     assert_eq!(day.tallies.people_screened, 30 + 77);

@@ -136,39 +136,17 @@ pub fn demo_commands(time_zone: &TimeZone) -> Vec<DemoCommand> {
         "cadre-1",
         GridRegistered { grid_id: id("minxin-grid-3"), community_id: id("minxin"), name: "Grid 3".into() },
     );
-    for (site, name) in [
-        ("jiaduoli", "Jiaduoli Garden"),
-        ("dehong", "Dehong Tianxia Huafu"),
-        ("longwu", "Longwu Compound"),
-        ("feicui", "Feicui Apartments"),
-    ] {
-        b.push(
-            first,
-            7,
-            1,
-            "cadre-1",
-            SiteRegistered {
-                site_id: id(site),
-                grid_id: id("minxin-grid-3"),
-                name: name.into(),
-                kind: SiteKind::ResidentialCompound,
-            },
-        );
-    }
-    for (site, name) in [("venues-east", "Shops and small venues, east street"), ("enterprise-park", "Enterprise park")]
-    {
-        b.push(
-            first,
-            7,
-            1,
-            "cadre-1",
-            SiteRegistered {
-                site_id: id(site),
-                grid_id: id("minxin-grid-3"),
-                name: name.into(),
-                kind: SiteKind::SmallVenue,
-            },
-        );
+    let sites = [
+        ("jiaduoli", "Jiaduoli Garden", SiteKind::ResidentialCompound),
+        ("dehong", "Dehong Tianxia Huafu", SiteKind::ResidentialCompound),
+        ("longwu", "Longwu Compound", SiteKind::ResidentialCompound),
+        ("feicui", "Feicui Apartments", SiteKind::ResidentialCompound),
+        ("venues-east", "Shops and small venues, east street", SiteKind::SmallVenue),
+        ("enterprise-park", "Enterprise park", SiteKind::SmallVenue),
+    ];
+    for (site, name, kind) in sites {
+        let registered = SiteRegistered { site_id: id(site), grid_id: id("minxin-grid-3"), name: name.into(), kind };
+        b.push(first, 7, 1, "cadre-1", registered);
     }
     for (gate, site, name) in GATES {
         b.push(
