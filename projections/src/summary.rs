@@ -133,6 +133,18 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
     // Checks and schedules per checkpoint.
     let mut schedules = BTreeMap::new();
     let mut check_times: BTreeMap<EntityId, Vec<(Timestamp, CheckResult)>> = BTreeMap::new();
+    // Checks on the morning after the range, for windows that run past its last midnight.
+    let mut overnight_checks: BTreeMap<EntityId, Vec<(Timestamp, CheckResult)>> = BTreeMap::new();
+    let after_end = end.and_then(|end| Timestamp::from_microsecond(end.as_microsecond() + 86_400_000_000));
+    for event in log.iter().filter(|e| !retracted.contains(&e.event_id)) {
+        let outside_but_overnight =
+            end.is_some_and(|end| event.occurred_at >= end) && after_end.is_some_and(|after| event.occurred_at < after);
+        if let (true, Event::PatrolCheckRecorded(e)) = (outside_but_overnight, effective(event)) {
+            if in_site(&e.checkpoint_id) {
+                overnight_checks.entry(e.checkpoint_id.clone()).or_default().push((event.occurred_at, e.result));
+            }
+        }
+    }
     let mut summary = Summary {
         from,
         to,
@@ -234,8 +246,12 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
         }
         let checks = check_times.remove(checkpoint_id).unwrap_or_default();
         let schedule = schedules.get(checkpoint_id).copied();
+        // A window belongs to the day it starts on; the last day's may run past midnight,
+        // so its checks after midnight count for its coverage (not for the check count).
+        let mut window_checks = checks.clone();
+        window_checks.extend(overnight_checks.remove(checkpoint_id).unwrap_or_default());
         let (expected, gaps) = match schedule {
-            Some(schedule) => coverage(schedule, &checks, from, to, time_zone),
+            Some(schedule) => coverage(schedule, &window_checks, from, to, time_zone),
             None => (None, Vec::new()),
         };
         summary.checks.push(CheckCoverage {

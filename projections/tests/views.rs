@@ -661,3 +661,63 @@ fn a_report_shows_the_corrected_state_of_its_period_even_when_corrected_later() 
     let own_site = summary(&log, &zone, next, next, Some(&id("longwu")));
     assert_eq!((own_site.corrections, own_site.retractions), (1, 1));
 }
+
+#[test]
+fn a_night_schedule_is_covered_by_the_checks_after_midnight() {
+    let zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap();
+    let setup = "2020-02-19T08:00:00+08:00";
+    let mut entries: Vec<(&str, &str, Event)> = vec![
+        (
+            setup,
+            setup,
+            CommunityRegistered { community_id: id("minxin"), name: "Minxin".into(), parent_area: None }.into(),
+        ),
+        (
+            setup,
+            setup,
+            GridRegistered { grid_id: id("grid-3"), community_id: id("minxin"), name: "Grid 3".into() }.into(),
+        ),
+        (
+            setup,
+            setup,
+            SiteRegistered {
+                site_id: id("longwu"),
+                grid_id: id("grid-3"),
+                name: "Longwu".into(),
+                kind: SiteKind::ResidentialCompound,
+            }
+            .into(),
+        ),
+        (
+            setup,
+            setup,
+            CheckpointRegistered { checkpoint_id: id("longwu-main"), site_id: id("longwu"), name: "Main gate".into() }
+                .into(),
+        ),
+        (
+            setup,
+            setup,
+            CheckpointScheduleSet {
+                checkpoint_id: id("longwu-main"),
+                check_interval_minutes: 120,
+                active_from: time(22, 0, 0, 0),
+                active_until: time(6, 0, 0, 0),
+            }
+            .into(),
+        ),
+    ];
+    for when in [
+        "2020-02-20T22:30:00+08:00",
+        "2020-02-21T00:30:00+08:00",
+        "2020-02-21T02:30:00+08:00",
+        "2020-02-21T04:30:00+08:00",
+    ] {
+        entries.push((when, when, check("longwu-main", CheckResult::Ok).into()));
+    }
+    let log = log_of(entries);
+    let twentieth = jiff::civil::date(2020, 2, 20);
+    let night = summary(&log, &zone, twentieth, twentieth, None);
+    let gate = &night.checks[0];
+    assert_eq!((gate.checks, gate.expected), (1, Some(4)), "the 20th's own checks; the night's expected checks");
+    assert!(gate.gaps.is_empty(), "covered all night: {:?}", gate.gaps);
+}
