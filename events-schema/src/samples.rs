@@ -235,10 +235,39 @@ pub fn one_of_each() -> Vec<Event> {
     events
 }
 
+/// The deterministic UUIDv7 of sample number `sequence`.
+pub fn event_id(sequence: u64) -> Uuid {
+    Uuid::from_u128(0x0170_6a4b_2c00_7000_8000_0000_0000_0000 | u128::from(sequence))
+}
+
+/// `event` as the log would hold it at `global_position` (also its stream version) of
+/// `stream_id`, with id `event_id(global_position)`, for tests that feed folds directly.
+pub fn recorded_event(
+    global_position: u64,
+    stream_id: EntityId,
+    occurred_at: Timestamp,
+    recorded_at: Timestamp,
+    event: Event,
+) -> RecordedEvent {
+    RecordedEvent {
+        global_position,
+        stream_id,
+        stream_version: global_position,
+        event_id: event_id(global_position),
+        occurred_at,
+        recorded_at,
+        actor: id("staff-1"),
+        correlation_id: None,
+        causation_id: None,
+        event,
+        hash: [global_position as u8; 32],
+    }
+}
+
 /// Wraps `event` in an envelope with fixed, deterministic metadata derived from `sequence`.
 pub fn new_event(sequence: u64, event: Event) -> NewEvent {
     NewEvent {
-        event_id: Uuid::from_u128(0x0170_6a4b_2c00_7000_8000_0000_0000_0000 | u128::from(sequence)),
+        event_id: event_id(sequence),
         occurred_at: Timestamp::from_microsecond(1_582_160_400_000_000 + sequence as i64 * 60_000_000)
             .expect("in range"),
         actor: id("staff-1"),

@@ -3,6 +3,7 @@
 // Test code: an unwrap that fails is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use events_schema::samples::{event_id, recorded_event};
 use events_schema::*;
 use jiff::civil::time;
 use jiff::tz::TimeZone;
@@ -17,10 +18,6 @@ fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
 }
 
-fn event_id(n: u64) -> Uuid {
-    Uuid::from_u128(0x0170_6a4b_2c00_7000_8000_0000_0000_0000 | u128::from(n))
-}
-
 /// A log of `events`, each as (when it happened, when it was recorded, what), at positions
 /// 1, 2, 3, ... with ids `event_id(position)`.
 fn log_of(events: Vec<(&str, &str, Event)>) -> Vec<RecordedEvent> {
@@ -28,20 +25,7 @@ fn log_of(events: Vec<(&str, &str, Event)>) -> Vec<RecordedEvent> {
         .into_iter()
         .enumerate()
         .map(|(index, (occurred, recorded, event))| {
-            let position = index as u64 + 1;
-            RecordedEvent {
-                global_position: position,
-                stream_id: id("s"),
-                stream_version: position,
-                event_id: event_id(position),
-                occurred_at: at(occurred),
-                recorded_at: at(recorded),
-                actor: id("staff-1"),
-                correlation_id: None,
-                causation_id: None,
-                event,
-                hash: [position as u8; 32],
-            }
+            recorded_event(index as u64 + 1, id("s"), at(occurred), at(recorded), event)
         })
         .collect()
 }
@@ -68,19 +52,7 @@ impl Views {
     /// Applies `event` as having happened at `when`; returns its event id.
     fn apply(&mut self, when: &str, event: impl Into<Event>) -> Uuid {
         self.applied += 1;
-        let recorded = RecordedEvent {
-            global_position: self.applied,
-            stream_id: id("s"),
-            stream_version: self.applied,
-            event_id: event_id(self.applied),
-            occurred_at: at(when),
-            recorded_at: at(when),
-            actor: id("staff-1"),
-            correlation_id: None,
-            causation_id: None,
-            event: event.into(),
-            hash: [0; 32],
-        };
+        let recorded = recorded_event(self.applied, id("s"), at(when), at(when), event.into());
         self.registry.apply(&recorded);
         self.board.apply(&recorded);
         self.issues.apply(&recorded);

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use domain::{Command, Context, DomainError, State, decide};
+use events_schema::samples::{event_id, recorded_event};
 use events_schema::*;
 use uuid::Uuid;
 
@@ -50,26 +51,11 @@ fn world() -> Vec<Event> {
 fn given(events: Vec<Event>) -> State {
     let mut state = State::default();
     for (index, event) in events.into_iter().enumerate() {
-        let position = index as u64 + 1;
-        state.apply(&RecordedEvent {
-            global_position: position,
-            stream_id: Command::recording(event.clone()).stream_id().unwrap(),
-            stream_version: position,
-            event_id: event_id(position),
-            occurred_at: at("2020-02-20T09:00:00+08:00"),
-            recorded_at: at("2020-02-20T09:00:00+08:00"),
-            actor: id("staff-1"),
-            correlation_id: None,
-            causation_id: None,
-            event,
-            hash: [0; 32],
-        });
+        let stream_id = Command::recording(event.clone()).stream_id().unwrap();
+        let when = at("2020-02-20T09:00:00+08:00");
+        state.apply(&recorded_event(index as u64 + 1, stream_id, when, when, event));
     }
     state
-}
-
-fn event_id(position: u64) -> Uuid {
-    Uuid::from_u128(0x0170_6a4b_2c00_7000_8000_0000_0000_0000 | u128::from(position))
 }
 
 fn context() -> Context {
