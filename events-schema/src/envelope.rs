@@ -268,3 +268,34 @@ impl EventLine {
         })
     }
 }
+
+/// Parses event lines as a client submits them: NDJSON (one [`EventLine`] per line, blank
+/// lines skipped) or, when the text starts with `[`, one JSON array of them. Fills in what
+/// the lines leave out (see [`EventLine::into_new_event`]); the first bad line (or array
+/// element), counted from 1, is the error.
+pub fn parse_event_lines(input: &str, default_actor: &EntityId, now: Timestamp) -> Result<Vec<NewEvent>, String> {
+    let lines: Vec<(usize, Result<EventLine, serde_json::Error>)> = if input.trim_start().starts_with('[') {
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(input).map_err(|error| format!("not a JSON array of events: {error}"))?;
+        values.into_iter().enumerate().map(|(index, value)| (index + 1, serde_json::from_value(value))).collect()
+    } else {
+        input
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(index, line)| (index + 1, serde_json::from_str(line)))
+            .collect()
+    };
+    let mut events = Vec::with_capacity(lines.len());
+    for (number, line) in lines {
+        let event = line
+            .map_err(|error| error.to_string())
+            .and_then(|line| line.into_new_event(default_actor, now, Uuid::now_v7).map_err(|error| error.to_string()))
+            .map_err(|error| format!("event {number}: {error}"))?;
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Err("no events given".to_owned());
+    }
+    Ok(events)
+}

@@ -17,7 +17,7 @@ mod upcast;
 pub use encoding::EventJsonError;
 pub use envelope::{
     CHAIN_HASH_BYTES, CODEC_BINCODE_V1, ChainHash, DecodeError, EnvelopeJson, EventLine, NewEvent,
-    OCCURRED_AT_SKEW_MICROS_MAX, RECORD_BYTES_MAX, RecordedEvent, decode_record, encode_record,
+    OCCURRED_AT_SKEW_MICROS_MAX, RECORD_BYTES_MAX, RecordedEvent, decode_record, encode_record, parse_event_lines,
 };
 pub use events::*;
 pub use id::{ENTITY_ID_BYTES_MAX, EntityId, InvalidEntityId};

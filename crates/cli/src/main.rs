@@ -12,6 +12,7 @@ mod bench;
 mod bench_projections;
 mod events;
 mod record;
+mod serve;
 mod stress;
 
 use std::io::Write;
@@ -39,6 +40,11 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the HTTP API (and the live feed) over the embedded store.
+    Serve(serve::ServeArgs),
+    /// Access tokens for the HTTP API.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
     /// Append NDJSON events from stdin to one stream, all or nothing.
     Append(append::AppendArgs),
     /// Print stored events as NDJSON.
@@ -171,6 +177,8 @@ fn existing_store(cli: &Cli) -> Result<(), Failure> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
+        Command::Serve(args) => serve::serve(&cli, args).await,
+        Command::Token(command) => serve::token(&cli, command),
         Command::Append(args) => append::run(&cli, args).await,
         Command::Events(args) => {
             existing_store(&cli)?;
@@ -200,12 +208,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// Logs go to stderr: `GRIDWATCH_LOG` filters them (info for `serve`, warn otherwise),
+/// `GRIDWATCH_LOG_FORMAT=json` makes them one JSON object per line.
+fn init_logs(cli: &Cli) {
+    let default = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_LOG").unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if std::env::var("GRIDWATCH_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_LOG").unwrap_or_else(|_| "warn".into()))
-        .init();
     let cli = Cli::parse();
+    init_logs(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -110,7 +110,7 @@ fn time_zone(cli: &Cli) -> Result<jiff::tz::TimeZone, Failure> {
 }
 
 /// The service over the store in `--data`, its views starting from the snapshot kept there.
-async fn open_service(cli: &Cli) -> Result<Service<SledStore>, Failure> {
+pub(crate) async fn open_service(cli: &Cli) -> Result<Service<SledStore>, Failure> {
     let zone = time_zone(cli)?;
     Ok(Service::open_with_snapshot(open_store(cli)?, zone, cli.data.join("views.snapshot")).await?)
 }
@@ -119,7 +119,13 @@ pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {
     let command = parse_command(args)?;
     let actor = EntityId::new(&args.actor).map_err(|error| bad_input(format!("--actor: {error}")))?;
     time_zone(cli)?;
-    let meta = CommandMeta { event_id: args.event_id, occurred_at: args.occurred_at, actor, correlation_id: None };
+    let meta = CommandMeta {
+        event_id: args.event_id,
+        occurred_at: args.occurred_at,
+        actor,
+        correlation_id: None,
+        expected_version: None,
+    };
     let service = open_service(cli).await?;
     match service.execute(&command, &meta, Timestamp::now()).await {
         Ok(committed) => {

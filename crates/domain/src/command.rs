@@ -28,7 +28,7 @@ pub struct TargetEvent {
 
 /// Something a person (or the system, for day seals) asks to do. In JSON:
 /// `{"command": "raise-issue", "data": {...}}`, `data` being the payload of its event.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(tag = "command", content = "data", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Command {
     RegisterCommunity(CommunityRegistered),

@@ -51,6 +51,10 @@ pub struct CommandMeta {
     pub occurred_at: Option<Timestamp>,
     pub actor: EntityId,
     pub correlation_id: Option<Uuid>,
+    /// The version the command's stream must be at (optimistic concurrency chosen by the
+    /// caller): a mismatch is a conflict and nothing is retried. `None`: the service reads
+    /// the version itself and retries on conflicts.
+    pub expected_version: Option<u64>,
 }
 
 /// Every view, at one position of the log.
@@ -168,6 +172,15 @@ impl<S: EventStore> Service<S> {
 
     /// Applies every event the views have not seen yet.
     pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        // Most calls find nothing new: a shared lock and the store's head answer that
+        // without making concurrent readers wait for one another.
+        let head = self.store.head_position().await?;
+        {
+            let views = self.views.read().await;
+            if views.position >= head {
+                return Ok(views.position);
+            }
+        }
         let mut views = self.views.write().await;
         loop {
             let page = self.store.read_all(views.position + 1, READ_PAGE_EVENTS_MAX).await?;
@@ -224,13 +237,26 @@ impl<S: EventStore> Service<S> {
             };
             let (events, expected) = {
                 let views = self.views.read().await;
+                let version = views.stream_versions.get(&stream_id).copied().unwrap_or(0);
+                let expected = match meta.expected_version {
+                    _ if retried => ExpectedVersion::Any,
+                    // The caller's expectation is checked before the rules, so that a stale
+                    // client hears "conflict", not a rule that no longer applies.
+                    Some(expected) if expected != version => {
+                        return Err(ServiceError::Rejected(Rejection::WrongExpectedVersion {
+                            stream_id,
+                            expected: ExpectedVersion::Exact(expected),
+                            actual: version,
+                        }));
+                    }
+                    _ => ExpectedVersion::Exact(version),
+                };
                 let events = if retried {
                     domain::events_of(command)
                 } else {
                     domain::decide(&views.domain, command, &context)?
                 };
-                let version = views.stream_versions.get(&stream_id).copied().unwrap_or(0);
-                (events, if retried { ExpectedVersion::Any } else { ExpectedVersion::Exact(version) })
+                (events, expected)
             };
             let new_events = events
                 .into_iter()
@@ -246,7 +272,7 @@ impl<S: EventStore> Service<S> {
                 .collect();
             match self.store.append(&stream_id, expected, new_events).await? {
                 Ok(committed) => return Ok(committed),
-                Err(Rejection::WrongExpectedVersion { .. }) => continue,
+                Err(Rejection::WrongExpectedVersion { .. }) if meta.expected_version.is_none() => continue,
                 Err(rejection) => return Err(ServiceError::Rejected(rejection)),
             }
         }
@@ -258,6 +284,75 @@ impl<S: EventStore> Service<S> {
         self.catch_up().await?;
         let views = self.views.read().await;
         Ok(status_at(&views.registry, &views.checkpoints, &views.issues, now, site))
+    }
+
+    /// Every issue the log knows, in issue id order (caught up with the log first).
+    pub async fn issues(&self) -> Result<Vec<projections::IssueRecord>, StoreError> {
+        self.catch_up().await?;
+        let views = self.views.read().await;
+        let mut issues: Vec<_> = views.issues.issues().collect();
+        issues.sort_by(|a, b| a.issue_id.cmp(&b.issue_id));
+        Ok(issues)
+    }
+
+    /// Every checkpoint's site, as the registry knows it now.
+    pub async fn checkpoint_sites(&self) -> Result<HashMap<EntityId, EntityId>, StoreError> {
+        self.catch_up().await?;
+        let views = self.views.read().await;
+        Ok(views.registry.checkpoints.iter().map(|(id, checkpoint)| (id.clone(), checkpoint.site_id.clone())).collect())
+    }
+
+    /// The site a command is about, when it is about one checkpoint, issue or site (for
+    /// access control by site); `None` when it names none or one the views do not know.
+    pub async fn site_of(&self, command: &Command) -> Result<Option<EntityId>, StoreError> {
+        self.catch_up().await?;
+        let views = self.views.read().await;
+        let checkpoint_site = |checkpoint_id: &EntityId| {
+            views.registry.checkpoints.get(checkpoint_id).map(|checkpoint| checkpoint.site_id.clone())
+        };
+        let issue_site =
+            |issue_id: &EntityId| views.issues.issue(issue_id).and_then(|i| checkpoint_site(&i.checkpoint_id));
+        Ok(match command {
+            Command::RegisterCheckpoint(e) => Some(e.site_id.clone()),
+            Command::CloseCheckpoint(e) => checkpoint_site(&e.checkpoint_id),
+            Command::ReopenCheckpoint(e) => checkpoint_site(&e.checkpoint_id),
+            Command::SetSchedule(e) => checkpoint_site(&e.checkpoint_id),
+            Command::RecordPatrolCheck(e) => checkpoint_site(&e.checkpoint_id),
+            Command::RecordTally(e) => checkpoint_site(&e.checkpoint_id),
+            Command::RaiseIssue(e) => checkpoint_site(&e.checkpoint_id),
+            Command::AcknowledgeIssue(e) => issue_site(&e.issue_id),
+            Command::AssignIssue(e) => issue_site(&e.issue_id),
+            Command::ActOnIssue(e) => issue_site(&e.issue_id),
+            Command::EscalateIssue(e) => issue_site(&e.issue_id),
+            Command::ResolveIssue(e) => issue_site(&e.issue_id),
+            Command::VerifyResolution(e) => issue_site(&e.issue_id),
+            Command::ReopenIssue(e) => issue_site(&e.issue_id),
+            Command::RegisterSite(e) => Some(e.site_id.clone()),
+            Command::RecordInspection(e) => Some(e.site_id.clone()),
+            Command::DeliverQuarantineNotice(e) => Some(e.site_id.clone()),
+            _ => None,
+        })
+    }
+
+    /// The audit timeline of local `day` (of one entity when given). `None` when `entity`
+    /// is named by no event of the log.
+    pub async fn timeline(
+        &self,
+        day: jiff::civil::Date,
+        entity: Option<&EntityId>,
+    ) -> Result<Option<Vec<projections::TimelineEntry>>, StoreError> {
+        let log = self.whole_log().await?;
+        if let Some(entity) = entity {
+            let known = log.iter().any(|event| projections::entities_of(&event.event).contains(entity));
+            if !known {
+                return Ok(None);
+            }
+        }
+        Ok(Some(projections::timeline(&log, &self.time_zone, day, entity)))
+    }
+
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.time_zone
     }
 
     /// Every event of the log, in log order.
@@ -288,6 +383,7 @@ impl<S: EventStore> Service<S> {
                 occurred_at: Some(demo.occurred_at),
                 actor: demo.actor,
                 correlation_id: None,
+                expected_version: None,
             };
             // Each command is decided at the moment it happened.
             self.execute(&demo.command, &meta, demo.occurred_at).await?;

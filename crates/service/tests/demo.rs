@@ -91,6 +91,7 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
             occurred_at: None,
             actor: events_schema::EntityId::new("cadre-1").unwrap(),
             correlation_id: None,
+            expected_version: None,
         };
         service.execute(&retract, &meta, events_schema::Timestamp::now()).await.unwrap();
     }

@@ -15,7 +15,13 @@ fn id(text: &str) -> EntityId {
 }
 
 fn meta() -> CommandMeta {
-    CommandMeta { event_id: None, occurred_at: None, actor: id("staff-1"), correlation_id: None }
+    CommandMeta {
+        event_id: None,
+        occurred_at: None,
+        actor: id("staff-1"),
+        correlation_id: None,
+        expected_version: None,
+    }
 }
 
 async fn service(dir: &std::path::Path) -> Service<SledStore> {

@@ -54,6 +54,22 @@ impl ExpectedVersion {
     }
 }
 
+impl std::str::FromStr for ExpectedVersion {
+    type Err = String;
+
+    /// `any`, `none` (or `no-stream`: the stream must not exist) or N (its last version).
+    fn from_str(text: &str) -> Result<ExpectedVersion, String> {
+        match text {
+            "any" => Ok(ExpectedVersion::Any),
+            "none" | "no-stream" => Ok(ExpectedVersion::NoStream),
+            number => number
+                .parse()
+                .map(ExpectedVersion::Exact)
+                .map_err(|_| format!("{number:?} is not `any`, `none` or a stream version")),
+        }
+    }
+}
+
 impl std::fmt::Display for ExpectedVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -1,0 +1,140 @@
+//! `gridwatch serve` (the HTTP API over the embedded store) and `gridwatch token create`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use events_schema::EntityId;
+use server::{AppState, Role, ServerConfig, TokenFile};
+
+use crate::{Cli, Failure};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0: any free port; the line `listening on http://…`
+    /// on stdout names it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Load the demo month first (loading it again writes nothing).
+    #[arg(long)]
+    demo: bool,
+    /// Requests taking longer are answered 503.
+    #[arg(long, default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// How long shutdown waits for requests in flight before it stops anyway.
+    #[arg(long, default_value_t = 30_000)]
+    shutdown_grace_ms: u64,
+    /// How long the live feed waits for a slow client before it cuts it off.
+    #[arg(long, default_value_t = 5_000)]
+    live_send_timeout_ms: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; it is printed alone on the last line of stdout, once. Works while
+    /// the server runs.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenCreateArgs {
+    /// field, supervisor, auditor or admin.
+    #[arg(long)]
+    role: Role,
+    /// A site field staff may work at (repeat for several).
+    #[arg(long = "site", value_name = "SITE_ID")]
+    sites: Vec<String>,
+    /// Who the events written with it are by (a staff id); `token:<token id>` when not given.
+    #[arg(long)]
+    actor: Option<String>,
+}
+
+fn entity(flag: &str, text: &str) -> Result<EntityId, Failure> {
+    EntityId::new(text).map_err(|error| Failure::BadInput(anyhow!("{flag} {text:?}: {error}")))
+}
+
+pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
+    let TokenCommand::Create(args) = command;
+    let sites = args.sites.iter().map(|site| entity("--site", site)).collect::<Result<Vec<_>, _>>()?;
+    if args.role != Role::Field && !sites.is_empty() {
+        return Err(Failure::BadInput(anyhow!("--site is for field tokens: other roles are not bound to sites")));
+    }
+    let actor = args.actor.as_deref().map(|actor| entity("--actor", actor)).transpose()?;
+    let made = TokenFile::new(&cli.data).create(args.role, sites, actor)?;
+    let sites: Vec<&str> = made.record.sites.iter().map(|site| site.as_str()).collect();
+    println!(
+        "token {} ({:?}, actor {}, sites [{}]); shown once, stored only as a hash:",
+        made.record.token_id,
+        made.record.role,
+        made.record.actor,
+        sites.join(", ")
+    );
+    println!("{}", made.token);
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    let service = crate::record::open_service(cli).await?;
+    if args.demo {
+        let events = service.load_demo().await.map_err(|error| Failure::Operating(error.into()))?;
+        tracing::info!(events, "the demo month is loaded");
+    }
+    let tokens = Arc::new(TokenFile::new(&cli.data));
+    tokens.reload()?;
+    if !tokens.has_admin() {
+        let made = tokens.create(Role::Admin, Vec::new(), None)?;
+        println!("first start: admin token {} (shown once, stored only as a hash):", made.record.token_id);
+        println!("{}", made.token);
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| {
+        Failure::Operating(anyhow::Error::new(error).context(format!("cannot listen on {}", args.addr)))
+    })?;
+    let address = listener.local_addr()?;
+    let config = ServerConfig {
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        live_send_timeout: Duration::from_millis(args.live_send_timeout_ms),
+        ..ServerConfig::default()
+    };
+    let service = Arc::new(service);
+    let state = AppState::new(service.clone(), tokens, config);
+    let shutdown = state.shutdown.clone();
+    println!("listening on http://{address}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    tracing::info!(%address, data = %cli.data.display(), "serving");
+    let grace = Duration::from_millis(args.shutdown_grace_ms);
+    let served = tokio::select! {
+        served = server::serve(listener, state, stop_signal()) => served,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_ms = args.shutdown_grace_ms, "requests still in flight after the grace period: stopping anyway");
+            Ok(())
+        }
+    };
+    served?;
+    // Every acknowledged append is already durable; the snapshot only makes the next
+    // start faster.
+    if let Err(error) = service.save_snapshot().await {
+        tracing::warn!(%error, "saving the views' snapshot failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

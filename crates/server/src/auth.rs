@@ -1,0 +1,346 @@
+//! Bearer tokens and roles: who may read and write what.
+//!
+//! A token is `gw_<token id>_<secret>`: 6 random bytes of public id (named in logs and
+//! listings) and 32 random bytes of secret, both hex. Only the token's blake3 hash is
+//! stored, in `tokens.ndjson` beside the log (never in the log): a line per token, appended
+//! with one write and fsynced, so `gridwatch token create` can add tokens while the server
+//! runs; the server reads new lines when it meets a token id it does not know. Tokens are
+//! 256-bit random, so a fast hash is enough (there is nothing to guess by brute force).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use domain::Command;
+use events_schema::{EntityId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The file beside the log that holds the token hashes.
+pub const TOKEN_FILE_NAME: &str = "tokens.ndjson";
+const TOKEN_PREFIX: &str = "gw_";
+const TOKEN_ID_BYTES: usize = 6;
+const TOKEN_SECRET_BYTES: usize = 32;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Records checks and tallies, raises issues and acts on them, at its assigned sites.
+    Field,
+    /// Everything operational: every command but places, people and day seals; all reads.
+    Supervisor,
+    /// Reads everything, including the audit timeline, replays and the raw log; writes nothing.
+    Auditor,
+    /// Places, people and tokens, the raw log, and everything else.
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        match text {
+            "field" | "field-staff" => Ok(Role::Field),
+            "supervisor" => Ok(Role::Supervisor),
+            "auditor" => Ok(Role::Auditor),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("{other:?} is not a role: field, supervisor, auditor or admin")),
+        }
+    }
+}
+
+/// One kind of access; each route and command needs one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// The status board and issues (of its sites, for field staff).
+    ReadStatus,
+    /// The audit timeline, replays, reports, the raw log and the live feed.
+    ReadAudit,
+    /// Checks, tallies, inspections, raising and working on issues, field notes.
+    WriteField,
+    /// Every other operational command: assignments, escalations, verification, schedules,
+    /// rounds, ledger tasks, corrections.
+    WriteOperational,
+    /// Places and people (registrations), day seals.
+    WriteReference,
+    /// Raw appends to a stream of the log.
+    AppendLog,
+    /// Creating tokens.
+    ManageTokens,
+}
+
+impl Role {
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Supervisor => matches!(permission, ReadStatus | ReadAudit | WriteField | WriteOperational),
+            Role::Auditor => matches!(permission, ReadStatus | ReadAudit),
+            Role::Field => matches!(permission, ReadStatus | WriteField),
+        }
+    }
+
+    /// Whether this role's reads and writes are limited to the token's sites.
+    pub fn is_site_bound(self) -> bool {
+        self == Role::Field
+    }
+}
+
+/// The permission a command needs.
+pub fn permission_for(command: &Command) -> Permission {
+    match command {
+        Command::RegisterCommunity(_)
+        | Command::RegisterGrid(_)
+        | Command::RegisterSite(_)
+        | Command::RegisterCheckpoint(_)
+        | Command::RegisterStaff(_)
+        | Command::FormTeam(_)
+        | Command::SealDay(_) => Permission::WriteReference,
+        Command::RecordPatrolCheck(_)
+        | Command::RecordTally(_)
+        | Command::RecordInspection(_)
+        | Command::RaiseIssue(_)
+        | Command::AcknowledgeIssue(_)
+        | Command::ActOnIssue(_)
+        | Command::ResolveIssue(_)
+        | Command::DeliverQuarantineNotice(_)
+        | Command::RecordFieldNote(_) => Permission::WriteField,
+        _ => Permission::WriteOperational,
+    }
+}
+
+/// A token as stored: everything but the secret, which is kept only as a hash.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRecord {
+    pub token_id: String,
+    pub role: Role,
+    /// For field staff: the sites it may work at.
+    pub sites: Vec<EntityId>,
+    /// Who the events written with it are by.
+    pub actor: EntityId,
+    pub created_at: Timestamp,
+    /// blake3 of the whole token text, hex.
+    pub token_hash: String,
+}
+
+/// The caller, once its token checked out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Principal {
+    pub token_id: String,
+    pub role: Role,
+    pub sites: Vec<EntityId>,
+    pub actor: EntityId,
+}
+
+impl Principal {
+    /// Whether it may work at `site` (always, for roles not bound to sites).
+    pub fn covers_site(&self, site: &EntityId) -> bool {
+        !self.role.is_site_bound() || self.sites.contains(site)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Loaded {
+    by_id: HashMap<String, TokenRecord>,
+    /// How many bytes of the file were read: the file only grows.
+    bytes_read: u64,
+}
+
+/// The token file of one data directory.
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    /// A std lock: held only for in-memory lookups and the short read of new lines.
+    loaded: RwLock<Loaded>,
+}
+
+/// A token that was just made: its text (shown once) and what is stored.
+#[derive(Debug)]
+pub struct NewToken {
+    pub token: String,
+    pub record: TokenRecord,
+}
+
+fn hash_of(token: &str) -> blake3::Hash {
+    blake3::hash(token.as_bytes())
+}
+
+fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).map_err(|error| std::io::Error::other(format!("no randomness: {error}")))?;
+    Ok(hex::encode(buffer))
+}
+
+/// Whether `text` contains something shaped like a token (so that it is kept out of the log).
+pub fn contains_token(text: &[u8]) -> bool {
+    let secret_len = TOKEN_ID_BYTES * 2 + 1 + TOKEN_SECRET_BYTES * 2;
+    text.windows(TOKEN_PREFIX.len() + secret_len).any(|window| {
+        window.starts_with(TOKEN_PREFIX.as_bytes())
+            && window[TOKEN_PREFIX.len()..]
+                .iter()
+                .enumerate()
+                .all(|(index, byte)| if index == TOKEN_ID_BYTES * 2 { *byte == b'_' } else { byte.is_ascii_hexdigit() })
+    })
+}
+
+impl TokenFile {
+    /// The token file in `data_dir` (which need not exist yet).
+    pub fn new(data_dir: &Path) -> TokenFile {
+        TokenFile { path: data_dir.join(TOKEN_FILE_NAME), loaded: RwLock::new(Loaded::default()) }
+    }
+
+    /// Reads the lines added since the last read. A line that does not parse (a write cut
+    /// short by a crash, before its token was ever shown) is skipped with a warning.
+    pub fn reload(&self) -> std::io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        file.seek(SeekFrom::Start(loaded.bytes_read))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        // Only whole lines: a line being written right now is read next time.
+        let complete = text.rfind('\n').map_or(0, |end| end + 1);
+        for line in text[..complete].lines().filter(|line| !line.trim().is_empty()) {
+            match serde_json::from_str::<TokenRecord>(line) {
+                Ok(record) => {
+                    loaded.by_id.insert(record.token_id.clone(), record);
+                }
+                Err(error) => {
+                    tracing::warn!(path = %self.path.display(), %error, "skipping a bad line of the token file")
+                }
+            }
+        }
+        loaded.bytes_read += complete as u64;
+        Ok(())
+    }
+
+    /// Makes a token, stores its hash durably, and returns it (the only time its text exists).
+    pub fn create(&self, role: Role, sites: Vec<EntityId>, actor: Option<EntityId>) -> std::io::Result<NewToken> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let token_id = random_hex(TOKEN_ID_BYTES)?;
+        let token = format!("{TOKEN_PREFIX}{token_id}_{}", random_hex(TOKEN_SECRET_BYTES)?);
+        let actor = match actor {
+            Some(actor) => actor,
+            None => EntityId::new(format!("token:{token_id}")).map_err(std::io::Error::other)?,
+        };
+        let record = TokenRecord {
+            token_id,
+            role,
+            sites,
+            actor,
+            created_at: Timestamp::now(),
+            token_hash: hash_of(&token).to_hex().to_string(),
+        };
+        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // One write of a whole line to a file opened for appending: concurrent writers (the
+        // server and `gridwatch token create`) never interleave inside a line.
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        file.write_all(&line)?;
+        file.sync_all()?;
+        self.reload()?;
+        Ok(NewToken { token, record })
+    }
+
+    /// Whether any admin token exists.
+    pub fn has_admin(&self) -> bool {
+        let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loaded.by_id.values().any(|record| record.role == Role::Admin)
+    }
+
+    /// The principal of a bearer token, or `None` when it is not a valid token.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let token_id = token.strip_prefix(TOKEN_PREFIX)?.split('_').next()?;
+        if token_id.len() != TOKEN_ID_BYTES * 2 {
+            return None;
+        }
+        let lookup = |loaded: &Loaded| {
+            let record = loaded.by_id.get(token_id)?;
+            let stored = blake3::Hash::from_hex(&record.token_hash).ok()?;
+            // blake3::Hash compares in constant time.
+            (stored == hash_of(token)).then(|| Principal {
+                token_id: record.token_id.clone(),
+                role: record.role,
+                sites: record.sites.clone(),
+                actor: record.actor.clone(),
+            })
+        };
+        {
+            let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if loaded.by_id.contains_key(token_id) {
+                return lookup(&loaded);
+            }
+        }
+        // A token id not seen yet: it may have been created since the last read.
+        if let Err(error) = self.reload() {
+            tracing::error!(%error, "cannot read the token file");
+            return None;
+        }
+        let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        lookup(&loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stored_as_hashes_and_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path());
+        let site = EntityId::new("site-a").unwrap();
+        let made = file.create(Role::Field, vec![site.clone()], None).unwrap();
+        let stored = std::fs::read_to_string(dir.path().join(TOKEN_FILE_NAME)).unwrap();
+        assert!(!stored.contains(&made.token), "the token text is never stored");
+        assert!(contains_token(made.token.as_bytes()));
+        // Another process's view of the file sees the new token.
+        let other = TokenFile::new(dir.path());
+        let principal = other.authenticate(&made.token).unwrap();
+        assert_eq!(principal.role, Role::Field);
+        assert_eq!(principal.sites, vec![site]);
+        assert!(principal.actor.as_str().starts_with("token:"));
+        // A changed secret, a made-up id, and junk are refused.
+        let mut wrong = made.token.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(other.authenticate(&wrong), None);
+        assert_eq!(other.authenticate("gw_000000000000_00"), None);
+        assert_eq!(other.authenticate("Bearer"), None);
+        assert!(!other.has_admin());
+        file.create(Role::Admin, vec![], None).unwrap();
+        other.reload().unwrap();
+        assert!(other.has_admin());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path());
+        let made = file.create(Role::Auditor, vec![], None).unwrap();
+        let mut handle = std::fs::OpenOptions::new().append(true).open(dir.path().join(TOKEN_FILE_NAME)).unwrap();
+        handle.write_all(b"{\"token_id\":\"ab").unwrap();
+        let fresh = TokenFile::new(dir.path());
+        assert_eq!(fresh.authenticate(&made.token).unwrap().role, Role::Auditor);
+    }
+
+    #[test]
+    fn roles_allow_what_the_table_says() {
+        use Permission::*;
+        let all = [ReadStatus, ReadAudit, WriteField, WriteOperational, WriteReference, AppendLog, ManageTokens];
+        let allowed = |role: Role| all.iter().filter(|p| role.allows(**p)).copied().collect::<Vec<_>>();
+        assert_eq!(allowed(Role::Field), vec![ReadStatus, WriteField]);
+        assert_eq!(allowed(Role::Auditor), vec![ReadStatus, ReadAudit]);
+        assert_eq!(allowed(Role::Supervisor), vec![ReadStatus, ReadAudit, WriteField, WriteOperational]);
+        assert_eq!(allowed(Role::Admin), all.to_vec());
+    }
+}

@@ -1,0 +1,191 @@
+//! The HTTP API of gridwatch: commands and queries under `/api/v1`, the live feed as
+//! server-sent events, bearer tokens with roles, Prometheus metrics and the OpenAPI document.
+//!
+//! Handlers are thin: parse -> authorise -> the service -> respond. Every error becomes a
+//! problem+json response in one place ([`problem`]). Nothing here reaches into the store's
+//! internals; the store is only read through the `EventStore` trait (raw log reads, the
+//! live feed) and written through the service or a raw append.
+
+pub mod auth;
+mod extract;
+mod live;
+pub mod metrics;
+mod openapi;
+pub mod problem;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use service::Service;
+use store::SledStore;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use auth::{Role, TokenFile};
+pub use metrics::Metrics;
+pub use openapi::openapi_document;
+
+/// The service the server runs over.
+pub type AppService = Service<SledStore>;
+
+/// Limits and timeouts of one server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The largest command body.
+    pub command_body_bytes_max: usize,
+    /// The largest raw append body (up to `store::APPEND_EVENTS_MAX` events).
+    pub append_body_bytes_max: usize,
+    /// How long a request may take before it is answered 503 (the live feed's stream is not
+    /// limited, only its start).
+    pub request_timeout: Duration,
+    /// How long the live feed waits for a client to take the next event before it cuts the
+    /// client off (it resumes with `Last-Event-ID`).
+    pub live_send_timeout: Duration,
+    /// Events buffered per live client.
+    pub live_buffer_events: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            command_body_bytes_max: 256 * 1024,
+            append_body_bytes_max: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            live_send_timeout: Duration::from_secs(5),
+            live_buffer_events: 256,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub service: Arc<AppService>,
+    pub tokens: Arc<TokenFile>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<ServerConfig>,
+    /// Cancelled when the server starts shutting down: ends live feeds, makes `/readyz` fail.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(service: Arc<AppService>, tokens: Arc<TokenFile>, config: ServerConfig) -> AppState {
+        AppState {
+            service,
+            tokens,
+            metrics: Arc::new(Metrics::new()),
+            config: Arc::new(config),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let commands = Router::new()
+        .route("/api/v1/commands", post(routes::execute_command))
+        .route("/api/v1/tokens", post(routes::create_token))
+        .layer(DefaultBodyLimit::max(state.config.command_body_bytes_max));
+    let appends = Router::new()
+        .route("/api/v1/streams/{stream_id}/events", post(routes::append_events))
+        .layer(DefaultBodyLimit::max(state.config.append_body_bytes_max));
+    let api = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/api/openapi.json", get(routes::openapi))
+        .route("/api/v1/status", get(routes::status))
+        .route("/api/v1/issues", get(routes::issues))
+        .route("/api/v1/issues/{issue_id}", get(routes::issue))
+        .route("/api/v1/timeline", get(routes::timeline))
+        .route("/api/v1/replay", get(routes::replay))
+        .route("/api/v1/report", get(routes::report))
+        .route("/api/v1/events", get(routes::events))
+        .route("/api/v1/events/live", get(live::live))
+        .merge(commands)
+        .merge(appends)
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    api.layer(axum::middleware::from_fn_with_state(state.clone(), measure))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request| {
+                            // Method, path and request id only: headers (the token) and the
+                            // query are never logged.
+                            let request_id = request
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or("");
+                            tracing::info_span!(
+                                "request",
+                                request_id = %request_id,
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+/// Times every request out after the configured time, and counts it by route and status.
+async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => problem::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "no answer within {} ms; a command may still have been recorded: retry it with the same event_id",
+                state.config.request_timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    };
+    let labels = metrics::RequestLabels { method, route: route.clone(), status: response.status().as_u16() };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .request_seconds
+        .get_or_create(&metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves the API on `listener` until `stop` completes, then shuts down gracefully: live
+/// feeds end, requests in flight (appends included) finish and are answered.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = router(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            shutdown.cancel();
+        })
+        .await
+}

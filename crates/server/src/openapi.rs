@@ -1,0 +1,65 @@
+//! The OpenAPI document, generated from the handlers' annotations (utoipa), with the
+//! schemas of commands and event envelopes generated from their types (schemars) added as
+//! components.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::{live, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "gridwatch", description = "Event-sourced incident and patrol tracker: commands, live status, audit replay, after-action reports."),
+    paths(
+        routes::execute_command, routes::status, routes::issues, routes::issue, routes::timeline, routes::replay,
+        routes::report, routes::events, live::live, routes::append_events, routes::create_token, routes::healthz,
+        routes::readyz, routes::metrics, routes::openapi,
+    ),
+    components(schemas(
+        routes::CommandRequest, routes::AppendResponse, routes::AppendedEventBody, routes::TokenRequest,
+        routes::TokenResponse, crate::problem::Problem, crate::auth::Role,
+    )),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole document as JSON.
+pub fn openapi_document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let schemas = [
+        ("Command", generator.root_schema_for::<domain::Command>()),
+        ("EventLine", generator.root_schema_for::<events_schema::EventLine>()),
+        ("RecordedEvent", generator.root_schema_for::<events_schema::EnvelopeJson<'_>>()),
+    ];
+    let definitions = generator.take_definitions(true);
+    if let Some(components) = document.pointer_mut("/components/schemas").and_then(|value| value.as_object_mut()) {
+        for (name, schema) in schemas {
+            let mut schema = schema.to_value();
+            if let Some(object) = schema.as_object_mut() {
+                object.remove("$schema");
+                object.remove("$defs");
+            }
+            components.insert(name.to_owned(), schema);
+        }
+        for (name, schema) in definitions {
+            components.entry(name).or_insert(schema);
+        }
+    }
+    document
+}

@@ -1,0 +1,140 @@
+//! Errors as HTTP responses: every failure becomes an `application/problem+json` body
+//! (RFC 9457) here, and only here.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::DomainError;
+use serde::Serialize;
+use service::ServiceError;
+use store::{Rejection, StoreError};
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// A failed request: its status, a stable kind (the last part of the problem `type`), and
+/// a sentence for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// The body of a problem response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `/problems/<kind>`, e.g. `/problems/conflict`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError { status, kind, detail: detail.into() }
+    }
+
+    /// 400: the request could not be read (malformed JSON, a bad query parameter).
+    pub fn malformed(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed-request", detail)
+    }
+
+    /// 422: well-formed, but not a valid request (wrong types, unknown fields, bad values).
+    pub fn invalid(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 500/503: logged in full (with the request id of the span it happens in); the body
+    /// hides the internals.
+    pub fn internal(error: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "the server failed; the log names the cause under this response's x-request-id",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let problem = Problem {
+            problem_type: format!("/problems/{}", self.kind),
+            title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// 503 when the store stopped taking work (reopen needed), 500 otherwise.
+    fn from(error: StoreError) -> ApiError {
+        let mut problem = ApiError::internal(&error);
+        if matches!(error, StoreError::Poisoned(_) | StoreError::Closed) {
+            problem.status = StatusCode::SERVICE_UNAVAILABLE;
+            problem.kind = "unavailable";
+        }
+        problem
+    }
+}
+
+impl From<Rejection> for ApiError {
+    /// 422 for an invalid append; 409 for a wrong expected version or a reused event id.
+    fn from(rejection: Rejection) -> ApiError {
+        match rejection {
+            Rejection::Invalid(_) => ApiError::invalid(rejection.to_string()),
+            Rejection::WrongExpectedVersion { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "wrong-expected-version", rejection.to_string())
+            }
+            Rejection::EventIdInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "event-id-in-use", rejection.to_string())
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    /// Rule refusals: 404 for an unknown entity, 422 for invalid data or a time in the
+    /// future or an amendment the rules never allow, 409 for a transition the entity's
+    /// current state does not allow.
+    fn from(error: ServiceError) -> ApiError {
+        match error {
+            ServiceError::Refused(refusal) => match refusal {
+                DomainError::Unknown { .. } => ApiError::not_found(refusal.to_string()),
+                DomainError::Invalid(_)
+                | DomainError::InTheFuture { .. }
+                | DomainError::ReplacementTypeMismatch { .. }
+                | DomainError::NotCorrectable(_) => ApiError::invalid(refusal.to_string()),
+                _ => ApiError::new(StatusCode::CONFLICT, "invalid-transition", refusal.to_string()),
+            },
+            ServiceError::Rejected(rejection) => rejection.into(),
+            ServiceError::InvalidStream(error) => ApiError::invalid(error.to_string()),
+            ServiceError::TooManyConflicts => {
+                ApiError::new(StatusCode::CONFLICT, "too-many-conflicts", error.to_string())
+            }
+            ServiceError::Store(error) => error.into(),
+        }
+    }
+}

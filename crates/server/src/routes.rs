@@ -1,0 +1,593 @@
+//! The handlers: commands, queries, the raw log, tokens, health and metrics.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::Command;
+use events_schema::{EntityId, IssueCategory, Severity, Timestamp};
+use projections::{IssueRecord, IssueState, StatusReport};
+use serde::{Deserialize, Serialize};
+use service::CommandMeta;
+use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Permission, Principal, Role, contains_token, permission_for};
+use crate::extract::{Body, QueryParams, parse_json};
+use crate::problem::{ApiError, Problem};
+
+/// Events a `GET /api/v1/events` answers when no `limit` is given.
+pub const EVENTS_PAGE_DEFAULT: usize = 1_000;
+
+/// A command and, optionally, what makes it safe to retry or conditional.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// The command's name, e.g. `record-patrol-check`, `raise-issue`, `act-on-issue`,
+    /// `resolve-issue`, `verify-resolution` (see the `Command` schema).
+    pub command: String,
+    /// The command's data: the payload of the event it records.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// The event id (UUIDv7) to record it under: the same request again returns the same
+    /// answer and writes nothing.
+    pub event_id: Option<Uuid>,
+    /// When it happened in the field (RFC 3339); now when not given.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub occurred_at: Option<Timestamp>,
+    /// The version the entity's stream must be at (as `If-Match` does); 409 otherwise.
+    pub expected_version: Option<u64>,
+    pub correlation_id: Option<Uuid>,
+}
+
+/// Where one event landed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppendedEventBody {
+    pub event_id: Uuid,
+    pub global_position: u64,
+    pub stream_version: u64,
+}
+
+/// The answer to a command or an append.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppendResponse {
+    pub stream_id: String,
+    /// True when the events were already in the log (a retry): nothing was written.
+    pub deduplicated: bool,
+    pub events: Vec<AppendedEventBody>,
+}
+
+fn appended(state: &AppState, stream_id: &EntityId, committed: Committed) -> Response {
+    state.metrics.record_appended(committed.events.len(), committed.deduplicated);
+    let status = if committed.deduplicated { StatusCode::OK } else { StatusCode::CREATED };
+    let last_version = committed.events.last().map_or(0, |event| event.stream_version);
+    let body = AppendResponse {
+        stream_id: stream_id.to_string(),
+        deduplicated: committed.deduplicated,
+        events: committed
+            .events
+            .into_iter()
+            .map(|event| AppendedEventBody {
+                event_id: event.event_id,
+                global_position: event.global_position,
+                stream_version: event.stream_version,
+            })
+            .collect(),
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{last_version}\"")) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// The stream version an `If-Match: "N"` header asks for.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|text| text.parse().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::malformed("If-Match must be a stream version, e.g. \"3\""))
+}
+
+fn refuse_tokens(body: &[u8]) -> Result<(), ApiError> {
+    if contains_token(body) {
+        return Err(ApiError::invalid("the body contains an access token; tokens never go into the log"));
+    }
+    Ok(())
+}
+
+/// Do something through the domain rules: record a check, raise, act on, resolve or
+/// verify an issue, and every other command.
+#[utoipa::path(
+    post, path = "/api/v1/commands", tag = "commands",
+    request_body(content = CommandRequest, description = "`command` and `data` as in the `Command` schema"),
+    params(("If-Match" = Option<String>, Header, description = "the stream version expected, e.g. \"3\"")),
+    responses(
+        (status = 201, description = "recorded (durable)", body = AppendResponse),
+        (status = 200, description = "already recorded under this event_id: the original answer", body = AppendResponse),
+        (status = 400, description = "malformed JSON", body = Problem),
+        (status = 401, description = "no valid token", body = Problem),
+        (status = 403, description = "outside the token's role or sites", body = Problem),
+        (status = 404, description = "an entity it names is unknown", body = Problem),
+        (status = 409, description = "the entity's state or version does not allow it", body = Problem),
+        (status = 413, description = "body too large", body = Problem),
+        (status = 422, description = "not a valid command", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn execute_command(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    // Every role that writes at all may write field commands: a role that may not is told
+    // so before its body is even read.
+    principal.require(Permission::WriteField)?;
+    let request: CommandRequest = parse_json(&body)?;
+    refuse_tokens(&body)?;
+    let command: Command =
+        serde_json::from_value(serde_json::json!({ "command": request.command, "data": request.data }))
+            .map_err(|error| ApiError::invalid(format!("not a valid command: {error}")))?;
+    principal.require(permission_for(&command))?;
+    if principal.role.is_site_bound() {
+        // A command about an entity the views do not know has no site: the rules refuse it
+        // (404) without writing anything.
+        if let Some(site) = state.service.site_of(&command).await? {
+            if !principal.covers_site(&site) {
+                return Err(ApiError::forbidden(format!("site {site} is not one of this token's sites")));
+            }
+        }
+    }
+    let expected_version = match (request.expected_version, if_match(&headers)?) {
+        (Some(body), Some(header)) if body != header => {
+            return Err(ApiError::malformed(format!("expected_version {body} and If-Match {header} disagree")));
+        }
+        (body, header) => body.or(header),
+    };
+    let stream_id = command.stream_id().map_err(|error| ApiError::invalid(error.to_string()))?;
+    let meta = CommandMeta {
+        event_id: request.event_id,
+        occurred_at: request.occurred_at,
+        actor: principal.actor.clone(),
+        correlation_id: request.correlation_id,
+        expected_version,
+    };
+    match state.service.execute(&command, &meta, Timestamp::now()).await {
+        Ok(committed) => Ok(appended(&state, &stream_id, committed)),
+        Err(error) => {
+            let error = ApiError::from(error);
+            if error.status == StatusCode::CONFLICT {
+                state.metrics.conflicts.inc();
+            }
+            Err(error)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    /// The status as it was at this moment (RFC 3339), from the events recorded by then.
+    #[param(value_type = Option<String>)]
+    pub as_of: Option<Timestamp>,
+    /// Only this site's checkpoints.
+    #[param(value_type = Option<String>)]
+    pub site: Option<EntityId>,
+}
+
+/// Limits a report to the sites a field token covers: their checkpoints and site roll-ups
+/// only (the grid and community roll-ups would sum other sites).
+fn only_sites(mut report: StatusReport, principal: &Principal) -> StatusReport {
+    report.checkpoints.retain(|checkpoint| checkpoint.site_id.as_ref().is_some_and(|site| principal.covers_site(site)));
+    report.sites.retain(|site| principal.covers_site(&site.id));
+    report.grids.clear();
+    report.communities.clear();
+    report
+}
+
+/// The live status board: every checkpoint's last check, overdue or not, open issues, with
+/// roll-ups by site, grid and community (now, or as of a moment).
+#[utoipa::path(
+    get, path = "/api/v1/status", tag = "queries", params(StatusParams),
+    responses((status = 200, description = "the status report", body = Object), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn status(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<StatusParams>,
+) -> Result<Json<StatusReport>, ApiError> {
+    principal.require(Permission::ReadStatus)?;
+    if let Some(site) = &params.site {
+        if !principal.covers_site(site) {
+            return Err(ApiError::forbidden(format!("site {site} is not one of this token's sites")));
+        }
+    }
+    let report = match params.as_of {
+        Some(as_of) => state.service.status_as_of(as_of, params.site.as_ref()).await?,
+        None => state.service.status(Timestamp::now(), params.site.as_ref()).await?,
+    };
+    Ok(Json(if principal.role.is_site_bound() { only_sites(report, &principal) } else { report }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IssueParams {
+    /// raised, acknowledged, assigned, in_progress, escalated, resolved or verified.
+    #[param(value_type = Option<String>)]
+    pub state: Option<IssueState>,
+    /// Only open (true) or only closed (false) issues.
+    pub open: Option<bool>,
+    #[param(value_type = Option<String>)]
+    pub site: Option<EntityId>,
+    #[param(value_type = Option<String>)]
+    pub checkpoint: Option<EntityId>,
+    /// e.g. courier_congestion.
+    #[param(value_type = Option<String>)]
+    pub category: Option<IssueCategory>,
+    #[param(value_type = Option<String>)]
+    pub severity: Option<Severity>,
+}
+
+/// Gate issues, filtered; field tokens see their sites' issues only.
+#[utoipa::path(
+    get, path = "/api/v1/issues", tag = "queries", params(IssueParams),
+    responses((status = 200, description = "matching issues", body = [Object])),
+    security(("bearer" = []))
+)]
+pub async fn issues(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<IssueParams>,
+) -> Result<Json<Vec<IssueRecord>>, ApiError> {
+    principal.require(Permission::ReadStatus)?;
+    let sites = state.service.checkpoint_sites().await?;
+    let mut issues = state.service.issues().await?;
+    issues.retain(|issue| {
+        let site = sites.get(&issue.checkpoint_id);
+        site.is_some_and(|site| principal.covers_site(site))
+            && params.site.as_ref().is_none_or(|wanted| site == Some(wanted))
+            && params.checkpoint.as_ref().is_none_or(|wanted| &issue.checkpoint_id == wanted)
+            && params.state.is_none_or(|wanted| issue.state == wanted)
+            && params.open.is_none_or(|open| issue.is_open() == open)
+            && params.category.is_none_or(|wanted| issue.category == wanted)
+            && params.severity.is_none_or(|wanted| issue.severity == wanted)
+    });
+    Ok(Json(issues))
+}
+
+/// One gate issue.
+#[utoipa::path(
+    get, path = "/api/v1/issues/{issue_id}", tag = "queries",
+    params(("issue_id" = String, Path, description = "the issue's id")),
+    responses((status = 200, body = Object), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn issue(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(issue_id): Path<String>,
+) -> Result<Json<IssueRecord>, ApiError> {
+    principal.require(Permission::ReadStatus)?;
+    let issue_id = EntityId::new(issue_id).map_err(|error| ApiError::invalid(error.to_string()))?;
+    let issue = state
+        .service
+        .issues()
+        .await?
+        .into_iter()
+        .find(|issue| issue.issue_id == issue_id)
+        .ok_or_else(|| ApiError::not_found(format!("no issue {issue_id}")))?;
+    if principal.role.is_site_bound() {
+        let sites = state.service.checkpoint_sites().await?;
+        if !sites.get(&issue.checkpoint_id).is_some_and(|site| principal.covers_site(site)) {
+            return Err(ApiError::forbidden(format!("issue {issue_id} is not at one of this token's sites")));
+        }
+    }
+    Ok(Json(issue))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineParams {
+    /// The local day, YYYY-MM-DD.
+    #[param(value_type = String, format = Date)]
+    pub day: jiff::civil::Date,
+    /// Only events naming this entity (a checkpoint, issue, staff member, ...).
+    #[param(value_type = Option<String>)]
+    pub entity: Option<EntityId>,
+}
+
+/// The audit timeline of a local day: every event in the order it happened, late arrivals
+/// marked, corrections linked both ways.
+#[utoipa::path(
+    get, path = "/api/v1/timeline", tag = "audit", params(TimelineParams),
+    responses((status = 200, body = [Object]), (status = 404, description = "no event names the entity", body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn timeline(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<TimelineParams>,
+) -> Result<Json<Vec<projections::TimelineEntry>>, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let entries = state.service.timeline(params.day, params.entity.as_ref()).await?;
+    entries.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!("no event names {}", params.entity.as_ref().map_or("", |entity| entity.as_str())))
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayParams {
+    /// The local day, YYYY-MM-DD.
+    #[param(value_type = String, format = Date)]
+    pub day: jiff::civil::Date,
+    /// Stop at this local time, HH:MM (the end of the day when not given).
+    #[param(value_type = Option<String>)]
+    pub until: Option<jiff::civil::Time>,
+}
+
+/// The replay of a local day: its events in the order they happened with what each
+/// changed, and the status as of a moment of that day.
+#[utoipa::path(
+    get, path = "/api/v1/replay", tag = "audit", params(ReplayParams),
+    responses((status = 200, body = Object)),
+    security(("bearer" = []))
+)]
+pub async fn replay(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<ReplayParams>,
+) -> Result<Json<service::Replay>, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    Ok(Json(state.service.replay(params.day, params.until).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// The first local day, YYYY-MM-DD.
+    #[param(value_type = String, format = Date)]
+    pub day: jiff::civil::Date,
+    /// The last local day (the same as `day` when not given).
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<jiff::civil::Date>,
+    #[param(value_type = Option<String>)]
+    pub site: Option<EntityId>,
+    /// md (default), json or html.
+    pub format: Option<String>,
+    /// zh (default) or en.
+    pub lang: Option<String>,
+}
+
+/// The after-action summary of a day or a range of days, in Markdown, JSON or HTML, in
+/// Chinese or English.
+#[utoipa::path(
+    get, path = "/api/v1/report", tag = "audit", params(ReportParams),
+    responses(
+        (status = 200, description = "the report", content(
+            (String = "text/markdown"), (Object = "application/json"), (String = "text/html"))),
+        (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn report(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<ReportParams>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let to = params.to.unwrap_or(params.day);
+    if to < params.day {
+        return Err(ApiError::invalid(format!("to {to} is before day {}", params.day)));
+    }
+    let (format, content_type) = match params.format.as_deref().unwrap_or("md") {
+        "md" => (projections::Format::Markdown, "text/markdown; charset=utf-8"),
+        "json" => (projections::Format::Json, "application/json"),
+        "html" => (projections::Format::Html, "text/html; charset=utf-8"),
+        other => return Err(ApiError::invalid(format!("format {other:?}: md, json or html"))),
+    };
+    let lang = match params.lang.as_deref().unwrap_or("zh") {
+        "zh" => projections::Lang::Zh,
+        "en" => projections::Lang::En,
+        other => return Err(ApiError::invalid(format!("lang {other:?}: zh or en"))),
+    };
+    let summary = state.service.summary(params.day, to, params.site.as_ref()).await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], projections::render(&summary, format, lang)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    /// The first global position (1 when not given).
+    pub from: Option<u64>,
+    /// At most this many events (1,000 when not given; at most 10,000).
+    pub limit: Option<usize>,
+}
+
+/// The log itself: stored envelopes from a global position on, as `gridwatch events`
+/// prints them (a JSON array, or NDJSON with `Accept: application/x-ndjson`).
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "log", params(EventsParams),
+    responses((status = 200, description = "envelopes in log order", body = [Object])),
+    security(("bearer" = []))
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<EventsParams>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let limit = params.limit.unwrap_or(EVENTS_PAGE_DEFAULT);
+    if limit == 0 || limit > READ_PAGE_EVENTS_MAX {
+        return Err(ApiError::invalid(format!("limit must be 1 to {READ_PAGE_EVENTS_MAX}")));
+    }
+    let page = state.service.store().read_all(params.from.unwrap_or(1).max(1), limit).await?;
+    let ndjson = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/x-ndjson"));
+    if ndjson {
+        let mut text = Vec::new();
+        for event in &page {
+            serde_json::to_writer(&mut text, event).map_err(|error| ApiError::internal(&error))?;
+            text.push(b'\n');
+        }
+        Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+    } else {
+        Ok(Json(page).into_response())
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AppendParams {
+    /// `any` (default), `none` (the stream must not exist) or N (its last version).
+    pub expected_version: Option<String>,
+}
+
+/// Raw append to one stream of the log, all or nothing (admin): the body holds the same
+/// event lines as `gridwatch append`, as a JSON array or NDJSON.
+#[utoipa::path(
+    post, path = "/api/v1/streams/{stream_id}/events", tag = "log",
+    params(("stream_id" = String, Path), AppendParams),
+    request_body(content = [Object], description = "event lines (see EventLine.schema.json)", content_type = "application/json"),
+    responses(
+        (status = 201, body = AppendResponse),
+        (status = 200, description = "every event id was already in the log", body = AppendResponse),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    ),
+    security(("bearer" = []))
+)]
+pub async fn append_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(stream_id): Path<String>,
+    QueryParams(params): QueryParams<AppendParams>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::AppendLog)?;
+    let stream_id = EntityId::new(stream_id).map_err(|error| ApiError::invalid(format!("stream id: {error}")))?;
+    let expected: ExpectedVersion = match params.expected_version.as_deref() {
+        None => ExpectedVersion::Any,
+        Some(text) => {
+            text.parse().map_err(|error: String| ApiError::malformed(format!("expected_version: {error}")))?
+        }
+    };
+    let text =
+        std::str::from_utf8(&body).map_err(|error| ApiError::malformed(format!("body is not UTF-8: {error}")))?;
+    refuse_tokens(&body)?;
+    let events =
+        events_schema::parse_event_lines(text, &principal.actor, Timestamp::now()).map_err(ApiError::invalid)?;
+    match state.service.store().append(&stream_id, expected, events).await? {
+        Ok(committed) => Ok(appended(&state, &stream_id, committed)),
+        Err(rejection) => {
+            if rejection.is_conflict() {
+                state.metrics.conflicts.inc();
+            }
+            Err(rejection.into())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub role: Role,
+    /// For field staff: the sites it may work at.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub sites: Vec<EntityId>,
+    /// Who the events written with it are by (a staff id); `token:<token id>` when not given.
+    #[schema(value_type = Option<String>)]
+    pub actor: Option<EntityId>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub token_id: String,
+    /// The token itself: shown this once, stored only as a hash.
+    pub token: String,
+    pub role: Role,
+    #[schema(value_type = Vec<String>)]
+    pub sites: Vec<EntityId>,
+    #[schema(value_type = String)]
+    pub actor: EntityId,
+}
+
+/// Make a token (admin). The answer is the only place its text ever appears.
+#[utoipa::path(
+    post, path = "/api/v1/tokens", tag = "tokens", request_body = TokenRequest,
+    responses((status = 201, body = TokenResponse), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ManageTokens)?;
+    let request: TokenRequest = parse_json(&body)?;
+    let tokens = state.tokens.clone();
+    let made = tokio::task::spawn_blocking(move || tokens.create(request.role, request.sites, request.actor))
+        .await
+        .map_err(|error| ApiError::internal(&error))?
+        .map_err(|error| ApiError::internal(&error))?;
+    tracing::info!(token_id = %made.record.token_id, role = ?made.record.role, by = %principal.token_id, "token created");
+    let body = TokenResponse {
+        token_id: made.record.token_id,
+        token: made.token,
+        role: made.record.role,
+        sites: made.record.sites,
+        actor: made.record.actor,
+    };
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the store answers and the server is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Object), (status = 503, body = Problem)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "the server is shutting down"));
+    }
+    let head = state.service.store().head_position().await.map_err(|error| {
+        let mut problem = ApiError::from(error);
+        problem.status = StatusCode::SERVICE_UNAVAILABLE;
+        problem
+    })?;
+    Ok(Json(serde_json::json!({ "ready": true, "head_position": head })))
+}
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let head = state.service.store().head_position().await.unwrap_or(0);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render(head)).into_response()
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, body = Object)))]
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi_document())
+}
+
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such route; the API is described at /api/openapi.json")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not take that method")
+}
