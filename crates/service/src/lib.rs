@@ -330,6 +330,7 @@ impl<S: EventStore> Service<S> {
             Command::RegisterSite(e) => Some(e.site_id.clone()),
             Command::RecordInspection(e) => Some(e.site_id.clone()),
             Command::DeliverQuarantineNotice(e) => Some(e.site_id.clone()),
+            Command::RecordFieldNote(e) => e.site_id.clone(),
             _ => None,
         })
     }
