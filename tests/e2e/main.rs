@@ -3,6 +3,8 @@
 //! - `cli`: the `append` / `events` / `verify` contract (output, exit codes, nothing
 //!   written on bad input or conflict, export and import);
 //! - `crash`: SIGKILL during concurrent appends, then every acknowledged event is there;
+//! - `http`: `gridwatch serve` over HTTP: a gate issue's lifecycle, the live feed, a
+//!   restart, SIGTERM with appends in flight;
 //! - `record`: a gate issue's lifecycle through the domain rules, and the status board;
 //! - `tamper`: a changed byte is named by `verify`.
 
@@ -11,6 +13,7 @@
 
 mod cli;
 mod crash;
+mod http;
 mod record;
 mod tamper;
 
