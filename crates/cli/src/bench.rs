@@ -29,6 +29,13 @@ pub struct BenchArgs {
     /// Measure the projections instead of the store: fold 1M and 5M generated events.
     #[arg(long)]
     projections: bool,
+    /// Measure the HTTP API instead: status queries and durable commands under load, and
+    /// the live feed's delivery delay, next to a minimal axum handler.
+    #[arg(long)]
+    http: bool,
+    /// Concurrent connections of the HTTP load.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
     /// Where to put the benchmark's stores (a fresh folder inside it, removed afterwards).
     /// Must be on the disk you want to measure.
     #[arg(long)]
@@ -382,6 +389,11 @@ async fn projections_bench(root: &Path) -> Result<(), Failure> {
 pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; run `cargo run --release -- bench` for real figures");
+    }
+    if args.http {
+        let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
+        return crate::bench_http::run(root.path(), args.seconds, args.connections).await;
     }
     if args.projections {
         let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);

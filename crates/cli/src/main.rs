@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod append;
 mod bench;
+mod bench_http;
 mod bench_projections;
 mod events;
 mod record;
@@ -71,6 +72,12 @@ enum Command {
     BenchFold {
         #[arg(long)]
         events: u64,
+    },
+    /// Benchmark tool: the minimal axum handler `bench --http` compares the server with.
+    #[command(hide = true)]
+    BenchMinimalServer {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
     },
     /// Test tool: append forever from several tasks, printing each acknowledgement.
     #[command(hide = true)]
@@ -204,6 +211,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo => record::demo(&cli).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchFold { events } => bench_projections::fold(*events),
+        Command::BenchMinimalServer { addr } => bench_http::minimal_server(*addr).await,
         Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
     }
 }

@@ -65,6 +65,34 @@ impl Default for ServerConfig {
     }
 }
 
+/// How long a computed status board may be served again at the same log position.
+pub const STATUS_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The status board as JSON, by site filter, with the log position and time it was
+/// computed at (a std `Mutex`: held for a map lookup or insert only).
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    entries:
+        std::sync::Mutex<std::collections::HashMap<Option<events_schema::EntityId>, (u64, Instant, axum::body::Bytes)>>,
+}
+
+impl StatusCache {
+    fn get(&self, site: Option<&events_schema::EntityId>, position: u64) -> Option<axum::body::Bytes> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (computed_position, computed_at, body) = entries.get(&site.cloned())?;
+        (*computed_position == position && computed_at.elapsed() < STATUS_CACHE_TTL).then(|| body.clone())
+    }
+
+    fn put(&self, site: Option<events_schema::EntityId>, position: u64, body: axum::body::Bytes) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Bounded: sites are few, but a caller could ask for many unknown ones.
+        if entries.len() >= 1_024 {
+            entries.clear();
+        }
+        entries.insert(site, (position, Instant::now(), body));
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -74,6 +102,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Cancelled when the server starts shutting down: ends live feeds, makes `/readyz` fail.
     pub shutdown: CancellationToken,
+    pub status_cache: Arc<StatusCache>,
 }
 
 impl AppState {
@@ -84,6 +113,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
+            status_cache: Arc::new(StatusCache::default()),
         }
     }
 }

@@ -202,18 +202,34 @@ pub async fn status(
     State(state): State<AppState>,
     principal: Principal,
     QueryParams(params): QueryParams<StatusParams>,
-) -> Result<Json<StatusReport>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require(Permission::ReadStatus)?;
     if let Some(site) = &params.site {
         if !principal.covers_site(site) {
             return Err(ApiError::forbidden(format!("site {site} is not one of this token's sites")));
         }
     }
-    let report = match params.as_of {
-        Some(as_of) => state.service.status_as_of(as_of, params.site.as_ref()).await?,
-        None => state.service.status(Timestamp::now(), params.site.as_ref()).await?,
-    };
-    Ok(Json(if principal.role.is_site_bound() { only_sites(report, &principal) } else { report }))
+    if let Some(as_of) = params.as_of {
+        let report = state.service.status_as_of(as_of, params.site.as_ref()).await?;
+        return Ok(
+            Json(if principal.role.is_site_bound() { only_sites(report, &principal) } else { report }).into_response()
+        );
+    }
+    if principal.role.is_site_bound() {
+        let report = state.service.status(Timestamp::now(), params.site.as_ref()).await?;
+        return Ok(Json(only_sites(report, &principal)).into_response());
+    }
+    // The board now, for roles that see all of it: shared by every request at the same
+    // log position within `STATUS_CACHE_TTL` (dashboards poll it; `as_of` in the body
+    // says when it was computed). A new event always gives a fresh board.
+    let position = state.service.catch_up().await?;
+    if let Some(body) = state.status_cache.get(params.site.as_ref(), position) {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let report = state.service.status(Timestamp::now(), params.site.as_ref()).await?;
+    let body = axum::body::Bytes::from(serde_json::to_vec(&report).map_err(|error| ApiError::internal(&error))?);
+    state.status_cache.put(params.site, position, body.clone());
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

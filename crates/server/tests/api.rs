@@ -554,6 +554,11 @@ async fn queries_answer_with_views() {
     assert!(none.body.as_array().unwrap().is_empty());
     let status = api.get("/api/v1/status?site=site-a", &api.supervisor).await;
     assert_eq!(status.body["checkpoints"][0]["open_issues"], 1);
+    // The board is shared between requests, but never across a new event.
+    assert!(api.get("/api/v1/status", &api.supervisor).await.body["checkpoints"][0]["last_check"].is_null());
+    api.command(&api.field_a, "record-patrol-check", check("gate-a")).await;
+    let after = api.get("/api/v1/status", &api.supervisor).await;
+    assert_eq!(after.body["checkpoints"][0]["last_check"]["staff_id"], "guard-1", "{}", after.text);
     let before = api.get("/api/v1/status?as_of=2020-01-01T00:00:00Z", &api.supervisor).await;
     assert!(before.body["checkpoints"].as_array().unwrap().is_empty(), "nothing was registered then");
 }
