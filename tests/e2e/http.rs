@@ -23,7 +23,9 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
-        let log = std::fs::File::create(data.with_extension("server.log")).unwrap();
+        // Appended to, so that the log of every start is kept.
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("server.log")).unwrap();
         let mut child = gridwatch(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .env("GRIDWATCH_LOG", "info")
@@ -247,6 +249,13 @@ async fn a_gate_issue_lifecycle_over_http_survives_a_restart() {
         ]
     );
     assert_eq!(server.stop(), 0);
+    // Structured logs name each request by its id, and never hold a token.
+    let log = std::fs::read_to_string(data.with_extension("server.log")).unwrap();
+    assert!(log.contains("request_id=") && log.contains("status=201"), "{log}");
+    for secret in [&admin, &field, &supervisor, &auditor] {
+        assert!(!log.contains(secret.as_str()), "a token in the log");
+    }
+    assert!(!log.contains("gw_"), "nothing token-like in the log");
     let verify = run(&data, &["verify"], "");
     assert_eq!(verify.code, 0, "{}", verify.stderr);
 }

@@ -604,3 +604,25 @@ async fn health_metrics_and_the_openapi_document() {
     api.state.shutdown.cancel();
     assert_eq!(api.send(Method::GET, "/readyz", None, None).await.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn a_request_over_its_time_is_answered_503() {
+    // No time at all: a command, which waits for the disk, cannot make it.
+    let api = api().await;
+    let mut state = api.state.clone();
+    state.config = Arc::new(ServerConfig { request_timeout: Duration::ZERO, ..ServerConfig::default() });
+    let router = server::router(state);
+    let body = json!({"command": "record-patrol-check", "data": check("gate-a")}).to_string();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/commands")
+        .header("authorization", format!("Bearer {}", api.supervisor))
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    assert_eq!(problem["type"], "/problems/timeout");
+}
