@@ -221,7 +221,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 fn init_logs(cli: &Cli) {
     let default = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDWATCH_LOG").unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal, never into a log file.
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
     if std::env::var("GRIDWATCH_LOG_FORMAT").is_ok_and(|format| format == "json") {
         builder.json().init();
     } else {
