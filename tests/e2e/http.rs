@@ -314,4 +314,8 @@ async fn sigterm_answers_every_append_in_flight_then_exits_0() {
         crate::events(&data, &[]).into_iter().map(|event| event["event_id"].as_str().unwrap().to_owned()).collect();
     let missing: Vec<_> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(missing.is_empty(), "acknowledged but not in the log: {missing:?}");
+    // Requests in flight when SIGTERM came were answered (durably) after it, not cut off.
+    let log = std::fs::read_to_string(data.with_extension("server.log")).unwrap();
+    let after_signal = log.split("shutting down").nth(1).expect("the shutdown is logged");
+    assert!(after_signal.contains("status=201"), "no append was finished after SIGTERM:\n{after_signal}");
 }

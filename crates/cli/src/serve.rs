@@ -56,11 +56,11 @@ fn entity(flag: &str, text: &str) -> Result<EntityId, Failure> {
 pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
     let TokenCommand::Create(args) = command;
     let sites = args.sites.iter().map(|site| entity("--site", site)).collect::<Result<Vec<_>, _>>()?;
-    if args.role != Role::Field && !sites.is_empty() {
-        return Err(Failure::BadInput(anyhow!("--site is for field tokens: other roles are not bound to sites")));
-    }
     let actor = args.actor.as_deref().map(|actor| entity("--actor", actor)).transpose()?;
-    let made = TokenFile::new(&cli.data).create(args.role, sites, actor)?;
+    let made = TokenFile::new(&cli.data).create(args.role, sites, actor).map_err(|error| match error.kind() {
+        std::io::ErrorKind::InvalidInput => Failure::BadInput(anyhow!("{error} (--actor, --site)")),
+        _ => Failure::Operating(error.into()),
+    })?;
     let sites: Vec<&str> = made.record.sites.iter().map(|site| site.as_str()).collect();
     println!(
         "token {} ({:?}, actor {}, sites [{}]); shown once, stored only as a hash:",
@@ -73,23 +73,18 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called (before
+/// the server says it listens), not when the future is first polled.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        () = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    })
 }
 
 pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
@@ -117,23 +112,26 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let service = Arc::new(service);
     let state = AppState::new(service.clone(), tokens, config);
     let shutdown = state.shutdown.clone();
+    let stop = stop_signal()?;
     println!("listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
     tracing::info!(%address, data = %cli.data.display(), "serving");
     let grace = Duration::from_millis(args.shutdown_grace_ms);
-    let served = tokio::select! {
-        served = server::serve(listener, state, stop_signal()) => served,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_ms = args.shutdown_grace_ms, "requests still in flight after the grace period: stopping anyway");
-            Ok(())
-        }
+    let finished = tokio::select! {
+        served = server::serve(listener, state, stop) => { served?; true }
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => false,
     };
-    served?;
     // Every acknowledged append is already durable; the snapshot only makes the next
     // start faster.
     if let Err(error) = service.save_snapshot().await {
         tracing::warn!(%error, "saving the views' snapshot failed");
+    }
+    if !finished {
+        return Err(Failure::Operating(anyhow!(
+            "requests were still in flight {} ms after the shutdown began; stopped without them",
+            args.shutdown_grace_ms
+        )));
     }
     tracing::info!("stopped");
     Ok(())

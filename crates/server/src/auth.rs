@@ -110,6 +110,28 @@ pub fn permission_for(command: &Command) -> Permission {
     }
 }
 
+/// How long after the fact field staff may record an event (a phone that was offline for
+/// a weekend); older events are a supervisor's to record.
+pub const FIELD_BACKDATE_MICROS_MAX: i64 = 72 * 3_600_000_000;
+
+/// The people a field command says acted (the checker, the one raising or acting on an
+/// issue, the author, ...): field staff may only name themselves. `None` for commands that
+/// name no acting person.
+pub fn acting_people(command: &Command) -> Option<Vec<&EntityId>> {
+    Some(match command {
+        Command::RecordPatrolCheck(e) => vec![&e.staff_id],
+        Command::RecordTally(e) => vec![&e.recorded_by],
+        Command::RecordInspection(e) => vec![&e.inspector_id],
+        Command::RaiseIssue(e) => vec![&e.raised_by],
+        Command::AcknowledgeIssue(e) => vec![&e.acknowledged_by],
+        Command::ActOnIssue(e) => vec![&e.taken_by],
+        Command::ResolveIssue(e) => vec![&e.resolved_by],
+        Command::DeliverQuarantineNotice(e) => e.delivered_by.iter().collect(),
+        Command::RecordFieldNote(e) => vec![&e.author],
+        _ => return None,
+    })
+}
+
 /// A token as stored: everything but the secret, which is kept only as a hash.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -173,6 +195,19 @@ fn random_hex(bytes: usize) -> std::io::Result<String> {
     Ok(hex::encode(buffer))
 }
 
+/// Whether the file is empty or ends with a whole line.
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// Whether `text` contains something shaped like a token (so that it is kept out of the log).
 pub fn contains_token(text: &[u8]) -> bool {
     let secret_len = TOKEN_ID_BYTES * 2 + 1 + TOKEN_SECRET_BYTES * 2;
@@ -195,34 +230,55 @@ impl TokenFile {
     /// short by a crash, before its token was ever shown) is skipped with a warning.
     pub fn reload(&self) -> std::io::Result<()> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The file is read without the lock; the new lines are taken only if no one else
+        // took them meanwhile (the file only grows, so the same offset means the same lines).
+        let offset = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).bytes_read;
         let mut file = match std::fs::File::open(&self.path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(error),
         };
-        file.seek(SeekFrom::Start(loaded.bytes_read))?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
         // Only whole lines: a line being written right now is read next time.
-        let complete = text.rfind('\n').map_or(0, |end| end + 1);
-        for line in text[..complete].lines().filter(|line| !line.trim().is_empty()) {
-            match serde_json::from_str::<TokenRecord>(line) {
-                Ok(record) => {
-                    loaded.by_id.insert(record.token_id.clone(), record);
-                }
+        let complete = bytes.iter().rposition(|byte| *byte == b'\n').map_or(0, |end| end + 1);
+        let mut records = Vec::new();
+        for line in bytes[..complete].split(|byte| *byte == b'\n').filter(|line| !line.trim_ascii().is_empty()) {
+            match serde_json::from_slice::<TokenRecord>(line) {
+                Ok(record) => records.push(record),
                 Err(error) => {
                     tracing::warn!(path = %self.path.display(), %error, "skipping a bad line of the token file")
                 }
             }
         }
-        loaded.bytes_read += complete as u64;
+        let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if loaded.bytes_read == offset {
+            for record in records {
+                loaded.by_id.insert(record.token_id.clone(), record);
+            }
+            loaded.bytes_read = offset + complete as u64;
+        }
         Ok(())
     }
 
     /// Makes a token, stores its hash durably, and returns it (the only time its text exists).
+    /// Field tokens are personal: they need the staff id they act as, and sites only make
+    /// sense for them.
     pub fn create(&self, role: Role, sites: Vec<EntityId>, actor: Option<EntityId>) -> std::io::Result<NewToken> {
         use std::os::unix::fs::OpenOptionsExt;
+        if role == Role::Field && actor.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a field token acts as one staff member: give its staff id as the actor",
+            ));
+        }
+        if role != Role::Field && !sites.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "sites are for field tokens: other roles are not bound to sites",
+            ));
+        }
         let token_id = random_hex(TOKEN_ID_BYTES)?;
         let token = format!("{TOKEN_PREFIX}{token_id}_{}", random_hex(TOKEN_SECRET_BYTES)?);
         let actor = match actor {
@@ -245,9 +301,29 @@ impl TokenFile {
         // One write of a whole line to a file opened for appending: concurrent writers (the
         // server and `gridwatch token create`) never interleave inside a line.
         let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        // A line cut short by a crash must not swallow this one.
+        if !ends_with_newline(&self.path)? {
+            line.insert(0, b'\n');
+        }
         file.write_all(&line)?;
         file.sync_all()?;
-        self.reload()?;
+        // Another reader of the file in this process may take the new line first; either
+        // way it is in memory afterwards.
+        for _ in 0..3 {
+            self.reload()?;
+            if self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).by_id.contains_key(&record.token_id)
+            {
+                break;
+            }
+        }
+        if self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).by_id.get(&record.token_id)
+            != Some(&record)
+        {
+            return Err(std::io::Error::other(format!(
+                "the token file {} did not take the new token",
+                self.path.display()
+            )));
+        }
         Ok(NewToken { token, record })
     }
 
@@ -280,7 +356,13 @@ impl TokenFile {
                 return lookup(&loaded);
             }
         }
-        // A token id not seen yet: it may have been created since the last read.
+        // A token id not seen yet: it may have been created since the last read. One stat
+        // answers most such requests (made-up tokens) without the lock or a read.
+        let read_so_far = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).bytes_read;
+        match std::fs::metadata(&self.path) {
+            Ok(metadata) if metadata.len() > read_so_far => {}
+            _ => return None,
+        }
         if let Err(error) = self.reload() {
             tracing::error!(%error, "cannot read the token file");
             return None;
@@ -299,7 +381,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = TokenFile::new(dir.path());
         let site = EntityId::new("site-a").unwrap();
-        let made = file.create(Role::Field, vec![site.clone()], None).unwrap();
+        let made = file.create(Role::Field, vec![site.clone()], Some(EntityId::new("guard-1").unwrap())).unwrap();
         let stored = std::fs::read_to_string(dir.path().join(TOKEN_FILE_NAME)).unwrap();
         assert!(!stored.contains(&made.token), "the token text is never stored");
         assert!(contains_token(made.token.as_bytes()));
@@ -308,7 +390,9 @@ mod tests {
         let principal = other.authenticate(&made.token).unwrap();
         assert_eq!(principal.role, Role::Field);
         assert_eq!(principal.sites, vec![site]);
-        assert!(principal.actor.as_str().starts_with("token:"));
+        assert_eq!(principal.actor.as_str(), "guard-1");
+        assert!(file.create(Role::Field, vec![], None).is_err(), "a field token names its person");
+        assert!(file.create(Role::Auditor, vec![EntityId::new("site-a").unwrap()], None).is_err());
         // A changed secret, a made-up id, and junk are refused.
         let mut wrong = made.token.clone();
         let last = wrong.pop().unwrap();
@@ -331,6 +415,10 @@ mod tests {
         handle.write_all(b"{\"token_id\":\"ab").unwrap();
         let fresh = TokenFile::new(dir.path());
         assert_eq!(fresh.authenticate(&made.token).unwrap().role, Role::Auditor);
+        // The next token starts on a line of its own, and works.
+        let next = file.create(Role::Supervisor, vec![], None).unwrap();
+        assert_eq!(fresh.authenticate(&next.token).unwrap().role, Role::Supervisor);
+        assert_eq!(TokenFile::new(dir.path()).authenticate(&next.token).unwrap().role, Role::Supervisor);
     }
 
     #[test]

@@ -81,3 +81,18 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         _ => ApiError::malformed(format!("body is not valid JSON: {error}")),
     })
 }
+
+/// The one path parameter of a route, as text; a bad one (not UTF-8) is a 400 problem.
+#[derive(Debug)]
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathParam, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|rejection| ApiError::malformed(rejection.body_text()))
+    }
+}

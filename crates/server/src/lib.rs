@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use service::Service;
 use store::SledStore;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,15 @@ pub struct ServerConfig {
     pub live_send_timeout: Duration,
     /// Events buffered per live client.
     pub live_buffer_events: usize,
+    /// A connection whose sent data stays unacknowledged this long (a client that stopped
+    /// reading) is closed by the kernel (`TCP_USER_TIMEOUT`), so that it cannot hold the
+    /// server, or its shutdown, forever.
+    pub connection_stall_timeout: Duration,
+    /// Reads that fold a whole period of the log (timeline, replay, report, status as of a
+    /// moment) run at most this many at a time, off the async workers.
+    pub heavy_reads_max: usize,
+    /// The most local days one report may cover.
+    pub report_days_max: i32,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +72,9 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             live_send_timeout: Duration::from_secs(5),
             live_buffer_events: 256,
+            connection_stall_timeout: Duration::from_secs(20),
+            heavy_reads_max: 1,
+            report_days_max: 366,
         }
     }
 }
@@ -103,6 +117,8 @@ pub struct AppState {
     /// Cancelled when the server starts shutting down: ends live feeds, makes `/readyz` fail.
     pub shutdown: CancellationToken,
     pub status_cache: Arc<StatusCache>,
+    /// Permits for heavy reads (see `ServerConfig::heavy_reads_max`).
+    pub heavy_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -111,6 +127,7 @@ impl AppState {
             service,
             tokens,
             metrics: Arc::new(Metrics::new()),
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(config.heavy_reads_max.max(1))),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             status_cache: Arc::new(StatusCache::default()),
@@ -178,7 +195,13 @@ async fn measure(State(state): State<AppState>, request: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
+    // A bounded label: any other method string would make a new series.
+    let method = match *request.method() {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS | Method::PATCH => {
+            request.method().to_string()
+        }
+        _ => "other".to_owned(),
+    };
     let started = Instant::now();
     let response = match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
         Ok(response) => response,
@@ -210,7 +233,15 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    let stall_timeout = state.config.connection_stall_timeout;
     let app = router(state);
+    let listener = listener.tap_io(move |connection| {
+        let socket = socket2::SockRef::from(&*connection);
+        if let Err(error) = socket.set_tcp_user_timeout(Some(stall_timeout)).and_then(|()| socket.set_tcp_nodelay(true))
+        {
+            tracing::warn!(%error, "cannot set the connection's socket options");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             stop.await;

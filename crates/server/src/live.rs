@@ -72,6 +72,8 @@ pub async fn live(
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return,
+                // The client went away: end its subscription now, not at the next event.
+                () = sender.closed() => return,
                 next = subscription.next() => next,
             };
             let message = match next {

@@ -1,7 +1,7 @@
 //! The handlers: commands, queries, the raw log, tokens, health and metrics.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::Command;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Permission, Principal, Role, contains_token, permission_for};
-use crate::extract::{Body, QueryParams, parse_json};
+use crate::extract::{Body, PathParam, QueryParams, parse_json};
 use crate::problem::{ApiError, Problem};
 
 /// Events a `GET /api/v1/events` answers when no `limit` is given.
@@ -94,11 +94,74 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .ok_or_else(|| ApiError::malformed("If-Match must be a stream version, e.g. \"3\""))
 }
 
+/// Runs a read that folds a whole period of the log on a blocking thread, at most
+/// `heavy_reads_max` at a time: the async workers (health checks, status, commands) stay
+/// free, and the request's timeout still answers the caller when the work takes too long.
+async fn heavy<T, F, Fut>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(std::sync::Arc<crate::AppService>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, store::StoreError>>,
+{
+    let permit = state.heavy_reads.clone().acquire_owned().await.map_err(|error| ApiError::internal(&error))?;
+    let service = state.service.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        runtime.block_on(work(service))
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?
+    .map_err(ApiError::from)
+}
+
+/// Counts the refusals that are about concurrency (a stream that moved on, an event id
+/// already used), not about what was asked.
+fn count_conflict(state: &AppState, error: &ApiError) {
+    if matches!(error.kind, "wrong-expected-version" | "event-id-in-use" | "too-many-conflicts") {
+        state.metrics.conflicts.inc();
+    }
+}
+
 fn refuse_tokens(body: &[u8]) -> Result<(), ApiError> {
     if contains_token(body) {
         return Err(ApiError::invalid("the body contains an access token; tokens never go into the log"));
     }
     Ok(())
+}
+
+/// Field staff act as themselves, at their sites, and record what happened recently.
+async fn authorize_field_command(
+    state: &AppState,
+    principal: &Principal,
+    command: &Command,
+    occurred_at: Option<Timestamp>,
+) -> Result<(), ApiError> {
+    if let Some(people) = crate::auth::acting_people(command) {
+        if !people.contains(&&principal.actor) {
+            return Err(ApiError::forbidden(format!(
+                "field staff record their own work: the command must name {} as the person acting",
+                principal.actor
+            )));
+        }
+    }
+    if let Some(occurred_at) = occurred_at {
+        let earliest = Timestamp::now().as_microsecond().saturating_sub(crate::auth::FIELD_BACKDATE_MICROS_MAX);
+        if occurred_at.as_microsecond() < earliest {
+            return Err(ApiError::forbidden(format!(
+                "field staff may record events at most {} hours after they happened; a supervisor can record older ones",
+                crate::auth::FIELD_BACKDATE_MICROS_MAX / 3_600_000_000
+            )));
+        }
+    }
+    match state.service.site_of(command).await? {
+        Some(site) if principal.covers_site(&site) => Ok(()),
+        Some(site) => Err(ApiError::forbidden(format!("site {site} is not one of this token's sites"))),
+        // A personal field note about no site in particular.
+        None if matches!(command, Command::RecordFieldNote(_)) => Ok(()),
+        // The checkpoint or issue it names is unknown: nothing to authorise against.
+        None => Err(ApiError::not_found("the checkpoint, issue or site this command names is unknown")),
+    }
 }
 
 /// Do something through the domain rules: record a check, raise, act on, resolve or
@@ -134,15 +197,11 @@ pub async fn execute_command(
     let command: Command =
         serde_json::from_value(serde_json::json!({ "command": request.command, "data": request.data }))
             .map_err(|error| ApiError::invalid(format!("not a valid command: {error}")))?;
+    // Also the decoded text: JSON escapes could hide a token from the scan of the raw body.
+    refuse_tokens(&serde_json::to_vec(&command).map_err(|error| ApiError::internal(&error))?)?;
     principal.require(permission_for(&command))?;
     if principal.role.is_site_bound() {
-        // A command about an entity the views do not know has no site: the rules refuse it
-        // (404) without writing anything.
-        if let Some(site) = state.service.site_of(&command).await? {
-            if !principal.covers_site(&site) {
-                return Err(ApiError::forbidden(format!("site {site} is not one of this token's sites")));
-            }
-        }
+        authorize_field_command(&state, &principal, &command, request.occurred_at).await?;
     }
     let expected_version = match (request.expected_version, if_match(&headers)?) {
         (Some(body), Some(header)) if body != header => {
@@ -162,9 +221,7 @@ pub async fn execute_command(
         Ok(committed) => Ok(appended(&state, &stream_id, committed)),
         Err(error) => {
             let error = ApiError::from(error);
-            if error.status == StatusCode::CONFLICT {
-                state.metrics.conflicts.inc();
-            }
+            count_conflict(&state, &error);
             Err(error)
         }
     }
@@ -210,7 +267,9 @@ pub async fn status(
         }
     }
     if let Some(as_of) = params.as_of {
-        let report = state.service.status_as_of(as_of, params.site.as_ref()).await?;
+        let site = params.site.clone();
+        let report =
+            heavy(&state, move |service| async move { service.status_as_of(as_of, site.as_ref()).await }).await?;
         return Ok(
             Json(if principal.role.is_site_bound() { only_sites(report, &principal) } else { report }).into_response()
         );
@@ -288,7 +347,7 @@ pub async fn issues(
 pub async fn issue(
     State(state): State<AppState>,
     principal: Principal,
-    Path(issue_id): Path<String>,
+    PathParam(issue_id): PathParam,
 ) -> Result<Json<IssueRecord>, ApiError> {
     principal.require(Permission::ReadStatus)?;
     let issue_id = EntityId::new(issue_id).map_err(|error| ApiError::invalid(error.to_string()))?;
@@ -332,7 +391,8 @@ pub async fn timeline(
     QueryParams(params): QueryParams<TimelineParams>,
 ) -> Result<Json<Vec<projections::TimelineEntry>>, ApiError> {
     principal.require(Permission::ReadAudit)?;
-    let entries = state.service.timeline(params.day, params.entity.as_ref()).await?;
+    let (day, entity) = (params.day, params.entity.clone());
+    let entries = heavy(&state, move |service| async move { service.timeline(day, entity.as_ref()).await }).await?;
     entries.map(Json).ok_or_else(|| {
         ApiError::not_found(format!("no event names {}", params.entity.as_ref().map_or("", |entity| entity.as_str())))
     })
@@ -362,7 +422,8 @@ pub async fn replay(
     QueryParams(params): QueryParams<ReplayParams>,
 ) -> Result<Json<service::Replay>, ApiError> {
     principal.require(Permission::ReadAudit)?;
-    Ok(Json(state.service.replay(params.day, params.until).await?))
+    let (day, until) = (params.day, params.until);
+    Ok(Json(heavy(&state, move |service| async move { service.replay(day, until).await }).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -403,6 +464,10 @@ pub async fn report(
     if to < params.day {
         return Err(ApiError::invalid(format!("to {to} is before day {}", params.day)));
     }
+    let days = params.day.until(to).map_or(i32::MAX, |span| span.get_days());
+    if days >= state.config.report_days_max {
+        return Err(ApiError::invalid(format!("a report covers at most {} days", state.config.report_days_max)));
+    }
     let (format, content_type) = match params.format.as_deref().unwrap_or("md") {
         "md" => (projections::Format::Markdown, "text/markdown; charset=utf-8"),
         "json" => (projections::Format::Json, "application/json"),
@@ -414,7 +479,8 @@ pub async fn report(
         "en" => projections::Lang::En,
         other => return Err(ApiError::invalid(format!("lang {other:?}: zh or en"))),
     };
-    let summary = state.service.summary(params.day, to, params.site.as_ref()).await?;
+    let (day, site) = (params.day, params.site.clone());
+    let summary = heavy(&state, move |service| async move { service.summary(day, to, site.as_ref()).await }).await?;
     Ok(([(header::CONTENT_TYPE, content_type)], projections::render(&summary, format, lang)).into_response())
 }
 
@@ -485,7 +551,7 @@ pub struct AppendParams {
 pub async fn append_events(
     State(state): State<AppState>,
     principal: Principal,
-    Path(stream_id): Path<String>,
+    PathParam(stream_id): PathParam,
     QueryParams(params): QueryParams<AppendParams>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
@@ -502,13 +568,15 @@ pub async fn append_events(
     refuse_tokens(&body)?;
     let events =
         events_schema::parse_event_lines(text, &principal.actor, Timestamp::now()).map_err(ApiError::invalid)?;
+    for event in &events {
+        refuse_tokens(&serde_json::to_vec(&event.event).map_err(|error| ApiError::internal(&error))?)?;
+    }
     match state.service.store().append(&stream_id, expected, events).await? {
         Ok(committed) => Ok(appended(&state, &stream_id, committed)),
         Err(rejection) => {
-            if rejection.is_conflict() {
-                state.metrics.conflicts.inc();
-            }
-            Err(rejection.into())
+            let error = ApiError::from(rejection);
+            count_conflict(&state, &error);
+            Err(error)
         }
     }
 }
@@ -555,7 +623,10 @@ pub async fn create_token(
     let made = tokio::task::spawn_blocking(move || tokens.create(request.role, request.sites, request.actor))
         .await
         .map_err(|error| ApiError::internal(&error))?
-        .map_err(|error| ApiError::internal(&error))?;
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::InvalidInput => ApiError::invalid(error.to_string()),
+            _ => ApiError::internal(&error),
+        })?;
     tracing::info!(token_id = %made.record.token_id, role = ?made.record.role, by = %principal.token_id, "token created");
     let body = TokenResponse {
         token_id: made.record.token_id,
