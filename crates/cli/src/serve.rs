@@ -44,7 +44,8 @@ pub struct TokenCreateArgs {
     /// A site field staff may work at (repeat for several).
     #[arg(long = "site", value_name = "SITE_ID")]
     sites: Vec<String>,
-    /// Who the events written with it are by (a staff id); `token:<token id>` when not given.
+    /// Who the events written with it are by (a staff id; required for field tokens);
+    /// `token:<token id>` when not given.
     #[arg(long)]
     actor: Option<String>,
 }

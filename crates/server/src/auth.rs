@@ -166,8 +166,10 @@ impl Principal {
 #[derive(Debug, Default)]
 struct Loaded {
     by_id: HashMap<String, TokenRecord>,
-    /// How many bytes of the file were read: the file only grows.
+    /// How many bytes of the file were taken (whole lines): the file only grows.
     bytes_read: u64,
+    /// The file's size at the last read (more than `bytes_read` while a line is torn).
+    size_seen: u64,
 }
 
 /// The token file of one data directory.
@@ -258,6 +260,7 @@ impl TokenFile {
                 loaded.by_id.insert(record.token_id.clone(), record);
             }
             loaded.bytes_read = offset + complete as u64;
+            loaded.size_seen = offset + bytes.len() as u64;
         }
         Ok(())
     }
@@ -358,17 +361,24 @@ impl TokenFile {
         }
         // A token id not seen yet: it may have been created since the last read. One stat
         // answers most such requests (made-up tokens) without the lock or a read.
-        let read_so_far = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).bytes_read;
-        match std::fs::metadata(&self.path) {
-            Ok(metadata) if metadata.len() > read_so_far => {}
-            _ => return None,
+        // A reload that lost a race with another one may not have taken the newest lines:
+        // read again (a few times at most) while the file holds more than was seen.
+        for _ in 0..3 {
+            let seen = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).size_seen;
+            match std::fs::metadata(&self.path) {
+                Ok(metadata) if metadata.len() > seen => {}
+                _ => return None,
+            }
+            if let Err(error) = self.reload() {
+                tracing::error!(%error, "cannot read the token file");
+                return None;
+            }
+            let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if loaded.by_id.contains_key(token_id) {
+                return lookup(&loaded);
+            }
         }
-        if let Err(error) = self.reload() {
-            tracing::error!(%error, "cannot read the token file");
-            return None;
-        }
-        let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        lookup(&loaded)
+        None
     }
 }
 

@@ -36,6 +36,32 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every `/api/v1` operation can also answer 400 (a bad query or path), 401, 403 and 503 (a
+/// timeout) with a problem: added wherever an annotation does not say more.
+fn add_common_problems(document: &mut serde_json::Value) {
+    let common = [
+        ("400", "malformed request (query, path or JSON)"),
+        ("401", "no valid bearer token"),
+        ("403", "outside the token's role or sites"),
+        ("503", "not answered within the request timeout, or the store stopped"),
+    ];
+    let Some(paths) = document.get_mut("paths").and_then(|paths| paths.as_object_mut()) else { return };
+    for (_, item) in paths.iter_mut().filter(|(path, _)| path.starts_with("/api/v1")) {
+        let Some(operations) = item.as_object_mut() else { continue };
+        for operation in operations.values_mut() {
+            let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+            for (status, description) in common {
+                responses.entry(status).or_insert_with(|| {
+                    serde_json::json!({
+                        "description": description,
+                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    })
+                });
+            }
+        }
+    }
+}
+
 /// The whole document as JSON.
 pub fn openapi_document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
@@ -48,6 +74,7 @@ pub fn openapi_document() -> serde_json::Value {
         ("RecordedEvent", generator.root_schema_for::<events_schema::EnvelopeJson<'_>>()),
     ];
     let definitions = generator.take_definitions(true);
+    add_common_problems(&mut document);
     if let Some(components) = document.pointer_mut("/components/schemas").and_then(|value| value.as_object_mut()) {
         for (name, schema) in schemas {
             let mut schema = schema.to_value();

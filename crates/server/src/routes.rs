@@ -136,6 +136,7 @@ async fn authorize_field_command(
     principal: &Principal,
     command: &Command,
     occurred_at: Option<Timestamp>,
+    event_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
     if let Some(people) = crate::auth::acting_people(command) {
         if !people.contains(&&principal.actor) {
@@ -145,14 +146,19 @@ async fn authorize_field_command(
             )));
         }
     }
-    if let Some(occurred_at) = occurred_at {
-        let earliest = Timestamp::now().as_microsecond().saturating_sub(crate::auth::FIELD_BACKDATE_MICROS_MAX);
-        if occurred_at.as_microsecond() < earliest {
-            return Err(ApiError::forbidden(format!(
-                "field staff may record events at most {} hours after they happened; a supervisor can record older ones",
-                crate::auth::FIELD_BACKDATE_MICROS_MAX / 3_600_000_000
-            )));
-        }
+    // A retry of what is already recorded gets its original answer, however late it comes.
+    let retry = match event_id {
+        Some(event_id) => state.service.store().read_event(event_id).await?.is_some(),
+        None => false,
+    };
+    let earliest = Timestamp::now().as_microsecond().saturating_sub(crate::auth::FIELD_BACKDATE_MICROS_MAX);
+    // When it happened, and for a tally the period it counts (reports file it by that).
+    let times = [occurred_at, if let Command::RecordTally(e) = command { Some(e.period_start) } else { None }];
+    if !retry && times.into_iter().flatten().any(|time| time.as_microsecond() < earliest) {
+        return Err(ApiError::forbidden(format!(
+            "field staff may record events at most {} hours after they happened; a supervisor can record older ones",
+            crate::auth::FIELD_BACKDATE_MICROS_MAX / 3_600_000_000
+        )));
     }
     match state.service.site_of(command).await? {
         Some(site) if principal.covers_site(&site) => Ok(()),
@@ -173,13 +179,13 @@ async fn authorize_field_command(
     responses(
         (status = 201, description = "recorded (durable)", body = AppendResponse),
         (status = 200, description = "already recorded under this event_id: the original answer", body = AppendResponse),
-        (status = 400, description = "malformed JSON", body = Problem),
-        (status = 401, description = "no valid token", body = Problem),
-        (status = 403, description = "outside the token's role or sites", body = Problem),
-        (status = 404, description = "an entity it names is unknown", body = Problem),
-        (status = 409, description = "the entity's state or version does not allow it", body = Problem),
-        (status = 413, description = "body too large", body = Problem),
-        (status = 422, description = "not a valid command", body = Problem),
+        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "outside the token's role or sites", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "an entity it names is unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the entity's state or version does not allow it", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "not a valid command", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -201,7 +207,7 @@ pub async fn execute_command(
     refuse_tokens(&serde_json::to_vec(&command).map_err(|error| ApiError::internal(&error))?)?;
     principal.require(permission_for(&command))?;
     if principal.role.is_site_bound() {
-        authorize_field_command(&state, &principal, &command, request.occurred_at).await?;
+        authorize_field_command(&state, &principal, &command, request.occurred_at, request.event_id).await?;
     }
     let expected_version = match (request.expected_version, if_match(&headers)?) {
         (Some(body), Some(header)) if body != header => {
@@ -252,7 +258,7 @@ fn only_sites(mut report: StatusReport, principal: &Principal) -> StatusReport {
 /// roll-ups by site, grid and community (now, or as of a moment).
 #[utoipa::path(
     get, path = "/api/v1/status", tag = "queries", params(StatusParams),
-    responses((status = 200, description = "the status report", body = Object), (status = 403, body = Problem)),
+    responses((status = 200, description = "the status report", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn status(
@@ -267,6 +273,8 @@ pub async fn status(
         }
     }
     if let Some(as_of) = params.as_of {
+        // A fold of the log up to that moment: an audit read.
+        principal.require(Permission::ReadAudit)?;
         let site = params.site.clone();
         let report =
             heavy(&state, move |service| async move { service.status_as_of(as_of, site.as_ref()).await }).await?;
@@ -341,7 +349,7 @@ pub async fn issues(
 #[utoipa::path(
     get, path = "/api/v1/issues/{issue_id}", tag = "queries",
     params(("issue_id" = String, Path, description = "the issue's id")),
-    responses((status = 200, body = Object), (status = 404, body = Problem)),
+    responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn issue(
@@ -382,7 +390,7 @@ pub struct TimelineParams {
 /// marked, corrections linked both ways.
 #[utoipa::path(
     get, path = "/api/v1/timeline", tag = "audit", params(TimelineParams),
-    responses((status = 200, body = [Object]), (status = 404, description = "no event names the entity", body = Problem)),
+    responses((status = 200, body = [Object]), (status = 404, description = "no event names the entity", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn timeline(
@@ -450,7 +458,7 @@ pub struct ReportParams {
     responses(
         (status = 200, description = "the report", content(
             (String = "text/markdown"), (Object = "application/json"), (String = "text/html"))),
-        (status = 422, body = Problem)
+        (status = 422, body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))
 )]
@@ -544,7 +552,7 @@ pub struct AppendParams {
     responses(
         (status = 201, body = AppendResponse),
         (status = 200, description = "every event id was already in the log", body = AppendResponse),
-        (status = 409, body = Problem), (status = 422, body = Problem)
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))
 )]
@@ -568,7 +576,11 @@ pub async fn append_events(
     refuse_tokens(&body)?;
     let events =
         events_schema::parse_event_lines(text, &principal.actor, Timestamp::now()).map_err(ApiError::invalid)?;
+    // Also the decoded text of everything that reaches the log (JSON escapes could hide a
+    // token from the scan of the raw body).
+    refuse_tokens(stream_id.as_str().as_bytes())?;
     for event in &events {
+        refuse_tokens(event.actor.as_str().as_bytes())?;
         refuse_tokens(&serde_json::to_vec(&event.event).map_err(|error| ApiError::internal(&error))?)?;
     }
     match state.service.store().append(&stream_id, expected, events).await? {
@@ -589,7 +601,8 @@ pub struct TokenRequest {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub sites: Vec<EntityId>,
-    /// Who the events written with it are by (a staff id); `token:<token id>` when not given.
+    /// Who the events written with it are by (a staff id; required for field tokens);
+    /// `token:<token id>` when not given.
     #[schema(value_type = Option<String>)]
     pub actor: Option<EntityId>,
 }
@@ -609,7 +622,13 @@ pub struct TokenResponse {
 /// Make a token (admin). The answer is the only place its text ever appears.
 #[utoipa::path(
     post, path = "/api/v1/tokens", tag = "tokens", request_body = TokenRequest,
-    responses((status = 201, body = TokenResponse), (status = 403, body = Problem)),
+    responses(
+        (status = 201, body = TokenResponse),
+        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a field token without an actor, sites on another role, a bad role", body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn create_token(
@@ -645,7 +664,7 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Readiness: the store answers and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Object), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Object), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "the server is shutting down"));

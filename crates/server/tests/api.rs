@@ -649,10 +649,26 @@ async fn field_staff_record_their_own_recent_work_only() {
     let inspection = json!({"inspection_id": "in-1", "site_id": "site-b", "inspector_id": "guard-1",
         "kind": "routine", "result": "passed"});
     assert_eq!(api.command(&api.field_a, "record-inspection", inspection).await.status, StatusCode::FORBIDDEN);
+    let now = events_schema::Timestamp::now().as_microsecond();
+    let months_ago = events_schema::Timestamp::from_microsecond(now - 90 * 86_400_000_000);
+    let tally = json!({"checkpoint_id": "gate-a", "recorded_by": "guard-1", "period_start": months_ago,
+        "period_end": events_schema::Timestamp::from_microsecond(now - 89 * 86_400_000_000),
+        "people_screened": 10, "vehicles": 1, "fever_flags": 0, "refused_scans": 0, "temporary_passes_issued": 0});
+    let answer = api.command(&api.field_a, "record-tally", tally).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "a tally of long ago");
+    assert!(answer.body["detail"].as_str().unwrap().contains("after they happened"), "{}", answer.text);
+    assert_eq!(api.get("/api/v1/status?as_of=2020-02-20T00:00:00Z", &api.field_a).await.status, StatusCode::FORBIDDEN);
     assert_eq!(api.head().await, head, "nothing was written");
     // A supervisor records for others and late paper records.
     assert_eq!(api.command(&api.supervisor, "record-patrol-check", as_guard_2).await.status, StatusCode::CREATED);
-    assert_eq!(api.command_body(&api.supervisor, old).await.status, StatusCode::CREATED);
+    let event_id = uuid::Uuid::now_v7();
+    let mut late = old.clone();
+    late["event_id"] = json!(event_id);
+    assert_eq!(api.command_body(&api.supervisor, late.clone()).await.status, StatusCode::CREATED);
+    // A phone's late retry of what is already recorded gets the original answer.
+    let retry = api.command_body(&api.field_a, late).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert_eq!(retry.body["deduplicated"], true);
 }
 
 #[tokio::test]
