@@ -23,6 +23,7 @@ use crate::extract::QueryParams;
 use crate::problem::ApiError;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LiveParams {
     /// The first global position to send; `Last-Event-ID` (the last position received)
@@ -35,7 +36,7 @@ pub struct LiveParams {
 #[utoipa::path(
     get, path = "/api/v1/events/live", tag = "log", params(
         LiveParams,
-        ("Last-Event-ID" = Option<u64>, Header, description = "resume after this global position")
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this global position", pattern = r"^[0-9]{1,19}$")
     ),
     responses((status = 200, description = "text/event-stream of envelopes", content_type = "text/event-stream", body = String)),
     security(("bearer" = []))

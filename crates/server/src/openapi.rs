@@ -43,6 +43,7 @@ fn add_common_problems(document: &mut serde_json::Value) {
         ("400", "malformed request (query, path or JSON)"),
         ("401", "no valid bearer token"),
         ("403", "outside the token's role or sites"),
+        ("422", "well-formed but invalid values"),
         ("503", "not answered within the request timeout, or the store stopped"),
     ];
     let Some(paths) = document.get_mut("paths").and_then(|paths| paths.as_object_mut()) else { return };
@@ -62,6 +63,47 @@ fn add_common_problems(document: &mut serde_json::Value) {
     }
 }
 
+/// Points the parts of the document that stand for domain types at the schemas generated
+/// from those types (added below as components), so the two cannot drift apart: the issue
+/// filters' `category` and `severity`, and the command body, which is one of the commands
+/// (`command` + `data`, exactly as in `Command`) with the request's own optional fields.
+fn refer_to_generated_schemas(document: &mut serde_json::Value) {
+    for (name, schema) in [("category", "IssueCategory"), ("severity", "Severity")] {
+        if let Some(parameters) =
+            document.pointer_mut("/paths/~1api~1v1~1issues/get/parameters").and_then(|p| p.as_array_mut())
+        {
+            for parameter in parameters.iter_mut().filter(|parameter| parameter["name"] == name) {
+                parameter["schema"] = serde_json::json!({ "$ref": format!("#/components/schemas/{schema}") });
+            }
+        }
+    }
+    let Some(request) = document.pointer("/components/schemas/CommandRequest").cloned() else { return };
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let command = generator.root_schema_for::<domain::Command>().to_value();
+    let Some(variants) = command["oneOf"].as_array() else { return };
+    let variants: Vec<serde_json::Value> = variants
+        .iter()
+        .map(|variant| {
+            let mut variant = variant.clone();
+            if let (Some(properties), Some(extra)) =
+                (variant["properties"].as_object_mut(), request["properties"].as_object())
+            {
+                for (field, schema) in extra.iter().filter(|(field, _)| *field != "command" && *field != "data") {
+                    properties.insert(field.clone(), schema.clone());
+                }
+            }
+            variant
+        })
+        .collect();
+    let mut body = serde_json::json!({ "oneOf": variants });
+    if let Some(description) = request.get("description") {
+        body["description"] = description.clone();
+    }
+    document["components"]["schemas"]["CommandRequest"] = body;
+}
+
 /// The whole document as JSON.
 pub fn openapi_document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
@@ -75,6 +117,7 @@ pub fn openapi_document() -> serde_json::Value {
     ];
     let definitions = generator.take_definitions(true);
     add_common_problems(&mut document);
+    refer_to_generated_schemas(&mut document);
     if let Some(components) = document.pointer_mut("/components/schemas").and_then(|value| value.as_object_mut()) {
         for (name, schema) in schemas {
             let mut schema = schema.to_value();

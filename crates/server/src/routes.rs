@@ -234,13 +234,14 @@ pub async fn execute_command(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {
     /// The status as it was at this moment (RFC 3339), from the events recorded by then.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<Timestamp>,
     /// Only this site's checkpoints.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub site: Option<EntityId>,
 }
 
@@ -300,16 +301,17 @@ pub async fn status(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IssueParams {
     /// raised, acknowledged, assigned, in_progress, escalated, resolved or verified.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^(raised|acknowledged|assigned|in_progress|escalated|resolved|verified)$")]
     pub state: Option<IssueState>,
     /// Only open (true) or only closed (false) issues.
     pub open: Option<bool>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub site: Option<EntityId>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub checkpoint: Option<EntityId>,
     /// e.g. courier_congestion.
     #[param(value_type = Option<String>)]
@@ -348,7 +350,7 @@ pub async fn issues(
 /// One gate issue.
 #[utoipa::path(
     get, path = "/api/v1/issues/{issue_id}", tag = "queries",
-    params(("issue_id" = String, Path, description = "the issue's id")),
+    params(("issue_id" = String, Path, description = "the issue's id", pattern = r"^[A-Za-z0-9._:-]{1,128}$")),
     responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
@@ -376,13 +378,14 @@ pub async fn issue(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineParams {
     /// The local day, YYYY-MM-DD.
     #[param(value_type = String, format = Date)]
     pub day: jiff::civil::Date,
     /// Only events naming this entity (a checkpoint, issue, staff member, ...).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub entity: Option<EntityId>,
 }
 
@@ -407,13 +410,14 @@ pub async fn timeline(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayParams {
     /// The local day, YYYY-MM-DD.
     #[param(value_type = String, format = Date)]
     pub day: jiff::civil::Date,
     /// Stop at this local time, HH:MM (the end of the day when not given).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")]
     pub until: Option<jiff::civil::Time>,
 }
 
@@ -435,6 +439,7 @@ pub async fn replay(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
     /// The first local day, YYYY-MM-DD.
@@ -443,11 +448,13 @@ pub struct ReportParams {
     /// The last local day (the same as `day` when not given).
     #[param(value_type = Option<String>, format = Date)]
     pub to: Option<jiff::civil::Date>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub site: Option<EntityId>,
     /// md (default), json or html.
+    #[param(pattern = r"^(md|json|html)$")]
     pub format: Option<String>,
     /// zh (default) or en.
+    #[param(pattern = r"^(zh|en)$")]
     pub lang: Option<String>,
 }
 
@@ -493,11 +500,13 @@ pub async fn report(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// The first global position (1 when not given).
     pub from: Option<u64>,
     /// At most this many events (1,000 when not given; at most 10,000).
+    #[param(minimum = 1, maximum = 10_000)]
     pub limit: Option<usize>,
 }
 
@@ -537,9 +546,11 @@ pub async fn events(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AppendParams {
     /// `any` (default), `none` (the stream must not exist) or N (its last version).
+    #[param(pattern = r"^(any|none|no-stream|[0-9]{1,20})$")]
     pub expected_version: Option<String>,
 }
 
@@ -547,7 +558,7 @@ pub struct AppendParams {
 /// event lines as `gridwatch append`, as a JSON array or NDJSON.
 #[utoipa::path(
     post, path = "/api/v1/streams/{stream_id}/events", tag = "log",
-    params(("stream_id" = String, Path), AppendParams),
+    params(("stream_id" = String, Path, pattern = r"^[A-Za-z0-9._:-]{1,128}$"), AppendParams),
     request_body(content = [Object], description = "event lines (see EventLine.schema.json)", content_type = "application/json"),
     responses(
         (status = 201, body = AppendResponse),

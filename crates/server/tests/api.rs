@@ -696,3 +696,29 @@ async fn tokens_hidden_in_escapes_and_bad_paths_and_long_reports_are_refused() {
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.text);
     assert_eq!(api.get("/api/v1/report?day=2020-01-01&to=2020-12-31", &api.auditor).await.status, StatusCode::OK);
 }
+
+#[test]
+fn the_documented_issue_states_are_every_state() {
+    use projections::IssueState::{self, *};
+    // A new state fails to compile here until it is added to the list (and the document).
+    let listed = |state: IssueState| match state {
+        Raised | Acknowledged | Assigned | InProgress | Escalated | Resolved | Verified => state,
+    };
+    let document = server::openapi_document();
+    let parameters = document["paths"]["/api/v1/issues"]["get"]["parameters"].as_array().unwrap();
+    let state = parameters.iter().find(|parameter| parameter["name"] == "state").unwrap();
+    let pattern = state["schema"]["pattern"].as_str().unwrap();
+    for state in [Raised, Acknowledged, Assigned, InProgress, Escalated, Resolved, Verified] {
+        let name = serde_json::to_value(listed(state)).unwrap();
+        assert!(pattern.contains(name.as_str().unwrap()), "{name} in {pattern}");
+    }
+    for (name, schema) in [("category", "IssueCategory"), ("severity", "Severity")] {
+        let parameter = parameters.iter().find(|parameter| parameter["name"] == name).unwrap();
+        assert_eq!(parameter["schema"]["$ref"], format!("#/components/schemas/{schema}"));
+        assert!(
+            document["components"]["schemas"][schema]["enum"].is_array()
+                || document["components"]["schemas"][schema]["oneOf"].is_array()
+        );
+    }
+    assert!(parameters.iter().all(|parameter| parameter["in"] == "query"), "filters are query parameters");
+}
