@@ -233,6 +233,17 @@ async fn a_gate_issue_lifecycle_over_http_survives_a_restart() {
     let client = Client { http: reqwest::Client::new(), url: server.url.clone() };
     assert_eq!(client.get(&auditor, "/api/v1/events?limit=10000").await, log_before);
     assert_eq!(client.get(&supervisor, &format!("/api/v1/issues/{issue}")).await, record);
+    // Revoked from the CLI while the server runs: refused from the next request on.
+    let listed = run(&data, &["token", "list"], "");
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(listed.stdout.lines().count(), 4, "{}", listed.stdout);
+    assert!(!listed.stdout.contains("gw_"), "a listing shows no secret");
+    let field_id = field.split('_').nth(1).unwrap();
+    let revoked = run(&data, &["token", "revoke", field_id], "");
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    let refused = client.http.get(format!("{}/api/v1/status", client.url)).bearer_auth(&field).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(run(&data, &["token", "revoke", field_id], "").code, 2, "already revoked");
     let timeline = client.get(&auditor, &format!("/api/v1/timeline?day={}&entity={issue}", today())).await;
     let steps: Vec<&str> =
         timeline.as_array().unwrap().iter().map(|entry| entry["event_type"].as_str().unwrap()).collect();

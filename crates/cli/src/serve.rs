@@ -34,6 +34,14 @@ pub enum TokenCommand {
     /// Make a token; it is printed alone on the last line of stdout, once. Works while
     /// the server runs.
     Create(TokenCreateArgs),
+    /// Print every live token (id, role, sites, actor, created), one JSON object per line;
+    /// never a secret.
+    List,
+    /// Revoke a token by its id; a running server refuses it from its next request on.
+    Revoke {
+        /// The token's id (the 12 hex digits after `gw_`).
+        token_id: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,7 +63,23 @@ fn entity(flag: &str, text: &str) -> Result<EntityId, Failure> {
 }
 
 pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
-    let TokenCommand::Create(args) = command;
+    let args = match command {
+        TokenCommand::Create(args) => args,
+        TokenCommand::List => {
+            for token in TokenFile::new(&cli.data).list()? {
+                println!("{}", serde_json::to_string(&token).map_err(|error| Failure::Operating(error.into()))?);
+            }
+            return Ok(());
+        }
+        TokenCommand::Revoke { token_id } => {
+            return if TokenFile::new(&cli.data).revoke(token_id)? {
+                println!("token {token_id} revoked");
+                Ok(())
+            } else {
+                Err(Failure::BadInput(anyhow!("no live token {token_id} in {}", cli.data.display())))
+            };
+        }
+    };
     let sites = args.sites.iter().map(|site| entity("--site", site)).collect::<Result<Vec<_>, _>>()?;
     let actor = args.actor.as_deref().map(|actor| entity("--actor", actor)).transpose()?;
     let made = TokenFile::new(&cli.data).create(args.role, sites, actor).map_err(|error| match error.kind() {

@@ -147,6 +147,35 @@ pub struct TokenRecord {
     pub token_hash: String,
 }
 
+/// A line of the token file that withdraws a token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct Revocation {
+    revoked_token_id: String,
+    revoked_at: Timestamp,
+}
+
+/// A line of the token file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TokenLine {
+    Token(TokenRecord),
+    Revoked(Revocation),
+}
+
+/// What a listing shows of a token: never its hash.
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub token_id: String,
+    pub role: Role,
+    #[schema(value_type = Vec<String>)]
+    pub sites: Vec<EntityId>,
+    #[schema(value_type = String)]
+    pub actor: EntityId,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
 /// The caller, once its token checked out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Principal {
@@ -234,7 +263,7 @@ impl TokenFile {
         use std::io::{Read, Seek, SeekFrom};
         // The file is read without the lock; the new lines are taken only if no one else
         // took them meanwhile (the file only grows, so the same offset means the same lines).
-        let offset = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).bytes_read;
+        let offset = self.read_loaded().bytes_read;
         let mut file = match std::fs::File::open(&self.path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -245,10 +274,10 @@ impl TokenFile {
         file.read_to_end(&mut bytes)?;
         // Only whole lines: a line being written right now is read next time.
         let complete = bytes.iter().rposition(|byte| *byte == b'\n').map_or(0, |end| end + 1);
-        let mut records = Vec::new();
+        let mut lines = Vec::new();
         for line in bytes[..complete].split(|byte| *byte == b'\n').filter(|line| !line.trim_ascii().is_empty()) {
-            match serde_json::from_slice::<TokenRecord>(line) {
-                Ok(record) => records.push(record),
+            match serde_json::from_slice::<TokenLine>(line) {
+                Ok(line) => lines.push(line),
                 Err(error) => {
                     tracing::warn!(path = %self.path.display(), %error, "skipping a bad line of the token file")
                 }
@@ -256,8 +285,15 @@ impl TokenFile {
         }
         let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if loaded.bytes_read == offset {
-            for record in records {
-                loaded.by_id.insert(record.token_id.clone(), record);
+            for line in lines {
+                match line {
+                    TokenLine::Token(record) => {
+                        loaded.by_id.insert(record.token_id.clone(), record);
+                    }
+                    TokenLine::Revoked(revocation) => {
+                        loaded.by_id.remove(&revocation.revoked_token_id);
+                    }
+                }
             }
             loaded.bytes_read = offset + complete as u64;
             loaded.size_seen = offset + bytes.len() as u64;
@@ -265,11 +301,49 @@ impl TokenFile {
         Ok(())
     }
 
+    fn read_loaded(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
+        self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads new lines while the file holds more than was seen (a few times at most: a
+    /// reload that lost a race with another one may not have taken the newest lines).
+    fn catch_up(&self) -> std::io::Result<()> {
+        for _ in 0..3 {
+            let seen = self.read_loaded().size_seen;
+            match std::fs::metadata(&self.path) {
+                Ok(metadata) if metadata.len() > seen => self.reload()?,
+                Ok(_) => return Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one line durably: one write of a whole line to a file opened for appending,
+    /// so concurrent writers (the server and `gridwatch token ...`) never interleave inside
+    /// a line; then reads it back.
+    fn append_line(&self, line: &impl Serialize) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        // A line cut short by a crash must not swallow this one.
+        if !ends_with_newline(&self.path)? {
+            bytes.insert(0, b'\n');
+        }
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        self.catch_up()
+    }
+
     /// Makes a token, stores its hash durably, and returns it (the only time its text exists).
     /// Field tokens are personal: they need the staff id they act as, and sites only make
     /// sense for them.
     pub fn create(&self, role: Role, sites: Vec<EntityId>, actor: Option<EntityId>) -> std::io::Result<NewToken> {
-        use std::os::unix::fs::OpenOptionsExt;
         if role == Role::Field && actor.is_none() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -296,32 +370,8 @@ impl TokenFile {
             created_at: Timestamp::now(),
             token_hash: hash_of(&token).to_hex().to_string(),
         };
-        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        // One write of a whole line to a file opened for appending: concurrent writers (the
-        // server and `gridwatch token create`) never interleave inside a line.
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
-        // A line cut short by a crash must not swallow this one.
-        if !ends_with_newline(&self.path)? {
-            line.insert(0, b'\n');
-        }
-        file.write_all(&line)?;
-        file.sync_all()?;
-        // Another reader of the file in this process may take the new line first; either
-        // way it is in memory afterwards.
-        for _ in 0..3 {
-            self.reload()?;
-            if self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).by_id.contains_key(&record.token_id)
-            {
-                break;
-            }
-        }
-        if self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).by_id.get(&record.token_id)
-            != Some(&record)
-        {
+        self.append_line(&record)?;
+        if self.read_loaded().by_id.get(&record.token_id) != Some(&record) {
             return Err(std::io::Error::other(format!(
                 "the token file {} did not take the new token",
                 self.path.display()
@@ -330,55 +380,62 @@ impl TokenFile {
         Ok(NewToken { token, record })
     }
 
-    /// Whether any admin token exists.
-    pub fn has_admin(&self) -> bool {
-        let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        loaded.by_id.values().any(|record| record.role == Role::Admin)
+    /// Revokes a token: from now on it authenticates nowhere (a running server reads the
+    /// revocation before its next request). `false` when no such token is live.
+    pub fn revoke(&self, token_id: &str) -> std::io::Result<bool> {
+        self.catch_up()?;
+        if !self.read_loaded().by_id.contains_key(token_id) {
+            return Ok(false);
+        }
+        self.append_line(&Revocation { revoked_token_id: token_id.to_owned(), revoked_at: Timestamp::now() })?;
+        Ok(true)
     }
 
-    /// The principal of a bearer token, or `None` when it is not a valid token.
+    /// Every live token (without its hash), oldest first.
+    pub fn list(&self) -> std::io::Result<Vec<TokenInfo>> {
+        self.catch_up()?;
+        let mut tokens: Vec<TokenInfo> = self
+            .read_loaded()
+            .by_id
+            .values()
+            .map(|record| TokenInfo {
+                token_id: record.token_id.clone(),
+                role: record.role,
+                sites: record.sites.clone(),
+                actor: record.actor.clone(),
+                created_at: record.created_at,
+            })
+            .collect();
+        tokens.sort_by(|a, b| (a.created_at, &a.token_id).cmp(&(b.created_at, &b.token_id)));
+        Ok(tokens)
+    }
+
+    /// Whether any admin token exists.
+    pub fn has_admin(&self) -> bool {
+        self.read_loaded().by_id.values().any(|record| record.role == Role::Admin)
+    }
+
+    /// The principal of a bearer token, or `None` when it is not a valid (live) token.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let token_id = token.strip_prefix(TOKEN_PREFIX)?.split('_').next()?;
         if token_id.len() != TOKEN_ID_BYTES * 2 {
             return None;
         }
-        let lookup = |loaded: &Loaded| {
-            let record = loaded.by_id.get(token_id)?;
-            let stored = blake3::Hash::from_hex(&record.token_hash).ok()?;
-            // blake3::Hash compares in constant time.
-            (stored == hash_of(token)).then(|| Principal {
-                token_id: record.token_id.clone(),
-                role: record.role,
-                sites: record.sites.clone(),
-                actor: record.actor.clone(),
-            })
-        };
-        {
-            let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if loaded.by_id.contains_key(token_id) {
-                return lookup(&loaded);
-            }
+        // Tokens made or revoked since the last read: one stat tells whether there are any.
+        if let Err(error) = self.catch_up() {
+            tracing::error!(%error, "cannot read the token file");
+            return None;
         }
-        // A token id not seen yet: it may have been created since the last read. One stat
-        // answers most such requests (made-up tokens) without the lock or a read.
-        // A reload that lost a race with another one may not have taken the newest lines:
-        // read again (a few times at most) while the file holds more than was seen.
-        for _ in 0..3 {
-            let seen = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).size_seen;
-            match std::fs::metadata(&self.path) {
-                Ok(metadata) if metadata.len() > seen => {}
-                _ => return None,
-            }
-            if let Err(error) = self.reload() {
-                tracing::error!(%error, "cannot read the token file");
-                return None;
-            }
-            let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if loaded.by_id.contains_key(token_id) {
-                return lookup(&loaded);
-            }
-        }
-        None
+        let loaded = self.read_loaded();
+        let record = loaded.by_id.get(token_id)?;
+        let stored = blake3::Hash::from_hex(&record.token_hash).ok()?;
+        // blake3::Hash compares in constant time.
+        (stored == hash_of(token)).then(|| Principal {
+            token_id: record.token_id.clone(),
+            role: record.role,
+            sites: record.sites.clone(),
+            actor: record.actor.clone(),
+        })
     }
 }
 
@@ -414,6 +471,25 @@ mod tests {
         file.create(Role::Admin, vec![], None).unwrap();
         other.reload().unwrap();
         assert!(other.has_admin());
+    }
+
+    #[test]
+    fn a_revoked_token_stops_working_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path());
+        let kept = file.create(Role::Auditor, vec![], None).unwrap();
+        let revoked = file.create(Role::Supervisor, vec![], None).unwrap();
+        // A server that already knows both tokens.
+        let server = TokenFile::new(dir.path());
+        assert!(server.authenticate(&revoked.token).is_some());
+        assert!(TokenFile::new(dir.path()).revoke(&revoked.record.token_id).unwrap());
+        assert_eq!(server.authenticate(&revoked.token), None, "the revocation is read before the next request");
+        assert!(server.authenticate(&kept.token).is_some());
+        assert!(!file.revoke(&revoked.record.token_id).unwrap(), "already revoked");
+        assert!(!file.revoke("000000000000").unwrap(), "unknown");
+        let listed: Vec<String> = server.list().unwrap().into_iter().map(|token| token.token_id).collect();
+        assert_eq!(listed, vec![kept.record.token_id.clone()]);
+        assert_eq!(TokenFile::new(dir.path()).authenticate(&revoked.token), None, "also after a restart");
     }
 
     #[test]

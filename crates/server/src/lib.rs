@@ -139,7 +139,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let commands = Router::new()
         .route("/api/v1/commands", post(routes::execute_command))
-        .route("/api/v1/tokens", post(routes::create_token))
+        .route("/api/v1/tokens", post(routes::create_token).get(routes::list_tokens))
+        .route("/api/v1/tokens/{token_id}", axum::routing::delete(routes::revoke_token))
         .layer(DefaultBodyLimit::max(state.config.command_body_bytes_max));
     let appends = Router::new()
         .route("/api/v1/streams/{stream_id}/events", post(routes::append_events))

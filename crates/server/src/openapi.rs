@@ -12,12 +12,13 @@ use crate::{live, routes};
     info(title = "gridwatch", description = "Event-sourced incident and patrol tracker: commands, live status, audit replay, after-action reports."),
     paths(
         routes::execute_command, routes::status, routes::issues, routes::issue, routes::timeline, routes::replay,
-        routes::report, routes::events, live::live, routes::append_events, routes::create_token, routes::healthz,
+        routes::report, routes::events, live::live, routes::append_events, routes::create_token,
+        routes::list_tokens, routes::revoke_token, routes::healthz,
         routes::readyz, routes::metrics, routes::openapi,
     ),
     components(schemas(
         routes::CommandRequest, routes::AppendResponse, routes::AppendedEventBody, routes::TokenRequest,
-        routes::TokenResponse, crate::problem::Problem, crate::auth::Role,
+        routes::TokenResponse, crate::problem::Problem, crate::auth::Role, crate::auth::TokenInfo,
     )),
     modifiers(&BearerAuth),
 )]

@@ -668,6 +668,51 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
+/// Every live token (admin): ids, roles, sites, actors; never a secret or a hash.
+#[utoipa::path(
+    get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = [crate::auth::TokenInfo])),
+    security(("bearer" = []))
+)]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<crate::auth::TokenInfo>>, ApiError> {
+    principal.require(Permission::ManageTokens)?;
+    let tokens = state.tokens.clone();
+    let listed = tokio::task::spawn_blocking(move || tokens.list())
+        .await
+        .map_err(|error| ApiError::internal(&error))?
+        .map_err(|error| ApiError::internal(&error))?;
+    Ok(Json(listed))
+}
+
+/// Revoke a token (admin): it authenticates nowhere from the next request on.
+#[utoipa::path(
+    delete, path = "/api/v1/tokens/{token_id}", tag = "tokens",
+    params(("token_id" = String, Path, pattern = r"^[0-9a-f]{12}$")),
+    responses((status = 204, description = "revoked"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(token_id): PathParam,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Permission::ManageTokens)?;
+    let tokens = state.tokens.clone();
+    let id = token_id.clone();
+    let revoked = tokio::task::spawn_blocking(move || tokens.revoke(&id))
+        .await
+        .map_err(|error| ApiError::internal(&error))?
+        .map_err(|error| ApiError::internal(&error))?;
+    if !revoked {
+        return Err(ApiError::not_found(format!("no live token {token_id}")));
+    }
+    tracing::info!(%token_id, by = %principal.token_id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String)))]
 pub async fn healthz() -> &'static str {

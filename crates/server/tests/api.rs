@@ -156,6 +156,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!([{"event_type": "FieldNoteRecorded", "data": {"author": "a", "text": "t"}}])),
         ),
         (Method::POST, "/api/v1/tokens", Some(json!({"role": "auditor"}))),
+        (Method::GET, "/api/v1/tokens", None),
     ]
 }
 
@@ -542,6 +543,17 @@ async fn tokens_made_over_http_work_and_are_shown_once() {
     assert!(!stored.contains(&token) && !stored.contains(&api.admin), "only hashes are stored");
     let log = api.get("/api/v1/events?limit=10000", &api.auditor).await.text;
     assert!(!log.contains("gw_"), "no token ever reaches the log");
+    // Listing shows who holds what, never a secret or a hash; revoking takes effect at once.
+    let listed = api.get("/api/v1/tokens", &api.admin).await;
+    assert!(!listed.text.contains("gw_") && !listed.text.contains("hash"), "{}", listed.text);
+    let entry = listed.body.as_array().unwrap().iter().find(|t| t["actor"] == "guard-2").unwrap().clone();
+    assert_eq!(entry["role"], "field");
+    assert_eq!(entry["sites"], json!(["site-b"]));
+    let uri = format!("/api/v1/tokens/{}", entry["token_id"].as_str().unwrap());
+    assert_eq!(api.send(Method::DELETE, &uri, Some(&api.supervisor), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.send(Method::DELETE, &uri, Some(&api.admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get("/api/v1/status", &token).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.send(Method::DELETE, &uri, Some(&api.admin), None).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
