@@ -72,6 +72,7 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
             return Ok(());
         }
         TokenCommand::Revoke { token_id } => {
+            let token_id = server::auth::id_of(token_id);
             return if TokenFile::new(&cli.data).revoke(token_id)? {
                 println!("token {token_id} revoked");
                 Ok(())
@@ -119,8 +120,9 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         tracing::info!(events, "the demo month is loaded");
     }
     let tokens = Arc::new(TokenFile::new(&cli.data));
-    tokens.reload()?;
-    if !tokens.has_admin() {
+    // Only on a first start: an installation whose admin tokens were all revoked makes a new
+    // one with `gridwatch token create --role admin`, not by printing it at every start.
+    if tokens.is_new()? {
         let made = tokens.create(Role::Admin, Vec::new(), None)?;
         println!("first start: admin token {} (shown once, stored only as a hash):", made.record.token_id);
         println!("{}", made.token);

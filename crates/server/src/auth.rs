@@ -207,6 +207,9 @@ pub struct TokenFile {
     path: PathBuf,
     /// A std lock: held only for in-memory lookups and the short read of new lines.
     loaded: RwLock<Loaded>,
+    /// Held for a whole read-and-apply of new lines, so that no reload can miss lines that
+    /// another one read too early (a std `Mutex`: the read is of a few lines).
+    reloading: std::sync::Mutex<()>,
 }
 
 /// A token that was just made: its text (shown once) and what is stored.
@@ -224,6 +227,12 @@ fn random_hex(bytes: usize) -> std::io::Result<String> {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).map_err(|error| std::io::Error::other(format!("no randomness: {error}")))?;
     Ok(hex::encode(buffer))
+}
+
+/// The token id named by `text`: the id itself, or the id part of a whole token given by
+/// mistake (so that messages can name it without repeating the secret).
+pub fn id_of(text: &str) -> &str {
+    text.strip_prefix(TOKEN_PREFIX).and_then(|rest| rest.split('_').next()).unwrap_or(text)
 }
 
 /// Whether the file is empty or ends with a whole line.
@@ -254,15 +263,19 @@ pub fn contains_token(text: &[u8]) -> bool {
 impl TokenFile {
     /// The token file in `data_dir` (which need not exist yet).
     pub fn new(data_dir: &Path) -> TokenFile {
-        TokenFile { path: data_dir.join(TOKEN_FILE_NAME), loaded: RwLock::new(Loaded::default()) }
+        TokenFile {
+            path: data_dir.join(TOKEN_FILE_NAME),
+            loaded: RwLock::new(Loaded::default()),
+            reloading: std::sync::Mutex::new(()),
+        }
     }
 
     /// Reads the lines added since the last read. A line that does not parse (a write cut
     /// short by a crash, before its token was ever shown) is skipped with a warning.
     pub fn reload(&self) -> std::io::Result<()> {
         use std::io::{Read, Seek, SeekFrom};
-        // The file is read without the lock; the new lines are taken only if no one else
-        // took them meanwhile (the file only grows, so the same offset means the same lines).
+        // Readers of the tokens are not held up while the file is read: only other reloads.
+        let _reloading = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let offset = self.read_loaded().bytes_read;
         let mut file = match std::fs::File::open(&self.path) {
             Ok(file) => file,
@@ -284,7 +297,9 @@ impl TokenFile {
             }
         }
         let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if loaded.bytes_read == offset {
+        // Reloads are serialised: nothing moved the offset since it was read.
+        debug_assert_eq!(loaded.bytes_read, offset);
+        {
             for line in lines {
                 match line {
                     TokenLine::Token(record) => {
@@ -305,19 +320,41 @@ impl TokenFile {
         self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads new lines while the file holds more than was seen (a few times at most: a
-    /// reload that lost a race with another one may not have taken the newest lines).
+    /// Reads the lines added since the last read, if the file grew (one stat tells). A file
+    /// that shrank or vanished (replaced by hand) is read again from the start.
     fn catch_up(&self) -> std::io::Result<()> {
-        for _ in 0..3 {
-            let seen = self.read_loaded().size_seen;
-            match std::fs::metadata(&self.path) {
-                Ok(metadata) if metadata.len() > seen => self.reload()?,
-                Ok(_) => return Ok(()),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(error) => return Err(error),
-            }
+        let length = match std::fs::metadata(&self.path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error),
+        };
+        let seen = self.read_loaded().size_seen;
+        if length < seen {
+            let _reloading = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Loaded::default();
+        }
+        if length != seen {
+            self.reload()?;
         }
         Ok(())
+    }
+
+    /// Whether the file has never held a token (a first start).
+    pub fn is_new(&self) -> std::io::Result<bool> {
+        self.catch_up()?;
+        Ok(self.read_loaded().size_seen == 0)
+    }
+
+    /// Whether the token with this id is still live (for long connections, checked again
+    /// while they last).
+    pub fn is_live(&self, token_id: &str) -> bool {
+        match self.catch_up() {
+            Ok(()) => self.read_loaded().by_id.contains_key(token_id),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the token file");
+                false
+            }
+        }
     }
 
     /// Appends one line durably: one write of a whole line to a file opened for appending,
@@ -383,6 +420,7 @@ impl TokenFile {
     /// Revokes a token: from now on it authenticates nowhere (a running server reads the
     /// revocation before its next request). `false` when no such token is live.
     pub fn revoke(&self, token_id: &str) -> std::io::Result<bool> {
+        let token_id = id_of(token_id);
         self.catch_up()?;
         if !self.read_loaded().by_id.contains_key(token_id) {
             return Ok(false);
@@ -408,11 +446,6 @@ impl TokenFile {
             .collect();
         tokens.sort_by(|a, b| (a.created_at, &a.token_id).cmp(&(b.created_at, &b.token_id)));
         Ok(tokens)
-    }
-
-    /// Whether any admin token exists.
-    pub fn has_admin(&self) -> bool {
-        self.read_loaded().by_id.values().any(|record| record.role == Role::Admin)
     }
 
     /// The principal of a bearer token, or `None` when it is not a valid (live) token.
@@ -467,10 +500,8 @@ mod tests {
         assert_eq!(other.authenticate(&wrong), None);
         assert_eq!(other.authenticate("gw_000000000000_00"), None);
         assert_eq!(other.authenticate("Bearer"), None);
-        assert!(!other.has_admin());
-        file.create(Role::Admin, vec![], None).unwrap();
-        other.reload().unwrap();
-        assert!(other.has_admin());
+        assert!(!other.is_new().unwrap());
+        assert!(TokenFile::new(&dir.path().join("elsewhere")).is_new().unwrap());
     }
 
     #[test]
@@ -490,6 +521,27 @@ mod tests {
         let listed: Vec<String> = server.list().unwrap().into_iter().map(|token| token.token_id).collect();
         assert_eq!(listed, vec![kept.record.token_id.clone()]);
         assert_eq!(TokenFile::new(dir.path()).authenticate(&revoked.token), None, "also after a restart");
+    }
+
+    #[test]
+    fn a_token_file_replaced_by_hand_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path());
+        let first = file.create(Role::Auditor, vec![], None).unwrap();
+        let second = file.create(Role::Auditor, vec![], None).unwrap();
+        let server = TokenFile::new(dir.path());
+        assert!(server.authenticate(&first.token).is_some());
+        // Keep only the second token's line.
+        let path = dir.path().join(TOKEN_FILE_NAME);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String =
+            text.lines().filter(|line| line.contains(&second.record.token_id)).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, kept).unwrap();
+        assert_eq!(server.authenticate(&first.token), None);
+        assert!(server.authenticate(&second.token).is_some());
+        // A whole token given to revoke names its id.
+        assert!(server.revoke(&second.token).unwrap());
+        assert_eq!(server.authenticate(&second.token), None);
     }
 
     #[test]

@@ -176,11 +176,16 @@ pub fn router(state: AppState) -> Router {
                                 .get("x-request-id")
                                 .and_then(|value| value.to_str().ok())
                                 .unwrap_or("");
+                            // A token pasted into a path (`DELETE /api/v1/tokens/<whole token>`)
+                            // must not reach the log.
+                            let path = request.uri().path();
+                            let path =
+                                if auth::contains_token(path.as_bytes()) { "(a path holding a token)" } else { path };
                             tracing::info_span!(
                                 "request",
                                 request_id = %request_id,
                                 method = %request.method(),
-                                path = %request.uri().path(),
+                                path = %path,
                             )
                         })
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),

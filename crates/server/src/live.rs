@@ -22,6 +22,9 @@ use crate::auth::{Permission, Principal};
 use crate::extract::QueryParams;
 use crate::problem::ApiError;
 
+/// How often a live feed that is sending events checks that its token is still live.
+const TOKEN_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +39,7 @@ pub struct LiveParams {
 #[utoipa::path(
     get, path = "/api/v1/events/live", tag = "log", params(
         LiveParams,
-        ("Last-Event-ID" = Option<String>, Header, description = "resume after this global position", pattern = r"^[0-9]{1,19}$")
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this global position", pattern = r"^\s*\+?[0-9]{1,20}\s*$")
     ),
     responses((status = 200, description = "text/event-stream of envelopes", content_type = "text/event-stream", body = String)),
     security(("bearer" = []))
@@ -69,8 +72,19 @@ pub async fn live(
     let send_timeout = state.config.live_send_timeout;
     let shutdown = state.shutdown.clone();
     let metrics = state.metrics.clone();
+    let tokens = state.tokens.clone();
+    let token_id = principal.token_id.clone();
     tokio::spawn(async move {
+        let mut token_checked = std::time::Instant::now();
         loop {
+            // The token was checked when the feed opened; a revocation ends the feed too.
+            if token_checked.elapsed() >= TOKEN_RECHECK_INTERVAL {
+                if !tokens.is_live(&token_id) {
+                    tracing::info!(%token_id, "the live feed's token was revoked: feed closed");
+                    return;
+                }
+                token_checked = std::time::Instant::now();
+            }
             let next = tokio::select! {
                 () = shutdown.cancelled() => return,
                 // The client went away: end its subscription now, not at the next event.

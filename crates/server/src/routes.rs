@@ -417,7 +417,7 @@ pub struct ReplayParams {
     #[param(value_type = String, format = Date)]
     pub day: jiff::civil::Date,
     /// Stop at this local time, HH:MM (the end of the day when not given).
-    #[param(value_type = Option<String>, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")]
+    #[param(value_type = Option<String>, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?$")]
     pub until: Option<jiff::civil::Time>,
 }
 
@@ -550,7 +550,7 @@ pub async fn events(
 #[serde(deny_unknown_fields)]
 pub struct AppendParams {
     /// `any` (default), `none` (the stream must not exist) or N (its last version).
-    #[param(pattern = r"^(any|none|no-stream|[0-9]{1,20})$")]
+    #[param(pattern = r"^(any|none|no-stream|\+?[0-9]{1,20})$")]
     pub expected_version: Option<String>,
 }
 
@@ -700,6 +700,7 @@ pub async fn revoke_token(
     PathParam(token_id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageTokens)?;
+    let token_id = crate::auth::id_of(&token_id).to_owned();
     let tokens = state.tokens.clone();
     let id = token_id.clone();
     let revoked = tokio::task::spawn_blocking(move || tokens.revoke(&id))

@@ -734,3 +734,31 @@ fn the_documented_issue_states_are_every_state() {
     }
     assert!(parameters.iter().all(|parameter| parameter["in"] == "query"), "filters are query parameters");
 }
+
+#[tokio::test]
+async fn a_revoked_token_loses_its_live_feed() {
+    let api = api().await;
+    let made = api.state.tokens.create(Role::Auditor, vec![], None).unwrap();
+    let request = Request::builder()
+        .uri("/api/v1/events/live?from=1")
+        .header("authorization", format!("Bearer {}", made.token))
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.into_body().into_data_stream();
+    assert!(stream.next().await.is_some(), "the feed is open");
+    assert!(api.state.tokens.revoke(&made.record.token_id).unwrap());
+    // The feed checks its token again at least every second while it sends.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            api.command(&api.field_a, "record-patrol-check", check("gate-a")).await;
+            match tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
+                Ok(None) => return,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed ended after the revocation");
+}
