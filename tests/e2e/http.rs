@@ -285,20 +285,25 @@ async fn sigterm_answers_every_append_in_flight_then_exits_0() {
     let server = Server::start(&data);
     let admin = server.admin.clone().unwrap();
     let client = std::sync::Arc::new(Client { http: reqwest::Client::new(), url: server.url.clone() });
-    let guard = json!({"staff_id": "guard-1", "display_name": "Guard Wu", "role": "guard"});
-    let (status, body) = client.command(&admin, "register-staff", guard).await;
-    assert_eq!(status, 201, "{body}");
+    // One author per writer: each writes its own notes stream, so the writers never
+    // conflict with one another and all of them are still writing when SIGTERM comes.
+    for writer in 0..32 {
+        let guard =
+            json!({"staff_id": format!("guard-{writer}"), "display_name": format!("Guard {writer}"), "role": "guard"});
+        let (status, body) = client.command(&admin, "register-staff", guard).await;
+        assert_eq!(status, 201, "{body}");
+    }
     // 32 writers append as fast as they can; SIGTERM lands among them.
     let writers: Vec<_> = (0..32)
         .map(|writer| {
             let client = client.clone();
             let admin = admin.clone();
             tokio::spawn(async move {
-                let mut acknowledged = Vec::new();
+                let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
                 for note in 0.. {
                     let event_id = uuid::Uuid::now_v7();
                     let body = json!({"command": "record-field-note", "event_id": event_id,
-                                      "data": {"author": "guard-1", "text": format!("writer {writer} note {note}")}});
+                                      "data": {"author": format!("guard-{writer}"), "text": format!("note {note}")}});
                     let sent = client
                         .http
                         .post(format!("{}/api/v1/commands", client.url))
@@ -308,21 +313,28 @@ async fn sigterm_answers_every_append_in_flight_then_exits_0() {
                         .await;
                     match sent {
                         Ok(response) if response.status() == 201 => acknowledged.push(event_id.to_string()),
-                        // Refused while shutting down, or the connection closed: not acknowledged.
-                        Ok(_) | Err(_) => break,
+                        Ok(response) => {
+                            refused.push(response.status().as_u16());
+                            break;
+                        }
+                        // The connection closed for the shutdown: not acknowledged.
+                        Err(_) => break,
                     }
                 }
-                acknowledged
+                (acknowledged, refused)
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let code = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
     assert_eq!(code, 0);
-    let mut acknowledged = Vec::new();
+    let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
     for writer in writers {
-        acknowledged.extend(writer.await.unwrap());
+        let (writer_acknowledged, writer_refused) = writer.await.unwrap();
+        acknowledged.extend(writer_acknowledged);
+        refused.extend(writer_refused);
     }
+    assert!(refused.is_empty(), "no append is refused, before or during the shutdown: {refused:?}");
     assert!(acknowledged.len() > 32, "appends were in flight: {}", acknowledged.len());
     let stored: std::collections::HashSet<String> =
         crate::events(&data, &[]).into_iter().map(|event| event["event_id"].as_str().unwrap().to_owned()).collect();
