@@ -23,7 +23,9 @@ use uuid::Uuid;
 
 pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent};
 pub use head_file::ChainHead;
-pub use sled_store::{SledConfig, SledStore, VerifyProblem, VerifyReport, raw_sled_config, sled_data_file, verify_dir};
+pub use sled_store::{
+    SledConfig, SledStore, VerifyProblem, VerifyReport, open_raw_sled, raw_sled_config, sled_data_file, verify_dir,
+};
 
 /// The most events one append may carry.
 pub const APPEND_EVENTS_MAX: usize = 1_000;

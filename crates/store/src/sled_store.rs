@@ -1055,6 +1055,13 @@ pub fn raw_sled_config(store_dir: &Path) -> sled::Config {
     sled::Config::new().path(store_dir.join("sled")).segment_size(SLED_SEGMENT_BYTES).flush_every_ms(None)
 }
 
+/// Opens the raw sled database of a store directory, waiting (as the store does) for a
+/// store just dropped in this process to let go of sled's file lock. For tests that change
+/// the trees behind the store's back.
+pub fn open_raw_sled(store_dir: &Path) -> Result<sled::Db, StoreError> {
+    open_sled(store_dir, SledConfig::new(store_dir).cache_capacity_bytes)
+}
+
 /// The path of sled's data file inside a store directory (for tests that damage it).
 pub fn sled_data_file(dir: &Path) -> PathBuf {
     dir.join("sled").join("db")

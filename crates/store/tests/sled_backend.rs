@@ -50,7 +50,7 @@ fn fill(harness: &SledHarness, count: usize) {
 
 /// Runs `change` on the raw sled trees of a closed store.
 fn with_raw_sled(harness: &SledHarness, change: impl FnOnce(&sled::Tree, &sled::Tree)) {
-    let db = store::raw_sled_config(harness.dir.path()).open().unwrap();
+    let db = store::open_raw_sled(harness.dir.path()).unwrap();
     change(&db.open_tree("log").unwrap(), &db.open_tree("index").unwrap());
     db.flush().unwrap();
 }
