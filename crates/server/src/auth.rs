@@ -299,20 +299,18 @@ impl TokenFile {
         let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Reloads are serialised: nothing moved the offset since it was read.
         debug_assert_eq!(loaded.bytes_read, offset);
-        {
-            for line in lines {
-                match line {
-                    TokenLine::Token(record) => {
-                        loaded.by_id.insert(record.token_id.clone(), record);
-                    }
-                    TokenLine::Revoked(revocation) => {
-                        loaded.by_id.remove(&revocation.revoked_token_id);
-                    }
+        for line in lines {
+            match line {
+                TokenLine::Token(record) => {
+                    loaded.by_id.insert(record.token_id.clone(), record);
+                }
+                TokenLine::Revoked(revocation) => {
+                    loaded.by_id.remove(&revocation.revoked_token_id);
                 }
             }
-            loaded.bytes_read = offset + complete as u64;
-            loaded.size_seen = offset + bytes.len() as u64;
         }
+        loaded.bytes_read = offset + complete as u64;
+        loaded.size_seen = offset + bytes.len() as u64;
         Ok(())
     }
 
