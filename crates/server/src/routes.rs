@@ -361,13 +361,8 @@ pub async fn issue(
 ) -> Result<Json<IssueRecord>, ApiError> {
     principal.require(Permission::ReadStatus)?;
     let issue_id = EntityId::new(issue_id).map_err(|error| ApiError::invalid(error.to_string()))?;
-    let issue = state
-        .service
-        .issues()
-        .await?
-        .into_iter()
-        .find(|issue| issue.issue_id == issue_id)
-        .ok_or_else(|| ApiError::not_found(format!("no issue {issue_id}")))?;
+    let issue =
+        state.service.issue(&issue_id).await?.ok_or_else(|| ApiError::not_found(format!("no issue {issue_id}")))?;
     if principal.role.is_site_bound() {
         let sites = state.service.checkpoint_sites().await?;
         if !sites.get(&issue.checkpoint_id).is_some_and(|site| principal.covers_site(site)) {

@@ -295,6 +295,12 @@ impl<S: EventStore> Service<S> {
         Ok(issues)
     }
 
+    /// One issue, as the board knows it now (caught up with the log first).
+    pub async fn issue(&self, issue_id: &EntityId) -> Result<Option<projections::IssueRecord>, StoreError> {
+        self.catch_up().await?;
+        Ok(self.views.read().await.issues.issue(issue_id))
+    }
+
     /// Every checkpoint's site, as the registry knows it now.
     pub async fn checkpoint_sites(&self) -> Result<HashMap<EntityId, EntityId>, StoreError> {
         self.catch_up().await?;
