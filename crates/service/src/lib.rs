@@ -289,10 +289,8 @@ impl<S: EventStore> Service<S> {
     /// Every issue the log knows, in issue id order (caught up with the log first).
     pub async fn issues(&self) -> Result<Vec<projections::IssueRecord>, StoreError> {
         self.catch_up().await?;
-        let views = self.views.read().await;
-        let mut issues: Vec<_> = views.issues.issues().collect();
-        issues.sort_by(|a, b| a.issue_id.cmp(&b.issue_id));
-        Ok(issues)
+        // The board lists them in id order already.
+        Ok(self.views.read().await.issues.issues().collect())
     }
 
     /// One issue, as the board knows it now (caught up with the log first).
