@@ -599,6 +599,21 @@ pub async fn append_events(
     }
 }
 
+/// Runs `work` on the token file off the async workers (it reads, writes and fsyncs a
+/// file). A request the file refuses (`InvalidInput`) is 422; any other failure is 500.
+async fn on_token_file<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&crate::TokenFile) -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let tokens = state.tokens.clone();
+    tokio::task::spawn_blocking(move || work(&tokens)).await.map_err(|error| ApiError::internal(&error))?.map_err(
+        |error| match error.kind() {
+            std::io::ErrorKind::InvalidInput => ApiError::invalid(error.to_string()),
+            _ => ApiError::internal(&error),
+        },
+    )
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
@@ -644,14 +659,7 @@ pub async fn create_token(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::ManageTokens)?;
     let request: TokenRequest = parse_json(&body)?;
-    let tokens = state.tokens.clone();
-    let made = tokio::task::spawn_blocking(move || tokens.create(request.role, request.sites, request.actor))
-        .await
-        .map_err(|error| ApiError::internal(&error))?
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::InvalidInput => ApiError::invalid(error.to_string()),
-            _ => ApiError::internal(&error),
-        })?;
+    let made = on_token_file(&state, move |tokens| tokens.create(request.role, request.sites, request.actor)).await?;
     tracing::info!(token_id = %made.record.token_id, role = ?made.record.role, by = %principal.token_id, "token created");
     let body = TokenResponse {
         token_id: made.record.token_id,
@@ -674,12 +682,7 @@ pub async fn list_tokens(
     principal: Principal,
 ) -> Result<Json<Vec<crate::auth::TokenInfo>>, ApiError> {
     principal.require(Permission::ManageTokens)?;
-    let tokens = state.tokens.clone();
-    let listed = tokio::task::spawn_blocking(move || tokens.list())
-        .await
-        .map_err(|error| ApiError::internal(&error))?
-        .map_err(|error| ApiError::internal(&error))?;
-    Ok(Json(listed))
+    Ok(Json(on_token_file(&state, |tokens| tokens.list()).await?))
 }
 
 /// Revoke a token (admin): it authenticates nowhere from the next request on.
@@ -696,12 +699,8 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageTokens)?;
     let token_id = crate::auth::id_of(&token_id).to_owned();
-    let tokens = state.tokens.clone();
     let id = token_id.clone();
-    let revoked = tokio::task::spawn_blocking(move || tokens.revoke(&id))
-        .await
-        .map_err(|error| ApiError::internal(&error))?
-        .map_err(|error| ApiError::internal(&error))?;
+    let revoked = on_token_file(&state, move |tokens| tokens.revoke(&id)).await?;
     if !revoked {
         return Err(ApiError::not_found(format!("no live token {token_id}")));
     }
