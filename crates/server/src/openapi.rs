@@ -68,7 +68,7 @@ fn add_common_problems(document: &mut serde_json::Value) {
 /// from those types (added below as components), so the two cannot drift apart: the issue
 /// filters' `category` and `severity`, and the command body, which is one of the commands
 /// (`command` + `data`, exactly as in `Command`) with the request's own optional fields.
-fn refer_to_generated_schemas(document: &mut serde_json::Value) {
+fn refer_to_generated_schemas(document: &mut serde_json::Value, command: &serde_json::Value) {
     for (name, schema) in [("category", "IssueCategory"), ("severity", "Severity")] {
         if let Some(parameters) =
             document.pointer_mut("/paths/~1api~1v1~1issues/get/parameters").and_then(|p| p.as_array_mut())
@@ -79,10 +79,6 @@ fn refer_to_generated_schemas(document: &mut serde_json::Value) {
         }
     }
     let Some(request) = document.pointer("/components/schemas/CommandRequest").cloned() else { return };
-    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
-        .with(|settings| settings.definitions_path = "/components/schemas".into())
-        .into_generator();
-    let command = generator.root_schema_for::<domain::Command>().to_value();
     let Some(variants) = command["oneOf"].as_array() else { return };
     let variants: Vec<serde_json::Value> = variants
         .iter()
@@ -105,23 +101,27 @@ fn refer_to_generated_schemas(document: &mut serde_json::Value) {
     document["components"]["schemas"]["CommandRequest"] = body;
 }
 
-/// The whole document as JSON.
-pub fn openapi_document() -> serde_json::Value {
+/// The whole document as JSON, built once.
+pub fn openapi_document() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(build_document)
+}
+
+fn build_document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let mut generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|settings| settings.definitions_path = "/components/schemas".into())
         .into_generator();
     let schemas = [
-        ("Command", generator.root_schema_for::<domain::Command>()),
-        ("EventLine", generator.root_schema_for::<events_schema::EventLine>()),
-        ("RecordedEvent", generator.root_schema_for::<events_schema::EnvelopeJson<'_>>()),
+        ("Command", generator.root_schema_for::<domain::Command>().to_value()),
+        ("EventLine", generator.root_schema_for::<events_schema::EventLine>().to_value()),
+        ("RecordedEvent", generator.root_schema_for::<events_schema::EnvelopeJson<'_>>().to_value()),
     ];
     let definitions = generator.take_definitions(true);
     add_common_problems(&mut document);
-    refer_to_generated_schemas(&mut document);
+    refer_to_generated_schemas(&mut document, &schemas[0].1);
     if let Some(components) = document.pointer_mut("/components/schemas").and_then(|value| value.as_object_mut()) {
-        for (name, schema) in schemas {
-            let mut schema = schema.to_value();
+        for (name, mut schema) in schemas {
             if let Some(object) = schema.as_object_mut() {
                 object.remove("$schema");
                 object.remove("$defs");

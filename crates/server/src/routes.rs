@@ -737,7 +737,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, body = Object)))]
-pub async fn openapi() -> Json<serde_json::Value> {
+pub async fn openapi() -> Json<&'static serde_json::Value> {
     Json(crate::openapi_document())
 }
 
