@@ -450,9 +450,9 @@ async fn the_live_feed_catches_up_goes_live_and_resumes_without_gaps() {
     let resumed = read_live(body, 2).await;
     assert_eq!(resumed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 6]);
     // Without a position, only what comes next.
+    // The feed's starting point is fixed before its response head comes back.
     let body = open_live(&api, "/api/v1/events/live", None).await;
     let reader = tokio::spawn(read_live(body, 1));
-    tokio::time::sleep(Duration::from_millis(50)).await;
     api.command(&api.field_a, "record-patrol-check", check("gate-a")).await;
     assert_eq!(reader.await.unwrap()[0].0, head + 4);
     let metrics = api.send(Method::GET, "/metrics", None, None).await.text;
