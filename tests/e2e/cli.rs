@@ -173,3 +173,18 @@ fn reading_commands_refuse_a_missing_store_and_bad_input_creates_none() {
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert!(!missing.exists(), "a failed command created {}", missing.display());
 }
+
+#[test]
+fn bench_creates_a_missing_dir_and_removes_its_stores_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not").join("there");
+    let output = run(
+        dir.path(),
+        &["bench", "--scan-only", "--scan-events", "2000", "--seconds", "0.05", "--dir", missing.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(output.stdout.contains("read_all"), "no scan figures: {}", output.stdout);
+    assert!(missing.is_dir(), "--dir was not created");
+    assert_eq!(std::fs::read_dir(&missing).unwrap().count(), 0, "the benchmark's stores were left behind");
+}

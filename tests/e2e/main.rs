@@ -5,6 +5,7 @@
 //! - `crash`: SIGKILL during concurrent appends, then every acknowledged event is there;
 //! - `http`: `gridwatch serve` over HTTP: a gate issue's lifecycle, the live feed, a
 //!   restart, SIGTERM with appends in flight;
+//! - `layout`: only the CLI depends on a concrete backend; test-only crates stay out of builds;
 //! - `record`: a gate issue's lifecycle through the domain rules, and the status board;
 //! - `tamper`: a changed byte is named by `verify`.
 
@@ -14,6 +15,7 @@
 mod cli;
 mod crash;
 mod http;
+mod layout;
 mod record;
 mod tamper;
 

@@ -5,9 +5,9 @@ use std::io::Read;
 
 use anyhow::anyhow;
 use events_schema::{EntityId, Timestamp};
-use store::{EventStore, ExpectedVersion, Rejection};
+use store::{ExpectedVersion, Rejection};
 
-use crate::{Cli, Failure, open_store};
+use crate::{Cli, Failure};
 
 #[derive(Debug, clap::Args)]
 pub struct AppendArgs {
@@ -32,8 +32,8 @@ pub async fn run(cli: &Cli, args: &AppendArgs) -> Result<(), Failure> {
     let events = events_schema::parse_event_lines(&input, &actor, Timestamp::now())
         .map_err(|error| Failure::BadInput(anyhow!("stdin: {error}")))?;
     // The store is opened only once the input is known to be good: bad input touches nothing.
-    let store = open_store(cli)?;
-    match store.append(&stream, args.expected_version, events).await? {
+    let service = crate::record::open_service(cli).await?;
+    match service.append_raw(&stream, args.expected_version, events).await? {
         Ok(committed) => {
             let output = serde_json::json!({
                 "stream_id": stream.as_str(),

@@ -168,6 +168,6 @@ pub fn fold(events: u64) -> Result<(), Failure> {
     let rate = events as f64 / started.elapsed().as_secs_f64();
     // Keep the views alive until memory is read.
     let open = issues.issues().filter(|issue| issue.is_open()).count();
-    println!("{rate:.0} {:.1} {open}", crate::bench::peak_rss_mib());
+    println!("{rate:.0} {:.1} {open}", crate::backend::sled_bench::peak_rss_mib());
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::io::{BufWriter, ErrorKind, Write};
 
 use anyhow::anyhow;
 use events_schema::{EntityId, RecordedEvent};
-use store::{EventStore, READ_PAGE_EVENTS_MAX, SledStore};
+use store::READ_PAGE_EVENTS_MAX;
 
 use crate::Failure;
 
@@ -21,7 +21,7 @@ pub struct EventsArgs {
     limit: Option<u64>,
 }
 
-pub async fn run(store: &SledStore, args: &EventsArgs) -> Result<(), Failure> {
+pub async fn run(service: &crate::record::CliService, args: &EventsArgs) -> Result<(), Failure> {
     let stream = match &args.stream {
         Some(stream) => {
             Some(EntityId::new(stream.clone()).map_err(|error| Failure::BadInput(anyhow!("--stream: {error}")))?)
@@ -35,8 +35,8 @@ pub async fn run(store: &SledStore, args: &EventsArgs) -> Result<(), Failure> {
     while remaining > 0 {
         let page_size = remaining.min(READ_PAGE_EVENTS_MAX as u64) as usize;
         let page: Vec<RecordedEvent> = match &stream {
-            Some(stream) => store.read_stream(stream, next, page_size).await?,
-            None => store.read_all(next, page_size).await?,
+            Some(stream) => service.stream_events(stream, next, page_size).await?,
+            None => service.events(next, page_size).await?,
         };
         let Some(last) = page.last() else { break };
         next = if stream.is_some() { last.stream_version + 1 } else { last.global_position + 1 };

@@ -8,7 +8,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod append;
-mod bench;
+mod backend;
 mod bench_http;
 mod bench_projections;
 mod events;
@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use store::{SledConfig, SledStore, StoreError};
+use store::StoreError;
 
 #[derive(Debug, Parser)]
 #[command(name = "gridwatch", version, about = "Event-sourced incident and patrol tracker")]
@@ -29,6 +29,9 @@ pub(crate) struct Cli {
     /// The data directory of the embedded store.
     #[arg(long, global = true, default_value = "./gridwatch-data")]
     data: PathBuf,
+    /// The backend that holds the log.
+    #[arg(long = "store", global = true, value_enum, default_value = "sled")]
+    store: backend::Backend,
     /// sled's page cache size in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     cache_mib: u64,
@@ -65,7 +68,7 @@ enum Command {
     /// again writes nothing.
     Demo,
     /// Measure the store against raw sled and raw fdatasync baselines.
-    Bench(bench::BenchArgs),
+    Bench(backend::sled_bench::BenchArgs),
     /// Benchmark tool: fold N generated events through every view, print events/s and
     /// peak memory (run by `bench --projections`, one process per count).
     #[command(hide = true)]
@@ -118,8 +121,9 @@ impl Failure {
 }
 
 impl From<StoreError> for Failure {
+    /// A log found altered or cut short is an integrity failure (exit 4), wherever it is met.
     fn from(error: StoreError) -> Failure {
-        Failure::Operating(error.into())
+        if error.is_integrity() { Failure::Integrity(error.into()) } else { Failure::Operating(error.into()) }
     }
 }
 
@@ -129,28 +133,10 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-fn store_config(cli: &Cli) -> SledConfig {
-    let mut config = SledConfig::new(&cli.data);
-    config.cache_capacity_bytes = cli.cache_mib * 1024 * 1024;
-    config
-}
-
-pub(crate) fn open_store(cli: &Cli) -> Result<SledStore, Failure> {
-    SledStore::open(store_config(cli)).map_err(|error| {
-        let context = format!("cannot open the store in {}", cli.data.display());
-        match error {
-            StoreError::Truncated { .. } | StoreError::Corrupt { .. } => {
-                Failure::Integrity(anyhow::Error::new(error).context(context))
-            }
-            other => Failure::Operating(anyhow::Error::new(other).context(context)),
-        }
-    })
-}
-
 fn verify(cli: &Cli) -> Result<(), Failure> {
     // An error here is about opening or reading (a lock, I/O), not about what the log
     // holds: findings come back inside the report.
-    let report = store::verify_dir(store_config(cli))
+    let report = backend::verify(cli)
         .map_err(|error| Failure::Operating(anyhow::Error::new(error).context("the log cannot be verified")))?;
     match report.problem {
         None => {
@@ -175,7 +161,7 @@ fn hex_of(bytes: &[u8]) -> String {
 /// Refuses a data directory that does not exist, for commands that only read: a typo in
 /// `--data` must not create an empty store and report on it.
 fn existing_store(cli: &Cli) -> Result<(), Failure> {
-    if cli.data.join("chain-head").exists() {
+    if backend::exists(cli) {
         Ok(())
     } else {
         Err(Failure::Operating(anyhow::anyhow!("no gridwatch store in {}", cli.data.display())))
@@ -189,7 +175,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Append(args) => append::run(&cli, args).await,
         Command::Events(args) => {
             existing_store(&cli)?;
-            events::run(&open_store(&cli)?, args).await
+            events::run(&record::open_service(&cli).await?, args).await
         }
         Command::Verify => {
             existing_store(&cli)?;
@@ -209,10 +195,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             record::report(&cli, args).await
         }
         Command::Demo => record::demo(&cli).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => backend::sled_bench::run(args).await,
         Command::BenchFold { events } => bench_projections::fold(*events),
         Command::BenchMinimalServer { addr } => bench_http::minimal_server(*addr).await,
-        Command::StressAppend(args) => stress::run(open_store(&cli)?, args).await,
+        Command::StressAppend(args) => stress::run(record::open_service(&cli).await?, args).await,
     }
 }
 

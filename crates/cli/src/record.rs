@@ -7,10 +7,10 @@ use anyhow::anyhow;
 use domain::{Command, DomainError};
 use events_schema::{EntityId, Timestamp};
 use service::{CommandMeta, Service, ServiceError};
-use store::{Rejection, SledStore};
+use store::{DynStore, Rejection};
 use uuid::Uuid;
 
-use crate::{Cli, Failure, open_store};
+use crate::{Cli, Failure};
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -110,9 +110,12 @@ fn time_zone(cli: &Cli) -> Result<jiff::tz::TimeZone, Failure> {
 }
 
 /// The service over the store in `--data`, its views starting from the snapshot kept there.
-pub(crate) async fn open_service(cli: &Cli) -> Result<Service<SledStore>, Failure> {
+/// The service over whichever backend `--store` names.
+pub(crate) type CliService = Service<DynStore>;
+
+pub(crate) async fn open_service(cli: &Cli) -> Result<CliService, Failure> {
     let zone = time_zone(cli)?;
-    Ok(Service::open_with_snapshot(open_store(cli)?, zone, cli.data.join("views.snapshot")).await?)
+    Ok(Service::open_with_snapshot(crate::backend::open(cli)?, zone, cli.data.join("views.snapshot")).await?)
 }
 
 pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {

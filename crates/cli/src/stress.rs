@@ -4,7 +4,7 @@
 
 use events_schema::{EntityId, Event, FieldNoteRecorded, NewEvent, Timestamp};
 use std::io::Write;
-use store::{EventStore, ExpectedVersion, SledStore};
+use store::ExpectedVersion;
 use uuid::Uuid;
 
 use crate::Failure;
@@ -20,10 +20,11 @@ fn id(text: String) -> EntityId {
     EntityId::new(text).expect("generated ids are valid")
 }
 
-pub async fn run(store: SledStore, args: &StressArgs) -> Result<(), Failure> {
+pub async fn run(service: crate::record::CliService, args: &StressArgs) -> Result<(), Failure> {
+    let service = std::sync::Arc::new(service);
     let (acks, mut printed) = tokio::sync::mpsc::unbounded_channel::<String>();
     for task in 0..args.concurrency.max(1) {
-        let store = store.clone();
+        let service = service.clone();
         let acks = acks.clone();
         tokio::spawn(async move {
             for round in 0u64.. {
@@ -45,7 +46,7 @@ pub async fn run(store: SledStore, args: &StressArgs) -> Result<(), Failure> {
                     })
                     .collect();
                 let stream = id(format!("stress-{}", (round as usize + task) % 7));
-                match store.append(&stream, ExpectedVersion::Any, events).await {
+                match service.append_raw(&stream, ExpectedVersion::Any, events).await {
                     Ok(Ok(committed)) => {
                         let line = serde_json::json!({"correlation_id": correlation_id, "size": size, "events": committed.events});
                         if acks.send(line.to_string()).is_err() {

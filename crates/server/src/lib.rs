@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use service::Service;
-use store::SledStore;
+use store::DynStore;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -35,8 +35,9 @@ pub use auth::{Role, TokenFile};
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
 
-/// The service the server runs over.
-pub type AppService = Service<SledStore>;
+/// The service the server runs over: any backend, behind the store boundary (the server never
+/// names one; the CLI opens the configured backend).
+pub type AppService = Service<DynStore>;
 
 /// Limits and timeouts of one server.
 #[derive(Clone, Debug)]

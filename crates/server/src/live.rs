@@ -13,7 +13,6 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
-use store::EventStore;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
@@ -64,10 +63,10 @@ pub async fn live(
     let from = match (last_event_id, params.from) {
         (Some(last), _) => last.saturating_add(1),
         (None, Some(from)) => from.max(1),
-        (None, None) => state.service.store().head_position().await?.saturating_add(1),
+        (None, None) => state.service.head_position().await?.saturating_add(1),
     };
     let subscriber = state.metrics.live_subscriber(from.saturating_sub(1));
-    let mut subscription = state.service.store().subscribe(from);
+    let mut subscription = state.service.subscribe(from);
     let (sender, receiver) = mpsc::channel::<(Option<u64>, SseEvent)>(state.config.live_buffer_events);
     let send_timeout = state.config.live_send_timeout;
     let shutdown = state.shutdown.clone();

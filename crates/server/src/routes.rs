@@ -9,7 +9,7 @@ use events_schema::{EntityId, IssueCategory, Severity, Timestamp};
 use projections::{IssueRecord, IssueState, StatusReport};
 use serde::{Deserialize, Serialize};
 use service::CommandMeta;
-use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX};
+use store::{Committed, ExpectedVersion, READ_PAGE_EVENTS_MAX};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -148,7 +148,7 @@ async fn authorize_field_command(
     }
     // A retry of what is already recorded gets its original answer, however late it comes.
     let retry = match event_id {
-        Some(event_id) => state.service.store().read_event(event_id).await?.is_some(),
+        Some(event_id) => state.service.event(event_id).await?.is_some(),
         None => false,
     };
     let earliest = Timestamp::now().as_microsecond().saturating_sub(crate::auth::FIELD_BACKDATE_MICROS_MAX);
@@ -523,7 +523,7 @@ pub async fn events(
     if limit == 0 || limit > READ_PAGE_EVENTS_MAX {
         return Err(ApiError::invalid(format!("limit must be 1 to {READ_PAGE_EVENTS_MAX}")));
     }
-    let page = state.service.store().read_all(params.from.unwrap_or(1).max(1), limit).await?;
+    let page = state.service.events(params.from.unwrap_or(1).max(1), limit).await?;
     let ndjson = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -589,7 +589,7 @@ pub async fn append_events(
         refuse_tokens(event.actor.as_str().as_bytes())?;
         refuse_tokens(&serde_json::to_vec(&event.event).map_err(|error| ApiError::internal(&error))?)?;
     }
-    match state.service.store().append(&stream_id, expected, events).await? {
+    match state.service.append_raw(&stream_id, expected, events).await? {
         Ok(committed) => Ok(appended(&state, &stream_id, committed)),
         Err(rejection) => {
             let error = ApiError::from(rejection);
@@ -720,7 +720,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "the server is shutting down"));
     }
-    let head = state.service.store().head_position().await.map_err(|error| {
+    let head = state.service.head_position().await.map_err(|error| {
         let mut problem = ApiError::from(error);
         problem.status = StatusCode::SERVICE_UNAVAILABLE;
         problem
@@ -731,7 +731,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
 /// Prometheus metrics (text format).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let head = state.service.store().head_position().await.unwrap_or(0);
+    let head = state.service.head_position().await.unwrap_or(0);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render(head)).into_response()
 }
 

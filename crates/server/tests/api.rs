@@ -13,7 +13,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use server::{AppState, Role, ServerConfig, TokenFile};
 use service::Service;
-use store::{EventStore, SledConfig, SledStore};
+use store::DynStore;
+use store_sled::{SledConfig, SledStore};
 use tower::ServiceExt;
 
 struct Api {
@@ -36,7 +37,7 @@ struct Answer {
 
 async fn api_with(config: ServerConfig) -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(SledConfig::new(dir.path().join("data"))).unwrap();
+    let store = DynStore::new("sled", SledStore::open(SledConfig::new(dir.path().join("data"))).unwrap());
     let service = Arc::new(Service::open(store, jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).await.unwrap());
     let tokens = Arc::new(TokenFile::new(dir.path()));
     let make = |role, sites: &[&str], actor: &str| {
@@ -134,7 +135,7 @@ impl Api {
     }
 
     async fn head(&self) -> u64 {
-        self.state.service.store().head_position().await.unwrap()
+        self.state.service.head_position().await.unwrap()
     }
 }
 
@@ -493,7 +494,7 @@ async fn a_slow_live_client_is_cut_off_without_slowing_writers() {
                 events_schema::samples::new_event(1_000_000 + batch * 1_000 + index, note.into())
             })
             .collect();
-        let appended = api.state.service.store().append(&stream, store::ExpectedVersion::Any, events).await.unwrap();
+        let appended = api.state.service.append_raw(&stream, store::ExpectedVersion::Any, events).await.unwrap();
         assert!(appended.is_ok(), "writers are never held up by the client");
     }
     let mut dropped = false;

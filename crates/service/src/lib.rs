@@ -166,8 +166,51 @@ impl<S: EventStore> Service<S> {
         self.views.read().await.position
     }
 
-    pub fn store(&self) -> &S {
-        &self.store
+    /// The durable event with id `event_id`, if the log holds one.
+    pub async fn event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.store.read_event(event_id).await
+    }
+
+    /// Up to `limit` events of the log from `from_position` on (a page of the raw log).
+    pub async fn events(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.store.read_all(from_position, limit.min(READ_PAGE_EVENTS_MAX)).await
+    }
+
+    /// Up to `limit` events of one stream from `from_version` on.
+    pub async fn stream_events(
+        &self,
+        stream_id: &EntityId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.store.read_stream(stream_id, from_version, limit.min(READ_PAGE_EVENTS_MAX)).await
+    }
+
+    /// A raw append of already-formed events to one stream, all or nothing, past the rules
+    /// (for importing a log and for administrators; the caller checks who may do it).
+    pub async fn append_raw(
+        &self,
+        stream_id: &EntityId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        self.store.append(stream_id, expected, events).await
+    }
+
+    /// The global position of the last durable event (0 when the log is empty).
+    pub async fn head_position(&self) -> Result<u64, StoreError> {
+        self.store.head_position().await
+    }
+
+    /// Every event from `from_position` on: the log's, then each new one as it becomes
+    /// durable (no gap, no duplicate).
+    pub fn subscribe(&self, from_position: u64) -> store::EventStream {
+        self.store.subscribe(from_position)
+    }
+
+    /// Checks the whole log (chain, versions, `recorded_at` order, the backend's indexes).
+    pub async fn verify(&self) -> Result<store::VerifyReport, StoreError> {
+        self.store.verify().await
     }
 
     /// Applies every event the views have not seen yet.

@@ -8,7 +8,7 @@ use jiff::civil::date;
 use jiff::tz::TimeZone;
 use projections::{Format, Lang, render};
 use service::Service;
-use store::{EventStore, SledConfig, SledStore};
+use store_sled::{SledConfig, SledStore};
 
 /// The seal's hash covers `recorded_at`, which is the time of loading: golden files hold a
 /// placeholder instead.
@@ -63,7 +63,7 @@ async fn the_demo_month_loads_once_and_reports_the_courier_story() {
         check_golden(&format!("report-{day}.en.md"), &without_seal_hash(&english, &summary.seal_hash));
     }
     // The seal names a position that verify will find with that very hash.
-    let sealed = service.store().read_all(twentieth.seal_position, 1).await.unwrap();
+    let sealed = service.events(twentieth.seal_position, 1).await.unwrap();
     let hash: String = sealed[0].hash.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hash, twentieth.seal_hash);
 }
@@ -82,7 +82,7 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
         assert!(covered > 1_000);
         // More events after the snapshot, which a restart must catch up on.
         let retract = domain::Command::RetractEvent(events_schema::EventRetracted {
-            retracted_event_id: service.store().read_all(covered - 3, 1).await.unwrap()[0].event_id,
+            retracted_event_id: service.events(covered - 3, 1).await.unwrap()[0].event_id,
             retracted_by: events_schema::EntityId::new("cadre-1").unwrap(),
             reason: "entered twice".into(),
         });

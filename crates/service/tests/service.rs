@@ -7,7 +7,8 @@ use domain::{Command, DomainError};
 use events_schema::*;
 use jiff::tz::TimeZone;
 use service::{CommandMeta, Service, ServiceError};
-use store::{EventStore, SledConfig, SledStore};
+use store::EventStore;
+use store_sled::{SledConfig, SledStore};
 use uuid::Uuid;
 
 fn id(text: &str) -> EntityId {
@@ -91,13 +92,13 @@ async fn commands_become_events_and_refusals_write_nothing() {
     service.execute(&raise("courier"), &meta(), Timestamp::now()).await.unwrap();
     let status = service.status(Timestamp::now(), None).await.unwrap();
     assert_eq!(status.checkpoints[0].open_issues, 1);
-    let before = service.store().head_position().await.unwrap();
+    let before = service.head_position().await.unwrap();
     match service.execute(&raise("courier"), &meta(), Timestamp::now()).await {
         Err(ServiceError::Refused(DomainError::AlreadyExists { kind: "issue", .. })) => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(service.store().head_position().await.unwrap(), before);
-    let events = service.store().read_stream(&id("issue:courier"), 1, 10).await.unwrap();
+    assert_eq!(service.head_position().await.unwrap(), before);
+    let events = service.stream_events(&id("issue:courier"), 1, 10).await.unwrap();
     assert_eq!(events.len(), 1);
 }
 
@@ -113,7 +114,7 @@ async fn a_command_retried_with_its_event_id_returns_the_original_result() {
     let again = service.execute(&raise("courier"), &retry_safe, Timestamp::now()).await.unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.events, first.events);
-    assert_eq!(service.store().head_position().await.unwrap(), first.events[0].global_position);
+    assert_eq!(service.head_position().await.unwrap(), first.events[0].global_position);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +134,7 @@ async fn concurrent_commands_on_one_issue_all_land_in_order() {
     for task in tasks {
         task.await.unwrap();
     }
-    let stream = service.store().read_stream(&id("issue:courier"), 1, 100).await.unwrap();
+    let stream = service.stream_events(&id("issue:courier"), 1, 100).await.unwrap();
     assert_eq!(stream.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
 }
 
@@ -163,7 +164,7 @@ async fn status_as_of_a_moment_equals_a_store_holding_only_the_events_until_then
     // The same events as the full log had at `moment`, in a store of their own.
     let only_until_then = {
         let store = SledStore::open(SledConfig::new(partial.path())).unwrap();
-        for event in service.store().read_all(1, 1_000).await.unwrap().into_iter().filter(|e| e.recorded_at <= moment) {
+        for event in service.events(1, 1_000).await.unwrap().into_iter().filter(|e| e.recorded_at <= moment) {
             let new = NewEvent {
                 event_id: event.event_id,
                 occurred_at: event.occurred_at,

@@ -52,11 +52,15 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $name() {
-                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-                runtime.block_on($crate::conformance::$name(&$make));
+                $crate::conformance::runtime().block_on($crate::conformance::$name(&$make));
             }
         )+
     };
+}
+
+/// The runtime each conformance test runs on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a test runtime")
 }
 
 fn id(text: &str) -> EntityId {

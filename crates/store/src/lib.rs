@@ -1,6 +1,8 @@
-//! The event log: the [`EventStore`] trait every backend implements, the sled backend
-//! ([`SledStore`], the embedded default), the hash chain, and the backend conformance suite
-//! ([`conformance`]) that every backend must pass.
+//! The event log's boundary: the [`EventStore`] trait every backend implements, its types
+//! and limits, the hash chain, [`DynStore`] (any backend behind one type, for the layers that
+//! must not name one), and the backend conformance suite (`conformance`, behind the
+//! `conformance` feature so that its test-only dependencies stay out of production builds).
+//! No backend lives here: the sled backend is the `store-sled` crate.
 //!
 //! Rules every backend keeps (and the conformance suite checks):
 //! - global positions and stream versions start at 1 and have no holes;
@@ -11,21 +13,17 @@
 //! - `subscribe` delivers every event from a position on, catch-up then live, with no gap and
 //!   no duplicate, and a slow subscriber never holds up writers.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
-mod head_file;
-mod index;
-mod sled_store;
+mod dyn_store;
 
 use std::future::Future;
 
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
+pub use dyn_store::DynStore;
 pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent};
-pub use head_file::ChainHead;
-pub use sled_store::{
-    SledConfig, SledStore, VerifyProblem, VerifyReport, open_raw_sled, raw_sled_config, sled_data_file, verify_dir,
-};
 
 /// The most events one append may carry.
 pub const APPEND_EVENTS_MAX: usize = 1_000;
@@ -121,8 +119,10 @@ impl Rejection {
 /// Operating errors: I/O, corruption, a store that stopped after a failed write.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The backend's own error (its storage engine, its network), wrapped: no layer above
+    /// the store names a backend's types.
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("corrupt log at global position {global_position}: {reason}")]
@@ -133,6 +133,10 @@ pub enum StoreError {
         log_end + 1
     )]
     Truncated { head_position: u64, log_end: u64 },
+    /// The backend's storage is damaged so badly that it cannot even be opened (its own
+    /// checks refused it); `verify` may still find where the intact part ends.
+    #[error("the stored log is damaged: {0}")]
+    Damaged(String),
     /// A write failed and the store stopped taking work. The appends answered with this may
     /// or may not be in the log: reopen the store and retry them with the same event ids,
     /// which returns the original positions of those that were written.
@@ -140,6 +144,36 @@ pub enum StoreError {
     Poisoned(String),
     #[error("the store is closed")]
     Closed,
+}
+
+impl StoreError {
+    /// Wraps a backend's own error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend(Box::new(error))
+    }
+
+    /// Whether the log was found altered or cut short (as opposed to failing to be read).
+    pub fn is_integrity(&self) -> bool {
+        matches!(self, StoreError::Corrupt { .. } | StoreError::Truncated { .. } | StoreError::Damaged(_))
+    }
+}
+
+/// The result of [`EventStore::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events checked and found intact, from position 1.
+    pub events: u64,
+    /// The chain hash of the last intact event.
+    pub last_hash: ChainHash,
+    /// The first problem found, if any.
+    pub problem: Option<VerifyProblem>,
+}
+
+/// The first bad position found by `verify`, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyProblem {
+    pub global_position: u64,
+    pub reason: String,
 }
 
 /// A stream of recorded events (a subscription).
@@ -180,6 +214,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Every event from `from_position` (inclusive) on: first those already in the log,
     /// then each new one as it becomes durable; no gap, no duplicate.
     fn subscribe(&self, from_position: u64) -> EventStream;
+
+    /// Recomputes the whole hash chain and checks every record, the stream versions, that
+    /// `recorded_at` never goes backwards, and what the backend keeps beside the log (its
+    /// indexes, its chain head). The first problem found is reported with its global
+    /// position; `Err` is kept for failures to read.
+    fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
 }
 
 /// The chain hash of the record at `global_position`: `blake3(previous || position || bytes)`.

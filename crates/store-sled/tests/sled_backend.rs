@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used)]
 
 use store::conformance::{Harness, note};
-use store::{EventStore, ExpectedVersion, SledConfig, SledStore, StoreError, chain_hash, sled_data_file, verify_dir};
+use store::{EventStore, ExpectedVersion, StoreError, chain_hash};
+use store_sled::raw::{open_raw_sled, sled_data_file};
+use store_sled::{SledConfig, SledStore, verify_dir};
 
 struct SledHarness {
     dir: tempfile::TempDir,
@@ -50,7 +52,7 @@ fn fill(harness: &SledHarness, count: usize) {
 
 /// Runs `change` on the raw sled trees of a closed store.
 fn with_raw_sled(harness: &SledHarness, change: impl FnOnce(&sled::Tree, &sled::Tree)) {
-    let db = store::open_raw_sled(harness.dir.path()).unwrap();
+    let db = open_raw_sled(harness.dir.path()).unwrap();
     change(&db.open_tree("log").unwrap(), &db.open_tree("index").unwrap());
     db.flush().unwrap();
 }
@@ -78,7 +80,7 @@ fn a_lost_or_stale_index_is_rebuilt_from_the_log_on_open() {
             store.append(&stream, ExpectedVersion::Exact(10), vec![note("after repair")]).await.unwrap().unwrap();
         assert_eq!(next.events[0].global_position, 31);
     });
-    assert_eq!(store.verify().unwrap().problem, None);
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
 }
 
 #[test]
@@ -193,7 +195,7 @@ fn large_appends_span_several_log_entries_and_read_back_from_anywhere() {
         index.clear().unwrap();
     });
     let store = SledStore::open(harness.config()).unwrap();
-    assert_eq!(store.verify().unwrap().problem, None);
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
     runtime().block_on(async {
         for from in [1u64, 2, 250, 777, 1_001, 1_002] {
             let page = store.read_all(from, 7).await.unwrap();
@@ -238,7 +240,7 @@ fn index_entries_moved_from_memory_to_sled_stay_visible_throughout() {
         }
         first_ids
     });
-    assert_eq!(store.verify().unwrap().problem, None);
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
     runtime().block_on(async {
         let b = store::EntityId::new("b").unwrap();
         let page = store.read_stream(&b, 4_999, 3).await.unwrap();
@@ -251,7 +253,7 @@ fn index_entries_moved_from_memory_to_sled_stay_visible_throughout() {
     });
     drop(store);
     let store = SledStore::open(harness.config()).unwrap();
-    assert_eq!(store.verify().unwrap().problem, None);
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
 }
 
 #[test]
@@ -273,7 +275,7 @@ fn verify_on_a_live_store_reports_no_false_problem() {
         .collect();
     let mut checks = 0;
     while !writers.iter().all(|writer| writer.is_finished()) {
-        let report = store.verify().unwrap();
+        let report = store.verify_blocking().unwrap();
         assert_eq!(report.problem, None, "after {} events", report.events);
         checks += 1;
     }
@@ -283,7 +285,7 @@ fn verify_on_a_live_store_reports_no_false_problem() {
         }
     });
     assert!(checks > 0);
-    assert_eq!(store.verify().unwrap().events, 8 * (50 + 50 * 2 + 50 * 3));
+    assert_eq!(store.verify_blocking().unwrap().events, 8 * (50 + 50 * 2 + 50 * 3));
 }
 
 #[test]
@@ -333,7 +335,7 @@ fn a_millisecond_with_thousands_of_event_ids_spreads_over_several_buckets() {
         assert!(index.scan_prefix(b"e").all(|entry| entry.unwrap().1.len() <= 16 * 1024));
     });
     let store = SledStore::open(harness.config()).unwrap();
-    assert_eq!(store.verify().unwrap().problem, None);
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
     runtime().block_on(async {
         for n in [1u128, 910, 911, 1_999, 2_500] {
             let mut retry = note("retry");
@@ -343,4 +345,48 @@ fn a_millisecond_with_thousands_of_event_ids_spreads_over_several_buckets() {
             assert_eq!(retried.events[0].global_position, n as u64);
         }
     });
+}
+
+#[test]
+fn recorded_at_never_goes_backwards_and_verify_names_a_record_that_does() {
+    let harness = SledHarness::new();
+    fill(&harness, 10);
+    let store = SledStore::open(harness.config()).unwrap();
+    let events = runtime().block_on(store.read_all(1, 100)).unwrap();
+    assert!(events.windows(2).all(|pair| pair[0].recorded_at < pair[1].recorded_at), "recorded_at strictly increases");
+    drop(store);
+    // Forge a consistent tail whose position 6 was recorded before position 5: every link
+    // and the chain-head file agree, so only the order of recorded_at can tell.
+    with_raw_sled(&harness, |log, _| {
+        let mut previous = events[4].hash;
+        for event in &events[5..] {
+            let recorded_at = if event.global_position == 6 {
+                events_schema::Timestamp::from_microsecond(events[4].recorded_at.as_microsecond() - 1_000).unwrap()
+            } else {
+                event.recorded_at
+            };
+            let new = events_schema::NewEvent {
+                event_id: event.event_id,
+                occurred_at: event.occurred_at,
+                actor: event.actor.clone(),
+                correlation_id: event.correlation_id,
+                causation_id: event.causation_id,
+                event: event.event.clone(),
+            };
+            let mut record = Vec::new();
+            events_schema::encode_record(&event.stream_id, event.stream_version, recorded_at, &new, &mut record);
+            let hash = chain_hash(&previous, event.global_position, &record);
+            let mut value = (record.len() as u32).to_be_bytes().to_vec();
+            value.extend_from_slice(&record);
+            value.extend_from_slice(&hash);
+            log.insert(event.global_position.to_be_bytes(), value).unwrap();
+            previous = hash;
+        }
+        store_sled::raw::write_chain_head(harness.dir.path(), store_sled::ChainHead { global_position: 10, hash: previous })
+            .unwrap();
+    });
+    let report = verify_dir(harness.config()).unwrap();
+    let problem = report.problem.expect("a backwards recorded_at is a problem");
+    assert_eq!(problem.global_position, 6, "{}", problem.reason);
+    assert!(problem.reason.contains("recorded_at"), "{}", problem.reason);
 }

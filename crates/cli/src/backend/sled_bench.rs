@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use events_schema::samples::one_of_each;
 use events_schema::{EntityId, NewEvent, Timestamp, encode_record};
-use store::{EventStore, ExpectedVersion, SledConfig, SledStore};
+use store::{EventStore, ExpectedVersion};
+use store_sled::{SledConfig, SledStore};
 use uuid::Uuid;
 
 use crate::Failure;
@@ -96,8 +97,8 @@ impl RawSled {
             .cache_capacity(cache_bytes)
             .flush_every_ms(None)
             .open()
-            .map_err(store::StoreError::from)?;
-        let tree = db.open_tree("log").map_err(store::StoreError::from)?;
+            .map_err(store::StoreError::backend)?;
+        let tree = db.open_tree("log").map_err(store::StoreError::backend)?;
         let data_file = File::open(dir.join("db"))?;
         Ok(RawSled { db, tree, data_file, next_key: 1 })
     }
@@ -108,8 +109,8 @@ impl RawSled {
             batch.insert(&self.next_key.to_be_bytes(), record);
             self.next_key += 1;
         }
-        self.tree.apply_batch(batch).map_err(store::StoreError::from)?;
-        self.db.flush().map_err(store::StoreError::from)?;
+        self.tree.apply_batch(batch).map_err(store::StoreError::backend)?;
+        self.db.flush().map_err(store::StoreError::backend)?;
         self.data_file.sync_data()?;
         Ok(())
     }
@@ -283,7 +284,7 @@ async fn scan_rows(root: &Path, scan_events: u64) -> Result<Vec<Row>, Failure> {
     let started = Instant::now();
     let mut raw_scanned = 0u64;
     for entry in raw.tree.iter() {
-        let (key, value) = entry.map_err(store::StoreError::from)?;
+        let (key, value) = entry.map_err(store::StoreError::backend)?;
         checksum = checksum.wrapping_add(u64::from(key[7]) + value.len() as u64);
         raw_scanned += 1;
     }
@@ -390,18 +391,16 @@ pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; run `cargo run --release -- bench` for real figures");
     }
+    // A fresh folder inside `--dir` (created when missing), removed afterwards.
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)?;
+    let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
     if args.http {
-        let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-        let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
         return crate::bench_http::run(root.path(), args.seconds, args.connections).await;
     }
     if args.projections {
-        let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-        let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
         return projections_bench(root.path()).await;
     }
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let root = tempfile::Builder::new().prefix("gridwatch-bench-").tempdir_in(&parent)?;
     let root = root.path();
     let duration = Duration::from_secs_f64(args.seconds);
     println!(

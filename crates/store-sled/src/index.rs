@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use events_schema::EntityId;
 use uuid::Uuid;
 
-use crate::StoreError;
+use store::StoreError;
+
+use crate::OrStoreError;
 
 const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
 /// The overlay is moved into sled once it holds this many events.
@@ -130,10 +132,10 @@ impl Index {
         // The greatest id has the greatest millisecond prefix, but may sit in any bucket of it.
         let mut max_event_id = Uuid::nil();
         if let Some(entry) = tree.range(&b"e"[..]..&b"f"[..]).next_back() {
-            let (last_key, _) = entry?;
+            let (last_key, _) = entry.or_store()?;
             let prefix = last_key.get(..1 + BUCKET_PREFIX_BYTES).ok_or_else(|| malformed("event-id bucket key"))?;
             for bucket in tree.scan_prefix(prefix) {
-                let (key, bucket) = bucket?;
+                let (key, bucket) = bucket.or_store()?;
                 if key.len() != BUCKET_KEY_BYTES || bucket.len() % BUCKET_ENTRY_BYTES != 0 {
                     return Err(malformed("event-id bucket"));
                 }
@@ -163,7 +165,7 @@ impl Index {
         }
         let rest = &event_id.as_bytes()[BUCKET_PREFIX_BYTES..];
         for bucket in self.tree.scan_prefix(bucket_prefix(event_id)) {
-            let (_, bucket) = bucket?;
+            let (_, bucket) = bucket.or_store()?;
             for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
                 if &item[..rest.len()] == rest {
                     return Ok(Some(u64_from(&item[rest.len()..], "an event index position")?));
@@ -185,7 +187,7 @@ impl Index {
     fn stored_stream_version(&self, stream_id: &EntityId) -> Result<u64, StoreError> {
         match self.tree.scan_prefix(stream_prefix(stream_id)).next_back() {
             Some(entry) => {
-                let (key, chunk) = entry?;
+                let (key, chunk) = entry.or_store()?;
                 Ok(chunk_number(&key)? * STREAM_CHUNK_VERSIONS + (chunk.len() / 8) as u64)
             }
             None => Ok(0),
@@ -209,7 +211,7 @@ impl Index {
             if positions.len() >= limit {
                 return Ok(positions);
             }
-            let (key, chunk) = entry?;
+            let (key, chunk) = entry.or_store()?;
             let first_version = chunk_number(&key)? * STREAM_CHUNK_VERSIONS + 1;
             for (offset, position) in positions_of(&chunk).enumerate() {
                 let version = first_version + offset as u64;
@@ -288,7 +290,7 @@ impl Index {
                 let mut value = if (version - 1) % STREAM_CHUNK_VERSIONS == 0 {
                     Vec::new()
                 } else {
-                    self.tree.get(&key)?.map(|stored| stored.to_vec()).unwrap_or_default()
+                    self.tree.get(&key).or_store()?.map(|stored| stored.to_vec()).unwrap_or_default()
                 };
                 let room = (STREAM_CHUNK_VERSIONS - (version - 1) % STREAM_CHUNK_VERSIONS) as usize;
                 let (now, later) = pending.split_at(room.min(pending.len()));
@@ -309,7 +311,7 @@ impl Index {
                 std::collections::btree_map::Entry::Vacant(entry) => {
                     let last = match self.tree.scan_prefix(prefix).next_back() {
                         Some(stored) => {
-                            let (key, bucket) = stored?;
+                            let (key, bucket) = stored.or_store()?;
                             let number = key.get(1 + BUCKET_PREFIX_BYTES..).and_then(|n| n.try_into().ok());
                             let number =
                                 number.map(u16::from_be_bytes).ok_or_else(|| malformed("event-id bucket key"))?;
@@ -331,14 +333,14 @@ impl Index {
             batch.insert(&bucket_key(&prefix, number), bucket);
         }
         batch.insert(INDEXED_THROUGH_KEY, &overlay.through.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        self.tree.apply_batch(batch).or_store()?;
         *overlay = Overlay::default();
         Ok(())
     }
 
     /// The last position whose entries are in sled's tree.
     pub(crate) fn indexed_through(&self) -> Result<u64, StoreError> {
-        match self.tree.get(INDEXED_THROUGH_KEY)? {
+        match self.tree.get(INDEXED_THROUGH_KEY).or_store()? {
             Some(bytes) => u64_from(&bytes, "the index marker"),
             None => Ok(0),
         }
@@ -353,9 +355,9 @@ impl Index {
         // would have them rebuilt (sled's own `clear` removes keys one by one).
         let mut batch = sled::Batch::default();
         for key in self.tree.iter().keys() {
-            batch.remove(key?);
+            batch.remove(key.or_store()?);
         }
-        self.tree.apply_batch(batch)?;
+        self.tree.apply_batch(batch).or_store()?;
         Ok(())
     }
 }

@@ -31,12 +31,14 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use store::{
+    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, READ_PAGE_EVENTS_MAX,
+    Rejection, StoreError, VerifyProblem, VerifyReport, chain_hash, validate_append,
+};
+
+use crate::OrStoreError;
 use crate::head_file::{self, ChainHead, HeadFile};
 use crate::index::{Index, u64_from};
-use crate::{
-    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, READ_PAGE_EVENTS_MAX,
-    Rejection, StoreError, chain_hash, validate_append,
-};
 
 /// A log entry is closed once its frames reach this many bytes (a single larger event gets
 /// an entry of its own).
@@ -165,7 +167,7 @@ fn push_frame(entry: &mut Vec<u8>, record: &[u8], hash: &ChainHash) {
 fn entry_holding(log: &sled::Tree, global_position: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
     match log.range(..=global_position.to_be_bytes()).next_back() {
         Some(entry) => {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             Ok(Some((u64_from(&key, "a log key")?, value)))
         }
         None => Ok(None),
@@ -190,7 +192,7 @@ fn stored_hash(log: &sled::Tree, global_position: u64) -> Result<ChainHash, Stor
 
 /// The last position in the log (0 when empty) and its chain hash.
 fn log_end(log: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
-    let Some((key, value)) = log.last()? else { return Ok((0, [0; CHAIN_HASH_BYTES])) };
+    let Some((key, value)) = log.last().or_store()? else { return Ok((0, [0; CHAIN_HASH_BYTES])) };
     let first = u64_from(&key, "a log key")?;
     let mut last = None;
     for frame in frames(first, &value) {
@@ -198,6 +200,16 @@ fn log_end(log: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
         last = Some((frame.global_position, frame.hash));
     }
     last.ok_or(StoreError::Corrupt { global_position: first, reason: "empty log entry".into() })
+}
+
+/// The `recorded_at` of the next group: the wall clock, but always at least 1 µs after the
+/// last one written (`max(now, last + 1 µs)`), so that it never goes backwards in the log
+/// even when the clock is stepped back.
+fn next_recorded_at(now: Timestamp, last: Timestamp) -> Timestamp {
+    let floor = last.as_microsecond().saturating_add(1);
+    let next = if now.as_microsecond() >= floor { now } else { Timestamp::from_microsecond(floor).unwrap_or(last) };
+    assert!(next > last, "recorded_at only moves forward");
+    next
 }
 
 /// Reads and checks the log from `from` up to `through` (inclusive), at most `limit` events.
@@ -216,7 +228,7 @@ fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<V
     let mut previous = if start == from { stored_hash(log, start - 1)? } else { [0; CHAIN_HASH_BYTES] };
     let mut expected = start;
     'entries: for entry in log.range(start.to_be_bytes()..=through.to_be_bytes()) {
-        let (key, value) = entry?;
+        let (key, value) = entry.or_store()?;
         let first = u64_from(&key, "a log key")?;
         if first != expected {
             return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
@@ -255,11 +267,15 @@ impl SledStore {
         std::fs::create_dir_all(&config.dir)?;
         let sled_dir = config.dir.join("sled");
         let db = open_sled(&config.dir, config.cache_capacity_bytes)?;
-        let log = db.open_tree("log")?;
-        let index = Index::open(db.open_tree("index")?)?;
+        let log = db.open_tree("log").or_store()?;
+        let index = Index::open(db.open_tree("index").or_store()?)?;
         let data_file = File::open(sled_dir.join("db"))?;
 
         let (log_end, last_hash) = log_end(&log)?;
+        let last_recorded_at = match read_log(&log, log_end, log_end, 1)?.pop() {
+            Some(last) => last.recorded_at,
+            None => Timestamp::from_microsecond(0).expect("the epoch is a timestamp"),
+        };
         let head_path = config.dir.join("chain-head");
         match head_file::read(&head_path)? {
             None if log_end > 0 => {
@@ -292,7 +308,7 @@ impl SledStore {
         let mut head_file = HeadFile::open(&head_path, opened_head)?;
         head_file.write_synced(opened_head)?;
         repair_index(&log, &index, log_end)?;
-        db.flush()?;
+        db.flush().or_store()?;
         data_file.sync_data()?;
         // A new store's files must survive a power loss too: sync the folders that hold them.
         head_file::sync_parent_dir(&sled_dir.join("db"))?;
@@ -320,6 +336,7 @@ impl SledStore {
             index: index.clone(),
             next_position: log_end + 1,
             last_hash,
+            last_recorded_at,
             stream_heads: HashMap::new(),
             poisoned: poisoned.clone(),
             group_commit_events_max: config.group_commit_events_max.max(1),
@@ -365,7 +382,8 @@ impl SledStore {
     /// Recomputes the whole hash chain and checks every record, the per-stream versions, the
     /// event-id index and the chain-head file. The first problem found is reported with its
     /// global position; `Err` is kept for I/O errors.
-    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+    /// [`EventStore::verify`] on the calling thread, for tools and tests outside a runtime.
+    pub fn verify_blocking(&self) -> Result<VerifyReport, StoreError> {
         self.check_usable()?;
         // The head file is read before the durable head: the syncer writes it before it
         // advances the durable head, so with appends going on it can only be behind.
@@ -374,10 +392,11 @@ impl SledStore {
         let log = &self.inner.log;
         let mut report = VerifyReport { events: 0, last_hash: [0; CHAIN_HASH_BYTES], problem: None };
         let mut stream_versions: HashMap<EntityId, u64> = HashMap::new();
+        let mut last_recorded_at = None;
         let mut expected = 1u64;
         let problem = |global_position: u64, reason: String| Some(VerifyProblem { global_position, reason });
         'entries: for entry in log.range(..=head.to_be_bytes()) {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             let Ok(first) = u64_from(&key, "a log key") else {
                 report.problem = problem(expected, "malformed log key".into());
                 return Ok(report);
@@ -397,7 +416,7 @@ impl SledStore {
                 if frame.global_position > head {
                     break 'entries;
                 }
-                if let Err(reason) = self.check_frame(&frame, &report.last_hash, &mut stream_versions) {
+                if let Err(reason) = self.check_frame(&frame, &report.last_hash, &mut stream_versions, &mut last_recorded_at) {
                     report.problem = problem(frame.global_position, reason);
                     return Ok(report);
                 }
@@ -440,6 +459,7 @@ impl SledStore {
         frame: &Frame<'_>,
         previous: &ChainHash,
         stream_versions: &mut HashMap<EntityId, u64>,
+        last_recorded_at: &mut Option<Timestamp>,
     ) -> Result<(), String> {
         let global_position = frame.global_position;
         if chain_hash(previous, global_position, frame.record) != frame.hash {
@@ -455,6 +475,12 @@ impl SledStore {
             ));
         }
         *stream_version = event.stream_version;
+        if let Some(last) = *last_recorded_at {
+            if event.recorded_at < last {
+                return Err(format!("recorded_at {} goes back from {last}", event.recorded_at));
+            }
+        }
+        *last_recorded_at = Some(event.recorded_at);
         let indexed = self.inner.index.event_position(event.event_id).map_err(|error| error.to_string())?;
         if indexed != Some(global_position) {
             return Err(format!("event id {} is not indexed at this position", event.event_id));
@@ -487,27 +513,11 @@ fn open_sled(store_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, St
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            other => return Ok(other?),
+            // sled's own checks refused its files: the log is damaged, not unreadable.
+            Err(refusal @ sled::Error::Corruption { .. }) => return Err(StoreError::Damaged(refusal.to_string())),
+            other => return other.or_store(),
         }
     }
-}
-
-/// The result of [`SledStore::verify`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Events checked and found intact, from position 1.
-    pub events: u64,
-    /// The chain hash of the last intact event.
-    pub last_hash: ChainHash,
-    /// The first problem found, if any.
-    pub problem: Option<VerifyProblem>,
-}
-
-/// The first bad position found by `verify`, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyProblem {
-    pub global_position: u64,
-    pub reason: String,
 }
 
 /// Brings the derived index up to `log_end`: re-indexes what a crash left unindexed, and
@@ -543,6 +553,9 @@ struct Writer {
     index: Index,
     next_position: u64,
     last_hash: ChainHash,
+    /// The `recorded_at` of the last event written: the next group's is later, whatever the
+    /// wall clock says (it may have been stepped back).
+    last_recorded_at: Timestamp,
     /// Last version of each stream seen by the writer: a cache of the index.
     stream_heads: HashMap<EntityId, u64>,
     poisoned: Arc<OnceLock<String>>,
@@ -609,12 +622,14 @@ impl Syncer {
     }
 
     fn sync(&mut self, head: ChainHead) -> Result<(), StoreError> {
-        self.db.flush()?;
+        assert!(head.global_position > self.synced.global_position, "the durable head only moves forward");
+        self.db.flush().or_store()?;
         self.data_file.sync_data()?;
         self.synced = head;
         // The durable head moves before the head file is written, so that whoever reads
         // the file and then the durable head (as `verify` does) never finds the file ahead.
-        self.durable.send_replace(head.global_position);
+        let before = self.durable.send_replace(head.global_position);
+        assert!(before < head.global_position, "the durable head only moves forward");
         self.head_file.write(head)?;
         Ok(())
     }
@@ -644,11 +659,19 @@ struct Group {
     stream_heads: HashMap<EntityId, u64>,
     event_ids: HashMap<Uuid, (EntityId, AppendedEvent)>,
     writes: usize,
+    /// The position and chain hash of the last frame pushed (or of the log's last event
+    /// before the group): each new frame must link to it.
+    chain_tip: (u64, ChainHash),
 }
 
 impl Group {
     /// Adds one frame to the log entry being filled, starting a new entry when it is full.
     fn push_frame(&mut self, global_position: u64, record: &[u8], hash: &ChainHash) {
+        // The record's chain link, checked right before it is written.
+        let (tip_position, tip_hash) = self.chain_tip;
+        assert_eq!(global_position, tip_position + 1, "positions are dense");
+        assert_eq!(chain_hash(&tip_hash, global_position, record), *hash, "position {global_position}: broken chain link");
+        self.chain_tip = (global_position, *hash);
         if self.entry.as_ref().is_some_and(|(_, frames)| frames.len() >= LOG_ENTRY_BYTES_TARGET) {
             self.close_entry();
         }
@@ -707,10 +730,10 @@ impl Writer {
             }
             return None;
         }
-        let recorded_at = Timestamp::now();
-        let mut group = Group::default();
+        let recorded_at = next_recorded_at(Timestamp::now(), self.last_recorded_at);
         let position_before = self.next_position;
         let hash_before = self.last_hash;
+        let mut group = Group { chain_tip: (position_before - 1, hash_before), ..Group::default() };
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut failure = None;
         for request in &requests {
@@ -739,6 +762,9 @@ impl Writer {
             return None;
         }
         self.stream_heads.extend(stream_heads);
+        if self.next_position > position_before {
+            self.last_recorded_at = recorded_at;
+        }
         let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
         let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
         Some(SyncJob { applied, replies })
@@ -747,7 +773,7 @@ impl Writer {
     /// Applies a decided group: its log entries to sled (in memory until the syncer
     /// flushes), its index entries to the index overlay.
     fn apply(&mut self, group: Group) -> Result<(), StoreError> {
-        self.log.apply_batch(group.log_batch)?;
+        self.log.apply_batch(group.log_batch).or_store()?;
         self.index.add(group.index_entries.into_iter(), self.next_position - 1, false)
     }
 
@@ -811,8 +837,10 @@ impl Writer {
         let mut records = Vec::with_capacity(request.events.len());
         let mut appended = Vec::with_capacity(request.events.len());
         for (offset, event) in request.events.iter().enumerate() {
-            let global_position = self.next_position + offset as u64;
-            let stream_version = current + 1 + offset as u64;
+            // Checked: a position or version past u64 is a bug, not an operating error.
+            let offset = offset as u64;
+            let global_position = self.next_position.checked_add(offset).expect("global positions fit in u64");
+            let stream_version = current.checked_add(1 + offset).expect("stream versions fit in u64");
             let mut record = Vec::with_capacity(256);
             encode_record(&request.stream_id, stream_version, recorded_at, event, &mut record);
             if record.len() > EVENT_SIZE_BYTES_MAX {
@@ -833,6 +861,7 @@ impl Writer {
             group.event_ids.insert(appended.event_id, (request.stream_id.clone(), *appended));
         }
         let last = appended.last().expect("validated: at least one event");
+        assert!(last.stream_version > current && last.global_position >= self.next_position, "heads only move forward");
         group.index_entries.extend(
             appended.iter().map(|a| (request.stream_id.clone(), a.stream_version, a.global_position, a.event_id)),
         );
@@ -916,6 +945,13 @@ impl EventStore for SledStore {
         Ok(self.durable_head())
     }
 
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.verify_blocking())
+            .await
+            .map_err(|error| StoreError::Io(std::io::Error::other(error)))?
+    }
+
     fn subscribe(&self, from_position: u64) -> EventStream {
         // The task holds the log and the durable head, not the store itself, so that a
         // subscription never keeps a dropped store open: when the store closes, the durable
@@ -985,7 +1021,7 @@ async fn pump_subscription(
 /// changed by that.
 pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
     match verify_opened(config.clone()) {
-        Err(StoreError::Sled(refusal @ sled::Error::Corruption { .. })) => {
+        Err(StoreError::Damaged(refusal)) => {
             tracing::warn!(%refusal, "sled refused to open the store; verifying a copy without its snapshot");
             let copy = tempfile::tempdir()?;
             copy_dir(&config.dir, copy.path())?;
@@ -1014,7 +1050,7 @@ pub fn verify_dir(config: SledConfig) -> Result<VerifyReport, StoreError> {
 
 fn verify_opened(config: SledConfig) -> Result<VerifyReport, StoreError> {
     match SledStore::open(config) {
-        Ok(store) => store.verify(),
+        Ok(store) => store.verify_blocking(),
         Err(StoreError::Truncated { head_position, log_end }) => Ok(VerifyReport {
             events: log_end,
             last_hash: [0; CHAIN_HASH_BYTES],
@@ -1065,4 +1101,20 @@ pub fn open_raw_sled(store_dir: &Path) -> Result<sled::Db, StoreError> {
 /// The path of sled's data file inside a store directory (for tests that damage it).
 pub fn sled_data_file(dir: &Path) -> PathBuf {
     dir.join("sled").join("db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(micros: i64) -> Timestamp {
+        Timestamp::from_microsecond(micros).expect("a valid timestamp")
+    }
+
+    #[test]
+    fn recorded_at_follows_the_clock_but_never_goes_back_when_it_is_stepped() {
+        assert_eq!(next_recorded_at(at(5_000), at(1_000)), at(5_000), "a clock ahead is taken as it is");
+        assert_eq!(next_recorded_at(at(1_000), at(1_000)), at(1_001), "the same microsecond moves on by one");
+        assert_eq!(next_recorded_at(at(200), at(1_000)), at(1_001), "a clock stepped back is overruled");
+    }
 }
