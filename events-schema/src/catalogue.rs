@@ -2,10 +2,11 @@
 //! the `Event` enum and everything that must stay in step with that list (type names, JSON
 //! and binary encodings, JSON Schema), so adding an event kind is one line plus its struct.
 
-/// Declares the event catalogue. Each entry is `PayloadType = schema_version`; the payload
-/// type's name is the event type written in the log and in JSON (`"event_type"`).
+/// Declares the event catalogue. Each entry is `PayloadType = schema_version => Command`; the
+/// payload type's name is the event type written in the log and in JSON (`"event_type"`);
+/// the command is the `domain` crate's (not used here).
 macro_rules! catalogue {
-    ($( $(#[$doc:meta])* $name:ident = $version:literal ),+ $(,)?) => {
+    ($( $(#[$doc:meta])* $name:ident = $version:literal => $command:ident ),+ $(,)?) => {
         /// Every kind of event gridwatch records. The variant name is the event type.
         #[derive(Clone, Debug, PartialEq)]
         pub enum Event {
@@ -23,6 +24,13 @@ macro_rules! catalogue {
         impl Event {
             /// Every event type with its current schema version, in catalogue order.
             pub const TYPES: &'static [(&'static str, u16)] = &[$( (stringify!($name), $version), )+];
+
+            /// What this kind means to the rest of gridwatch (see [`crate::EventFacts`]).
+            pub fn facts(&self) -> &dyn $crate::EventFacts {
+                match self {
+                    $( Event::$name(payload) => payload, )+
+                }
+            }
 
             /// The event type: the name of the payload type.
             pub fn event_type(&self) -> &'static str {

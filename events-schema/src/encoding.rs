@@ -34,6 +34,12 @@ impl Serialize for EventData<'_> {
     }
 }
 
+/// Serializes only the payload of `event` (the `data` of its JSON form), for a field that
+/// holds an event but shows its data (`#[serde(serialize_with = ...)]`).
+pub fn serialize_event_data<S: Serializer>(event: &Event, serializer: S) -> Result<S::Ok, S::Error> {
+    EventData(event).serialize(serializer)
+}
+
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {

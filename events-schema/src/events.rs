@@ -361,37 +361,48 @@ pub struct SupplyItem {
     pub unit: Option<String>,
 }
 
-catalogue! {
-    CommunityRegistered = 1,
-    GridRegistered = 1,
-    SiteRegistered = 1,
-    CheckpointRegistered = 1,
-    CheckpointClosed = 1,
-    CheckpointReopened = 1,
-    StaffRegistered = 1,
-    TeamFormed = 1,
-    CheckpointScheduleSet = 1,
-    PatrolCheckRecorded = 1,
-    TrafficTallyRecorded = 1,
-    InspectionRecorded = 1,
-    PatrolRoundStarted = 1,
-    PatrolRoundItemTicked = 1,
-    PatrolRoundCompleted = 1,
-    GateIssueRaised = 1,
-    GateIssueAcknowledged = 1,
-    GateIssueAssigned = 1,
-    GateIssueActionTaken = 1,
-    GateIssueEscalated = 1,
-    GateIssueResolved = 1,
-    GateIssueResolutionVerified = 1,
-    GateIssueReopened = 1,
-    QuarantineReleaseNoticeDelivered = 1,
-    SuppliesDelivered = 1,
-    DirectiveReceived = 1,
-    LedgerTaskAssigned = 1,
-    LedgerTaskCompleted = 1,
-    FieldNoteRecorded = 1,
-    EventCorrected = 1,
-    EventRetracted = 1,
-    DaySealed = 1,
+/// The catalogue: every event kind, in catalogue order, with its current schema version and
+/// the command that records it. It calls `$callback!` with the list: `catalogue!` here
+/// builds the `Event` enum from it, and the `domain` crate builds its `Command` enum, so
+/// that the kinds and their commands are listed once. What each kind means is in `facts`.
+#[macro_export]
+macro_rules! event_catalogue {
+    ($callback:ident) => {
+        $callback! {
+            CommunityRegistered = 1 => RegisterCommunity,
+            GridRegistered = 1 => RegisterGrid,
+            SiteRegistered = 1 => RegisterSite,
+            CheckpointRegistered = 1 => RegisterCheckpoint,
+            CheckpointClosed = 1 => CloseCheckpoint,
+            CheckpointReopened = 1 => ReopenCheckpoint,
+            StaffRegistered = 1 => RegisterStaff,
+            TeamFormed = 1 => FormTeam,
+            CheckpointScheduleSet = 1 => SetSchedule,
+            PatrolCheckRecorded = 1 => RecordPatrolCheck,
+            TrafficTallyRecorded = 1 => RecordTally,
+            InspectionRecorded = 1 => RecordInspection,
+            PatrolRoundStarted = 1 => StartRound,
+            PatrolRoundItemTicked = 1 => TickRoundItem,
+            PatrolRoundCompleted = 1 => CompleteRound,
+            GateIssueRaised = 1 => RaiseIssue,
+            GateIssueAcknowledged = 1 => AcknowledgeIssue,
+            GateIssueAssigned = 1 => AssignIssue,
+            GateIssueActionTaken = 1 => ActOnIssue,
+            GateIssueEscalated = 1 => EscalateIssue,
+            GateIssueResolved = 1 => ResolveIssue,
+            GateIssueResolutionVerified = 1 => VerifyResolution,
+            GateIssueReopened = 1 => ReopenIssue,
+            QuarantineReleaseNoticeDelivered = 1 => DeliverQuarantineNotice,
+            SuppliesDelivered = 1 => DeliverSupplies,
+            DirectiveReceived = 1 => RecordDirective,
+            LedgerTaskAssigned = 1 => AssignLedgerTask,
+            LedgerTaskCompleted = 1 => CompleteLedgerTask,
+            FieldNoteRecorded = 1 => RecordFieldNote,
+            EventCorrected = 1 => CorrectEvent,
+            EventRetracted = 1 => RetractEvent,
+            DaySealed = 1 => SealDay,
+        }
+    };
 }
+
+crate::event_catalogue!(catalogue);

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use events_schema::{EntityId, Event, RecordedEvent, Timestamp};
+use events_schema::{Amends, EntityId, Event, RecordedEvent, Timestamp};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -33,7 +33,9 @@ pub struct TimelineEntry {
     /// Later events that correct or retract this one.
     pub amended_by: Vec<Uuid>,
     pub retracted: bool,
-    pub data: serde_json::Value,
+    /// The event; shown as its payload (`data`).
+    #[serde(rename = "data", serialize_with = "events_schema::serialize_event_data")]
+    pub event: Event,
 }
 
 pub(crate) fn time_text<S: serde::Serializer>(time: &Time, serializer: S) -> Result<S::Ok, S::Error> {
@@ -45,47 +47,10 @@ pub fn local_day(at: Timestamp, time_zone: &TimeZone) -> Date {
     at.as_jiff().to_zoned_datetime(time_zone.clone()).date()
 }
 
-/// The ids an event names, in the order its fields name them.
+/// The ids an event names, in the order its fields name them (its kind's facts; ids of
+/// other events are not entities).
 pub fn entities_of(event: &Event) -> Vec<EntityId> {
-    let value = serde_json::to_value(event).unwrap_or_default();
-    entities_in(&value["data"])
-}
-
-/// The ids named in an event's JSON `data`.
-fn entities_in(data: &serde_json::Value) -> Vec<EntityId> {
-    let mut ids = Vec::new();
-    collect_ids(data, &mut ids);
-    ids
-}
-
-/// Fields that hold entity ids end in `_id`, `_by` or `_ref`, or are `author`; lists of
-/// them (`member_ids`, `delivered_by`) too. Fields naming other events (`*event_id`) do not.
-fn collect_ids(value: &serde_json::Value, ids: &mut Vec<EntityId>) {
-    let Some(object) = value.as_object() else { return };
-    for (key, field) in object {
-        let names_an_entity = !key.ends_with("event_id")
-            && (key.ends_with("_id")
-                || key.ends_with("_ids")
-                || key.ends_with("_by")
-                || key.ends_with("_ref")
-                || key == "author");
-        let candidates: Vec<&serde_json::Value> = match field {
-            serde_json::Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        for candidate in candidates {
-            if names_an_entity {
-                if let Some(id) = candidate.as_str().and_then(|text| EntityId::new(text).ok()) {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-            }
-            if candidate.is_object() {
-                collect_ids(candidate, ids);
-            }
-        }
-    }
+    event.facts().entities().into_iter().map(|entity| entity.id.clone()).collect()
 }
 
 /// The timeline of local `day` from `events` (any superset of the day's events, in log
@@ -99,28 +64,18 @@ pub fn timeline(
 ) -> Vec<TimelineEntry> {
     let mut amendments: BTreeMap<Uuid, Vec<(Uuid, bool)>> = BTreeMap::new();
     for event in events {
-        match &event.event {
-            Event::EventCorrected(e) => {
-                amendments.entry(e.corrected_event_id).or_default().push((event.event_id, false))
-            }
-            Event::EventRetracted(e) => {
-                amendments.entry(e.retracted_event_id).or_default().push((event.event_id, true))
-            }
-            _ => {}
+        match event.event.facts().amends() {
+            Some(Amends::Corrects(target)) => amendments.entry(target).or_default().push((event.event_id, false)),
+            Some(Amends::Retracts(target)) => amendments.entry(target).or_default().push((event.event_id, true)),
+            None => {}
         }
     }
     let mut entries: Vec<TimelineEntry> = events
         .iter()
         .filter(|event| local_day(event.occurred_at, time_zone) == day)
         .filter_map(|event| {
-            let mut json = serde_json::to_value(&event.event).unwrap_or_default();
-            let data = json.get_mut("data").map(serde_json::Value::take).unwrap_or_default();
-            let mut entities = entities_in(&data);
-            let amends = match &event.event {
-                Event::EventCorrected(e) => Some(e.corrected_event_id),
-                Event::EventRetracted(e) => Some(e.retracted_event_id),
-                _ => None,
-            };
+            let mut entities = entities_of(&event.event);
+            let amends = event.event.facts().amends().map(Amends::event_id);
             if let Some(target) = amends {
                 // A correction belongs to the entities of what it corrects, too.
                 if let Some(original) = events.iter().find(|other| other.event_id == target) {
@@ -149,7 +104,7 @@ pub fn timeline(
                 amends,
                 retracted: amended.iter().any(|(_, retraction)| *retraction),
                 amended_by: amended.into_iter().map(|(id, _)| id).collect(),
-                data,
+                event: event.event.clone(),
             })
         })
         .collect();

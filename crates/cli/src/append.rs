@@ -5,7 +5,7 @@ use std::io::Read;
 
 use anyhow::anyhow;
 use events_schema::{EntityId, Timestamp};
-use store::{ExpectedVersion, Rejection};
+use store::ExpectedVersion;
 
 use crate::{Cli, Failure};
 
@@ -43,7 +43,6 @@ pub async fn run(cli: &Cli, args: &AppendArgs) -> Result<(), Failure> {
             println!("{output}");
             Ok(())
         }
-        Err(rejection @ Rejection::Invalid(_)) => Err(Failure::BadInput(rejection.into())),
-        Err(rejection) => Err(Failure::Conflict(rejection.into())),
+        Err(rejection) => Err(Failure::classed(service::ErrorClass::of_rejection(&rejection), rejection.into())),
     }
 }

@@ -120,10 +120,24 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The failure of a class (the one mapping, shared with the HTTP statuses): invalid
+    /// input exits 2, an unknown entity or a conflict 3, a damaged log 4, anything else 1.
+    pub fn classed(class: service::ErrorClass, error: anyhow::Error) -> Failure {
+        use service::ErrorClass;
+        match class {
+            ErrorClass::Invalid => Failure::BadInput(error),
+            ErrorClass::NotFound | ErrorClass::Conflict => Failure::Conflict(error),
+            ErrorClass::Integrity => Failure::Integrity(error),
+            ErrorClass::Unavailable | ErrorClass::Internal => Failure::Operating(error),
+        }
+    }
+}
+
 impl From<StoreError> for Failure {
     /// A log found altered or cut short is an integrity failure (exit 4), wherever it is met.
     fn from(error: StoreError) -> Failure {
-        if error.is_integrity() { Failure::Integrity(error.into()) } else { Failure::Operating(error.into()) }
+        Failure::classed(service::ErrorClass::of_store(&error), error.into())
     }
 }
 

@@ -4,10 +4,10 @@
 use std::io::Read;
 
 use anyhow::anyhow;
-use domain::{Command, DomainError};
+use domain::Command;
 use events_schema::{EntityId, Timestamp};
-use service::{CommandMeta, Service, ServiceError};
-use store::{DynStore, Rejection};
+use service::{CommandMeta, Service};
+use store::DynStore;
 use uuid::Uuid;
 
 use crate::{Cli, Failure};
@@ -145,15 +145,7 @@ pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {
             println!("{output}");
             Ok(())
         }
-        Err(ServiceError::Refused(error @ (DomainError::Invalid(_) | DomainError::InTheFuture { .. }))) => {
-            Err(Failure::BadInput(error.into()))
-        }
-        Err(ServiceError::Refused(error)) => Err(Failure::Conflict(error.into())),
-        Err(ServiceError::Rejected(rejection @ Rejection::Invalid(_))) => Err(Failure::BadInput(rejection.into())),
-        Err(ServiceError::Rejected(rejection)) => Err(Failure::Conflict(rejection.into())),
-        Err(ServiceError::InvalidStream(error)) => Err(Failure::BadInput(error.into())),
-        Err(error @ ServiceError::TooManyConflicts) => Err(Failure::Conflict(error.into())),
-        Err(ServiceError::Store(error)) => Err(error.into()),
+        Err(error) => Err(Failure::classed(error.class(), error.into())),
     }
 }
 

@@ -22,152 +22,72 @@ pub struct Context {
 pub struct TargetEvent {
     pub event_id: uuid::Uuid,
     pub event_type: &'static str,
+    /// Whether it may be corrected or retracted (its kind's fact).
+    pub amendment: Amendment,
     /// The stream it was recorded in: a replacement must belong to the same entity.
     pub stream_id: EntityId,
 }
 
-/// Something a person (or the system, for day seals) asks to do. In JSON:
-/// `{"command": "raise-issue", "data": {...}}`, `data` being the payload of its event.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[serde(tag = "command", content = "data", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Command {
-    RegisterCommunity(CommunityRegistered),
-    RegisterGrid(GridRegistered),
-    RegisterSite(SiteRegistered),
-    RegisterCheckpoint(CheckpointRegistered),
-    CloseCheckpoint(CheckpointClosed),
-    ReopenCheckpoint(CheckpointReopened),
-    RegisterStaff(StaffRegistered),
-    FormTeam(TeamFormed),
-    SetSchedule(CheckpointScheduleSet),
-    RecordPatrolCheck(PatrolCheckRecorded),
-    RecordTally(TrafficTallyRecorded),
-    RecordInspection(InspectionRecorded),
-    StartRound(PatrolRoundStarted),
-    TickRoundItem(PatrolRoundItemTicked),
-    CompleteRound(PatrolRoundCompleted),
-    RaiseIssue(GateIssueRaised),
-    AcknowledgeIssue(GateIssueAcknowledged),
-    AssignIssue(GateIssueAssigned),
-    ActOnIssue(GateIssueActionTaken),
-    EscalateIssue(GateIssueEscalated),
-    ResolveIssue(GateIssueResolved),
-    VerifyResolution(GateIssueResolutionVerified),
-    ReopenIssue(GateIssueReopened),
-    DeliverQuarantineNotice(QuarantineReleaseNoticeDelivered),
-    DeliverSupplies(SuppliesDelivered),
-    RecordDirective(DirectiveReceived),
-    AssignLedgerTask(LedgerTaskAssigned),
-    CompleteLedgerTask(LedgerTaskCompleted),
-    RecordFieldNote(FieldNoteRecorded),
-    CorrectEvent(EventCorrected),
-    RetractEvent(EventRetracted),
-    SealDay(DaySealed),
+impl TargetEvent {
+    /// What the rules need of `event`, recorded in `stream_id`.
+    pub fn of(event_id: uuid::Uuid, event: &Event, stream_id: EntityId) -> TargetEvent {
+        TargetEvent { event_id, event_type: event.event_type(), amendment: event.facts().amendment(), stream_id }
+    }
 }
 
-impl Command {
-    /// The command that records `event`.
-    pub fn recording(event: Event) -> Command {
-        match event {
-            Event::CommunityRegistered(e) => e.into(),
-            Event::GridRegistered(e) => e.into(),
-            Event::SiteRegistered(e) => e.into(),
-            Event::CheckpointRegistered(e) => e.into(),
-            Event::CheckpointClosed(e) => e.into(),
-            Event::CheckpointReopened(e) => e.into(),
-            Event::StaffRegistered(e) => e.into(),
-            Event::TeamFormed(e) => e.into(),
-            Event::CheckpointScheduleSet(e) => e.into(),
-            Event::PatrolCheckRecorded(e) => e.into(),
-            Event::TrafficTallyRecorded(e) => e.into(),
-            Event::InspectionRecorded(e) => e.into(),
-            Event::PatrolRoundStarted(e) => e.into(),
-            Event::PatrolRoundItemTicked(e) => e.into(),
-            Event::PatrolRoundCompleted(e) => e.into(),
-            Event::GateIssueRaised(e) => e.into(),
-            Event::GateIssueAcknowledged(e) => e.into(),
-            Event::GateIssueAssigned(e) => e.into(),
-            Event::GateIssueActionTaken(e) => e.into(),
-            Event::GateIssueEscalated(e) => e.into(),
-            Event::GateIssueResolved(e) => e.into(),
-            Event::GateIssueResolutionVerified(e) => e.into(),
-            Event::GateIssueReopened(e) => e.into(),
-            Event::QuarantineReleaseNoticeDelivered(e) => e.into(),
-            Event::SuppliesDelivered(e) => e.into(),
-            Event::DirectiveReceived(e) => e.into(),
-            Event::LedgerTaskAssigned(e) => e.into(),
-            Event::LedgerTaskCompleted(e) => e.into(),
-            Event::FieldNoteRecorded(e) => e.into(),
-            Event::EventCorrected(e) => e.into(),
-            Event::EventRetracted(e) => e.into(),
-            Event::DaySealed(e) => e.into(),
+/// Builds the `Command` enum from the catalogue's list (`events_schema::event_catalogue!`):
+/// one command per event kind, carrying that kind's payload.
+macro_rules! commands {
+    ($( $event:ident = $version:literal => $command:ident ),+ $(,)?) => {
+        /// Something a person (or the system, for day seals) asks to do. In JSON:
+        /// `{"command": "raise-issue", "data": {...}}`, `data` being the payload of its event;
+        /// the command's name is its variant in kebab case.
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "command", content = "data", rename_all = "kebab-case", deny_unknown_fields)]
+        pub enum Command {
+            $( $command($event), )+
         }
-    }
 
+        $(
+            impl From<$event> for Command {
+                fn from(payload: $event) -> Command {
+                    Command::$command(payload)
+                }
+            }
+        )+
+
+        impl Command {
+            /// The command that records `event`.
+            pub fn recording(event: Event) -> Command {
+                match event {
+                    $( Event::$event(payload) => Command::$command(payload), )+
+                }
+            }
+
+            /// The event this command records once its rules hold.
+            pub fn event(&self) -> Event {
+                match self {
+                    $( Command::$command(payload) => Event::$event(payload.clone()), )+
+                }
+            }
+
+            /// What the command's event kind means (see [`events_schema::EventFacts`]).
+            pub fn facts(&self) -> &dyn EventFacts {
+                match self {
+                    $( Command::$command(payload) => payload, )+
+                }
+            }
+        }
+    };
+}
+
+events_schema::event_catalogue!(commands);
+
+impl Command {
     /// The stream its events are appended to: one per entity (`checkpoint:gate-1`,
     /// `issue:courier-0220`), so that concurrent commands on different entities never
     /// conflict and those on the same entity are ordered by its stream version.
     pub fn stream_id(&self) -> Result<EntityId, InvalidEntityId> {
-        let (kind, id): (&str, &EntityId) = match self {
-            Command::RegisterCommunity(e) => ("community", &e.community_id),
-            Command::RegisterGrid(e) => ("grid", &e.grid_id),
-            Command::RegisterSite(e) => ("site", &e.site_id),
-            Command::RecordInspection(e) => ("site", &e.site_id),
-            Command::DeliverQuarantineNotice(e) => ("site", &e.site_id),
-            Command::RegisterCheckpoint(e) => ("checkpoint", &e.checkpoint_id),
-            Command::CloseCheckpoint(e) => ("checkpoint", &e.checkpoint_id),
-            Command::ReopenCheckpoint(e) => ("checkpoint", &e.checkpoint_id),
-            Command::SetSchedule(e) => ("checkpoint", &e.checkpoint_id),
-            Command::RecordPatrolCheck(e) => ("checkpoint", &e.checkpoint_id),
-            Command::RecordTally(e) => ("checkpoint", &e.checkpoint_id),
-            Command::RegisterStaff(e) => ("staff", &e.staff_id),
-            Command::FormTeam(e) => ("team", &e.team_id),
-            Command::StartRound(e) => ("round", &e.round_id),
-            Command::TickRoundItem(e) => ("round", &e.round_id),
-            Command::CompleteRound(e) => ("round", &e.round_id),
-            Command::RaiseIssue(e) => ("issue", &e.issue_id),
-            Command::AcknowledgeIssue(e) => ("issue", &e.issue_id),
-            Command::AssignIssue(e) => ("issue", &e.issue_id),
-            Command::ActOnIssue(e) => ("issue", &e.issue_id),
-            Command::EscalateIssue(e) => ("issue", &e.issue_id),
-            Command::ResolveIssue(e) => ("issue", &e.issue_id),
-            Command::VerifyResolution(e) => ("issue", &e.issue_id),
-            Command::ReopenIssue(e) => ("issue", &e.issue_id),
-            Command::DeliverSupplies(e) => ("supplies", &e.delivered_by),
-            Command::RecordDirective(e) => ("directive", &e.directive_id),
-            Command::AssignLedgerTask(e) => ("ledger", &e.task_id),
-            Command::CompleteLedgerTask(e) => ("ledger", &e.task_id),
-            Command::RecordFieldNote(e) => ("notes", &e.author),
-            Command::CorrectEvent(_) | Command::RetractEvent(_) => return EntityId::new("corrections"),
-            Command::SealDay(_) => return EntityId::new("seals"),
-        };
-        EntityId::new(format!("{kind}:{id}"))
+        self.facts().stream().id()
     }
-}
-
-/// Each payload makes the one command that records it.
-macro_rules! command_from {
-    ($($payload:ident => $variant:ident),+ $(,)?) => {
-        $(impl From<$payload> for Command {
-            fn from(payload: $payload) -> Command {
-                Command::$variant(payload)
-            }
-        })+
-    };
-}
-
-command_from! {
-    CommunityRegistered => RegisterCommunity, GridRegistered => RegisterGrid, SiteRegistered => RegisterSite,
-    CheckpointRegistered => RegisterCheckpoint, CheckpointClosed => CloseCheckpoint,
-    CheckpointReopened => ReopenCheckpoint, StaffRegistered => RegisterStaff, TeamFormed => FormTeam,
-    CheckpointScheduleSet => SetSchedule, PatrolCheckRecorded => RecordPatrolCheck,
-    TrafficTallyRecorded => RecordTally, InspectionRecorded => RecordInspection, PatrolRoundStarted => StartRound,
-    PatrolRoundItemTicked => TickRoundItem, PatrolRoundCompleted => CompleteRound, GateIssueRaised => RaiseIssue,
-    GateIssueAcknowledged => AcknowledgeIssue, GateIssueAssigned => AssignIssue, GateIssueActionTaken => ActOnIssue,
-    GateIssueEscalated => EscalateIssue, GateIssueResolved => ResolveIssue,
-    GateIssueResolutionVerified => VerifyResolution, GateIssueReopened => ReopenIssue,
-    QuarantineReleaseNoticeDelivered => DeliverQuarantineNotice, SuppliesDelivered => DeliverSupplies,
-    DirectiveReceived => RecordDirective, LedgerTaskAssigned => AssignLedgerTask,
-    LedgerTaskCompleted => CompleteLedgerTask, FieldNoteRecorded => RecordFieldNote, EventCorrected => CorrectEvent,
-    EventRetracted => RetractEvent, DaySealed => SealDay,
 }

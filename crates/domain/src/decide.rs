@@ -38,8 +38,72 @@ pub enum DomainError {
     NotCorrectable(&'static str),
     #[error("occurred_at {occurred_at} is in the future (now {now})")]
     InTheFuture { occurred_at: events_schema::Timestamp, now: events_schema::Timestamp },
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{0} is empty")]
+    EmptyText(&'static str),
+    #[error("the check interval must be 1 to 1,440 minutes, not {0}")]
+    CheckIntervalOutOfRange(u32),
+    #[error("the schedule's hours are empty (from equals until)")]
+    EmptyScheduleHours,
+    #[error("the tally's period ends before it starts")]
+    TallyPeriodReversed,
+    #[error("a round needs at least one checklist item")]
+    EmptyChecklist,
+    #[error("checklist item {0} appears twice")]
+    DuplicateChecklistItem(EntityId),
+    #[error("a notice is delivered by at least one staff member")]
+    NoticeWithoutDeliverer,
+    #[error("supplies need at least one named item with a quantity")]
+    SuppliesWithoutItems,
+    #[error("a correction of an event of {target_stream} must be about the same entity")]
+    CorrectionOfAnotherEntity { target_stream: EntityId },
+    #[error("day seals are computed from the log, not recorded by hand")]
+    SealRecordedByHand,
+}
+
+impl DomainError {
+    /// The class of the refusal, for the one mapping to HTTP statuses and exit codes:
+    /// something the command names does not exist, the entity's state does not allow it
+    /// now, or the command itself is not valid whatever the state.
+    pub fn class(&self) -> RefusalClass {
+        match self {
+            DomainError::Unknown { .. } => RefusalClass::NotFound,
+            DomainError::AlreadyExists { .. }
+            | DomainError::CheckpointClosed(_)
+            | DomainError::CheckpointOpen(_)
+            | DomainError::IssueResolved(_)
+            | DomainError::IssueNotResolved(_)
+            | DomainError::IssueVerified(_)
+            | DomainError::RoundCompleted(_)
+            | DomainError::ItemAlreadyTicked { .. }
+            | DomainError::TaskCompleted(_)
+            | DomainError::EventRetracted(_)
+            | DomainError::UnknownChecklistItem { .. } => RefusalClass::InvalidTransition,
+            DomainError::ReplacementTypeMismatch { .. }
+            | DomainError::NotCorrectable(_)
+            | DomainError::InTheFuture { .. }
+            | DomainError::EmptyText(_)
+            | DomainError::CheckIntervalOutOfRange(_)
+            | DomainError::EmptyScheduleHours
+            | DomainError::TallyPeriodReversed
+            | DomainError::EmptyChecklist
+            | DomainError::DuplicateChecklistItem(_)
+            | DomainError::NoticeWithoutDeliverer
+            | DomainError::SuppliesWithoutItems
+            | DomainError::CorrectionOfAnotherEntity { .. }
+            | DomainError::SealRecordedByHand => RefusalClass::InvalidCommand,
+        }
+    }
+}
+
+/// How a refusal is classed (see [`DomainError::class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalClass {
+    /// An entity the command names does not exist.
+    NotFound,
+    /// The entity exists, but its state does not allow this now.
+    InvalidTransition,
+    /// The command is not valid in any state.
+    InvalidCommand,
 }
 
 fn unknown(kind: &'static str, id: impl ToString) -> DomainError {
@@ -58,8 +122,8 @@ fn require_new(known: bool, kind: &'static str, id: &EntityId) -> Result<(), Dom
     if known { Err(exists(kind, id)) } else { Ok(()) }
 }
 
-fn require_text(text: &str, what: &str) -> Result<(), DomainError> {
-    if text.trim().is_empty() { Err(DomainError::Invalid(format!("{what} is empty"))) } else { Ok(()) }
+fn require_text(text: &str, what: &'static str) -> Result<(), DomainError> {
+    if text.trim().is_empty() { Err(DomainError::EmptyText(what)) } else { Ok(()) }
 }
 
 impl State {
@@ -106,44 +170,13 @@ impl State {
     }
 }
 
-/// What may be done to an event once it is recorded: (corrected, retracted). Facts without a
-/// lifecycle may be both; registrations and a task's assignment may have their details
-/// corrected; an issue raised by mistake may be withdrawn. Lifecycle steps (closing,
-/// schedules, resolving, verifying, reopening, completing) are undone by the next step, not
-/// by a retraction, so that the rules' state and every view stay in step.
-fn amendable(event_type: &str) -> (bool, bool) {
-    match event_type {
-        "PatrolCheckRecorded"
-        | "TrafficTallyRecorded"
-        | "InspectionRecorded"
-        | "GateIssueAcknowledged"
-        | "GateIssueAssigned"
-        | "GateIssueActionTaken"
-        | "GateIssueEscalated"
-        | "QuarantineReleaseNoticeDelivered"
-        | "SuppliesDelivered"
-        | "DirectiveReceived"
-        | "FieldNoteRecorded"
-        | "GateIssueRaised" => (true, true),
-        "CommunityRegistered"
-        | "GridRegistered"
-        | "SiteRegistered"
-        | "CheckpointRegistered"
-        | "StaffRegistered"
-        | "TeamFormed"
-        | "LedgerTaskAssigned"
-        | "PatrolRoundStarted" => (true, false),
-        _ => (false, false),
-    }
-}
-
 /// Decides `command` against `state`: the events to record, or why not.
 pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Vec<Event>, DomainError> {
     if context.occurred_at.as_microsecond() > context.now.as_microsecond().saturating_add(OCCURRED_AT_SKEW_MICROS_MAX) {
         return Err(DomainError::InTheFuture { occurred_at: context.occurred_at, now: context.now });
     }
     check(state, command, context)?;
-    Ok(vec![event_of(command)])
+    Ok(events_of(command))
 }
 
 fn check(state: &State, command: &Command, context: &Context) -> Result<(), DomainError> {
@@ -192,10 +225,10 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         Command::SetSchedule(e) => {
             require(state.checkpoints.contains_key(&e.checkpoint_id), "checkpoint", &e.checkpoint_id)?;
             if e.check_interval_minutes == 0 || e.check_interval_minutes > 24 * 60 {
-                return Err(DomainError::Invalid("the check interval must be 1 to 1,440 minutes".into()));
+                return Err(DomainError::CheckIntervalOutOfRange(e.check_interval_minutes));
             }
             if e.active_from == e.active_until {
-                return Err(DomainError::Invalid("the schedule's hours are empty (from equals until)".into()));
+                return Err(DomainError::EmptyScheduleHours);
             }
             Ok(())
         }
@@ -211,7 +244,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             require(state.checkpoints.contains_key(&e.checkpoint_id), "checkpoint", &e.checkpoint_id)?;
             state.staff_known(&e.recorded_by)?;
             if e.period_start >= e.period_end {
-                return Err(DomainError::Invalid("the tally's period ends before it starts".into()));
+                return Err(DomainError::TallyPeriodReversed);
             }
             if e.period_end.as_microsecond() > context.now.as_microsecond().saturating_add(OCCURRED_AT_SKEW_MICROS_MAX)
             {
@@ -229,13 +262,13 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             state.staff_known(&e.led_by)?;
             require_new(state.rounds.contains_key(&e.round_id), "round", &e.round_id)?;
             if e.checklist.is_empty() {
-                return Err(DomainError::Invalid("a round needs at least one checklist item".into()));
+                return Err(DomainError::EmptyChecklist);
             }
             let mut seen = std::collections::HashSet::new();
             for item in &e.checklist {
                 require_text(&item.label, "a checklist label")?;
                 if !seen.insert(&item.item_id) {
-                    return Err(DomainError::Invalid(format!("checklist item {} appears twice", item.item_id)));
+                    return Err(DomainError::DuplicateChecklistItem(item.item_id.clone()));
                 }
             }
             Ok(())
@@ -309,7 +342,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         Command::DeliverQuarantineNotice(e) => {
             require(state.sites.contains(&e.site_id), "site", &e.site_id)?;
             if e.delivered_by.is_empty() {
-                return Err(DomainError::Invalid("a notice is delivered by at least one staff member".into()));
+                return Err(DomainError::NoticeWithoutDeliverer);
             }
             e.delivered_by.iter().try_for_each(|staff| state.staff_known(staff))
         }
@@ -317,7 +350,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             state.staff_known(&e.delivered_by)?;
             require_text(&e.recipient, "the recipient")?;
             if e.items.is_empty() || e.items.iter().any(|item| item.quantity == 0 || item.item.trim().is_empty()) {
-                return Err(DomainError::Invalid("supplies need at least one named item with a quantity".into()));
+                return Err(DomainError::SuppliesWithoutItems);
             }
             Ok(())
         }
@@ -350,7 +383,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             state.staff_known(&e.corrected_by)?;
             require_text(&e.reason, "the reason")?;
             let target = state.live_target(e.corrected_event_id, context)?;
-            if !amendable(target.event_type).0 {
+            if !target.amendment.may_correct() {
                 return Err(DomainError::NotCorrectable(target.event_type));
             }
             let replacement = e.replacement.event_type();
@@ -359,25 +392,11 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             }
             let replacement = Command::recording(e.replacement.as_ref().clone());
             if replacement.stream_id().ok().as_ref() != Some(&target.stream_id) {
-                return Err(DomainError::Invalid(format!(
-                    "a correction of an event of {} must be about the same entity",
-                    target.stream_id
-                )));
+                return Err(DomainError::CorrectionOfAnotherEntity { target_stream: target.stream_id.clone() });
             }
-            // The replacement must hold on its own, except that the entity it registers or
-            // raises exists already (it is the one being corrected).
-            if !matches!(
-                replacement,
-                Command::RegisterCommunity(_)
-                    | Command::RegisterGrid(_)
-                    | Command::RegisterSite(_)
-                    | Command::RegisterCheckpoint(_)
-                    | Command::RegisterStaff(_)
-                    | Command::FormTeam(_)
-                    | Command::RaiseIssue(_)
-                    | Command::AssignLedgerTask(_)
-                    | Command::StartRound(_)
-            ) {
+            // The replacement must hold on its own, except when it brings an entity into
+            // being: that entity exists already (it is the one being corrected).
+            if replacement.facts().creates().is_none() {
                 check(state, &replacement, context)?;
             }
             Ok(())
@@ -386,57 +405,17 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             state.staff_known(&e.retracted_by)?;
             require_text(&e.reason, "the reason")?;
             let target = state.live_target(e.retracted_event_id, context)?;
-            if !amendable(target.event_type).1 {
+            if !target.amendment.may_retract() {
                 return Err(DomainError::NotCorrectable(target.event_type));
             }
             Ok(())
         }
-        Command::SealDay(_) => {
-            Err(DomainError::Invalid("day seals are computed from the log, not recorded by hand".into()))
-        }
+        Command::SealDay(_) => Err(DomainError::SealRecordedByHand),
     }
 }
 
 /// The events a command records, without checking its rules: for a retry of a command
 /// whose events are already in the log, which the store recognises by their ids.
 pub fn events_of(command: &Command) -> Vec<Event> {
-    vec![event_of(command)]
-}
-
-/// The event a command records once its rules hold.
-fn event_of(command: &Command) -> Event {
-    match command.clone() {
-        Command::RegisterCommunity(e) => e.into(),
-        Command::RegisterGrid(e) => e.into(),
-        Command::RegisterSite(e) => e.into(),
-        Command::RegisterCheckpoint(e) => e.into(),
-        Command::CloseCheckpoint(e) => e.into(),
-        Command::ReopenCheckpoint(e) => e.into(),
-        Command::RegisterStaff(e) => e.into(),
-        Command::FormTeam(e) => e.into(),
-        Command::SetSchedule(e) => e.into(),
-        Command::RecordPatrolCheck(e) => e.into(),
-        Command::RecordTally(e) => e.into(),
-        Command::RecordInspection(e) => e.into(),
-        Command::StartRound(e) => e.into(),
-        Command::TickRoundItem(e) => e.into(),
-        Command::CompleteRound(e) => e.into(),
-        Command::RaiseIssue(e) => e.into(),
-        Command::AcknowledgeIssue(e) => e.into(),
-        Command::AssignIssue(e) => e.into(),
-        Command::ActOnIssue(e) => e.into(),
-        Command::EscalateIssue(e) => e.into(),
-        Command::ResolveIssue(e) => e.into(),
-        Command::VerifyResolution(e) => e.into(),
-        Command::ReopenIssue(e) => e.into(),
-        Command::DeliverQuarantineNotice(e) => e.into(),
-        Command::DeliverSupplies(e) => e.into(),
-        Command::RecordDirective(e) => e.into(),
-        Command::AssignLedgerTask(e) => e.into(),
-        Command::CompleteLedgerTask(e) => e.into(),
-        Command::RecordFieldNote(e) => e.into(),
-        Command::CorrectEvent(e) => e.into(),
-        Command::RetractEvent(e) => e.into(),
-        Command::SealDay(e) => e.into(),
-    }
+    vec![command.event()]
 }

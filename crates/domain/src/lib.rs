@@ -10,5 +10,5 @@ mod decide;
 mod state;
 
 pub use command::{Command, Context, TargetEvent};
-pub use decide::{DomainError, decide, events_of};
+pub use decide::{DomainError, RefusalClass, decide, events_of};
 pub use state::{IssueStatus, State};

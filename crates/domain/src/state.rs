@@ -135,7 +135,7 @@ impl State {
             // wrongly becomes known under the right one); what corrections change beyond
             // that is for the views (projections) to show.
             Event::EventCorrected(e) => {
-                if is_registration(&e.replacement) {
+                if e.replacement.facts().creates().is_some_and(|created| created.kind.is_place_or_person()) {
                     self.apply_event(&e.replacement);
                 }
             }
@@ -157,16 +157,4 @@ impl State {
     pub fn issue_status(&self, issue_id: &EntityId) -> Option<IssueStatus> {
         self.issues.get(issue_id).copied()
     }
-}
-
-fn is_registration(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::CommunityRegistered(_)
-            | Event::GridRegistered(_)
-            | Event::SiteRegistered(_)
-            | Event::CheckpointRegistered(_)
-            | Event::StaffRegistered(_)
-            | Event::TeamFormed(_)
-    )
 }

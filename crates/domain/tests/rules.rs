@@ -70,7 +70,8 @@ fn context() -> Context {
 /// The context of a correction or retraction whose target the log holds as `event_type`
 /// in `stream`.
 fn naming(event_id: Uuid, event_type: &'static str, stream: &str) -> Context {
-    Context { target: Some(domain::TargetEvent { event_id, event_type, stream_id: id(stream) }), ..context() }
+    let sample = events_schema::samples::one_of_each().into_iter().find(|e| e.event_type() == event_type).unwrap();
+    Context { target: Some(domain::TargetEvent::of(event_id, &sample, id(stream))), ..context() }
 }
 
 /// Asserts that `command` after `events` records exactly its own event.
@@ -185,7 +186,7 @@ fn registrations_need_their_parents_and_fresh_ids() {
     let unnamed = CommunityRegistered { community_id: id("other"), name: "  ".into(), parent_area: None };
     assert!(matches!(
         decide(&given(world()), &Command::RegisterCommunity(unnamed), &context()),
-        Err(DomainError::Invalid(_))
+        Err(DomainError::EmptyText("the name"))
     ));
     refused(
         world(),
@@ -319,7 +320,7 @@ fn replacements_hold_on_their_own_and_lifecycle_steps_are_not_retracted() {
     };
     let mut elsewhere = check(CheckResult::Ok);
     elsewhere.checkpoint_id = id("gate-2");
-    assert!(matches!(decide(&state, &correct(elsewhere), &the_check), Err(DomainError::Invalid(_))), "another entity");
+    assert!(matches!(decide(&state, &correct(elsewhere), &the_check), Err(DomainError::CorrectionOfAnotherEntity { .. })), "another entity");
     let mut by_nobody = check(CheckResult::Ok);
     by_nobody.staff_id = id("staff-9");
     assert_eq!(
@@ -356,7 +357,7 @@ fn replacements_hold_on_their_own_and_lifecycle_steps_are_not_retracted() {
         chain_hash: "00".into(),
         event_count: 1,
     };
-    assert!(matches!(decide(&state, &Command::SealDay(seal), &context()), Err(DomainError::Invalid(_))));
+    assert!(matches!(decide(&state, &Command::SealDay(seal), &context()), Err(DomainError::SealRecordedByHand)));
 }
 
 #[test]
@@ -396,7 +397,7 @@ fn rounds_tick_only_their_own_items_once_until_completed() {
     in_round.round_id = Some(id("round-1"));
     refused(done, Command::RecordPatrolCheck(in_round), DomainError::RoundCompleted(id("round-1")));
     let empty = PatrolRoundStarted { checklist: Vec::new(), ..round };
-    assert!(matches!(decide(&given(world()), &Command::StartRound(empty), &context()), Err(DomainError::Invalid(_))));
+    assert!(matches!(decide(&given(world()), &Command::StartRound(empty), &context()), Err(DomainError::EmptyChecklist)));
 }
 
 #[test]
@@ -417,7 +418,7 @@ fn tallies_supplies_schedules_and_ledger_tasks_are_checked() {
         TrafficTallyRecorded { period_end: tally.period_start, period_start: tally.period_end, ..tally.clone() };
     assert!(matches!(
         decide(&given(world()), &Command::RecordTally(backwards), &context()),
-        Err(DomainError::Invalid(_))
+        Err(DomainError::TallyPeriodReversed)
     ));
     let ahead = TrafficTallyRecorded { period_end: at("2020-02-20T18:00:00+08:00"), ..tally };
     assert!(matches!(
@@ -432,7 +433,7 @@ fn tallies_supplies_schedules_and_ledger_tasks_are_checked() {
     };
     assert!(matches!(
         decide(&given(world()), &Command::DeliverSupplies(supplies), &context()),
-        Err(DomainError::Invalid(_))
+        Err(DomainError::SuppliesWithoutItems)
     ));
     let schedule = |minutes| CheckpointScheduleSet {
         checkpoint_id: id("gate-1"),
@@ -443,7 +444,7 @@ fn tallies_supplies_schedules_and_ledger_tasks_are_checked() {
     accepted(world(), Command::SetSchedule(schedule(120)));
     assert!(matches!(
         decide(&given(world()), &Command::SetSchedule(schedule(0)), &context()),
-        Err(DomainError::Invalid(_))
+        Err(DomainError::CheckIntervalOutOfRange(0))
     ));
     let task = LedgerTaskAssigned {
         task_id: id("t-1"),
@@ -465,6 +466,81 @@ fn tallies_supplies_schedules_and_ledger_tasks_are_checked() {
 fn every_command_has_a_stream_named_after_its_entity() {
     assert_eq!(Command::RaiseIssue(raised("courier")).stream_id().unwrap().as_str(), "issue:courier");
     assert_eq!(Command::RecordPatrolCheck(check(CheckResult::Ok)).stream_id().unwrap().as_str(), "checkpoint:gate-1");
+    let samples = events_schema::samples::one_of_each();
+    assert_eq!(samples.len(), Event::TYPES.len(), "one sample of every kind");
+    for event in samples {
+        let command = Command::recording(event.clone());
+        assert_eq!(command.event(), event, "{command:?} records its own event");
+        let stream = command.facts().stream();
+        let stream_id = command.stream_id().unwrap();
+        match stream.entity {
+            // A stream per entity: named `kind:id` after an entity the event is about.
+            Some(entity) => {
+                assert_eq!(stream_id.as_str(), format!("{}:{entity}", stream.kind.prefix()), "{command:?}");
+                assert!(event.facts().entities().iter().any(|e| e.id == entity), "{command:?} is about its stream");
+                assert!(!stream.kind.is_shared(), "{command:?}");
+            }
+            None => {
+                assert_eq!(stream_id.as_str(), stream.kind.prefix(), "{command:?}");
+                assert!(stream.kind.is_shared(), "{command:?} has a stream of its own but names no entity");
+            }
+        }
+        let name = serde_json::to_value(&command).unwrap()["command"].as_str().unwrap().to_owned();
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "command name {name}");
+    }
     let long = id(&"x".repeat(ENTITY_ID_BYTES_MAX));
     assert!(Command::RaiseIssue(GateIssueRaised { issue_id: long, ..raised("y") }).stream_id().is_err());
+}
+
+#[test]
+fn every_kind_says_who_acts_where_and_what_it_creates() {
+    for event in events_schema::samples::one_of_each() {
+        let facts = event.facts();
+        let entities = facts.entities();
+        let named = |id: &EntityId| entities.iter().any(|entity| entity.id == id);
+        if let Some(created) = facts.creates() {
+            assert!(entities.contains(&created), "{}: creates what it names", event.event_type());
+        }
+        for person in facts.acting() {
+            assert!(named(person), "{}: the person acting is one of its entities", event.event_type());
+        }
+        match facts.place() {
+            Place::Site(id) | Place::Checkpoint(id) | Place::Issue(id) => {
+                assert!(named(id), "{}: its place is one of its entities", event.event_type())
+            }
+            Place::Nowhere => {}
+        }
+        // Field staff may only name themselves: a field kind must name who acts.
+        if facts.access() == Access::Field {
+            assert!(!facts.acting().is_empty(), "{}: a field kind names the person acting", event.event_type());
+        }
+        assert_eq!(facts.amends().is_some(), matches!(event, Event::EventCorrected(_) | Event::EventRetracted(_)));
+    }
+}
+
+#[test]
+fn a_correction_of_what_creates_an_entity_is_not_refused_because_it_exists() {
+    // An inspection and a directive bring their ids into being: correcting one must not be
+    // refused as "already exists" (it is the one being corrected).
+    let inspection = InspectionRecorded {
+        inspection_id: id("insp-1"),
+        site_id: id("longwu"),
+        inspector_id: id("staff-1"),
+        kind: InspectionKind::ReopeningCheck,
+        result: InspectionResult::IssuesFound,
+        findings: None,
+    };
+    let mut events = world();
+    events.push(inspection.clone().into());
+    let state = given(events);
+    let target = event_id(7);
+    let fixed = InspectionRecorded { result: InspectionResult::Passed, ..inspection };
+    let correction = Command::CorrectEvent(EventCorrected {
+        corrected_event_id: target,
+        corrected_by: id("staff-2"),
+        reason: "misread the form".into(),
+        replacement: Box::new(fixed.into()),
+    });
+    let decided = decide(&state, &correction, &naming(target, "InspectionRecorded", "site:longwu"));
+    assert!(decided.is_ok(), "{decided:?}");
 }

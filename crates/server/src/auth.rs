@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use domain::Command;
-use events_schema::{EntityId, Timestamp};
+use events_schema::{Access, EntityId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The file beside the log that holds the token hashes.
@@ -87,26 +87,12 @@ impl Role {
     }
 }
 
-/// The permission a command needs.
+/// The permission a command needs: its kind's access class, as the catalogue says.
 pub fn permission_for(command: &Command) -> Permission {
-    match command {
-        Command::RegisterCommunity(_)
-        | Command::RegisterGrid(_)
-        | Command::RegisterSite(_)
-        | Command::RegisterCheckpoint(_)
-        | Command::RegisterStaff(_)
-        | Command::FormTeam(_)
-        | Command::SealDay(_) => Permission::WriteReference,
-        Command::RecordPatrolCheck(_)
-        | Command::RecordTally(_)
-        | Command::RecordInspection(_)
-        | Command::RaiseIssue(_)
-        | Command::AcknowledgeIssue(_)
-        | Command::ActOnIssue(_)
-        | Command::ResolveIssue(_)
-        | Command::DeliverQuarantineNotice(_)
-        | Command::RecordFieldNote(_) => Permission::WriteField,
-        _ => Permission::WriteOperational,
+    match command.facts().access() {
+        Access::Reference | Access::System => Permission::WriteReference,
+        Access::Field => Permission::WriteField,
+        Access::Operational => Permission::WriteOperational,
     }
 }
 
@@ -114,22 +100,11 @@ pub fn permission_for(command: &Command) -> Permission {
 /// a weekend); older events are a supervisor's to record.
 pub const FIELD_BACKDATE_MICROS_MAX: i64 = 72 * 3_600_000_000;
 
-/// The people a field command says acted (the checker, the one raising or acting on an
-/// issue, the author, ...): field staff may only name themselves. `None` for commands that
-/// name no acting person.
-pub fn acting_people(command: &Command) -> Option<Vec<&EntityId>> {
-    Some(match command {
-        Command::RecordPatrolCheck(e) => vec![&e.staff_id],
-        Command::RecordTally(e) => vec![&e.recorded_by],
-        Command::RecordInspection(e) => vec![&e.inspector_id],
-        Command::RaiseIssue(e) => vec![&e.raised_by],
-        Command::AcknowledgeIssue(e) => vec![&e.acknowledged_by],
-        Command::ActOnIssue(e) => vec![&e.taken_by],
-        Command::ResolveIssue(e) => vec![&e.resolved_by],
-        Command::DeliverQuarantineNotice(e) => e.delivered_by.iter().collect(),
-        Command::RecordFieldNote(e) => vec![&e.author],
-        _ => return None,
-    })
+/// The people a command says acted (the checker, the one raising or acting on an issue,
+/// the author, ...), as its kind's facts name them: field staff may only name themselves,
+/// and a field command that names nobody cannot be theirs.
+pub fn acting_people(command: &Command) -> Vec<&EntityId> {
+    command.facts().acting()
 }
 
 /// A token as stored: everything but the secret, which is kept only as a hash.

@@ -3,9 +3,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::DomainError;
+use domain::RefusalClass;
 use serde::Serialize;
-use service::ServiceError;
+use service::{ErrorClass, ServiceError};
 use store::{Rejection, StoreError};
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -88,53 +88,63 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The problem for a failure of class `class` (the one mapping, shared with the CLI's
+    /// exit codes): 422, 404, 409, 503, or 500 with the cause logged and hidden.
+    fn classed(class: ErrorClass, kind: &'static str, error: &dyn std::fmt::Display) -> ApiError {
+        match class {
+            ErrorClass::Invalid => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, kind, error.to_string()),
+            ErrorClass::NotFound => ApiError::new(StatusCode::NOT_FOUND, kind, error.to_string()),
+            ErrorClass::Conflict => ApiError::new(StatusCode::CONFLICT, kind, error.to_string()),
+            ErrorClass::Unavailable => {
+                let mut problem = ApiError::internal(error);
+                problem.status = StatusCode::SERVICE_UNAVAILABLE;
+                problem.kind = "unavailable";
+                problem
+            }
+            ErrorClass::Integrity | ErrorClass::Internal => ApiError::internal(error),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     /// 503 when the store stopped taking work (reopen needed), 500 otherwise.
     fn from(error: StoreError) -> ApiError {
-        let mut problem = ApiError::internal(&error);
-        if matches!(error, StoreError::Poisoned(_) | StoreError::Closed) {
-            problem.status = StatusCode::SERVICE_UNAVAILABLE;
-            problem.kind = "unavailable";
-        }
-        problem
+        ApiError::classed(ErrorClass::of_store(&error), "internal-error", &error)
     }
 }
 
 impl From<Rejection> for ApiError {
     /// 422 for an invalid append; 409 for a wrong expected version or a reused event id.
     fn from(rejection: Rejection) -> ApiError {
-        match rejection {
-            Rejection::Invalid(_) => ApiError::invalid(rejection.to_string()),
-            Rejection::WrongExpectedVersion { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "wrong-expected-version", rejection.to_string())
-            }
-            Rejection::EventIdInUse { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "event-id-in-use", rejection.to_string())
-            }
-        }
+        let kind = match rejection {
+            Rejection::Invalid(_) => "invalid-request",
+            Rejection::WrongExpectedVersion { .. } => "wrong-expected-version",
+            Rejection::EventIdInUse { .. } => "event-id-in-use",
+        };
+        ApiError::classed(ErrorClass::of_rejection(&rejection), kind, &rejection)
     }
 }
 
 impl From<ServiceError> for ApiError {
-    /// Rule refusals: 404 for an unknown entity, 422 for invalid data or a time in the
-    /// future or an amendment the rules never allow, 409 for a transition the entity's
-    /// current state does not allow.
+    /// By the error's class: rule refusals are 404 for an unknown entity, 422 for a command
+    /// that is not valid in any state (bad data, a time in the future, an amendment the
+    /// rules never allow), 409 for a transition the entity's current state does not allow.
     fn from(error: ServiceError) -> ApiError {
+        let class = error.class();
         match error {
-            ServiceError::Refused(refusal) => match refusal {
-                DomainError::Unknown { .. } => ApiError::not_found(refusal.to_string()),
-                DomainError::Invalid(_)
-                | DomainError::InTheFuture { .. }
-                | DomainError::ReplacementTypeMismatch { .. }
-                | DomainError::NotCorrectable(_) => ApiError::invalid(refusal.to_string()),
-                _ => ApiError::new(StatusCode::CONFLICT, "invalid-transition", refusal.to_string()),
-            },
             ServiceError::Rejected(rejection) => rejection.into(),
-            ServiceError::InvalidStream(error) => ApiError::invalid(error.to_string()),
-            ServiceError::TooManyConflicts => {
-                ApiError::new(StatusCode::CONFLICT, "too-many-conflicts", error.to_string())
-            }
             ServiceError::Store(error) => error.into(),
+            ServiceError::Refused(refusal) => {
+                let kind = match refusal.class() {
+                    RefusalClass::NotFound => "not-found",
+                    RefusalClass::InvalidTransition => "invalid-transition",
+                    RefusalClass::InvalidCommand => "invalid-request",
+                };
+                ApiError::classed(class, kind, &refusal)
+            }
+            ServiceError::InvalidStream(error) => ApiError::classed(class, "invalid-request", &error),
+            ServiceError::TooManyConflicts => ApiError::classed(class, "too-many-conflicts", &error),
         }
     }
 }

@@ -8,7 +8,7 @@ use domain::Command;
 use events_schema::{EntityId, IssueCategory, Severity, Timestamp};
 use projections::{IssueRecord, IssueState, StatusReport};
 use serde::{Deserialize, Serialize};
-use service::CommandMeta;
+use service::{CommandMeta, SiteOf};
 use store::{Committed, ExpectedVersion, READ_PAGE_EVENTS_MAX};
 use uuid::Uuid;
 
@@ -138,13 +138,12 @@ async fn authorize_field_command(
     occurred_at: Option<Timestamp>,
     event_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
-    if let Some(people) = crate::auth::acting_people(command) {
-        if !people.contains(&&principal.actor) {
-            return Err(ApiError::forbidden(format!(
-                "field staff record their own work: the command must name {} as the person acting",
-                principal.actor
-            )));
-        }
+    let people = crate::auth::acting_people(command);
+    if people.is_empty() || people.iter().any(|person| **person != principal.actor) {
+        return Err(ApiError::forbidden(format!(
+            "field staff record their own work: the command must name {} as the person acting",
+            principal.actor
+        )));
     }
     // A retry of what is already recorded gets its original answer, however late it comes.
     let retry = match event_id {
@@ -161,12 +160,12 @@ async fn authorize_field_command(
         )));
     }
     match state.service.site_of(command).await? {
-        Some(site) if principal.covers_site(&site) => Ok(()),
-        Some(site) => Err(ApiError::forbidden(format!("site {site} is not one of this token's sites"))),
-        // A personal field note about no site in particular.
-        None if matches!(command, Command::RecordFieldNote(_)) => Ok(()),
+        SiteOf::Site(site) if principal.covers_site(&site) => Ok(()),
+        SiteOf::Site(site) => Err(ApiError::forbidden(format!("site {site} is not one of this token's sites"))),
+        // About no place in particular (a personal field note): nothing to authorise against.
+        SiteOf::Nowhere => Ok(()),
         // The checkpoint or issue it names is unknown: nothing to authorise against.
-        None => Err(ApiError::not_found("the checkpoint, issue or site this command names is unknown")),
+        SiteOf::Unknown => Err(ApiError::not_found("the checkpoint, issue or site this command names is unknown")),
     }
 }
 

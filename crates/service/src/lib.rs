@@ -13,7 +13,7 @@ mod snapshot;
 use std::collections::HashMap;
 
 use domain::{Command, Context, DomainError, State};
-use events_schema::{EntityId, InvalidEntityId, NewEvent, RecordedEvent, Timestamp};
+use events_schema::{EntityId, InvalidEntityId, NewEvent, Place, RecordedEvent, Timestamp};
 use jiff::tz::TimeZone;
 use projections::{CheckpointBoard, IssueBoard, Registry, StatusReport, status_at};
 use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX, Rejection, StoreError};
@@ -41,6 +41,71 @@ pub enum ServiceError {
     InvalidStream(#[from] InvalidEntityId),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The class of a failure: the one mapping that both the HTTP API (its status) and the CLI
+/// (its exit code) read, so that the same case is the same class everywhere (the table is
+/// in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request itself is not valid, whatever the log holds (HTTP 422, exit 2).
+    Invalid,
+    /// An entity it names does not exist (HTTP 404, exit 3).
+    NotFound,
+    /// The log's current state does not allow it: a transition the entity's state does not
+    /// allow, a stream that moved on, an event id used by another command (HTTP 409, exit 3).
+    Conflict,
+    /// The store stopped taking work or is closed (HTTP 503, exit 1).
+    Unavailable,
+    /// The log was found altered or cut short (HTTP 500, exit 4).
+    Integrity,
+    /// Anything else: I/O, the backend (HTTP 500, exit 1).
+    Internal,
+}
+
+impl ErrorClass {
+    /// The class of an operating error of the store.
+    pub fn of_store(error: &StoreError) -> ErrorClass {
+        match error {
+            StoreError::Corrupt { .. } | StoreError::Truncated { .. } | StoreError::Damaged(_) => ErrorClass::Integrity,
+            StoreError::Poisoned(_) | StoreError::Closed => ErrorClass::Unavailable,
+            StoreError::Backend(_) | StoreError::Io(_) => ErrorClass::Internal,
+        }
+    }
+
+    /// The class of an append the store refused.
+    pub fn of_rejection(rejection: &Rejection) -> ErrorClass {
+        match rejection {
+            Rejection::Invalid(_) => ErrorClass::Invalid,
+            Rejection::WrongExpectedVersion { .. } | Rejection::EventIdInUse { .. } => ErrorClass::Conflict,
+        }
+    }
+}
+
+impl ServiceError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ServiceError::Refused(refusal) => match refusal.class() {
+                domain::RefusalClass::NotFound => ErrorClass::NotFound,
+                domain::RefusalClass::InvalidTransition => ErrorClass::Conflict,
+                domain::RefusalClass::InvalidCommand => ErrorClass::Invalid,
+            },
+            ServiceError::Rejected(rejection) => ErrorClass::of_rejection(rejection),
+            ServiceError::TooManyConflicts => ErrorClass::Conflict,
+            ServiceError::InvalidStream(_) => ErrorClass::Invalid,
+            ServiceError::Store(error) => ErrorClass::of_store(error),
+        }
+    }
+}
+
+/// The site a command is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiteOf {
+    Site(EntityId),
+    /// It names a checkpoint or issue the views do not know.
+    Unknown,
+    /// Its kind belongs to no place (a personal note, a round, a directive).
+    Nowhere,
 }
 
 /// Who asks, when it happened, and (for safe retries) the event id to use.
@@ -245,16 +310,11 @@ impl<S: EventStore> Service<S> {
     ) -> Result<Committed, ServiceError> {
         let stream_id = command.stream_id()?;
         // A correction or retraction: what the log holds under the id it names.
-        let target = match command {
-            Command::CorrectEvent(e) => self.store.read_event(e.corrected_event_id).await?,
-            Command::RetractEvent(e) => self.store.read_event(e.retracted_event_id).await?,
-            _ => None,
+        let target = match command.facts().amends() {
+            Some(amends) => self.store.read_event(amends.event_id()).await?,
+            None => None,
         };
-        let target = target.map(|event| domain::TargetEvent {
-            event_id: event.event_id,
-            event_type: event.event.event_type(),
-            stream_id: event.stream_id,
-        });
+        let target = target.map(|event| domain::TargetEvent::of(event.event_id, &event.event, event.stream_id));
         let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone(), target };
         for _ in 0..CONFLICT_RETRIES_MAX {
             self.catch_up().await?;
@@ -349,9 +409,9 @@ impl<S: EventStore> Service<S> {
         Ok(views.registry.checkpoints.iter().map(|(id, checkpoint)| (id.clone(), checkpoint.site_id.clone())).collect())
     }
 
-    /// The site a command is about, when it is about one checkpoint, issue or site (for
-    /// access control by site); `None` when it names none or one the views do not know.
-    pub async fn site_of(&self, command: &Command) -> Result<Option<EntityId>, StoreError> {
+    /// The site a command is about (for access control by site), from the place its kind
+    /// belongs to: a site, or the site of the checkpoint or issue it names.
+    pub async fn site_of(&self, command: &Command) -> Result<SiteOf, StoreError> {
         self.catch_up().await?;
         let views = self.views.read().await;
         let checkpoint_site = |checkpoint_id: &EntityId| {
@@ -359,26 +419,11 @@ impl<S: EventStore> Service<S> {
         };
         let issue_site =
             |issue_id: &EntityId| views.issues.issue(issue_id).and_then(|i| checkpoint_site(&i.checkpoint_id));
-        Ok(match command {
-            Command::RegisterCheckpoint(e) => Some(e.site_id.clone()),
-            Command::CloseCheckpoint(e) => checkpoint_site(&e.checkpoint_id),
-            Command::ReopenCheckpoint(e) => checkpoint_site(&e.checkpoint_id),
-            Command::SetSchedule(e) => checkpoint_site(&e.checkpoint_id),
-            Command::RecordPatrolCheck(e) => checkpoint_site(&e.checkpoint_id),
-            Command::RecordTally(e) => checkpoint_site(&e.checkpoint_id),
-            Command::RaiseIssue(e) => checkpoint_site(&e.checkpoint_id),
-            Command::AcknowledgeIssue(e) => issue_site(&e.issue_id),
-            Command::AssignIssue(e) => issue_site(&e.issue_id),
-            Command::ActOnIssue(e) => issue_site(&e.issue_id),
-            Command::EscalateIssue(e) => issue_site(&e.issue_id),
-            Command::ResolveIssue(e) => issue_site(&e.issue_id),
-            Command::VerifyResolution(e) => issue_site(&e.issue_id),
-            Command::ReopenIssue(e) => issue_site(&e.issue_id),
-            Command::RegisterSite(e) => Some(e.site_id.clone()),
-            Command::RecordInspection(e) => Some(e.site_id.clone()),
-            Command::DeliverQuarantineNotice(e) => Some(e.site_id.clone()),
-            Command::RecordFieldNote(e) => e.site_id.clone(),
-            _ => None,
+        Ok(match command.facts().place() {
+            Place::Site(site_id) => SiteOf::Site(site_id.clone()),
+            Place::Checkpoint(checkpoint_id) => checkpoint_site(checkpoint_id).map_or(SiteOf::Unknown, SiteOf::Site),
+            Place::Issue(issue_id) => issue_site(issue_id).map_or(SiteOf::Unknown, SiteOf::Site),
+            Place::Nowhere => SiteOf::Nowhere,
         })
     }
 

@@ -53,8 +53,9 @@ macro_rules! changed_fields {
                     "{}: {}: {} -> {}",
                     $entity,
                     stringify!($field),
-                    serde_json::to_string(&$before.$field).unwrap_or_default(),
-                    serde_json::to_string(&$after.$field).unwrap_or_default(),
+                    // Plain view fields with derived `Serialize`: a failure is a bug.
+                    serde_json::to_string(&$before.$field).expect("a view's field serializes"),
+                    serde_json::to_string(&$after.$field).expect("a view's field serializes"),
                 ));
             }
         )+
