@@ -22,7 +22,7 @@ pub use status::{
     BoardState, CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, checkpoint_status,
     status_at,
 };
-pub use summary::{CheckCoverage, IssueLine, Summary, summary};
+pub use summary::{CheckCoverage, FieldNote, Gap, IssueLine, Summary, SupplyDelivery, summary};
 pub use timeline::{TimelineEntry, entities_of, local_day, timeline};
 
 /// The time zone of the built-in profile; local days are counted in it.

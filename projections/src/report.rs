@@ -79,7 +79,12 @@ fn sections(summary: &Summary, lang: Lang) -> Vec<Section> {
         .iter()
         .map(|c| {
             let expected = c.expected.map_or_else(|| t(lang, "no schedule", "未排班").to_owned(), |e| e.to_string());
-            let gaps = if c.gaps.is_empty() { t(lang, "no gaps", "无空档").to_owned() } else { c.gaps.join(", ") };
+            let gaps: Vec<String> = c
+                .gaps
+                .iter()
+                .map(|g| format!("{} {}-{}", g.day, g.start.strftime("%H:%M"), g.end.strftime("%H:%M")))
+                .collect();
+            let gaps = if gaps.is_empty() { t(lang, "no gaps", "无空档").to_owned() } else { gaps.join(", ") };
             match lang {
                 Lang::En => format!(
                     "{} ({}): {} checks of {expected} scheduled, {} found issues; gaps: {gaps}",
@@ -164,6 +169,30 @@ fn sections(summary: &Summary, lang: Lang) -> Vec<Section> {
             summary.seal_position, summary.seal_hash
         ),
     }];
+    let supplies = summary
+        .supplies
+        .iter()
+        .map(|s| {
+            let items: Vec<String> = s
+                .items
+                .iter()
+                .map(|item| {
+                    format!(
+                        "{} {}{}",
+                        item.quantity,
+                        item.unit.as_deref().map(|u| format!("{u} ")).unwrap_or_default(),
+                        item.item
+                    )
+                })
+                .collect();
+            format!("{} -> {}", items.join(", "), s.recipient)
+        })
+        .collect();
+    let field_notes = summary
+        .field_notes
+        .iter()
+        .map(|n| format!("{} {}: {}", n.occurred_at_local.strftime("%H:%M"), n.author, n.text))
+        .collect();
     vec![
         Section { title: t(lang, "Checks against schedule", "巡查与排班"), lines: or_none(checks) },
         Section {
@@ -172,8 +201,8 @@ fn sections(summary: &Summary, lang: Lang) -> Vec<Section> {
         Section { title: t(lang, "Issues", "问题处置"), lines: or_none(issues) },
         Section { title: t(lang, "Figures", "统计"), lines: counts },
         Section { title: t(lang, "Gate traffic", "出入口通行"), lines: tallies },
-        Section { title: t(lang, "Supplies", "物资"), lines: or_none(summary.supplies.clone()) },
-        Section { title: t(lang, "Field notes", "工作日记"), lines: or_none(summary.field_notes.clone()) },
+        Section { title: t(lang, "Supplies", "物资"), lines: or_none(supplies) },
+        Section { title: t(lang, "Field notes", "工作日记"), lines: or_none(field_notes) },
         Section { title: t(lang, "Integrity seal", "完整性封存"), lines: seal },
     ]
 }
