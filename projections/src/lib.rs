@@ -17,7 +17,7 @@ mod timeline;
 
 pub use issues::{IssueBoard, IssueRecord, IssueState};
 pub use registry::Registry;
-pub use report::{Format, Lang, render};
+pub use report::{Format, Lang, RenderError, render};
 pub use status::{
     BoardState, CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, checkpoint_status,
     status_at,

@@ -524,14 +524,7 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
     let day = summary(&log, &zone, twentieth, twentieth, None);
     let gate = &day.checks[0];
     assert_eq!((gate.checks, gate.issues_found, gate.expected), (2, 1, Some(3)));
-    assert_eq!(
-        gate.gaps,
-        [Gap {
-            day: twentieth,
-            start: twentieth.at(9, 0, 0, 0),
-            end: twentieth.at(19, 0, 0, 0),
-        }]
-    );
+    assert_eq!(gate.gaps, [Gap { day: twentieth, start: twentieth.at(9, 0, 0, 0), end: twentieth.at(19, 0, 0, 0) }]);
     assert_eq!(day.raised_by_category.get(&IssueCategory::CourierCongestion), Some(&1));
     assert_eq!((day.resolved, day.still_open, day.escalations, day.actions, day.verifications), (1, 0, 1, 1, 0));
     let issue = &day.issues[0];
@@ -563,17 +556,17 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
     let next = summary(&log, &zone, jiff::civil::date(2020, 2, 21), jiff::civil::date(2020, 2, 21), None);
     assert_eq!((next.verifications, next.issues.len(), next.raised_by_category.len()), (1, 0, 0));
     // Rendered for people in both languages, and safely as HTML.
-    let english = render(&day, Format::Markdown, Lang::En);
+    let english = render(&day, Format::Markdown, Lang::En).unwrap();
     assert!(english.starts_with("# After-action summary 2020-02-20\n"), "{english}");
     assert!(english.contains("- courier congestion: 1\n"), "{english}");
     assert!(english.contains("First action after 15 min, resolved after 480 min"), "{english}");
-    let chinese = render(&day, Format::Markdown, Lang::Zh);
+    let chinese = render(&day, Format::Markdown, Lang::Zh).unwrap();
     assert!(chinese.contains("- 快递车辆拥堵: 1\n") && chinese.contains("## 巡查与排班"), "{chinese}");
     let mut tricky = day.clone();
     tricky.field_notes[0].text = "<script>alert(1)</script>".into();
-    let html = render(&tricky, Format::Html, Lang::En);
+    let html = render(&tricky, Format::Html, Lang::En).unwrap();
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
-    let json: serde_json::Value = serde_json::from_str(&render(&day, Format::Json, Lang::En)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&render(&day, Format::Json, Lang::En).unwrap()).unwrap();
     assert_eq!(json["resolved"], 1);
     // The same events give the same summary.
     assert_eq!(
