@@ -17,12 +17,12 @@ mod timeline;
 
 pub use issues::{IssueBoard, IssueRecord, IssueState};
 pub use registry::Registry;
-pub use report::{Format, Lang, render};
+pub use report::{Format, Lang, RenderError, render};
 pub use status::{
     BoardState, CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, checkpoint_status,
     status_at,
 };
-pub use summary::{CheckCoverage, IssueLine, Summary, summary};
+pub use summary::{CheckCoverage, FieldNote, Gap, IssueLine, Summary, SupplyDelivery, summary};
 pub use timeline::{TimelineEntry, entities_of, local_day, timeline};
 
 /// The time zone of the built-in profile; local days are counted in it.

@@ -1,26 +1,83 @@
-//! Rendering an after-action [`Summary`] for people (Markdown or HTML, in Chinese or
-//! English) and for programs (JSON). The same summary always renders to the same bytes.
-
-use std::fmt::Write;
+//! Rendering an after-action [`Summary`] for people (Markdown, HTML, or plain text to paste
+//! into a chat group; in Chinese or English) and for programs (JSON, the summary's own
+//! fields). The summary holds values; the words and the layout are in the templates under
+//! `projections/templates/`, compiled into the crate, rendered by minijinja. HTML is
+//! escaped by the engine, never by hand. The same summary always renders to the same bytes.
 
 use events_schema::{EscalationTarget, IssueCategory};
+use jiff::civil::DateTime;
+use minijinja::value::{Serde, Value};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
 
 use crate::{IssueState, Summary};
 
-/// The output format of a report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The output format of a report, named as the CLI's `--format` and the API's `format=` take
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
+    /// Markdown: titled sections of list items.
+    #[serde(rename = "md")]
+    #[cfg_attr(feature = "clap", value(name = "md"))]
     Markdown,
+    /// The summary's fields as JSON, numbers as numbers.
+    #[serde(rename = "json")]
     Json,
+    /// A printable HTML page.
+    #[serde(rename = "html")]
     Html,
+    /// Short plain lines to paste into a chat group.
+    #[serde(rename = "text")]
+    Text,
+}
+
+impl Format {
+    /// The HTTP content type of a report in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Markdown => "text/markdown; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Text => "text/plain; charset=utf-8",
+        }
+    }
 }
 
 /// The language of a report's words (the facts themselves are as recorded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
+    /// Chinese.
     Zh,
+    /// English.
     En,
 }
+
+/// Why a report could not be rendered. Neither is a bad request: both are bugs or a
+/// summary the renderer cannot hold, and no report is better than a wrong one.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The summary could not be written as JSON.
+    #[error("the summary could not be written as JSON")]
+    Json(#[source] serde_json::Error),
+    /// A report template did not compile or failed while rendering.
+    #[error("the report template {template} failed")]
+    Template {
+        template: &'static str,
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// The templates, by name; a name ending in `.html` turns on the engine's HTML escaping.
+const TEMPLATES: [(&str, &str); 4] = [
+    ("lines.jinja", include_str!("../templates/lines.jinja")),
+    ("report.md", include_str!("../templates/report.md")),
+    ("report.html", include_str!("../templates/report.html")),
+    ("report.txt", include_str!("../templates/report.txt")),
+];
 
 fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
@@ -65,170 +122,256 @@ fn target(lang: Lang, target: EscalationTarget) -> &'static str {
     }
 }
 
-/// A report as titled sections of lines, before it becomes Markdown or HTML.
-struct Section {
-    title: &'static str,
-    lines: Vec<String>,
+/// The template engine with the report templates, and the words of `lang` as the
+/// template function `t(en, zh)` and the filters `category`, `state`, `target` (from the
+/// names the summary's JSON uses), `clock` and `day` (a local date-time's `HH:MM` and its
+/// `YYYY-MM-DD`).
+fn environment(lang: Lang) -> Result<Environment<'static>, minijinja::Error> {
+    let mut environment = Environment::new();
+    // Block tags on their own lines leave no blank lines; a report ends with a newline.
+    environment.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()?,
+    );
+    // A misspelt field is an error, not an empty string in the report.
+    environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    for (name, source) in TEMPLATES {
+        environment.add_template(name, source)?;
+    }
+    environment.add_function("t", move |en: String, zh: String| match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    });
+    environment.add_filter("category", move |value: Serde<IssueCategory>| category(lang, value.0));
+    environment.add_filter("state", move |value: Serde<IssueState>| state(lang, value.0));
+    environment.add_filter("target", move |value: Serde<EscalationTarget>| target(lang, value.0));
+    environment.add_filter("clock", |value: Serde<DateTime>| value.0.strftime("%H:%M").to_string());
+    environment.add_filter("day", |value: Serde<DateTime>| value.0.date().to_string());
+    Ok(environment)
 }
 
-fn sections(summary: &Summary, lang: Lang) -> Vec<Section> {
-    let none = || vec![t(lang, "none", "无").to_owned()];
-    let or_none = |lines: Vec<String>| if lines.is_empty() { none() } else { lines };
-    let checks = summary
-        .checks
-        .iter()
-        .map(|c| {
-            let expected = c.expected.map_or_else(|| t(lang, "no schedule", "未排班").to_owned(), |e| e.to_string());
-            let gaps = if c.gaps.is_empty() { t(lang, "no gaps", "无空档").to_owned() } else { c.gaps.join(", ") };
-            match lang {
-                Lang::En => format!(
-                    "{} ({}): {} checks of {expected} scheduled, {} found issues; gaps: {gaps}",
-                    c.name, c.checkpoint_id, c.checks, c.issues_found
-                ),
-                Lang::Zh => format!(
-                    "{}（{}）：巡查 {} 次，排班 {expected} 次，发现问题 {} 次；空档：{gaps}",
-                    c.name, c.checkpoint_id, c.checks, c.issues_found
-                ),
-            }
-        })
-        .collect();
-    let by_category = summary.raised_by_category.iter().map(|(c, n)| format!("{}: {n}", category(lang, *c))).collect();
-    let issues = summary
-        .issues
-        .iter()
-        .map(|i| {
-            let minutes = |m: Option<i64>| m.map_or_else(|| "-".to_owned(), |m| m.to_string());
-            let escalated: Vec<&str> = i.escalated_to.iter().map(|e| target(lang, *e)).collect();
-            let escalated = if escalated.is_empty() { "-".to_owned() } else { escalated.join(", ") };
-            let actions = if i.actions.is_empty() { "-".to_owned() } else { i.actions.join("; ") };
-            match lang {
-                Lang::En => format!(
-                    "{} at {} ({}): {}. State: {}. First action after {} min, resolved after {} min. Actions: {actions}. Escalated to: {escalated}. Reopened {} times.",
-                    i.issue_id, i.checkpoint_id, category(lang, i.category), i.summary, state(lang, i.state),
-                    minutes(i.minutes_to_first_action), minutes(i.minutes_to_resolution), i.reopened
-                ),
-                Lang::Zh => format!(
-                    "{}（{}，{}）：{}。状态：{}。首次处置用时 {} 分钟，解决用时 {} 分钟。处置：{actions}。提级至：{escalated}。重新打开 {} 次。",
-                    i.issue_id, i.checkpoint_id, category(lang, i.category), i.summary, state(lang, i.state),
-                    minutes(i.minutes_to_first_action), minutes(i.minutes_to_resolution), i.reopened
-                ),
-            }
-        })
-        .collect();
-    let counts = match lang {
-        Lang::En => vec![
-            format!("resolved: {}, still open: {}", summary.resolved, summary.still_open),
-            format!(
-                "actions: {}, escalations: {}, verifications: {}, reopenings: {}",
-                summary.actions, summary.escalations, summary.verifications, summary.reopenings
-            ),
-            format!("inspections: {}, quarantine releases: {}", summary.inspections, summary.quarantine_releases),
-            format!("corrections: {}, retractions: {}", summary.corrections, summary.retractions),
-        ],
-        Lang::Zh => vec![
-            format!("已解决：{}，仍未解决：{}", summary.resolved, summary.still_open),
-            format!(
-                "处置：{}，提级：{}，回头看核实：{}，重新打开：{}",
-                summary.actions, summary.escalations, summary.verifications, summary.reopenings
-            ),
-            format!("复工复产检查：{}，解除居家隔离：{}", summary.inspections, summary.quarantine_releases),
-            format!("更正：{}，撤销：{}", summary.corrections, summary.retractions),
-        ],
-    };
-    let tally = &summary.tallies;
-    let tallies = vec![match lang {
-        Lang::En => format!(
-            "people screened: {}, vehicles: {}, fever flags: {}, refused scans: {}, temporary passes: {}",
-            tally.people_screened,
-            tally.vehicles,
-            tally.fever_flags,
-            tally.refused_scans,
-            tally.temporary_passes_issued
-        ),
-        Lang::Zh => format!(
-            "测温验码人数：{}，车辆：{}，发热：{}，拒绝扫码：{}，临时出入证：{}",
-            tally.people_screened,
-            tally.vehicles,
-            tally.fever_flags,
-            tally.refused_scans,
-            tally.temporary_passes_issued
-        ),
-    }];
-    let seal = vec![match lang {
-        Lang::En => format!(
-            "every event of the period lies at or before position {}, whose chain hash is {}",
-            summary.seal_position, summary.seal_hash
-        ),
-        Lang::Zh => format!(
-            "本期所有事件均位于位置 {} 之前（含），该位置的链式哈希为 {}",
-            summary.seal_position, summary.seal_hash
-        ),
-    }];
-    vec![
-        Section { title: t(lang, "Checks against schedule", "巡查与排班"), lines: or_none(checks) },
-        Section {
-            title: t(lang, "Issues raised, by category", "新增问题（按类别）"), lines: or_none(by_category)
-        },
-        Section { title: t(lang, "Issues", "问题处置"), lines: or_none(issues) },
-        Section { title: t(lang, "Figures", "统计"), lines: counts },
-        Section { title: t(lang, "Gate traffic", "出入口通行"), lines: tallies },
-        Section { title: t(lang, "Supplies", "物资"), lines: or_none(summary.supplies.clone()) },
-        Section { title: t(lang, "Field notes", "工作日记"), lines: or_none(summary.field_notes.clone()) },
-        Section { title: t(lang, "Integrity seal", "完整性封存"), lines: seal },
-    ]
-}
-
-fn title(summary: &Summary, lang: Lang) -> String {
-    let period = if summary.from == summary.to {
-        summary.from.to_string()
-    } else {
-        format!("{} – {}", summary.from, summary.to)
-    };
-    let scope = summary.site_id.as_ref().map(|s| format!(" · {s}")).unwrap_or_default();
-    format!("{} {period}{scope}", t(lang, "After-action summary", "工作总结"))
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// Renders `summary` as `format` in `lang`.
-pub fn render(summary: &Summary, format: Format, lang: Lang) -> String {
-    let mut out = String::new();
-    match format {
+/// Renders `summary` as `format` in `lang` (JSON has no words, so `lang` does not change it).
+pub fn render(summary: &Summary, format: Format, lang: Lang) -> Result<String, RenderError> {
+    let template = match format {
         Format::Json => {
-            out = serde_json::to_string_pretty(summary).unwrap_or_default();
+            let mut out = serde_json::to_string_pretty(summary).map_err(RenderError::Json)?;
             out.push('\n');
+            return Ok(out);
         }
-        Format::Markdown => {
-            let _ = writeln!(out, "# {}", title(summary, lang));
-            for section in sections(summary, lang) {
-                let _ = writeln!(out, "\n## {}\n", section.title);
-                for line in section.lines {
-                    let _ = writeln!(out, "- {line}");
-                }
-            }
-        }
-        Format::Html => {
-            let lang_tag = if lang == Lang::Zh { "zh" } else { "en" };
-            let heading = escape_html(&title(summary, lang));
-            let _ = writeln!(
-                out,
-                "<!doctype html>\n<html lang=\"{lang_tag}\">\n<head><meta charset=\"utf-8\"><title>{heading}</title>"
-            );
-            let _ = writeln!(
-                out,
-                "<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}@media print{{body{{margin:0}}}}</style></head>\n<body>\n<h1>{heading}</h1>"
-            );
-            for section in sections(summary, lang) {
-                let _ = writeln!(out, "<h2>{}</h2>\n<ul>", escape_html(section.title));
-                for line in section.lines {
-                    let _ = writeln!(out, "<li>{}</li>", escape_html(&line));
-                }
-                let _ = writeln!(out, "</ul>");
-            }
-            let _ = writeln!(out, "</body>\n</html>");
+        Format::Markdown => "report.md",
+        Format::Html => "report.html",
+        Format::Text => "report.txt",
+    };
+    let failed = |source| RenderError::Template { template, source };
+    let environment = environment(lang).map_err(failed)?;
+    let context = minijinja::context! {
+        summary => Value::from(Serde(summary)),
+        lang => Value::from(Serde(lang)),
+    };
+    environment.get_template(template).and_then(|compiled| compiled.render(context)).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: an unwrap that fails is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use events_schema::{EntityId, EscalationTarget, IssueCategory, SupplyItem};
+    use jiff::civil::date;
+
+    use super::*;
+    use crate::{CheckCoverage, FieldNote, Gap, IssueLine, SupplyDelivery, TallyTotals};
+
+    fn id(text: &str) -> EntityId {
+        EntityId::new(text).unwrap()
+    }
+
+    /// A summary with something in every list, including text that HTML must escape.
+    fn summary() -> Summary {
+        let day = date(2020, 2, 20);
+        Summary {
+            from: day,
+            to: day,
+            site_id: None,
+            checks: vec![CheckCoverage {
+                checkpoint_id: id("longwu-main"),
+                name: "Main gate".into(),
+                checks: 3,
+                issues_found: 1,
+                expected: Some(4),
+                gaps: vec![Gap { day, start: day.at(22, 30, 0, 0), end: date(2020, 2, 21).at(2, 30, 0, 0) }],
+            }],
+            issues: vec![IssueLine {
+                issue_id: id("courier"),
+                checkpoint_id: id("longwu-main"),
+                category: IssueCategory::CourierCongestion,
+                summary: "tricycles & vans block the gate".into(),
+                state: IssueState::Escalated,
+                minutes_to_first_action: Some(15),
+                minutes_to_resolution: None,
+                actions: vec!["cordon tape".into(), "moved the stations out".into()],
+                escalated_to: vec![EscalationTarget::Subdistrict],
+                verified: false,
+                reopened: 0,
+            }],
+            raised_by_category: BTreeMap::from([(IssueCategory::CourierCongestion, 1)]),
+            resolved: 0,
+            still_open: 1,
+            escalations: 1,
+            verifications: 0,
+            reopenings: 0,
+            actions: 2,
+            supplies: vec![SupplyDelivery {
+                occurred_at_local: day.at(19, 30, 0, 0),
+                delivered_by: id("cadre-1"),
+                recipient: "gate staff".into(),
+                purpose: Some("the rain shift".into()),
+                items: vec![
+                    SupplyItem { item: "herbal tea".into(), quantity: 20, unit: Some("cases".into()) },
+                    SupplyItem { item: "thermometer".into(), quantity: 1, unit: None },
+                ],
+            }],
+            quarantine_releases: 0,
+            inspections: 0,
+            tallies: TallyTotals { people_screened: 120, vehicles: 7, ..TallyTotals::default() },
+            field_notes: vec![FieldNote {
+                occurred_at_local: day.at(21, 0, 0, 0),
+                author: id("cadre-1"),
+                site_id: Some(id("longwu")),
+                text: "<script>alert(1)</script>".into(),
+            }],
+            corrections: 0,
+            retractions: 0,
+            seal_position: 13,
+            seal_hash: "ab".repeat(32),
         }
     }
-    out
+
+    #[test]
+    fn html_escapes_what_people_wrote() {
+        for lang in [Lang::Zh, Lang::En] {
+            let html = render(&summary(), Format::Html, lang).unwrap();
+            assert!(html.contains("21:00 cadre-1: &lt;script&gt;alert(1)&lt;&#x2f;script&gt;</li>"), "{html}");
+            assert!(!html.contains("<script>"), "{html}");
+            assert!(html.contains("tricycles &amp; vans block the gate"), "{html}");
+            // The page's own markup is not escaped.
+            assert!(html.starts_with("<!doctype html>\n<html lang=\""), "{html}");
+        }
+    }
+
+    #[test]
+    fn markdown_formats_the_values() {
+        let english = render(&summary(), Format::Markdown, Lang::En).unwrap();
+        for line in [
+            "# After-action summary 2020-02-20\n\n## Checks against schedule\n\n",
+            "- Main gate (longwu-main): 3 checks of 4 scheduled, 1 found issues; gaps: 2020-02-20 22:30-02:30\n",
+            "- courier congestion: 1\n",
+            "First action after 15 min, resolved after - min. Actions: cordon tape; moved the stations out. Escalated to: subdistrict.",
+            "- 20 cases herbal tea, 1 thermometer -> gate staff\n",
+            "- 21:00 cadre-1: <script>alert(1)</script>\n",
+        ] {
+            assert!(english.contains(line), "{line:?} in\n{english}");
+        }
+        let chinese = render(&summary(), Format::Markdown, Lang::Zh).unwrap();
+        assert!(chinese.contains(
+            "- Main gate（longwu-main）：巡查 3 次，排班 4 次，发现问题 1 次；空档：2020-02-20 22:30-02:30\n"
+        ));
+        assert!(chinese.contains("状态：已提级。") && chinese.contains("提级至：街道。"), "{chinese}");
+        assert!(chinese.ends_with(&format!("该位置的链式哈希为 {}\n", "ab".repeat(32))), "{chinese}");
+    }
+
+    #[test]
+    fn text_is_short_lines_without_markdown() {
+        for lang in [Lang::Zh, Lang::En] {
+            let text = render(&summary(), Format::Text, lang).unwrap();
+            assert!(!text.contains('|'), "no table pipes:\n{text}");
+            assert!(!text.contains("**") && !text.contains('`'), "no emphasis or code:\n{text}");
+            for line in text.lines() {
+                assert!(!line.is_empty(), "no blank lines:\n{text}");
+                assert!(!line.starts_with('#') && !line.starts_with("- "), "no headings or list items: {line}");
+            }
+            assert!(text.ends_with('\n'));
+        }
+        let chinese = render(&summary(), Format::Text, Lang::Zh).unwrap();
+        for line in [
+            "工作总结 2020-02-20\n巡查 3 次，排班 4 次，发现问题 1 次\n",
+            "空档：longwu-main 22:30-02:30\n",
+            "新增问题 1 个：快递车辆拥堵 1\n",
+            "courier（longwu-main）快递车辆拥堵：已提级，提级至街道，首次处置用时 15 分钟\n",
+            "物资：20 cases herbal tea，1 thermometer -> gate staff\n",
+            "21:00 cadre-1：<script>alert(1)</script>\n",
+        ] {
+            assert!(chinese.contains(line), "{line:?} in\n{chinese}");
+        }
+    }
+
+    #[test]
+    fn every_format_renders_an_empty_summary_and_renders_the_same_twice() {
+        let mut empty = summary();
+        empty.checks.clear();
+        empty.issues.clear();
+        empty.raised_by_category.clear();
+        empty.supplies.clear();
+        empty.field_notes.clear();
+        for format in [Format::Markdown, Format::Json, Format::Html, Format::Text] {
+            for lang in [Lang::Zh, Lang::En] {
+                for summary in [summary(), empty.clone()] {
+                    let once = render(&summary, format, lang).unwrap();
+                    assert!(!once.is_empty());
+                    assert_eq!(once, render(&summary, format, lang).unwrap(), "{format:?} {lang:?}");
+                }
+            }
+        }
+        assert!(render(&empty, Format::Markdown, Lang::En).unwrap().contains("## Supplies\n\n- none\n"));
+        assert!(render(&empty, Format::Text, Lang::Zh).unwrap().contains("\n新增问题 0 个\n"));
+    }
+
+    #[test]
+    fn a_misspelt_field_is_an_error_not_an_empty_string() {
+        let environment = environment(Lang::En).unwrap();
+        let context = minijinja::context! { summary => Value::from(Serde(summary())) };
+        assert_eq!(environment.render_str("{{ summary.still_open }}", context.clone()).unwrap(), "1");
+        let error = environment.render_str("{{ summary.stil_open }}", context).unwrap_err();
+        assert_eq!(error.kind(), minijinja::ErrorKind::UndefinedError);
+    }
+
+    #[test]
+    fn json_keeps_numbers_as_numbers() {
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&summary(), Format::Json, Lang::Zh).unwrap()).unwrap();
+        assert_eq!(json["supplies"][0]["items"][0]["quantity"], 20);
+        assert_eq!(json["supplies"][0]["items"][1]["unit"], serde_json::Value::Null);
+        let gap = &json["checks"][0]["gaps"][0];
+        assert_eq!(
+            (gap["start"].as_str(), gap["end"].as_str()),
+            (Some("2020-02-20T22:30:00"), Some("2020-02-21T02:30:00"))
+        );
+        assert_eq!(json["field_notes"][0]["occurred_at_local"], "2020-02-20T21:00:00");
+    }
+
+    #[test]
+    fn formats_and_languages_have_their_short_names() {
+        let formats = [
+            (Format::Markdown, "md", "text/markdown; charset=utf-8"),
+            (Format::Json, "json", "application/json"),
+            (Format::Html, "html", "text/html; charset=utf-8"),
+            (Format::Text, "text", "text/plain; charset=utf-8"),
+        ];
+        for (format, name, content_type) in formats {
+            assert_eq!(serde_json::to_value(format).unwrap(), name);
+            assert_eq!(serde_json::from_value::<Format>(name.into()).unwrap(), format);
+            assert_eq!(format.content_type(), content_type);
+        }
+        for (lang, name) in [(Lang::Zh, "zh"), (Lang::En, "en")] {
+            assert_eq!(serde_json::to_value(lang).unwrap(), name);
+            assert_eq!(serde_json::from_value::<Lang>(name.into()).unwrap(), lang);
+        }
+        assert!(serde_json::from_value::<Format>("markdown".into()).is_err());
+        assert!(serde_json::from_value::<Lang>("fr".into()).is_err());
+    }
 }

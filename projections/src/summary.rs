@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use events_schema::{CheckResult, EntityId, Event, IssueCategory, RecordedEvent, Timestamp};
-use jiff::civil::{Date, Time};
+use events_schema::{CheckResult, EntityId, Event, IssueCategory, RecordedEvent, SupplyItem, Timestamp};
+use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
@@ -25,9 +25,44 @@ pub struct CheckCoverage {
     pub issues_found: u32,
     /// Checks the schedule asked for (none without a schedule).
     pub expected: Option<u32>,
-    /// Periods inside the active hours longer than the interval without a check, as local
-    /// `day HH:MM-HH:MM`.
-    pub gaps: Vec<String>,
+    /// Periods inside the active hours longer than the interval without a check.
+    pub gaps: Vec<Gap>,
+}
+
+/// A period inside a checkpoint's active hours, longer than its check interval, without a
+/// check. Its ends are local date-times, not times of day, because an overnight window's
+/// gap can start before midnight and end after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The local day whose active window holds the gap (a window belongs to the day it
+    /// starts on).
+    pub day: Date,
+    /// The last check before the gap, or the window's start.
+    pub start: DateTime,
+    /// The next check after the gap, or the window's end.
+    pub end: DateTime,
+}
+
+/// Supplies handed over in the range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SupplyDelivery {
+    /// When they were handed over, local time.
+    pub occurred_at_local: DateTime,
+    pub delivered_by: EntityId,
+    pub recipient: String,
+    pub purpose: Option<String>,
+    /// What was handed over, each with its quantity as a number.
+    pub items: Vec<SupplyItem>,
+}
+
+/// A field note recorded in the range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldNote {
+    /// When it was written, local time.
+    pub occurred_at_local: DateTime,
+    pub author: EntityId,
+    pub site_id: Option<EntityId>,
+    pub text: String,
 }
 
 /// One issue as the summary lists it.
@@ -62,11 +97,11 @@ pub struct Summary {
     pub verifications: u32,
     pub reopenings: u32,
     pub actions: u32,
-    pub supplies: Vec<String>,
+    pub supplies: Vec<SupplyDelivery>,
     pub quarantine_releases: u32,
     pub inspections: u32,
     pub tallies: TallyTotals,
-    pub field_notes: Vec<String>,
+    pub field_notes: Vec<FieldNote>,
     pub corrections: u32,
     pub retractions: u32,
     /// The integrity seal: the last position holding an event that happened by the end of
@@ -79,9 +114,9 @@ fn minutes(micros: i64) -> i64 {
     micros / 60_000_000
 }
 
-/// The local time of `at`, as `HH:MM`.
-fn clock(at: Timestamp, time_zone: &TimeZone) -> String {
-    at.as_jiff().to_zoned_datetime(time_zone.clone()).time().strftime("%H:%M").to_string()
+/// The local date and time of `at`.
+fn local_time(at: Timestamp, time_zone: &TimeZone) -> DateTime {
+    at.as_jiff().to_zoned_datetime(time_zone.clone()).datetime()
 }
 
 /// Builds the summary of local days `from..=to` (for `site` when given) from `log` (every
@@ -194,26 +229,25 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             Event::GateIssueActionTaken(e) if during && issue_in_site(&e.issue_id) => summary.actions += 1,
             Event::GateIssueResolved(e) if during && issue_in_site(&e.issue_id) => summary.resolved += 1,
             Event::SuppliesDelivered(e) if during && site.is_none() => {
-                let items: Vec<String> = e
-                    .items
-                    .iter()
-                    .map(|item| {
-                        format!(
-                            "{} {}{}",
-                            item.quantity,
-                            item.unit.as_deref().map(|u| format!("{u} ")).unwrap_or_default(),
-                            item.item
-                        )
-                    })
-                    .collect();
-                summary.supplies.push(format!("{} -> {}", items.join(", "), e.recipient));
+                summary.supplies.push(SupplyDelivery {
+                    occurred_at_local: local_time(event.occurred_at, time_zone),
+                    delivered_by: e.delivered_by.clone(),
+                    recipient: e.recipient.clone(),
+                    purpose: e.purpose.clone(),
+                    items: e.items.clone(),
+                });
             }
             Event::QuarantineReleaseNoticeDelivered(e) if during && site.is_none_or(|s| *s == e.site_id) => {
                 summary.quarantine_releases += 1;
             }
             Event::InspectionRecorded(e) if during && site.is_none_or(|s| *s == e.site_id) => summary.inspections += 1,
             Event::FieldNoteRecorded(e) if during && site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
-                summary.field_notes.push(format!("{} {}: {}", clock(event.occurred_at, time_zone), e.author, e.text));
+                summary.field_notes.push(FieldNote {
+                    occurred_at_local: local_time(event.occurred_at, time_zone),
+                    author: e.author.clone(),
+                    site_id: e.site_id.clone(),
+                    text: e.text.clone(),
+                });
             }
             Event::EventCorrected(c)
                 if during && by_id.get(&c.corrected_event_id).is_some_and(|t| about_site(&t.event)) =>
@@ -310,7 +344,7 @@ fn coverage(
     from: Date,
     to: Date,
     time_zone: &TimeZone,
-) -> (Option<u32>, Vec<String>) {
+) -> (Option<u32>, Vec<Gap>) {
     // A schedule without an interval (only possible through a raw append) asks for nothing.
     if interval_minutes == 0 {
         return (None, Vec::new());
@@ -333,7 +367,7 @@ fn coverage(
             let mut previous = start;
             for at in times.into_iter().chain([end]) {
                 if at.as_microsecond() - previous.as_microsecond() > interval {
-                    gaps.push(format!("{day} {}-{}", clock(previous, time_zone), clock(at, time_zone)));
+                    gaps.push(Gap { day, start: local_time(previous, time_zone), end: local_time(at, time_zone) });
                 }
                 previous = at;
             }

@@ -524,7 +524,7 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
     let day = summary(&log, &zone, twentieth, twentieth, None);
     let gate = &day.checks[0];
     assert_eq!((gate.checks, gate.issues_found, gate.expected), (2, 1, Some(3)));
-    assert_eq!(gate.gaps, ["2020-02-20 09:00-19:00"]);
+    assert_eq!(gate.gaps, [Gap { day: twentieth, start: twentieth.at(9, 0, 0, 0), end: twentieth.at(19, 0, 0, 0) }]);
     assert_eq!(day.raised_by_category.get(&IssueCategory::CourierCongestion), Some(&1));
     assert_eq!((day.resolved, day.still_open, day.escalations, day.actions, day.verifications), (1, 0, 1, 1, 0));
     let issue = &day.issues[0];
@@ -532,24 +532,41 @@ fn the_day_summary_counts_checks_against_the_schedule_and_the_issues_of_the_day(
         (issue.minutes_to_first_action, issue.minutes_to_resolution, issue.verified),
         (Some(15), Some(480), false)
     );
-    assert_eq!(day.supplies, ["20 cases herbal tea -> gate staff"]);
-    assert_eq!(day.field_notes, ["20:30 staff-1: the gate is orderly again"]);
+    assert_eq!(
+        day.supplies,
+        [SupplyDelivery {
+            occurred_at_local: twentieth.at(21, 0, 0, 0),
+            delivered_by: id("staff-1"),
+            recipient: "gate staff".into(),
+            purpose: None,
+            items: vec![SupplyItem { item: "herbal tea".into(), quantity: 20, unit: Some("cases".into()) }],
+        }]
+    );
+    assert_eq!(
+        day.field_notes,
+        [FieldNote {
+            occurred_at_local: twentieth.at(20, 30, 0, 0),
+            author: id("staff-1"),
+            site_id: None,
+            text: "the gate is orderly again".into(),
+        }]
+    );
     assert_eq!(day.seal_position, 13, "the last event that happened by the end of the 20th");
     // The next day counts the verification; the issue, resolved the day before, is not listed again.
     let next = summary(&log, &zone, jiff::civil::date(2020, 2, 21), jiff::civil::date(2020, 2, 21), None);
     assert_eq!((next.verifications, next.issues.len(), next.raised_by_category.len()), (1, 0, 0));
     // Rendered for people in both languages, and safely as HTML.
-    let english = render(&day, Format::Markdown, Lang::En);
+    let english = render(&day, Format::Markdown, Lang::En).unwrap();
     assert!(english.starts_with("# After-action summary 2020-02-20\n"), "{english}");
     assert!(english.contains("- courier congestion: 1\n"), "{english}");
     assert!(english.contains("First action after 15 min, resolved after 480 min"), "{english}");
-    let chinese = render(&day, Format::Markdown, Lang::Zh);
+    let chinese = render(&day, Format::Markdown, Lang::Zh).unwrap();
     assert!(chinese.contains("- 快递车辆拥堵: 1\n") && chinese.contains("## 巡查与排班"), "{chinese}");
     let mut tricky = day.clone();
-    tricky.field_notes = vec!["<script>alert(1)</script>".into()];
-    let html = render(&tricky, Format::Html, Lang::En);
+    tricky.field_notes[0].text = "<script>alert(1)</script>".into();
+    let html = render(&tricky, Format::Html, Lang::En).unwrap();
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
-    let json: serde_json::Value = serde_json::from_str(&render(&day, Format::Json, Lang::En)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&render(&day, Format::Json, Lang::En).unwrap()).unwrap();
     assert_eq!(json["resolved"], 1);
     // The same events give the same summary.
     assert_eq!(
@@ -692,4 +709,15 @@ fn a_night_schedule_is_covered_by_the_checks_after_midnight() {
     let gate = &night.checks[0];
     assert_eq!((gate.checks, gate.expected), (1, Some(4)), "the 20th's own checks; the night's expected checks");
     assert!(gate.gaps.is_empty(), "covered all night: {:?}", gate.gaps);
+    // Without the check at half past midnight, the gap runs from before midnight to after it,
+    // and belongs to the window of the 20th.
+    let midnight_check = log.iter().position(|e| e.occurred_at == at("2020-02-21T00:30:00+08:00")).unwrap();
+    let mut thinner = log.clone();
+    thinner.remove(midnight_check);
+    let night = summary(&thinner, &zone, twentieth, twentieth, None);
+    let next_day = jiff::civil::date(2020, 2, 21);
+    assert_eq!(
+        night.checks[0].gaps,
+        [Gap { day: twentieth, start: twentieth.at(22, 30, 0, 0), end: next_day.at(2, 30, 0, 0) }]
+    );
 }

@@ -97,7 +97,14 @@ fn a_gate_issue_from_raising_to_verification() {
     assert!(report("html", "en").contains("<h2>Field notes</h2>"));
     let json: serde_json::Value = serde_json::from_str(&report("json", "en")).unwrap();
     assert_eq!(json["field_notes"].as_array().unwrap().len(), 1);
+    assert_eq!(json["field_notes"][0]["text"], "rain at gate 2");
+    let text = report("text", "zh");
+    assert!(text.starts_with("工作总结 2020-02-20\n") && text.contains("21:00 staff-1：rain at gate 2\n"), "{text}");
     assert_eq!(run(data, &["report", "--day", "2020-02-20", "--to", "2020-02-19"], "").code, 2);
+    // An unknown format or language is a usage error, not a Markdown report.
+    for (flag, value) in [("--format", "pdf"), ("--lang", "fr")] {
+        assert_eq!(run(data, &["report", "--day", "2020-02-20", flag, value], "").code, 2, "{flag} {value}");
+    }
     let events = crate::events(data, &["--stream", "issue:courier"]);
     assert_eq!(events.len(), 5);
     assert_eq!(events[4]["event_type"], "GateIssueResolutionVerified");

@@ -63,12 +63,12 @@ pub struct ReportArgs {
     /// Only this site.
     #[arg(long)]
     site: Option<String>,
-    /// md, json or html.
-    #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
-    format: String,
-    /// zh or en.
-    #[arg(long, default_value = "zh", value_parser = ["zh", "en"])]
-    lang: String,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = projections::Format::Markdown)]
+    format: projections::Format,
+    /// The language of the report's words.
+    #[arg(long, value_enum, default_value_t = projections::Lang::Zh)]
+    lang: projections::Lang,
 }
 
 fn bad_input(error: impl std::fmt::Display) -> Failure {
@@ -179,15 +179,11 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
     if to < args.day {
         return Err(bad_input(format!("--to {to} is before --day {}", args.day)));
     }
-    let format = match args.format.as_str() {
-        "json" => projections::Format::Json,
-        "html" => projections::Format::Html,
-        _ => projections::Format::Markdown,
-    };
-    let lang = if args.lang == "en" { projections::Lang::En } else { projections::Lang::Zh };
     let service = open_service(cli).await?;
     let summary = service.summary(args.day, to, site.as_ref()).await?;
-    print!("{}", projections::render(&summary, format, lang));
+    let report =
+        projections::render(&summary, args.format, args.lang).map_err(|error| Failure::Operating(error.into()))?;
+    print!("{report}");
     Ok(())
 }
 

@@ -114,6 +114,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<projections::RenderError> for ApiError {
+    /// 500: a report that cannot be rendered is a bug, not a bad request. The log holds the
+    /// whole chain (the template engine's error names the template line).
+    fn from(error: projections::RenderError) -> ApiError {
+        let mut chain = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            chain.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        ApiError::internal(&chain)
+    }
+}
+
 impl From<Rejection> for ApiError {
     /// 422 for an invalid append; 409 for a wrong expected version or a reused event id.
     fn from(rejection: Rejection) -> ApiError {

@@ -444,21 +444,23 @@ pub struct ReportParams {
     pub to: Option<jiff::civil::Date>,
     #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub site: Option<EntityId>,
-    /// md (default), json or html.
-    #[param(pattern = r"^(md|json|html)$")]
-    pub format: Option<String>,
+    /// md (default), json, html or text (short lines for a chat group).
+    #[param(value_type = Option<String>, pattern = r"^(md|json|html|text)$")]
+    pub format: Option<projections::Format>,
     /// zh (default) or en.
-    #[param(pattern = r"^(zh|en)$")]
-    pub lang: Option<String>,
+    #[param(value_type = Option<String>, pattern = r"^(zh|en)$")]
+    pub lang: Option<projections::Lang>,
 }
 
-/// The after-action summary of a day or a range of days, in Markdown, JSON or HTML, in
-/// Chinese or English.
+/// The after-action summary of a day or a range of days, in Markdown, JSON, HTML or plain
+/// text (short lines for a chat group), in Chinese or English. An unknown `format` or `lang`
+/// is a bad query string (400), like any other query value that does not parse.
 #[utoipa::path(
     get, path = "/api/v1/report", tag = "audit", params(ReportParams),
     responses(
         (status = 200, description = "the report", content(
-            (String = "text/markdown"), (Object = "application/json"), (String = "text/html"))),
+            (String = "text/markdown"), (Object = "application/json"), (String = "text/html"),
+            (String = "text/plain"))),
         (status = 422, body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))
@@ -477,20 +479,12 @@ pub async fn report(
     if days >= state.config.report_days_max {
         return Err(ApiError::invalid(format!("a report covers at most {} days", state.config.report_days_max)));
     }
-    let (format, content_type) = match params.format.as_deref().unwrap_or("md") {
-        "md" => (projections::Format::Markdown, "text/markdown; charset=utf-8"),
-        "json" => (projections::Format::Json, "application/json"),
-        "html" => (projections::Format::Html, "text/html; charset=utf-8"),
-        other => return Err(ApiError::invalid(format!("format {other:?}: md, json or html"))),
-    };
-    let lang = match params.lang.as_deref().unwrap_or("zh") {
-        "zh" => projections::Lang::Zh,
-        "en" => projections::Lang::En,
-        other => return Err(ApiError::invalid(format!("lang {other:?}: zh or en"))),
-    };
+    let format = params.format.unwrap_or(projections::Format::Markdown);
+    let lang = params.lang.unwrap_or(projections::Lang::Zh);
     let (day, site) = (params.day, params.site.clone());
     let summary = heavy(&state, move |service| async move { service.summary(day, to, site.as_ref()).await }).await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], projections::render(&summary, format, lang)).into_response())
+    let report = projections::render(&summary, format, lang)?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], report).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -290,7 +290,8 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         ("unknown query field", api.get("/api/v1/issues?colour=red", &api.admin).await, StatusCode::BAD_REQUEST),
         ("unknown issue (read)", api.get("/api/v1/issues/i-9", &api.admin).await, StatusCode::NOT_FOUND),
         ("unknown entity (timeline)", api.get("/api/v1/timeline?day=2020-02-20&entity=nobody", &api.admin).await, StatusCode::NOT_FOUND),
-        ("report format", api.get("/api/v1/report?day=2020-02-20&format=pdf", &api.admin).await, StatusCode::UNPROCESSABLE_ENTITY),
+        ("report format", api.get("/api/v1/report?day=2020-02-20&format=pdf", &api.admin).await, StatusCode::BAD_REQUEST),
+        ("report lang", api.get("/api/v1/report?day=2020-02-20&lang=fr", &api.admin).await, StatusCode::BAD_REQUEST),
         ("events limit", api.get("/api/v1/events?limit=0", &api.admin).await, StatusCode::UNPROCESSABLE_ENTITY),
         ("unknown route", api.get("/api/v2/status", &api.admin).await, StatusCode::NOT_FOUND),
         ("wrong method", api.send(Method::DELETE, "/api/v1/status", Some(&api.admin), None).await, StatusCode::METHOD_NOT_ALLOWED),
@@ -574,6 +575,11 @@ async fn queries_answer_with_views() {
     assert!(report.text.contains("courier"), "{}", report.text);
     let report = api.get(&format!("/api/v1/report?day={today}&format=json"), &api.auditor).await;
     assert!(report.body.is_object());
+    let report = api.get(&format!("/api/v1/report?day={today}&format=text&lang=zh"), &api.auditor).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    assert_eq!(report.headers["content-type"], "text/plain; charset=utf-8");
+    assert!(report.text.starts_with(&format!("工作总结 {today}\n")), "{}", report.text);
+    assert!(report.text.contains("新增问题 1 个：快递车辆拥堵 1\n"), "{}", report.text);
     let open = api.get("/api/v1/issues?open=true&category=courier_congestion&site=site-a", &api.supervisor).await;
     assert_eq!(open.body.as_array().unwrap().len(), 1);
     let none = api.get("/api/v1/issues?state=resolved", &api.supervisor).await;

@@ -1,5 +1,6 @@
 //! The demo data set: it loads (twice, writing nothing the second time), it tells the
-//! courier-congestion story, and the reports of two of its days match their golden files.
+//! courier-congestion story, and the reports of two of its days match their golden files
+//! (Markdown and JSON; the chat-group text of the 20th too).
 
 // Test code: an unwrap that fails is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -56,12 +57,41 @@ async fn the_demo_month_loads_once_and_reports_the_courier_story() {
 
     for (day, summary) in [("2020-02-20", &twentieth), ("2020-02-21", &twenty_first)] {
         for (format, extension) in [(Format::Markdown, "md"), (Format::Json, "json")] {
-            let report = render(summary, format, Lang::Zh);
+            let report = render(summary, format, Lang::Zh).unwrap();
             check_golden(&format!("report-{day}.zh.{extension}"), &without_seal_hash(&report, &summary.seal_hash));
         }
-        let english = render(summary, Format::Markdown, Lang::En);
+        let english = render(summary, Format::Markdown, Lang::En).unwrap();
         check_golden(&format!("report-{day}.en.md"), &without_seal_hash(&english, &summary.seal_hash));
     }
+    // The chat-group text of the 20th, in both languages, and its figures are the JSON's.
+    let json: serde_json::Value = serde_json::from_str(&render(&twentieth, Format::Json, Lang::Zh).unwrap()).unwrap();
+    let checks: u64 = json["checks"].as_array().unwrap().iter().map(|c| c["checks"].as_u64().unwrap()).sum();
+    let people = json["tallies"]["people_screened"].as_u64().unwrap();
+    for (lang, name, figures) in [
+        (Lang::Zh, "zh", [format!("巡查 {checks} 次，"), format!("测温验码 {people} 人，")]),
+        (Lang::En, "en", [format!("{checks} checks of "), format!("people screened {people}, ")]),
+    ] {
+        let text = render(&twentieth, Format::Text, lang).unwrap();
+        for figure in figures {
+            assert!(text.contains(&figure), "{figure:?} in\n{text}");
+        }
+        check_golden(&format!("report-2020-02-20.{name}.txt"), &without_seal_hash(&text, &twentieth.seal_hash));
+    }
+    // The JSON holds values: a gap has typed ends, and a supply's quantity is a number.
+    let gap = &json["checks"][0]["gaps"][0];
+    assert_eq!(json["checks"][0]["checkpoint_id"], "dehong-garage");
+    assert_eq!(
+        (&gap["day"], &gap["start"], &gap["end"]),
+        (&"2020-02-20".into(), &"2020-02-20T07:00:00".into(), &"2020-02-20T11:10:00".into())
+    );
+    let relief_day = service.summary(date(2020, 2, 17), date(2020, 2, 17), None).await.unwrap();
+    let relief: serde_json::Value =
+        serde_json::from_str(&render(&relief_day, Format::Json, Lang::En).unwrap()).unwrap();
+    let delivery = &relief["supplies"][0];
+    assert_eq!(delivery["recipient"], "urban governance office");
+    assert_eq!(delivery["occurred_at_local"], "2020-02-17T10:00:00");
+    assert_eq!(delivery["items"][0], serde_json::json!({"item": "bread", "quantity": 40, "unit": "loaves"}));
+    assert!(delivery["items"].as_array().unwrap().iter().all(|item| item["quantity"].is_u64()));
     // The seal names a position that verify will find with that very hash.
     let sealed = service.events(twentieth.seal_position, 1).await.unwrap();
     let hash: String = sealed[0].hash.iter().map(|b| format!("{b:02x}")).collect();
@@ -100,7 +130,8 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
         assert!(service.started_from() > 1_000, "the snapshot was used");
         let status = service.status(moment, None).await.unwrap();
         let report =
-            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En);
+            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En)
+                .unwrap();
         let replay = serde_json::to_string(&service.replay(date(2020, 2, 20), None).await.unwrap()).unwrap();
         (serde_json::to_string(&status).unwrap(), report, replay, service.position().await)
     };
@@ -108,7 +139,8 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
         let service = Service::open(open_store(), zone.clone()).await.unwrap();
         let status = service.status(moment, None).await.unwrap();
         let report =
-            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En);
+            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En)
+                .unwrap();
         let replay = serde_json::to_string(&service.replay(date(2020, 2, 20), None).await.unwrap()).unwrap();
         (serde_json::to_string(&status).unwrap(), report, replay, service.position().await)
     };
