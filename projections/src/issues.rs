@@ -50,7 +50,7 @@ enum Step {
     Reopened,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Entry {
     event_id: Uuid,
     occurred_at: Timestamp,
@@ -106,7 +106,7 @@ impl IssueRecord {
 
 /// Every issue, by id. A snapshot keeps the histories; the derived records are rebuilt by
 /// [`IssueBoard::restored`].
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct IssueBoard {
     histories: BTreeMap<EntityId, Vec<Entry>>,
     /// Which issue an event id belongs to, for corrections and retractions.
@@ -138,7 +138,30 @@ fn step_of(event: &Event) -> Option<(&EntityId, Step)> {
         Event::GateIssueResolved(e) => (&e.issue_id, Step::Resolved { resolution: e.resolution.clone() }),
         Event::GateIssueResolutionVerified(e) => (&e.issue_id, Step::Verified),
         Event::GateIssueReopened(e) => (&e.issue_id, Step::Reopened),
-        _ => return None,
+        Event::CommunityRegistered(_)
+        | Event::GridRegistered(_)
+        | Event::SiteRegistered(_)
+        | Event::CheckpointRegistered(_)
+        | Event::CheckpointClosed(_)
+        | Event::CheckpointReopened(_)
+        | Event::StaffRegistered(_)
+        | Event::TeamFormed(_)
+        | Event::CheckpointScheduleSet(_)
+        | Event::PatrolCheckRecorded(_)
+        | Event::TrafficTallyRecorded(_)
+        | Event::InspectionRecorded(_)
+        | Event::PatrolRoundStarted(_)
+        | Event::PatrolRoundItemTicked(_)
+        | Event::PatrolRoundCompleted(_)
+        | Event::QuarantineReleaseNoticeDelivered(_)
+        | Event::SuppliesDelivered(_)
+        | Event::DirectiveReceived(_)
+        | Event::LedgerTaskAssigned(_)
+        | Event::LedgerTaskCompleted(_)
+        | Event::FieldNoteRecorded(_)
+        | Event::EventCorrected(_)
+        | Event::EventRetracted(_)
+        | Event::DaySealed(_) => return None,
     })
 }
 

@@ -36,7 +36,7 @@ pub struct Staff {
 }
 
 /// Everything registered, by id. Ordered maps, so that every listing is deterministic.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Registry {
     pub communities: BTreeMap<EntityId, Community>,
     pub grids: BTreeMap<EntityId, Grid>,
@@ -73,7 +73,33 @@ impl Registry {
             Event::StaffRegistered(e) => {
                 self.staff.insert(e.staff_id.clone(), Staff { display_name: e.display_name.clone(), role: e.role });
             }
-            _ => {}
+            Event::CheckpointClosed(_)
+            | Event::CheckpointReopened(_)
+            | Event::TeamFormed(_)
+            | Event::CheckpointScheduleSet(_)
+            | Event::PatrolCheckRecorded(_)
+            | Event::TrafficTallyRecorded(_)
+            | Event::InspectionRecorded(_)
+            | Event::PatrolRoundStarted(_)
+            | Event::PatrolRoundItemTicked(_)
+            | Event::PatrolRoundCompleted(_)
+            | Event::GateIssueRaised(_)
+            | Event::GateIssueAcknowledged(_)
+            | Event::GateIssueAssigned(_)
+            | Event::GateIssueActionTaken(_)
+            | Event::GateIssueEscalated(_)
+            | Event::GateIssueResolved(_)
+            | Event::GateIssueResolutionVerified(_)
+            | Event::GateIssueReopened(_)
+            | Event::QuarantineReleaseNoticeDelivered(_)
+            | Event::SuppliesDelivered(_)
+            | Event::DirectiveReceived(_)
+            | Event::LedgerTaskAssigned(_)
+            | Event::LedgerTaskCompleted(_)
+            | Event::FieldNoteRecorded(_)
+            | Event::EventCorrected(_)
+            | Event::EventRetracted(_)
+            | Event::DaySealed(_) => {}
         }
     }
 

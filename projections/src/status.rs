@@ -72,7 +72,7 @@ struct Schedule {
     active_until: Time,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Checkpoint {
     open: bool,
     schedule: Option<Schedule>,
@@ -87,14 +87,14 @@ impl Default for Checkpoint {
 }
 
 /// The per-checkpoint facts behind the status view.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointBoard {
     time_zone: TimeZone,
     state: BoardState,
 }
 
 /// What a [`CheckpointBoard`] knows, apart from its time zone: what a snapshot keeps.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct BoardState {
     checkpoints: BTreeMap<EntityId, Checkpoint>,
     /// Tallies by event id, so that a correction or retraction can take its counts back.
@@ -181,7 +181,36 @@ impl CheckpointBoard {
                         self.remove_tally(target);
                         self.add_tally(target, e);
                     }
-                    _ => {}
+                    Event::CommunityRegistered(_)
+                    | Event::GridRegistered(_)
+                    | Event::SiteRegistered(_)
+                    | Event::CheckpointRegistered(_)
+                    | Event::CheckpointClosed(_)
+                    | Event::CheckpointReopened(_)
+                    | Event::StaffRegistered(_)
+                    | Event::TeamFormed(_)
+                    | Event::CheckpointScheduleSet(_)
+                    | Event::InspectionRecorded(_)
+                    | Event::PatrolRoundStarted(_)
+                    | Event::PatrolRoundItemTicked(_)
+                    | Event::PatrolRoundCompleted(_)
+                    | Event::GateIssueRaised(_)
+                    | Event::GateIssueAcknowledged(_)
+                    | Event::GateIssueAssigned(_)
+                    | Event::GateIssueActionTaken(_)
+                    | Event::GateIssueEscalated(_)
+                    | Event::GateIssueResolved(_)
+                    | Event::GateIssueResolutionVerified(_)
+                    | Event::GateIssueReopened(_)
+                    | Event::QuarantineReleaseNoticeDelivered(_)
+                    | Event::SuppliesDelivered(_)
+                    | Event::DirectiveReceived(_)
+                    | Event::LedgerTaskAssigned(_)
+                    | Event::LedgerTaskCompleted(_)
+                    | Event::FieldNoteRecorded(_)
+                    | Event::EventCorrected(_)
+                    | Event::EventRetracted(_)
+                    | Event::DaySealed(_) => {}
                 }
             }
             Event::EventRetracted(retraction) => {
@@ -191,7 +220,30 @@ impl CheckpointBoard {
                 }
                 self.remove_tally(target);
             }
-            _ => {}
+            Event::CommunityRegistered(_)
+            | Event::GridRegistered(_)
+            | Event::SiteRegistered(_)
+            | Event::StaffRegistered(_)
+            | Event::TeamFormed(_)
+            | Event::InspectionRecorded(_)
+            | Event::PatrolRoundStarted(_)
+            | Event::PatrolRoundItemTicked(_)
+            | Event::PatrolRoundCompleted(_)
+            | Event::GateIssueRaised(_)
+            | Event::GateIssueAcknowledged(_)
+            | Event::GateIssueAssigned(_)
+            | Event::GateIssueActionTaken(_)
+            | Event::GateIssueEscalated(_)
+            | Event::GateIssueResolved(_)
+            | Event::GateIssueResolutionVerified(_)
+            | Event::GateIssueReopened(_)
+            | Event::QuarantineReleaseNoticeDelivered(_)
+            | Event::SuppliesDelivered(_)
+            | Event::DirectiveReceived(_)
+            | Event::LedgerTaskAssigned(_)
+            | Event::LedgerTaskCompleted(_)
+            | Event::FieldNoteRecorded(_)
+            | Event::DaySealed(_) => {}
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use events_schema::{CheckResult, EntityId, Event, IssueCategory, RecordedEvent, SupplyItem, Timestamp};
+use events_schema::{CheckResult, EntityId, EntityKind, Event, IssueCategory, RecordedEvent, SupplyItem, Timestamp};
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -144,7 +144,36 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             Event::EventCorrected(c) => {
                 replacements.insert(c.corrected_event_id, &c.replacement);
             }
-            _ => {}
+            Event::CommunityRegistered(_)
+            | Event::GridRegistered(_)
+            | Event::SiteRegistered(_)
+            | Event::CheckpointRegistered(_)
+            | Event::CheckpointClosed(_)
+            | Event::CheckpointReopened(_)
+            | Event::StaffRegistered(_)
+            | Event::TeamFormed(_)
+            | Event::CheckpointScheduleSet(_)
+            | Event::PatrolCheckRecorded(_)
+            | Event::TrafficTallyRecorded(_)
+            | Event::InspectionRecorded(_)
+            | Event::PatrolRoundStarted(_)
+            | Event::PatrolRoundItemTicked(_)
+            | Event::PatrolRoundCompleted(_)
+            | Event::GateIssueRaised(_)
+            | Event::GateIssueAcknowledged(_)
+            | Event::GateIssueAssigned(_)
+            | Event::GateIssueActionTaken(_)
+            | Event::GateIssueEscalated(_)
+            | Event::GateIssueResolved(_)
+            | Event::GateIssueResolutionVerified(_)
+            | Event::GateIssueReopened(_)
+            | Event::QuarantineReleaseNoticeDelivered(_)
+            | Event::SuppliesDelivered(_)
+            | Event::DirectiveReceived(_)
+            | Event::LedgerTaskAssigned(_)
+            | Event::LedgerTaskCompleted(_)
+            | Event::FieldNoteRecorded(_)
+            | Event::DaySealed(_) => {}
         }
     }
     let later_amendments = log
@@ -207,9 +236,21 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
     // Whether an event is about `site` (always, without a site filter).
     let about_site = |event: &Event| {
         site.is_none_or(|site| {
-            crate::timeline::entities_of(event)
-                .iter()
-                .any(|id| id == site || (registry.checkpoints.contains_key(id) && in_site(id)) || issue_in_site(id))
+            event.facts().entities().iter().any(|entity| match entity.kind {
+                EntityKind::Site => entity.id == site,
+                EntityKind::Checkpoint => in_site(entity.id),
+                EntityKind::Issue => issue_in_site(entity.id),
+                EntityKind::Community
+                | EntityKind::Grid
+                | EntityKind::Staff
+                | EntityKind::Team
+                | EntityKind::Round
+                | EntityKind::ChecklistItem
+                | EntityKind::Inspection
+                | EntityKind::Household
+                | EntityKind::Directive
+                | EntityKind::LedgerTask => false,
+            })
         })
     };
     let by_id: HashMap<uuid::Uuid, &RecordedEvent> = log.iter().map(|e| (e.event_id, e)).collect();
@@ -259,7 +300,37 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             {
                 summary.retractions += 1;
             }
-            _ => {}
+            Event::CommunityRegistered(_)
+            | Event::GridRegistered(_)
+            | Event::SiteRegistered(_)
+            | Event::CheckpointRegistered(_)
+            | Event::CheckpointClosed(_)
+            | Event::CheckpointReopened(_)
+            | Event::StaffRegistered(_)
+            | Event::TeamFormed(_)
+            | Event::PatrolCheckRecorded(_)
+            | Event::TrafficTallyRecorded(_)
+            | Event::InspectionRecorded(_)
+            | Event::PatrolRoundStarted(_)
+            | Event::PatrolRoundItemTicked(_)
+            | Event::PatrolRoundCompleted(_)
+            | Event::GateIssueRaised(_)
+            | Event::GateIssueAcknowledged(_)
+            | Event::GateIssueAssigned(_)
+            | Event::GateIssueActionTaken(_)
+            | Event::GateIssueEscalated(_)
+            | Event::GateIssueResolved(_)
+            | Event::GateIssueResolutionVerified(_)
+            | Event::GateIssueReopened(_)
+            | Event::QuarantineReleaseNoticeDelivered(_)
+            | Event::SuppliesDelivered(_)
+            | Event::DirectiveReceived(_)
+            | Event::LedgerTaskAssigned(_)
+            | Event::LedgerTaskCompleted(_)
+            | Event::FieldNoteRecorded(_)
+            | Event::EventCorrected(_)
+            | Event::EventRetracted(_)
+            | Event::DaySealed(_) => {}
         }
     }
     // Tallies count on the day their period starts, whenever they were recorded.

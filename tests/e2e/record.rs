@@ -109,3 +109,37 @@ fn a_gate_issue_from_raising_to_verification() {
     assert_eq!(events.len(), 5);
     assert_eq!(events[4]["event_type"], "GateIssueResolutionVerified");
 }
+
+#[test]
+fn a_refusal_exits_by_its_class_as_the_api_answers_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let ok = |output: crate::Output| assert_eq!(output.code, 0, "{}", output.stderr);
+    ok(record(data, "register-community", &["community_id=minxin", "name=Minxin"]));
+    ok(record(data, "register-grid", &["grid_id=grid-3", "community_id=minxin", "name=Grid 3"]));
+    ok(record(
+        data,
+        "register-site",
+        &["site_id=longwu", "grid_id=grid-3", "name=Longwu", "kind=residential_compound"],
+    ));
+    ok(record(data, "register-checkpoint", &["checkpoint_id=gate-1", "site_id=longwu", "name=Main gate"]));
+    ok(record(data, "register-staff", &["staff_id=staff-1", "display_name=Deputy", "role=deployed_cadre"]));
+    let closure = "01706a4b-2c00-7000-8000-00000000c105";
+    ok(run(
+        data,
+        &["record", "close-checkpoint", "--event-id", closure],
+        r#"{"checkpoint_id":"gate-1","reason":"night"}"#,
+    ));
+    // A closure is a lifecycle step: never retracted, whatever the state (invalid: exit 2,
+    // the class the API answers 422 for).
+    let retract = format!(r#"{{"retracted_event_id":"{closure}","retracted_by":"staff-1","reason":"by mistake"}}"#);
+    let refused = run(data, &["record", "retract-event"], &retract);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("cannot be corrected or retracted"), "{}", refused.stderr);
+    // An unknown entity: exit 3 (HTTP 404); a transition the state does not allow: exit 3 (409).
+    assert_eq!(record(data, "reopen-issue", &["issue_id=nope", "reopened_by=staff-1", "reason=x"]).code, 3);
+    assert_eq!(record(data, "close-checkpoint", &["checkpoint_id=gate-1", "reason=again"]).code, 3);
+    // An empty text: exit 2 (HTTP 422).
+    assert_eq!(record(data, "reopen-checkpoint", &["checkpoint_id=gate-1"]).code, 0);
+    assert_eq!(record(data, "close-checkpoint", &["checkpoint_id=gate-1", "reason= "]).code, 2);
+}

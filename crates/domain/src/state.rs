@@ -18,7 +18,7 @@ pub enum IssueStatus {
     Verified,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Round {
     pub(crate) checklist: HashSet<EntityId>,
     pub(crate) ticked: HashSet<EntityId>,
@@ -26,7 +26,7 @@ pub(crate) struct Round {
 }
 
 /// The decision state.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub(crate) communities: HashSet<EntityId>,
     pub(crate) grids: HashSet<EntityId>,

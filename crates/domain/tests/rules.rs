@@ -320,7 +320,10 @@ fn replacements_hold_on_their_own_and_lifecycle_steps_are_not_retracted() {
     };
     let mut elsewhere = check(CheckResult::Ok);
     elsewhere.checkpoint_id = id("gate-2");
-    assert!(matches!(decide(&state, &correct(elsewhere), &the_check), Err(DomainError::CorrectionOfAnotherEntity { .. })), "another entity");
+    assert!(
+        matches!(decide(&state, &correct(elsewhere), &the_check), Err(DomainError::CorrectionOfAnotherEntity { .. })),
+        "another entity"
+    );
     let mut by_nobody = check(CheckResult::Ok);
     by_nobody.staff_id = id("staff-9");
     assert_eq!(
@@ -397,7 +400,10 @@ fn rounds_tick_only_their_own_items_once_until_completed() {
     in_round.round_id = Some(id("round-1"));
     refused(done, Command::RecordPatrolCheck(in_round), DomainError::RoundCompleted(id("round-1")));
     let empty = PatrolRoundStarted { checklist: Vec::new(), ..round };
-    assert!(matches!(decide(&given(world()), &Command::StartRound(empty), &context()), Err(DomainError::EmptyChecklist)));
+    assert!(matches!(
+        decide(&given(world()), &Command::StartRound(empty), &context()),
+        Err(DomainError::EmptyChecklist)
+    ));
 }
 
 #[test]

@@ -261,6 +261,9 @@ async fn commands_need_their_role_and_field_staff_their_sites() {
 async fn bad_input_gets_a_problem_and_changes_nothing() {
     let api = api_with(ServerConfig { command_body_bytes_max: 4096, ..ServerConfig::default() }).await;
     assert_eq!(api.command(&api.admin, "raise-issue", raise("i-1", "gate-a")).await.status, StatusCode::CREATED);
+    let schedule = "01706a4b-2c00-7000-8000-00000000c5ed";
+    let set_schedule = json!({"command": "set-schedule", "event_id": schedule, "data": {"checkpoint_id": "gate-a", "check_interval_minutes": 60, "active_from": "07:00", "active_until": "22:00"}});
+    assert_eq!(api.command_body(&api.admin, set_schedule).await.status, StatusCode::CREATED);
     let before = api.get("/api/v1/events", &api.auditor).await.text;
     let head = api.head().await;
     let post =
@@ -282,6 +285,9 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         ("unknown checkpoint", api.command(&api.admin, "record-patrol-check", check("gate-z")).await, StatusCode::NOT_FOUND),
         ("unknown issue", api.command(&api.admin, "act-on-issue", json!({"issue_id": "i-9", "taken_by": "guard-1", "action": "x"})).await, StatusCode::NOT_FOUND),
         ("invalid transition", api.command(&api.admin, "verify-resolution", json!({"issue_id": "i-1", "verified_by": "cadre-1"})).await, StatusCode::CONFLICT),
+        // The same class as the CLI's exit 2: a lifecycle step is never retracted.
+        ("retraction of a lifecycle step", api.command(&api.admin, "retract-event", json!({"retracted_event_id": schedule, "retracted_by": "cadre-1", "reason": "oops"})).await, StatusCode::UNPROCESSABLE_ENTITY),
+        ("empty text", api.command(&api.admin, "act-on-issue", json!({"issue_id": "i-1", "taken_by": "guard-1", "action": "  "})).await, StatusCode::UNPROCESSABLE_ENTITY),
         ("duplicate raise", api.command(&api.admin, "raise-issue", raise("i-1", "gate-a")).await, StatusCode::CONFLICT),
         ("a token in the body", api.command(&api.admin, "record-field-note", json!({"author": "guard-1", "text": format!("my token {}", api.admin)})).await, StatusCode::UNPROCESSABLE_ENTITY),
         ("stale expected version", api.command_body(&api.admin, json!({"command": "record-patrol-check", "data": check("gate-a"), "expected_version": 5})).await, StatusCode::CONFLICT),

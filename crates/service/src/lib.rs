@@ -123,7 +123,7 @@ pub struct CommandMeta {
 }
 
 /// Every view, at one position of the log.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Views {
     domain: State,
     registry: Registry,
@@ -224,6 +224,12 @@ impl<S: EventStore> Service<S> {
     /// The position the views started from when the service opened: a snapshot's, or 0.
     pub fn started_from(&self) -> u64 {
         self.started_from
+    }
+
+    /// Whether every view of this service (the rules' state included) equals `other`'s: for
+    /// tests that views restored from a snapshot are the views folded from position 0.
+    pub async fn has_the_views_of<T>(&self, other: &Service<T>) -> bool {
+        *self.views.read().await == *other.views.read().await
     }
 
     /// The position the views have reached.

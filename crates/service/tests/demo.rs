@@ -125,6 +125,17 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
         };
         service.execute(&retract, &meta, events_schema::Timestamp::now()).await.unwrap();
     }
+    {
+        // Every view, the rules' state included, restored from the snapshot and caught up,
+        // equals the views folded from position 0 (two services over one store).
+        let store = open_store();
+        let restored = Service::open_with_snapshot(store.clone(), zone.clone(), snapshot.clone()).await.unwrap();
+        assert!(restored.started_from() > 1_000, "the snapshot was used");
+        let folded = Service::open(store, zone.clone()).await.unwrap();
+        assert_eq!(folded.started_from(), 0);
+        assert_eq!(folded.position().await, restored.position().await);
+        assert!(restored.has_the_views_of(&folded).await, "views from the snapshot differ from views from 0");
+    }
     let from_snapshot = {
         let service = Service::open_with_snapshot(open_store(), zone.clone(), snapshot.clone()).await.unwrap();
         assert!(service.started_from() > 1_000, "the snapshot was used");

@@ -416,7 +416,9 @@ impl SledStore {
                 if frame.global_position > head {
                     break 'entries;
                 }
-                if let Err(reason) = self.check_frame(&frame, &report.last_hash, &mut stream_versions, &mut last_recorded_at) {
+                if let Err(reason) =
+                    self.check_frame(&frame, &report.last_hash, &mut stream_versions, &mut last_recorded_at)
+                {
                     report.problem = problem(frame.global_position, reason);
                     return Ok(report);
                 }
@@ -670,7 +672,11 @@ impl Group {
         // The record's chain link, checked right before it is written.
         let (tip_position, tip_hash) = self.chain_tip;
         assert_eq!(global_position, tip_position + 1, "positions are dense");
-        assert_eq!(chain_hash(&tip_hash, global_position, record), *hash, "position {global_position}: broken chain link");
+        assert_eq!(
+            chain_hash(&tip_hash, global_position, record),
+            *hash,
+            "position {global_position}: broken chain link"
+        );
         self.chain_tip = (global_position, *hash);
         if self.entry.as_ref().is_some_and(|(_, frames)| frames.len() >= LOG_ENTRY_BYTES_TARGET) {
             self.close_entry();

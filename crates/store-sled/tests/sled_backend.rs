@@ -382,8 +382,11 @@ fn recorded_at_never_goes_backwards_and_verify_names_a_record_that_does() {
             log.insert(event.global_position.to_be_bytes(), value).unwrap();
             previous = hash;
         }
-        store_sled::raw::write_chain_head(harness.dir.path(), store_sled::ChainHead { global_position: 10, hash: previous })
-            .unwrap();
+        store_sled::raw::write_chain_head(
+            harness.dir.path(),
+            store_sled::ChainHead { global_position: 10, hash: previous },
+        )
+        .unwrap();
     });
     let report = verify_dir(harness.config()).unwrap();
     let problem = report.problem.expect("a backwards recorded_at is a problem");
