@@ -316,7 +316,7 @@ fn derive(issue_id: &EntityId, history: &[Entry]) -> Option<IssueRecord> {
             Step::Reopened => {
                 record.state = IssueState::InProgress;
                 record.verified_at = None;
-                record.reopened += 1;
+                record.reopened = record.reopened.saturating_add(1);
             }
         }
     }

@@ -7,6 +7,8 @@
 //! events always give the same answers. Corrections and retractions change the views as
 //! users expect: a corrected fact replaces the original; a retracted one no longer counts.
 //! Memory grows with the number of entities (checkpoints, issues, days), not of events.
+//! Counts use saturating arithmetic: a figure that reached its type's maximum stays there
+//! instead of wrapping or stopping the fold (a `u32` of checks is years of gate duty).
 
 mod issues;
 mod registry;

@@ -49,19 +49,19 @@ impl TallyTotals {
     }
 
     fn add(&mut self, other: TallyTotals) {
-        self.people_screened += other.people_screened;
-        self.vehicles += other.vehicles;
-        self.fever_flags += other.fever_flags;
-        self.refused_scans += other.refused_scans;
-        self.temporary_passes_issued += other.temporary_passes_issued;
+        self.people_screened = self.people_screened.saturating_add(other.people_screened);
+        self.vehicles = self.vehicles.saturating_add(other.vehicles);
+        self.fever_flags = self.fever_flags.saturating_add(other.fever_flags);
+        self.refused_scans = self.refused_scans.saturating_add(other.refused_scans);
+        self.temporary_passes_issued = self.temporary_passes_issued.saturating_add(other.temporary_passes_issued);
     }
 
     fn subtract(&mut self, other: TallyTotals) {
-        self.people_screened -= other.people_screened;
-        self.vehicles -= other.vehicles;
-        self.fever_flags -= other.fever_flags;
-        self.refused_scans -= other.refused_scans;
-        self.temporary_passes_issued -= other.temporary_passes_issued;
+        self.people_screened = self.people_screened.saturating_sub(other.people_screened);
+        self.vehicles = self.vehicles.saturating_sub(other.vehicles);
+        self.fever_flags = self.fever_flags.saturating_sub(other.fever_flags);
+        self.refused_scans = self.refused_scans.saturating_sub(other.refused_scans);
+        self.temporary_passes_issued = self.temporary_passes_issued.saturating_sub(other.temporary_passes_issued);
     }
 }
 
@@ -323,10 +323,10 @@ pub struct Rollup {
 
 impl Rollup {
     fn add(&mut self, status: &CheckpointStatus) {
-        self.checkpoints += 1;
-        self.closed += u32::from(!status.open);
-        self.overdue += u32::from(status.overdue);
-        self.open_issues += status.open_issues;
+        self.checkpoints = self.checkpoints.saturating_add(1);
+        self.closed = self.closed.saturating_add(u32::from(!status.open));
+        self.overdue = self.overdue.saturating_add(u32::from(status.overdue));
+        self.open_issues = self.open_issues.saturating_add(status.open_issues);
         self.worst_open_severity = self.worst_open_severity.max(status.worst_open_severity);
         self.oldest_open_issue_minutes = self.oldest_open_issue_minutes.max(status.oldest_open_issue_minutes);
         self.tallies_today.add(status.tallies_today);

@@ -179,7 +179,7 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
     let later_amendments = log
         .iter()
         .filter(|e| end.is_some_and(|end| e.occurred_at >= end))
-        .filter(|e| matches!(e.event, Event::EventCorrected(_) | Event::EventRetracted(_)));
+        .filter(|e| e.event.facts().amends().is_some());
     let mut registry = Registry::default();
     let mut board = IssueBoard::default();
     for event in known_by_end.iter().copied().chain(later_amendments) {
@@ -264,11 +264,21 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             Event::PatrolCheckRecorded(e) if during && in_site(&e.checkpoint_id) => {
                 check_times.entry(e.checkpoint_id.clone()).or_default().push((event.occurred_at, e.result));
             }
-            Event::GateIssueEscalated(e) if during && issue_in_site(&e.issue_id) => summary.escalations += 1,
-            Event::GateIssueResolutionVerified(e) if during && issue_in_site(&e.issue_id) => summary.verifications += 1,
-            Event::GateIssueReopened(e) if during && issue_in_site(&e.issue_id) => summary.reopenings += 1,
-            Event::GateIssueActionTaken(e) if during && issue_in_site(&e.issue_id) => summary.actions += 1,
-            Event::GateIssueResolved(e) if during && issue_in_site(&e.issue_id) => summary.resolved += 1,
+            Event::GateIssueEscalated(e) if during && issue_in_site(&e.issue_id) => {
+                summary.escalations = summary.escalations.saturating_add(1)
+            }
+            Event::GateIssueResolutionVerified(e) if during && issue_in_site(&e.issue_id) => {
+                summary.verifications = summary.verifications.saturating_add(1)
+            }
+            Event::GateIssueReopened(e) if during && issue_in_site(&e.issue_id) => {
+                summary.reopenings = summary.reopenings.saturating_add(1)
+            }
+            Event::GateIssueActionTaken(e) if during && issue_in_site(&e.issue_id) => {
+                summary.actions = summary.actions.saturating_add(1)
+            }
+            Event::GateIssueResolved(e) if during && issue_in_site(&e.issue_id) => {
+                summary.resolved = summary.resolved.saturating_add(1)
+            }
             Event::SuppliesDelivered(e) if during && site.is_none() => {
                 summary.supplies.push(SupplyDelivery {
                     occurred_at_local: local_time(event.occurred_at, time_zone),
@@ -279,9 +289,11 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
                 });
             }
             Event::QuarantineReleaseNoticeDelivered(e) if during && site.is_none_or(|s| *s == e.site_id) => {
-                summary.quarantine_releases += 1;
+                summary.quarantine_releases = summary.quarantine_releases.saturating_add(1);
             }
-            Event::InspectionRecorded(e) if during && site.is_none_or(|s| *s == e.site_id) => summary.inspections += 1,
+            Event::InspectionRecorded(e) if during && site.is_none_or(|s| *s == e.site_id) => {
+                summary.inspections = summary.inspections.saturating_add(1)
+            }
             Event::FieldNoteRecorded(e) if during && site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
                 summary.field_notes.push(FieldNote {
                     occurred_at_local: local_time(event.occurred_at, time_zone),
@@ -293,12 +305,12 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             Event::EventCorrected(c)
                 if during && by_id.get(&c.corrected_event_id).is_some_and(|t| about_site(&t.event)) =>
             {
-                summary.corrections += 1;
+                summary.corrections = summary.corrections.saturating_add(1);
             }
             Event::EventRetracted(r)
                 if during && by_id.get(&r.retracted_event_id).is_some_and(|t| about_site(&t.event)) =>
             {
-                summary.retractions += 1;
+                summary.retractions = summary.retractions.saturating_add(1);
             }
             Event::CommunityRegistered(_)
             | Event::GridRegistered(_)
@@ -337,11 +349,14 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
     for event in log.iter().filter(|e| !retracted.contains(&e.event_id)) {
         if let Event::TrafficTallyRecorded(e) = effective(event) {
             if in_range(e.period_start) && in_site(&e.checkpoint_id) {
-                summary.tallies.people_screened += u64::from(e.people_screened);
-                summary.tallies.vehicles += u64::from(e.vehicles);
-                summary.tallies.fever_flags += u64::from(e.fever_flags);
-                summary.tallies.refused_scans += u64::from(e.refused_scans);
-                summary.tallies.temporary_passes_issued += u64::from(e.temporary_passes_issued);
+                summary.tallies.people_screened =
+                    summary.tallies.people_screened.saturating_add(u64::from(e.people_screened));
+                summary.tallies.vehicles = summary.tallies.vehicles.saturating_add(u64::from(e.vehicles));
+                summary.tallies.fever_flags = summary.tallies.fever_flags.saturating_add(u64::from(e.fever_flags));
+                summary.tallies.refused_scans =
+                    summary.tallies.refused_scans.saturating_add(u64::from(e.refused_scans));
+                summary.tallies.temporary_passes_issued =
+                    summary.tallies.temporary_passes_issued.saturating_add(u64::from(e.temporary_passes_issued));
             }
         }
     }
@@ -381,9 +396,10 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             continue;
         }
         if raised_during {
-            *summary.raised_by_category.entry(issue.category).or_default() += 1;
+            let raised = summary.raised_by_category.entry(issue.category).or_default();
+            *raised = raised.saturating_add(1);
         }
-        summary.still_open += u32::from(issue.is_open());
+        summary.still_open = summary.still_open.saturating_add(u32::from(issue.is_open()));
         summary.issues.push(IssueLine {
             minutes_to_first_action: issue.time_to_first_action_micros().map(minutes),
             minutes_to_resolution: issue.time_to_resolution_micros().map(minutes),

@@ -168,6 +168,16 @@ pub fn fold(events: u64) -> Result<(), Failure> {
     let rate = events as f64 / started.elapsed().as_secs_f64();
     // Keep the views alive until memory is read.
     let open = issues.issues().filter(|issue| issue.is_open()).count();
-    println!("{rate:.0} {:.1} {open}", crate::backend::sled_bench::peak_rss_mib());
+    println!("{rate:.0} {:.1} {open}", peak_rss_mib());
     Ok(())
+}
+
+/// The peak resident memory of this process so far, in MiB.
+pub(crate) fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }

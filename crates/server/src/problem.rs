@@ -78,7 +78,8 @@ impl IntoResponse for ApiError {
             status: self.status.as_u16(),
             detail: self.detail,
         };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        // Four plain fields: failing to serialize them would be a bug, not an operating error.
+        let body = serde_json::to_vec(&problem).expect("a problem body serializes");
         let mut response = (self.status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
         if self.status == StatusCode::UNAUTHORIZED {

@@ -135,15 +135,6 @@ fn dir_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
 struct Row {
     measure: String,
     ours: f64,
@@ -474,7 +465,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     }
     println!(
         "peak memory (VmHWM, whole process): {:.1} MiB; sled cache per store: {} MiB",
-        peak_rss_mib(),
+        crate::bench_projections::peak_rss_mib(),
         SledConfig::new(".").cache_capacity_bytes / 1024 / 1024
     );
     Ok(())
