@@ -374,7 +374,7 @@ impl SledStore {
     }
 
     /// Synchronous `read_all`, for tools and benchmarks that run outside an async runtime.
-    pub fn read_all_blocking(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    fn read_all_blocking(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.check_usable()?;
         read_log(&self.inner.log, from_position, self.durable_head(), limit.min(READ_PAGE_EVENTS_MAX))
     }
