@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use server::{AppState, Role, ServerConfig, TokenFile};
 use service::Service;
 use store::DynStore;
-use store_sled::{SledConfig, SledStore};
+use store::memory::MemoryStore;
 use tower::ServiceExt;
 
 struct Api {
@@ -37,7 +37,7 @@ struct Answer {
 
 async fn api_with(config: ServerConfig) -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let store = DynStore::new("sled", SledStore::open(SledConfig::new(dir.path().join("data"))).unwrap());
+    let store = DynStore::new("memory", MemoryStore::new());
     let service = Arc::new(Service::open(store, jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).await.unwrap());
     let tokens = Arc::new(TokenFile::new(dir.path()));
     let make = |role, sites: &[&str], actor: &str| {

@@ -16,6 +16,8 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod dyn_store;
+#[cfg(feature = "memory")]
+pub mod memory;
 
 use std::future::Future;
 
