@@ -241,3 +241,38 @@ fn a_damaged_length_field_is_an_error_not_a_huge_allocation() {
     bytes.extend_from_slice(b"not really that long");
     assert!(matches!(decode_record(1, &bytes, [0; 32]), Err(DecodeError::Bincode(_))));
 }
+
+/// One line per kind: what its facts say about the catalogue's sample of it.
+fn facts_line(event: &Event) -> String {
+    let facts = event.facts();
+    let stream = facts.stream().id().unwrap();
+    let entities: Vec<String> = facts.entities().iter().map(|e| format!("{:?}:{}", e.kind, e.id)).collect();
+    let acting: Vec<&str> = facts.acting().iter().map(|id| id.as_str()).collect();
+    let creates = facts.creates().map(|e| format!("{:?}:{}", e.kind, e.id));
+    format!(
+        "{} stream={stream} access={:?} amendment={:?} place={:?} acting={acting:?} creates={creates:?} entities={entities:?}",
+        event.event_type(),
+        facts.access(),
+        facts.amendment(),
+        facts.place(),
+    )
+}
+
+/// The facts table, pinned: a kind moved to another stream would break the expected
+/// versions of every log already written, and a kind's access or amendment decides who may
+/// do what. A change shows up here, to be reviewed (bless with `GRIDWATCH_BLESS=1`).
+#[test]
+fn the_facts_of_every_kind_are_as_reviewed() {
+    let path = crate_dir().join("tests").join("facts.txt");
+    let lines: Vec<String> = one_of_each().iter().map(facts_line).collect();
+    assert_eq!(lines.len(), Event::TYPES.len(), "one line per kind");
+    let text = lines.join("\n") + "\n";
+    if blessing() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let reviewed = std::fs::read_to_string(&path).unwrap();
+    for (now, then) in text.lines().zip(reviewed.lines()) {
+        assert_eq!(now, then, "a kind's facts changed; review, then bless with GRIDWATCH_BLESS=1");
+    }
+    assert_eq!(text.lines().count(), reviewed.lines().count(), "kinds were added or removed; review and bless");
+}

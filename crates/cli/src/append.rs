@@ -32,7 +32,7 @@ pub async fn run(cli: &Cli, args: &AppendArgs) -> Result<(), Failure> {
     let events = events_schema::parse_event_lines(&input, &actor, Timestamp::now())
         .map_err(|error| Failure::BadInput(anyhow!("stdin: {error}")))?;
     // The store is opened only once the input is known to be good: bad input touches nothing.
-    let service = crate::record::open_service(cli).await?;
+    let service = crate::record::open_log(cli)?;
     match service.append_raw(&stream, args.expected_version, events).await? {
         Ok(committed) => {
             let output = serde_json::json!({

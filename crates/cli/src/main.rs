@@ -189,7 +189,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Append(args) => append::run(&cli, args).await,
         Command::Events(args) => {
             existing_store(&cli)?;
-            events::run(&record::open_service(&cli).await?, args).await
+            events::run(&record::open_log(&cli)?, args).await
         }
         Command::Verify => {
             existing_store(&cli)?;
@@ -212,7 +212,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => backend::sled_bench::run(args).await,
         Command::BenchFold { events } => bench_projections::fold(*events),
         Command::BenchMinimalServer { addr } => bench_http::minimal_server(*addr).await,
-        Command::StressAppend(args) => stress::run(record::open_service(&cli).await?, args).await,
+        Command::StressAppend(args) => stress::run(record::open_log(&cli)?, args).await,
     }
 }
 

@@ -109,13 +109,19 @@ fn time_zone(cli: &Cli) -> Result<jiff::tz::TimeZone, Failure> {
         .map_err(|error| bad_input(format!("--time-zone {}: {error}", cli.time_zone)))
 }
 
-/// The service over the store in `--data`, its views starting from the snapshot kept there.
 /// The service over whichever backend `--store` names.
 pub(crate) type CliService = Service<DynStore>;
 
+/// The service over the store in `--data`, its views starting from the snapshot kept there.
 pub(crate) async fn open_service(cli: &Cli) -> Result<CliService, Failure> {
     let zone = time_zone(cli)?;
     Ok(Service::open_with_snapshot(crate::backend::open(cli)?, zone, cli.data.join("views.snapshot")).await?)
+}
+
+/// The service for commands that only read or append the raw log: its views are not folded
+/// unless something asks for one, so paging or importing costs what it reads or writes.
+pub(crate) fn open_log(cli: &Cli) -> Result<CliService, Failure> {
+    Ok(Service::open_lazily(crate::backend::open(cli)?, time_zone(cli)?))
 }
 
 pub async fn record(cli: &Cli, args: &RecordArgs) -> Result<(), Failure> {

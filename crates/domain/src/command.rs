@@ -24,6 +24,8 @@ pub struct TargetEvent {
     pub event_type: &'static str,
     /// Whether it may be corrected or retracted (its kind's fact).
     pub amendment: Amendment,
+    /// The entity it brought into being, if any (a correction of it names that entity again).
+    pub created: Option<EntityId>,
     /// The stream it was recorded in: a replacement must belong to the same entity.
     pub stream_id: EntityId,
 }
@@ -31,7 +33,14 @@ pub struct TargetEvent {
 impl TargetEvent {
     /// What the rules need of `event`, recorded in `stream_id`.
     pub fn of(event_id: uuid::Uuid, event: &Event, stream_id: EntityId) -> TargetEvent {
-        TargetEvent { event_id, event_type: event.event_type(), amendment: event.facts().amendment(), stream_id }
+        let facts = event.facts();
+        TargetEvent {
+            event_id,
+            event_type: event.event_type(),
+            amendment: facts.amendment(),
+            created: facts.creates().map(|created| created.id.clone()),
+            stream_id,
+        }
     }
 }
 

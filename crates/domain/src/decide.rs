@@ -118,8 +118,15 @@ fn require(known: bool, kind: &'static str, id: &EntityId) -> Result<(), DomainE
     if known { Ok(()) } else { Err(unknown(kind, id)) }
 }
 
-fn require_new(known: bool, kind: &'static str, id: &EntityId) -> Result<(), DomainError> {
-    if known { Err(exists(kind, id)) } else { Ok(()) }
+/// The id must be new, unless it is `corrected`: the entity that the event being corrected
+/// brought into being, which a correction of that event names again.
+fn require_new(
+    known: bool,
+    kind: &'static str,
+    id: &EntityId,
+    corrected: Option<&EntityId>,
+) -> Result<(), DomainError> {
+    if known && corrected != Some(id) { Err(exists(kind, id)) } else { Ok(()) }
 }
 
 fn require_text(text: &str, what: &'static str) -> Result<(), DomainError> {
@@ -175,30 +182,32 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Vec
     if context.occurred_at.as_microsecond() > context.now.as_microsecond().saturating_add(OCCURRED_AT_SKEW_MICROS_MAX) {
         return Err(DomainError::InTheFuture { occurred_at: context.occurred_at, now: context.now });
     }
-    check(state, command, context)?;
+    check(state, command, context, None)?;
     Ok(events_of(command))
 }
 
-fn check(state: &State, command: &Command, context: &Context) -> Result<(), DomainError> {
+/// Checks `command`'s rules; `corrected` is the entity that the event a correction replaces
+/// created, when `command` is that correction's replacement.
+fn check(state: &State, command: &Command, context: &Context, corrected: Option<&EntityId>) -> Result<(), DomainError> {
     match command {
         Command::RegisterCommunity(e) => {
             require_text(&e.name, "the name")?;
-            require_new(state.communities.contains(&e.community_id), "community", &e.community_id)
+            require_new(state.communities.contains(&e.community_id), "community", &e.community_id, corrected)
         }
         Command::RegisterGrid(e) => {
             require_text(&e.name, "the name")?;
             require(state.communities.contains(&e.community_id), "community", &e.community_id)?;
-            require_new(state.grids.contains(&e.grid_id), "grid", &e.grid_id)
+            require_new(state.grids.contains(&e.grid_id), "grid", &e.grid_id, corrected)
         }
         Command::RegisterSite(e) => {
             require_text(&e.name, "the name")?;
             require(state.grids.contains(&e.grid_id), "grid", &e.grid_id)?;
-            require_new(state.sites.contains(&e.site_id), "site", &e.site_id)
+            require_new(state.sites.contains(&e.site_id), "site", &e.site_id, corrected)
         }
         Command::RegisterCheckpoint(e) => {
             require_text(&e.name, "the name")?;
             require(state.sites.contains(&e.site_id), "site", &e.site_id)?;
-            require_new(state.checkpoints.contains_key(&e.checkpoint_id), "checkpoint", &e.checkpoint_id)
+            require_new(state.checkpoints.contains_key(&e.checkpoint_id), "checkpoint", &e.checkpoint_id, corrected)
         }
         Command::CloseCheckpoint(e) => {
             require_text(&e.reason, "the reason")?;
@@ -214,13 +223,13 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             if let Some(grid_id) = &e.grid_id {
                 require(state.grids.contains(grid_id), "grid", grid_id)?;
             }
-            require_new(state.staff.contains(&e.staff_id), "staff member", &e.staff_id)
+            require_new(state.staff.contains(&e.staff_id), "staff member", &e.staff_id, corrected)
         }
         Command::FormTeam(e) => {
             require_text(&e.name, "the name")?;
             require(state.grids.contains(&e.grid_id), "grid", &e.grid_id)?;
             e.member_ids.iter().try_for_each(|member| state.staff_known(member))?;
-            require_new(state.teams.contains(&e.team_id), "team", &e.team_id)
+            require_new(state.teams.contains(&e.team_id), "team", &e.team_id, corrected)
         }
         Command::SetSchedule(e) => {
             require(state.checkpoints.contains_key(&e.checkpoint_id), "checkpoint", &e.checkpoint_id)?;
@@ -255,12 +264,12 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         Command::RecordInspection(e) => {
             require(state.sites.contains(&e.site_id), "site", &e.site_id)?;
             state.staff_known(&e.inspector_id)?;
-            require_new(state.inspections.contains(&e.inspection_id), "inspection", &e.inspection_id)
+            require_new(state.inspections.contains(&e.inspection_id), "inspection", &e.inspection_id, corrected)
         }
         Command::StartRound(e) => {
             require(state.grids.contains(&e.grid_id), "grid", &e.grid_id)?;
             state.staff_known(&e.led_by)?;
-            require_new(state.rounds.contains_key(&e.round_id), "round", &e.round_id)?;
+            require_new(state.rounds.contains_key(&e.round_id), "round", &e.round_id, corrected)?;
             if e.checklist.is_empty() {
                 return Err(DomainError::EmptyChecklist);
             }
@@ -298,7 +307,7 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             state.open_checkpoint(&e.checkpoint_id)?;
             state.staff_known(&e.raised_by)?;
             require_text(&e.summary, "the summary")?;
-            require_new(state.issues.contains_key(&e.issue_id), "issue", &e.issue_id)
+            require_new(state.issues.contains_key(&e.issue_id), "issue", &e.issue_id, corrected)
         }
         Command::AcknowledgeIssue(e) => {
             state.staff_known(&e.acknowledged_by)?;
@@ -356,12 +365,12 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
         }
         Command::RecordDirective(e) => {
             require_text(&e.title, "the title")?;
-            require_new(state.directives.contains(&e.directive_id), "directive", &e.directive_id)
+            require_new(state.directives.contains(&e.directive_id), "directive", &e.directive_id, corrected)
         }
         Command::AssignLedgerTask(e) => {
             require_text(&e.title, "the title")?;
             state.staff_known(&e.assignee_id)?;
-            require_new(state.ledger_tasks.contains_key(&e.task_id), "ledger task", &e.task_id)
+            require_new(state.ledger_tasks.contains_key(&e.task_id), "ledger task", &e.task_id, corrected)
         }
         Command::CompleteLedgerTask(e) => {
             state.staff_known(&e.completed_by)?;
@@ -394,11 +403,9 @@ fn check(state: &State, command: &Command, context: &Context) -> Result<(), Doma
             if replacement.stream_id().ok().as_ref() != Some(&target.stream_id) {
                 return Err(DomainError::CorrectionOfAnotherEntity { target_stream: target.stream_id.clone() });
             }
-            // The replacement must hold on its own, except when it brings an entity into
-            // being: that entity exists already (it is the one being corrected).
-            if replacement.facts().creates().is_none() {
-                check(state, &replacement, context)?;
-            }
+            // The replacement must hold on its own, except that the entity the corrected
+            // event brought into being exists already (it is the one being corrected).
+            check(state, &replacement, context, target.created.as_ref())?;
             Ok(())
         }
         Command::RetractEvent(e) => {

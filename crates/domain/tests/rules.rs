@@ -514,7 +514,16 @@ fn every_kind_says_who_acts_where_and_what_it_creates() {
             Place::Site(id) | Place::Checkpoint(id) | Place::Issue(id) => {
                 assert!(named(id), "{}: its place is one of its entities", event.event_type())
             }
-            Place::Nowhere => {}
+            // A kind about no place names none (the server lets field staff past the site
+            // check only then).
+            Place::Nowhere => assert!(
+                entities
+                    .iter()
+                    .all(|e| !matches!(e.kind, EntityKind::Site | EntityKind::Checkpoint | EntityKind::Issue))
+                    || facts.access() != Access::Field,
+                "{}: a field kind that names a place must say it belongs there",
+                event.event_type()
+            ),
         }
         // Field staff may only name themselves: a field kind must name who acts.
         if facts.access() == Access::Field {
@@ -536,17 +545,35 @@ fn a_correction_of_what_creates_an_entity_is_not_refused_because_it_exists() {
         result: InspectionResult::IssuesFound,
         findings: None,
     };
+    let other = InspectionRecorded { inspection_id: id("insp-2"), ..inspection.clone() };
     let mut events = world();
     events.push(inspection.clone().into());
+    events.push(other.into());
     let state = given(events);
     let target = event_id(7);
-    let fixed = InspectionRecorded { result: InspectionResult::Passed, ..inspection };
-    let correction = Command::CorrectEvent(EventCorrected {
-        corrected_event_id: target,
-        corrected_by: id("staff-2"),
-        reason: "misread the form".into(),
-        replacement: Box::new(fixed.into()),
-    });
-    let decided = decide(&state, &correction, &naming(target, "InspectionRecorded", "site:longwu"));
+    let recorded: Event = inspection.clone().into();
+    let context = Context { target: Some(domain::TargetEvent::of(target, &recorded, id("site:longwu"))), ..context() };
+    let correct = |replacement: InspectionRecorded| {
+        Command::CorrectEvent(EventCorrected {
+            corrected_event_id: target,
+            corrected_by: id("staff-2"),
+            reason: "misread the form".into(),
+            replacement: Box::new(replacement.into()),
+        })
+    };
+    let fixed = InspectionRecorded { result: InspectionResult::Passed, ..inspection.clone() };
+    let decided = decide(&state, &correct(fixed), &context);
     assert!(decided.is_ok(), "{decided:?}");
+    // The rest of the replacement's rules still hold: a known inspector, and no other
+    // inspection's id.
+    let by_a_stranger = InspectionRecorded { inspector_id: id("staff-9"), ..inspection.clone() };
+    assert_eq!(
+        decide(&state, &correct(by_a_stranger), &context),
+        Err(DomainError::Unknown { kind: "staff member", id: "staff-9".into() })
+    );
+    let as_another = InspectionRecorded { inspection_id: id("insp-2"), ..inspection };
+    assert_eq!(
+        decide(&state, &correct(as_another), &context),
+        Err(DomainError::AlreadyExists { kind: "inspection", id: "insp-2".into() })
+    );
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::Command;
-use events_schema::{EntityId, IssueCategory, Severity, Timestamp};
+use events_schema::{EntityId, EntityKind, IssueCategory, Severity, Timestamp};
 use projections::{IssueRecord, IssueState, StatusReport};
 use serde::{Deserialize, Serialize};
 use service::{CommandMeta, SiteOf};
@@ -138,8 +138,9 @@ async fn authorize_field_command(
     occurred_at: Option<Timestamp>,
     event_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
-    let people = crate::auth::acting_people(command);
-    if people.is_empty() || people.iter().any(|person| **person != principal.actor) {
+    // The caller must be among the people the command says acted (a notice delivered by two
+    // names both); a field command that names nobody cannot be theirs.
+    if !crate::auth::acting_people(command).contains(&&principal.actor) {
         return Err(ApiError::forbidden(format!(
             "field staff record their own work: the command must name {} as the person acting",
             principal.actor
@@ -162,11 +163,31 @@ async fn authorize_field_command(
     match state.service.site_of(command).await? {
         SiteOf::Site(site) if principal.covers_site(&site) => Ok(()),
         SiteOf::Site(site) => Err(ApiError::forbidden(format!("site {site} is not one of this token's sites"))),
-        // About no place in particular (a personal field note): nothing to authorise against.
-        SiteOf::Nowhere => Ok(()),
+        // About no place in particular (a personal field note): nothing to authorise against,
+        // as long as it really names no place (a kind whose place is left out of its facts
+        // must not let field staff past the site check).
+        SiteOf::Nowhere if names_no_place(command) => Ok(()),
+        SiteOf::Nowhere => Err(ApiError::forbidden("this command names a place its kind does not say it belongs to")),
         // The checkpoint or issue it names is unknown: nothing to authorise against.
         SiteOf::Unknown => Err(ApiError::not_found("the checkpoint, issue or site this command names is unknown")),
     }
+}
+
+/// Whether `command` names no site, checkpoint or issue at all.
+fn names_no_place(command: &Command) -> bool {
+    command.facts().entities().iter().all(|entity| match entity.kind {
+        EntityKind::Site | EntityKind::Checkpoint | EntityKind::Issue => false,
+        EntityKind::Community
+        | EntityKind::Grid
+        | EntityKind::Staff
+        | EntityKind::Team
+        | EntityKind::Round
+        | EntityKind::ChecklistItem
+        | EntityKind::Inspection
+        | EntityKind::Household
+        | EntityKind::Directive
+        | EntityKind::LedgerTask => true,
+    })
 }
 
 /// Do something through the domain rules: record a check, raise, act on, resolve or
@@ -446,15 +467,15 @@ pub struct ReportParams {
     pub site: Option<EntityId>,
     /// md (default), json, html or text (short lines for a chat group).
     #[param(value_type = Option<String>, pattern = r"^(md|json|html|text)$")]
-    pub format: Option<projections::Format>,
+    pub format: Option<String>,
     /// zh (default) or en.
     #[param(value_type = Option<String>, pattern = r"^(zh|en)$")]
-    pub lang: Option<projections::Lang>,
+    pub lang: Option<String>,
 }
 
 /// The after-action summary of a day or a range of days, in Markdown, JSON, HTML or plain
 /// text (short lines for a chat group), in Chinese or English. An unknown `format` or `lang`
-/// is a bad query string (400), like any other query value that does not parse.
+/// is an invalid value (422).
 #[utoipa::path(
     get, path = "/api/v1/report", tag = "audit", params(ReportParams),
     responses(
@@ -479,12 +500,20 @@ pub async fn report(
     if days >= state.config.report_days_max {
         return Err(ApiError::invalid(format!("a report covers at most {} days", state.config.report_days_max)));
     }
-    let format = params.format.unwrap_or(projections::Format::Markdown);
-    let lang = params.lang.unwrap_or(projections::Lang::Zh);
+    let format = choice(params.format.as_deref(), "format", projections::Format::Markdown)?;
+    let lang = choice(params.lang.as_deref(), "lang", projections::Lang::Zh)?;
     let (day, site) = (params.day, params.site.clone());
     let summary = heavy(&state, move |service| async move { service.summary(day, to, site.as_ref()).await }).await?;
     let report = projections::render(&summary, format, lang)?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], report).into_response())
+}
+
+/// A named choice (`format=md`), by the serde names of `T`; `default` when not given. A
+/// value that names none of them is invalid (422), as it always was.
+fn choice<T: serde::de::DeserializeOwned>(text: Option<&str>, name: &str, default: T) -> Result<T, ApiError> {
+    let Some(text) = text else { return Ok(default) };
+    let deserializer = serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
+    T::deserialize(deserializer).map_err(|error| ApiError::invalid(format!("{name} {text:?}: {error}")))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

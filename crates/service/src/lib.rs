@@ -179,15 +179,22 @@ pub struct Service<S> {
 impl<S: EventStore> Service<S> {
     /// The service over `store`, its views caught up with the whole log.
     pub async fn open(store: S, time_zone: TimeZone) -> Result<Service<S>, StoreError> {
-        let service = Service {
+        let service = Service::open_lazily(store, time_zone);
+        service.catch_up().await?;
+        Ok(service)
+    }
+
+    /// The service over `store` with its views not folded yet: they catch up with the log
+    /// the first time a command or a view needs them. For callers that only read or append
+    /// the raw log.
+    pub fn open_lazily(store: S, time_zone: TimeZone) -> Service<S> {
+        Service {
             store,
             views: RwLock::new(Views::new(time_zone.clone())),
             time_zone,
             snapshot_path: None,
             started_from: 0,
-        };
-        service.catch_up().await?;
-        Ok(service)
+        }
     }
 
     /// The service over `store`, starting from the snapshot at `snapshot_path` when it is

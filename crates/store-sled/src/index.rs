@@ -89,6 +89,15 @@ fn malformed(what: &str) -> StoreError {
     StoreError::Corrupt { global_position: 0, reason: format!("malformed {what} in the index") }
 }
 
+/// The stream version `offset` into the chunk whose key is `key`. Checked: a damaged chunk
+/// key is reported, never an overflow.
+fn chunk_version(key: &[u8], offset: u64) -> Result<u64, StoreError> {
+    chunk_number(key)?
+        .checked_mul(STREAM_CHUNK_VERSIONS)
+        .and_then(|first| first.checked_add(offset))
+        .ok_or_else(|| StoreError::Corrupt { global_position: 0, reason: "a stream index key is out of range".into() })
+}
+
 fn chunk_number(key: &[u8]) -> Result<u64, StoreError> {
     key.len()
         .checked_sub(8)
@@ -188,7 +197,7 @@ impl Index {
         match self.tree.scan_prefix(stream_prefix(stream_id)).next_back() {
             Some(entry) => {
                 let (key, chunk) = entry.or_store()?;
-                Ok(chunk_number(&key)? * STREAM_CHUNK_VERSIONS + (chunk.len() / 8) as u64)
+                chunk_version(&key, (chunk.len() / 8) as u64)
             }
             None => Ok(0),
         }
@@ -212,12 +221,12 @@ impl Index {
                 return Ok(positions);
             }
             let (key, chunk) = entry.or_store()?;
-            let first_version = chunk_number(&key)? * STREAM_CHUNK_VERSIONS + 1;
+            let first_version = chunk_version(&key, 1)?;
             for (offset, position) in positions_of(&chunk).enumerate() {
-                let version = first_version + offset as u64;
+                let version = first_version.saturating_add(offset as u64);
                 if version == next_version && positions.len() < limit {
                     positions.push(position);
-                    next_version += 1;
+                    next_version = next_version.saturating_add(1);
                 }
             }
         }

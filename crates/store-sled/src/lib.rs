@@ -14,6 +14,8 @@ pub use sled_store::{SledConfig, SledStore, verify_dir};
 /// and benchmarks that measure raw sled next to the store. Never used by the store itself.
 pub mod raw {
     pub use crate::sled_store::{open_raw_sled, raw_sled_config, sled_data_file};
+    /// sled itself, the version the backend is built on, for the benchmark's raw baseline.
+    pub use sled;
 
     /// Overwrites the chain-head file of a closed store (for tests that forge a whole
     /// consistent tail, to reach the checks behind the chain).

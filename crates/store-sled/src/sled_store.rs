@@ -151,7 +151,9 @@ fn frames(first_position: u64, value: &[u8]) -> impl Iterator<Item = Result<Fram
         if frame.is_err() {
             rest = &[];
         }
-        global_position += 1;
+        // Saturating: a damaged key near u64::MAX must not overflow here; the position
+        // checks of every reader report the damage.
+        global_position = global_position.saturating_add(1);
         Some(frame)
     })
 }
@@ -422,9 +424,10 @@ impl SledStore {
                     report.problem = problem(frame.global_position, reason);
                     return Ok(report);
                 }
-                report.events += 1;
+                // Checked: these count events actually read, so they cannot pass u64.
+                report.events = report.events.checked_add(1).expect("event counts fit in u64");
                 report.last_hash = frame.hash;
-                expected += 1;
+                expected = expected.checked_add(1).expect("positions fit in u64");
             }
         }
         if report.events < head {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use events_schema::samples::one_of_each;
 use events_schema::{EntityId, NewEvent, Timestamp, encode_record};
 use store::{EventStore, ExpectedVersion};
+use store_sled::raw::sled;
 use store_sled::{SledConfig, SledStore};
 use uuid::Uuid;
 
