@@ -1,5 +1,5 @@
 //! The derived indexes of the sled backend: stream id + stream version -> global position,
-//! and event id -> global position.
+//! event id -> global position, and when it happened (`occurred_at`) -> global position.
 //!
 //! sled's cost (CPU, disk, memory) is per entry far more than per byte: its leaves hold 16
 //! entries and every touched leaf is rewritten. So the indexes are packed into few entries
@@ -16,13 +16,19 @@
 //!   (u16 BE) -> entries of the other 10 bytes of the id followed by its global position
 //!   (u64 BE); a millisecond with more ids than `BUCKET_BYTES_MAX` holds goes on in the
 //!   next bucket number, so that no value grows large;
+//! - `o` + the UTC hour of `occurred_at` (microseconds since the epoch / 3,600,000,000, as
+//!   an i64 with its sign bit flipped, BE) + a bucket number (u16 BE) -> entries of
+//!   `occurred_at` (the same i64 form, BE) followed by the global position (u64 BE), in
+//!   the order they were indexed; an hour with more than `BUCKET_BYTES_MAX` holds goes on
+//!   in the next bucket number. A range of time (a local day, in any time zone) is a range
+//!   of hours, and an event that arrives late lands in the hour it happened;
 //! - `m:indexed_through` -> the last global position whose entries are in the tree, written
 //!   in the same (atomic, single-tree) batch as those entries.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use events_schema::EntityId;
+use events_schema::{EntityId, Timestamp};
 use uuid::Uuid;
 
 use store::StoreError;
@@ -42,6 +48,54 @@ const BUCKET_ENTRY_BYTES: usize = 16 - BUCKET_PREFIX_BYTES + 8;
 const BUCKET_BYTES_MAX: usize = 16 * 1024 / BUCKET_ENTRY_BYTES * BUCKET_ENTRY_BYTES;
 /// Length of a bucket key: `e`, the id's first bytes, the bucket number.
 const BUCKET_KEY_BYTES: usize = 1 + BUCKET_PREFIX_BYTES + 2;
+/// Microseconds of one occurred-at bucket prefix (an hour).
+const OCCURRED_HOUR_MICROS: i64 = 3_600_000_000;
+/// Bytes of one occurred-at entry: the time, then the position.
+const OCCURRED_ENTRY_BYTES: usize = 16;
+/// The most bytes one occurred-at bucket holds (1,024 events).
+const OCCURRED_BUCKET_BYTES_MAX: usize = 16 * 1024;
+/// Length of an occurred-at bucket key: `o`, the hour, the bucket number.
+const OCCURRED_KEY_BYTES: usize = 1 + 8 + 2;
+
+/// What the index records of one event.
+#[derive(Clone, Debug)]
+pub(crate) struct IndexEntry {
+    pub(crate) stream_id: EntityId,
+    pub(crate) stream_version: u64,
+    pub(crate) global_position: u64,
+    pub(crate) event_id: Uuid,
+    pub(crate) occurred_at: Timestamp,
+}
+
+/// An i64 as bytes that sort in its order (the sign bit flipped, big-endian).
+fn ordered_bytes(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn from_ordered_bytes(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// The key prefix of the occurred-at buckets of the hour holding `micros`.
+fn occurred_prefix(micros: i64) -> [u8; 9] {
+    let mut prefix = [0u8; 9];
+    prefix[0] = b'o';
+    prefix[1..].copy_from_slice(&ordered_bytes(micros.div_euclid(OCCURRED_HOUR_MICROS)));
+    prefix
+}
+
+fn occurred_entry(micros: i64, global_position: u64) -> [u8; OCCURRED_ENTRY_BYTES] {
+    let mut entry = [0u8; OCCURRED_ENTRY_BYTES];
+    entry[..8].copy_from_slice(&ordered_bytes(micros));
+    entry[8..].copy_from_slice(&global_position.to_be_bytes());
+    entry
+}
+
+fn occurred_of(entry: &[u8]) -> (i64, u64) {
+    let micros = from_ordered_bytes(entry[..8].try_into().expect("entries of 16 bytes"));
+    let position = u64::from_be_bytes(entry[8..16].try_into().expect("entries of 16 bytes"));
+    (micros, position)
+}
 
 pub(crate) fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
@@ -76,6 +130,13 @@ fn bucket_prefix(event_id: Uuid) -> [u8; 1 + BUCKET_PREFIX_BYTES] {
     prefix[0] = b'e';
     prefix[1..].copy_from_slice(&event_id.as_bytes()[..BUCKET_PREFIX_BYTES]);
     prefix
+}
+
+fn occurred_key(prefix: &[u8; 9], number: u16) -> [u8; OCCURRED_KEY_BYTES] {
+    let mut key = [0u8; OCCURRED_KEY_BYTES];
+    key[..9].copy_from_slice(prefix);
+    key[9..].copy_from_slice(&number.to_be_bytes());
+    key
 }
 
 fn bucket_key(prefix: &[u8; 1 + BUCKET_PREFIX_BYTES], number: u16) -> [u8; BUCKET_KEY_BYTES] {
@@ -114,6 +175,8 @@ struct Overlay {
     /// Per stream: the first version not in the tree, and the positions from it on.
     streams: HashMap<EntityId, (u64, Vec<u64>)>,
     event_positions: HashMap<Uuid, u64>,
+    /// (occurred_at in microseconds, global position) of every event in the overlay.
+    occurred: Vec<(i64, u64)>,
     /// The last position covered by the overlay (0 when it is empty).
     through: u64,
 }
@@ -251,12 +314,12 @@ impl Index {
     /// when `persist_now`.
     pub(crate) fn add(
         &self,
-        events: impl Iterator<Item = (EntityId, u64, u64, Uuid)>,
+        events: impl Iterator<Item = IndexEntry>,
         through: u64,
         persist_now: bool,
     ) -> Result<(), StoreError> {
         let mut state = self.state();
-        for (stream_id, stream_version, global_position, event_id) in events {
+        for IndexEntry { stream_id, stream_version, global_position, event_id, occurred_at } in events {
             let (first, positions) = state.overlay.streams.entry(stream_id).or_insert((stream_version, Vec::new()));
             if *first + positions.len() as u64 != stream_version {
                 return Err(StoreError::Corrupt {
@@ -269,6 +332,7 @@ impl Index {
             }
             positions.push(global_position);
             state.overlay.event_positions.insert(event_id, global_position);
+            state.overlay.occurred.push((occurred_at.as_microsecond(), global_position));
             state.max_event_id = state.max_event_id.max(event_id);
         }
         state.overlay.through = through;
@@ -341,10 +405,62 @@ impl Index {
         for (prefix, (number, bucket)) in buckets {
             batch.insert(&bucket_key(&prefix, number), bucket);
         }
+        // Per hour of occurred_at: the same, filling the hour's last bucket and going on.
+        let mut hours: BTreeMap<[u8; 9], (u16, Vec<u8>)> = BTreeMap::new();
+        for &(micros, position) in &overlay.occurred {
+            let prefix = occurred_prefix(micros);
+            let (number, bucket) = match hours.entry(prefix) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    let last = match self.tree.scan_prefix(prefix).next_back() {
+                        Some(stored) => {
+                            let (key, bucket) = stored.or_store()?;
+                            let number = key.get(prefix.len()..).and_then(|n| n.try_into().ok());
+                            let number =
+                                number.map(u16::from_be_bytes).ok_or_else(|| malformed("occurred-at bucket key"))?;
+                            (number, bucket.to_vec())
+                        }
+                        None => (0, Vec::new()),
+                    };
+                    entry.insert(last)
+                }
+            };
+            if bucket.len() + OCCURRED_ENTRY_BYTES > OCCURRED_BUCKET_BYTES_MAX {
+                batch.insert(&occurred_key(&prefix, *number), std::mem::take(bucket));
+                *number = number.checked_add(1).ok_or_else(|| malformed("occurred-at bucket number"))?;
+            }
+            bucket.extend_from_slice(&occurred_entry(micros, position));
+        }
+        for (prefix, (number, bucket)) in hours {
+            batch.insert(&occurred_key(&prefix, number), bucket);
+        }
         batch.insert(INDEXED_THROUGH_KEY, &overlay.through.to_be_bytes());
         self.tree.apply_batch(batch).or_store()?;
         *overlay = Overlay::default();
         Ok(())
+    }
+
+    /// The (occurred_at, global position) of every event that happened in `from..until`
+    /// (microseconds), unordered; the caller sorts and pages them.
+    pub(crate) fn occurred_between(&self, from: i64, until: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        let state = self.state();
+        let mut found = Vec::new();
+        if from >= until {
+            return Ok(found);
+        }
+        let start = occurred_key(&occurred_prefix(from), 0);
+        let end = occurred_key(&occurred_prefix(until - 1), u16::MAX);
+        for entry in self.tree.range(start..=end) {
+            let (key, bucket) = entry.or_store()?;
+            if key.len() != OCCURRED_KEY_BYTES || bucket.len() % OCCURRED_ENTRY_BYTES != 0 {
+                return Err(malformed("occurred-at bucket"));
+            }
+            found.extend(
+                bucket.chunks_exact(OCCURRED_ENTRY_BYTES).map(occurred_of).filter(|(at, _)| (from..until).contains(at)),
+            );
+        }
+        found.extend(state.overlay.occurred.iter().copied().filter(|(at, _)| (from..until).contains(at)));
+        Ok(found)
     }
 
     /// The last position whose entries are in sled's tree.

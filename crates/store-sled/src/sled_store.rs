@@ -38,7 +38,7 @@ use store::{
 
 use crate::OrStoreError;
 use crate::head_file::{self, ChainHead, HeadFile};
-use crate::index::{Index, u64_from};
+use crate::index::{Index, IndexEntry, u64_from};
 
 /// A log entry is closed once its frames reach this many bytes (a single larger event gets
 /// an entry of its own).
@@ -395,6 +395,7 @@ impl SledStore {
         let mut report = VerifyReport { events: 0, last_hash: [0; CHAIN_HASH_BYTES], problem: None };
         let mut stream_versions: HashMap<EntityId, u64> = HashMap::new();
         let mut last_recorded_at = None;
+        let mut occurred = OccurredCheck::default();
         let mut expected = 1u64;
         let problem = |global_position: u64, reason: String| Some(VerifyProblem { global_position, reason });
         'entries: for entry in log.range(..=head.to_be_bytes()) {
@@ -418,9 +419,13 @@ impl SledStore {
                 if frame.global_position > head {
                     break 'entries;
                 }
-                if let Err(reason) =
-                    self.check_frame(&frame, &report.last_hash, &mut stream_versions, &mut last_recorded_at)
-                {
+                if let Err(reason) = self.check_frame(
+                    &frame,
+                    &report.last_hash,
+                    &mut stream_versions,
+                    &mut last_recorded_at,
+                    &mut occurred,
+                ) {
                     report.problem = problem(frame.global_position, reason);
                     return Ok(report);
                 }
@@ -465,6 +470,7 @@ impl SledStore {
         previous: &ChainHash,
         stream_versions: &mut HashMap<EntityId, u64>,
         last_recorded_at: &mut Option<Timestamp>,
+        occurred: &mut OccurredCheck,
     ) -> Result<(), String> {
         let global_position = frame.global_position;
         if chain_hash(previous, global_position, frame.record) != frame.hash {
@@ -486,6 +492,9 @@ impl SledStore {
             }
         }
         *last_recorded_at = Some(event.recorded_at);
+        if !occurred.holds(&self.inner.index, event.occurred_at, global_position).map_err(|error| error.to_string())? {
+            return Err(format!("event id {} is not indexed by when it happened", event.event_id));
+        }
         let indexed = self.inner.index.event_position(event.event_id).map_err(|error| error.to_string())?;
         if indexed != Some(global_position) {
             return Err(format!("event id {} is not indexed at this position", event.event_id));
@@ -502,6 +511,33 @@ impl SledStore {
             ));
         }
         Ok(())
+    }
+}
+
+/// `verify`'s look-ups in the occurred-at index, an hour at a time (events come mostly in
+/// the order they happened, so the same hour is asked for again and again).
+#[derive(Default)]
+struct OccurredCheck {
+    hours: HashMap<i64, std::collections::HashSet<(i64, u64)>>,
+}
+
+impl OccurredCheck {
+    /// Hours kept before the cache starts over (late arrivals jump back in time).
+    const HOURS_MAX: usize = 48;
+    const HOUR_MICROS: i64 = 3_600_000_000;
+
+    fn holds(&mut self, index: &Index, occurred_at: Timestamp, global_position: u64) -> Result<bool, StoreError> {
+        let micros = occurred_at.as_microsecond();
+        let hour = micros.div_euclid(Self::HOUR_MICROS);
+        if !self.hours.contains_key(&hour) {
+            if self.hours.len() >= Self::HOURS_MAX {
+                self.hours.clear();
+            }
+            let start = hour.saturating_mul(Self::HOUR_MICROS);
+            let entries = index.occurred_between(start, start.saturating_add(Self::HOUR_MICROS))?;
+            self.hours.insert(hour, entries.into_iter().collect());
+        }
+        Ok(self.hours[&hour].contains(&(micros, global_position)))
     }
 }
 
@@ -540,9 +576,13 @@ fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), Sto
     while indexed_through < log_end {
         let events = read_log(log, indexed_through + 1, log_end, REPAIR_BATCH_EVENTS)?;
         indexed_through = events.last().map_or(log_end, |event| event.global_position);
-        let entries = events
-            .into_iter()
-            .map(|event| (event.stream_id, event.stream_version, event.global_position, event.event_id));
+        let entries = events.into_iter().map(|event| IndexEntry {
+            stream_id: event.stream_id,
+            stream_version: event.stream_version,
+            global_position: event.global_position,
+            event_id: event.event_id,
+            occurred_at: event.occurred_at,
+        });
         index.add(entries, indexed_through, true)?;
     }
     Ok(())
@@ -660,7 +700,7 @@ struct Group {
     /// The log entry being filled: its first position and its frames so far.
     entry: Option<(u64, Vec<u8>)>,
     /// Index entries of the group: (stream, stream version, global position, event id).
-    index_entries: Vec<(EntityId, u64, u64, Uuid)>,
+    index_entries: Vec<IndexEntry>,
     stream_heads: HashMap<EntityId, u64>,
     event_ids: HashMap<Uuid, (EntityId, AppendedEvent)>,
     writes: usize,
@@ -871,9 +911,13 @@ impl Writer {
         }
         let last = appended.last().expect("validated: at least one event");
         assert!(last.stream_version > current && last.global_position >= self.next_position, "heads only move forward");
-        group.index_entries.extend(
-            appended.iter().map(|a| (request.stream_id.clone(), a.stream_version, a.global_position, a.event_id)),
-        );
+        group.index_entries.extend(appended.iter().zip(&request.events).map(|(a, event)| IndexEntry {
+            stream_id: request.stream_id.clone(),
+            stream_version: a.stream_version,
+            global_position: a.global_position,
+            event_id: a.event_id,
+            occurred_at: event.occurred_at,
+        }));
         group.stream_heads.insert(request.stream_id.clone(), last.stream_version);
         group.writes += appended.len();
         self.next_position = last.global_position + 1;
@@ -938,6 +982,57 @@ impl EventStore for SledStore {
 
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_all_blocking(from_position, limit)
+    }
+
+    async fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.check_usable()?;
+        let head = self.durable_head();
+        let limit = limit.min(READ_PAGE_EVENTS_MAX);
+        let after = after.map(|(at, position)| (at.as_microsecond(), position));
+        let mut found: Vec<(i64, u64)> = self
+            .inner
+            .index
+            .occurred_between(from.as_microsecond(), until.as_microsecond())?
+            .into_iter()
+            // Readers never see past the durable head (the overlay may hold more).
+            .filter(|&(at, position)| position <= head && after.is_none_or(|after| (at, position) > after))
+            .collect();
+        found.sort_unstable();
+        found.truncate(limit);
+        // Runs of consecutive positions (events recorded in the order they happened) are
+        // read in one go.
+        let mut events = Vec::with_capacity(found.len());
+        let mut start = 0;
+        while start < found.len() {
+            let mut end = start + 1;
+            while end < found.len() && found[end].1 == found[end - 1].1 + 1 {
+                end += 1;
+            }
+            let read = read_log(&self.inner.log, found[start].1, found[end - 1].1, end - start)?;
+            if read.len() != end - start {
+                return Err(StoreError::Corrupt {
+                    global_position: found[start].1 + read.len() as u64,
+                    reason: "indexed by when it happened but missing from the log".into(),
+                });
+            }
+            for (event, &(at, position)) in read.into_iter().zip(&found[start..end]) {
+                if event.global_position != position || event.occurred_at.as_microsecond() != at {
+                    return Err(StoreError::Corrupt {
+                        global_position: position,
+                        reason: "the occurred-at index names an event that happened at another time".into(),
+                    });
+                }
+                events.push(event);
+            }
+            start = end;
+        }
+        Ok(events)
     }
 
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {

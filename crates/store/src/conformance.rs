@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             concurrent_appends_each_get_their_own_positions,
             acknowledged_appends_survive_a_restart,
             every_record_is_chained_to_the_one_before,
+            events_are_read_by_when_they_happened,
         );
         #[test]
         fn model_based_random_operations() {
@@ -408,6 +409,73 @@ pub async fn every_record_is_chained_to_the_one_before<H: Harness>(harness: &H) 
         );
         previous = event.hash;
     }
+}
+
+/// A note that happened `minutes` after 2020-02-20T00:00:00Z.
+fn note_at(text: &str, minutes: i64) -> NewEvent {
+    let base = Timestamp::from_microsecond(1_582_156_800_000_000).expect("a valid time");
+    NewEvent {
+        occurred_at: Timestamp::from_microsecond(base.as_microsecond() + minutes * 60_000_000).expect("a valid time"),
+        ..note(text)
+    }
+}
+
+fn minutes_after_base(minutes: i64) -> Timestamp {
+    note_at("", minutes).occurred_at
+}
+
+/// Every page of `read_occurred(from..until)`, `page` events at a time.
+async fn all_occurred<S: EventStore>(store: &S, from: i64, until: i64, page: usize) -> Vec<RecordedEvent> {
+    let (from, until) = (minutes_after_base(from), minutes_after_base(until));
+    let mut events: Vec<RecordedEvent> = Vec::new();
+    loop {
+        let after = events.last().map(|last| (last.occurred_at, last.global_position));
+        let next = store.read_occurred(from, until, after, page).await.expect("read_occurred");
+        if next.is_empty() {
+            return events;
+        }
+        events.extend(next);
+    }
+}
+
+fn texts(events: &[RecordedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| match &event.event {
+            Event::FieldNoteRecorded(note) => note.text.clone(),
+            other => panic!("not a note: {other:?}"),
+        })
+        .collect()
+}
+
+pub async fn events_are_read_by_when_they_happened<H: Harness>(harness: &H) {
+    let store = harness.open().await;
+    // Recorded out of the order they happened: a late arrival, and one the day before.
+    append_ok(&store, "a", ExpectedVersion::Any, vec![note_at("a 02:00", 120), note_at("a 01:00 (late)", 60)]).await;
+    append_ok(&store, "b", ExpectedVersion::Any, vec![note_at("b 01:30", 90), note_at("b the day before", -60)]).await;
+    append_ok(&store, "a", ExpectedVersion::Any, vec![note_at("a 03:00", 180), note_at("a also 01:00", 60)]).await;
+    let wanted = ["a 01:00 (late)", "a also 01:00", "b 01:30", "a 02:00"];
+    // Ordered by when it happened, then by position; `until` is not included.
+    assert_eq!(texts(&all_occurred(&store, 0, 180, 100).await), wanted);
+    assert_eq!(texts(&all_occurred(&store, 0, 180, 1).await), wanted, "paged one at a time");
+    assert_eq!(texts(&all_occurred(&store, -24 * 60, 0, 10).await), ["b the day before"]);
+    assert!(all_occurred(&store, 181, 24 * 60, 10).await.is_empty());
+    // A thousand and a half events in one hour, then a restart: still all there, in order.
+    for batch in 0..3 {
+        let events = (0..500).map(|i| note_at(&format!("busy {:04}", batch * 500 + i), 600 + (i % 50))).collect();
+        append_ok(&store, "busy", ExpectedVersion::Any, events).await;
+    }
+    drop(store);
+    let store = harness.open().await;
+    assert_eq!(texts(&all_occurred(&store, 0, 180, 3).await), wanted, "after a restart");
+    let busy = all_occurred(&store, 600, 660, 700).await;
+    assert_eq!(busy.len(), 1_500);
+    assert!(
+        busy.windows(2).all(|w| (w[0].occurred_at, w[0].global_position) < (w[1].occurred_at, w[1].global_position))
+    );
+    // Every event is found by when it happened, exactly once.
+    let everything = all_occurred(&store, -24 * 60, 24 * 60, 1_000).await;
+    assert_eq!(everything.len() as u64, store.head_position().await.unwrap());
 }
 
 /// One step of the model-based test.

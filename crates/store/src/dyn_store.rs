@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     Committed, EntityId, EventStore, EventStream, ExpectedVersion, NewEvent, RecordedEvent, Rejection, StoreError,
-    VerifyReport,
+    Timestamp, VerifyReport,
 };
 
 /// The object-safe form of [`EventStore`], implemented for every backend.
@@ -30,6 +30,13 @@ trait ObjectStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<RecordedEvent>, StoreError>>;
     fn read_all(&self, from_position: u64, limit: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>>;
+    fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>>;
     fn read_event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>>;
     fn head_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn subscribe(&self, from_position: u64) -> EventStream;
@@ -57,6 +64,16 @@ impl<S: EventStore> ObjectStore for S {
 
     fn read_all(&self, from_position: u64, limit: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
         Box::pin(EventStore::read_all(self, from_position, limit))
+    }
+
+    fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        Box::pin(EventStore::read_occurred(self, from, until, after, limit))
     }
 
     fn read_event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>> {
@@ -126,6 +143,16 @@ impl EventStore for DynStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         self.backend.read_all(from_position, limit)
+    }
+
+    fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        self.backend.read_occurred(from, until, after, limit)
     }
 
     fn read_event(&self, event_id: Uuid) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send {

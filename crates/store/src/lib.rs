@@ -25,7 +25,7 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub use dyn_store::DynStore;
-pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent};
+pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp};
 
 /// The most events one append may carry.
 pub const APPEND_EVENTS_MAX: usize = 1_000;
@@ -204,6 +204,19 @@ pub trait EventStore: Send + Sync + 'static {
     fn read_all(
         &self,
         from_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Up to `limit` events that happened in `from..until` (by `occurred_at`: a late arrival
+    /// is found where it happened, not where it was recorded), ordered by when they happened
+    /// and then by global position, strictly after `after` (the `(occurred_at, position)` of
+    /// the last event of the previous page) when given. The cost grows with the events of the
+    /// period, not with the log: a local day, in any time zone, is such a period.
+    fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 

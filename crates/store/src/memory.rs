@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use events_schema::{CHAIN_HASH_BYTES, ChainHash, Timestamp, decode_record, encode_record};
+use events_schema::{CHAIN_HASH_BYTES, ChainHash, decode_record, encode_record};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::{
     AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EntityId, EventStore, EventStream, ExpectedVersion, NewEvent,
-    READ_PAGE_EVENTS_MAX, RecordedEvent, Rejection, StoreError, VerifyProblem, VerifyReport, chain_hash,
+    READ_PAGE_EVENTS_MAX, RecordedEvent, Rejection, StoreError, Timestamp, VerifyProblem, VerifyReport, chain_hash,
     validate_append,
 };
 
@@ -31,6 +31,8 @@ pub struct MemoryLog {
     by_event_id: HashMap<Uuid, usize>,
     /// Stream -> indexes in `records`, in version order.
     streams: HashMap<EntityId, Vec<usize>>,
+    /// (occurred_at, global position) of every event, in that order.
+    occurred: std::collections::BTreeSet<(Timestamp, u64)>,
 }
 
 /// The in-memory backend. Cheap to clone; clones share the log and its head.
@@ -150,6 +152,7 @@ impl MemoryLog {
             });
             self.by_event_id.insert(recorded.event_id, index);
             self.streams.entry(stream_id.clone()).or_default().push(index);
+            self.occurred.insert((recorded.occurred_at, recorded.global_position));
             self.records.push((recorded, bytes));
         }
         Ok(Committed { events: appended, deduplicated: false })
@@ -218,6 +221,26 @@ impl EventStore for MemoryStore {
         let log = lock(&self.log);
         let start = usize::try_from(from_position.max(1) - 1).unwrap_or(usize::MAX);
         Ok(log.page(start..log.records.len(), limit))
+    }
+
+    async fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = lock(&self.log);
+        if from >= until {
+            return Ok(Vec::new());
+        }
+        let start = match after {
+            Some(after) if after >= (from, 0) => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included((from, 0)),
+        };
+        let positions =
+            log.occurred.range((start, std::ops::Bound::Excluded((until, 0)))).map(|(_, position)| *position);
+        Ok(log.page(positions.map(|position| (position - 1) as usize), limit))
     }
 
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
