@@ -17,9 +17,9 @@
 //!   (u64 BE); a millisecond with more ids than `BUCKET_BYTES_MAX` holds goes on in the
 //!   next bucket number, so that no value grows large;
 //! - `o` + the UTC hour of `occurred_at` (microseconds since the epoch / 3,600,000,000, as
-//!   an i64 with its sign bit flipped, BE) + a bucket number (u16 BE) -> entries of
-//!   `occurred_at` (the same i64 form, BE) followed by the global position (u64 BE), in
-//!   the order they were indexed; an hour with more than `BUCKET_BYTES_MAX` holds goes on
+//!   an i64 with its sign bit flipped, BE) + a bucket number (u16 BE) -> entries of the
+//!   microseconds of `occurred_at` into that hour (u32 BE) followed by the global position
+//!   (u64 BE), in the order they were indexed; an hour with more than `BUCKET_BYTES_MAX` holds goes on
 //!   in the next bucket number. A range of time (a local day, in any time zone) is a range
 //!   of hours, and an event that arrives late lands in the hour it happened;
 //! - `m:indexed_through` -> the last global position whose entries are in the tree, written
@@ -50,10 +50,10 @@ const BUCKET_BYTES_MAX: usize = 16 * 1024 / BUCKET_ENTRY_BYTES * BUCKET_ENTRY_BY
 const BUCKET_KEY_BYTES: usize = 1 + BUCKET_PREFIX_BYTES + 2;
 /// Microseconds of one occurred-at bucket prefix (an hour).
 const OCCURRED_HOUR_MICROS: i64 = 3_600_000_000;
-/// Bytes of one occurred-at entry: the time, then the position.
-const OCCURRED_ENTRY_BYTES: usize = 16;
-/// The most bytes one occurred-at bucket holds (1,024 events).
-const OCCURRED_BUCKET_BYTES_MAX: usize = 16 * 1024;
+/// Bytes of one occurred-at entry: the microseconds into the hour, then the position.
+const OCCURRED_ENTRY_BYTES: usize = 4 + 8;
+/// The most bytes one occurred-at bucket holds (1,365 events).
+const OCCURRED_BUCKET_BYTES_MAX: usize = 16 * 1024 / OCCURRED_ENTRY_BYTES * OCCURRED_ENTRY_BYTES;
 /// Length of an occurred-at bucket key: `o`, the hour, the bucket number.
 const OCCURRED_KEY_BYTES: usize = 1 + 8 + 2;
 
@@ -85,16 +85,26 @@ fn occurred_prefix(micros: i64) -> [u8; 9] {
 }
 
 fn occurred_entry(micros: i64, global_position: u64) -> [u8; OCCURRED_ENTRY_BYTES] {
+    let into_hour =
+        u32::try_from(micros.rem_euclid(OCCURRED_HOUR_MICROS)).expect("an hour of microseconds fits in u32");
     let mut entry = [0u8; OCCURRED_ENTRY_BYTES];
-    entry[..8].copy_from_slice(&ordered_bytes(micros));
-    entry[8..].copy_from_slice(&global_position.to_be_bytes());
+    entry[..4].copy_from_slice(&into_hour.to_be_bytes());
+    entry[4..].copy_from_slice(&global_position.to_be_bytes());
     entry
 }
 
-fn occurred_of(entry: &[u8]) -> (i64, u64) {
-    let micros = from_ordered_bytes(entry[..8].try_into().expect("entries of 16 bytes"));
-    let position = u64::from_be_bytes(entry[8..16].try_into().expect("entries of 16 bytes"));
-    (micros, position)
+/// The (occurred_at in microseconds, global position) of `entry`, in the bucket whose key is
+/// `key`.
+fn occurred_of(key: &[u8], entry: &[u8]) -> Result<(i64, u64), StoreError> {
+    let hour_bytes =
+        key.get(1..9).and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| malformed("occurred-at key"))?;
+    let into_hour = u32::from_be_bytes(entry[..4].try_into().expect("entries of 12 bytes"));
+    let position = u64::from_be_bytes(entry[4..].try_into().expect("entries of 12 bytes"));
+    let micros = from_ordered_bytes(hour_bytes)
+        .checked_mul(OCCURRED_HOUR_MICROS)
+        .and_then(|start| start.checked_add(i64::from(into_hour)))
+        .ok_or_else(|| malformed("occurred-at hour"))?;
+    Ok((micros, position))
 }
 
 pub(crate) fn u64_from(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
@@ -440,26 +450,57 @@ impl Index {
         Ok(())
     }
 
-    /// The (occurred_at, global position) of every event that happened in `from..until`
-    /// (microseconds), unordered; the caller sorts and pages them.
-    pub(crate) fn occurred_between(&self, from: i64, until: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+    /// The first `limit` (occurred_at, global position) pairs, in that order, of the events
+    /// that happened in `from..until` (microseconds), are at most `head` and come after
+    /// `after`. Reads hour by hour from the cursor's hour and stops at the end of the hour
+    /// that fills the page, so a page costs about a page, wherever it starts.
+    pub(crate) fn occurred_page(
+        &self,
+        from: i64,
+        until: i64,
+        after: Option<(i64, u64)>,
+        head: u64,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
         let state = self.state();
+        let from = after.map_or(from, |(at, _)| at.max(from));
         let mut found = Vec::new();
-        if from >= until {
+        if from >= until || limit == 0 {
             return Ok(found);
         }
+        let wanted = |at: i64, position: u64| {
+            (from..until).contains(&at) && position <= head && after.is_none_or(|after| (at, position) > after)
+        };
         let start = occurred_key(&occurred_prefix(from), 0);
         let end = occurred_key(&occurred_prefix(until - 1), u16::MAX);
+        // The end (exclusive, in microseconds) of what was scanned when the page filled up.
+        let mut scanned_until = until;
+        let mut current_hour: Option<[u8; 9]> = None;
         for entry in self.tree.range(start..=end) {
             let (key, bucket) = entry.or_store()?;
             if key.len() != OCCURRED_KEY_BYTES || bucket.len() % OCCURRED_ENTRY_BYTES != 0 {
                 return Err(malformed("occurred-at bucket"));
             }
-            found.extend(
-                bucket.chunks_exact(OCCURRED_ENTRY_BYTES).map(occurred_of).filter(|(at, _)| (from..until).contains(at)),
-            );
+            let hour: [u8; 9] = key[..9].try_into().expect("checked length");
+            if current_hour.is_some_and(|current| current != hour) && found.len() >= limit {
+                // Every later entry happened in a later hour than all of these.
+                let hour_start = from_ordered_bytes(hour[1..].try_into().expect("8 bytes"));
+                scanned_until = hour_start.saturating_mul(OCCURRED_HOUR_MICROS).min(until);
+                break;
+            }
+            current_hour = Some(hour);
+            for entry in bucket.chunks_exact(OCCURRED_ENTRY_BYTES) {
+                let (at, position) = occurred_of(&key, entry)?;
+                if wanted(at, position) {
+                    found.push((at, position));
+                }
+            }
         }
-        found.extend(state.overlay.occurred.iter().copied().filter(|(at, _)| (from..until).contains(at)));
+        found.extend(
+            state.overlay.occurred.iter().copied().filter(|&(at, position)| at < scanned_until && wanted(at, position)),
+        );
+        found.sort_unstable();
+        found.truncate(limit);
         Ok(found)
     }
 

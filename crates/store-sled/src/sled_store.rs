@@ -534,7 +534,8 @@ impl OccurredCheck {
                 self.hours.clear();
             }
             let start = hour.saturating_mul(Self::HOUR_MICROS);
-            let entries = index.occurred_between(start, start.saturating_add(Self::HOUR_MICROS))?;
+            let entries =
+                index.occurred_page(start, start.saturating_add(Self::HOUR_MICROS), None, u64::MAX, usize::MAX)?;
             self.hours.insert(hour, entries.into_iter().collect());
         }
         Ok(self.hours[&hour].contains(&(micros, global_position)))
@@ -995,16 +996,9 @@ impl EventStore for SledStore {
         let head = self.durable_head();
         let limit = limit.min(READ_PAGE_EVENTS_MAX);
         let after = after.map(|(at, position)| (at.as_microsecond(), position));
-        let mut found: Vec<(i64, u64)> = self
-            .inner
-            .index
-            .occurred_between(from.as_microsecond(), until.as_microsecond())?
-            .into_iter()
-            // Readers never see past the durable head (the overlay may hold more).
-            .filter(|&(at, position)| position <= head && after.is_none_or(|after| (at, position) > after))
-            .collect();
-        found.sort_unstable();
-        found.truncate(limit);
+        // Readers never see past the durable head (the index's overlay may hold more).
+        let found =
+            self.inner.index.occurred_page(from.as_microsecond(), until.as_microsecond(), after, head, limit)?;
         // Runs of consecutive positions (events recorded in the order they happened) are
         // read in one go.
         let mut events = Vec::with_capacity(found.len());
