@@ -262,6 +262,15 @@ async fn a_gate_issue_lifecycle_over_http_survives_a_restart() {
             "GateIssueResolutionVerified"
         ]
     );
+    // While the server holds the store, `gridwatch verify` says so and how to verify
+    // instead (exit 5); the server verifies it without stopping.
+    let held = run(&data, &["verify"], "");
+    assert_eq!(held.code, 5, "{}", held.stderr);
+    assert!(held.stderr.contains("GET /api/v1/verify"), "{}", held.stderr);
+    assert_eq!(held.stderr.lines().count(), 1, "one clear line: {}", held.stderr);
+    let verified = client.get(&auditor, "/api/v1/verify").await;
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert!(verified["events"].as_u64().unwrap() > 10, "{verified}");
     assert_eq!(server.stop(), 0);
     // Structured logs name each request by its id, and never hold a token.
     let log = std::fs::read_to_string(data.with_extension("server.log")).unwrap();

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 operating error (I/O, a store that cannot be opened),
 //! 2 bad input (nothing written), 3 conflict (wrong expected version or a reused event id;
-//! nothing written), 4 `verify` found the log altered or shortened.
+//! nothing written), 4 `verify` found the log altered or shortened, 5 `verify` met a store
+//! that a running server holds.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -96,6 +97,8 @@ pub enum Failure {
     Conflict(anyhow::Error),
     /// Exit 4: verify found a problem.
     Integrity(anyhow::Error),
+    /// Exit 5: `verify` met a store that a running server holds (verify over HTTP instead).
+    InUse(anyhow::Error),
     /// Exit 1: anything else.
     Operating(anyhow::Error),
 }
@@ -107,6 +110,7 @@ impl Failure {
             Failure::BadInput(_) => 2,
             Failure::Conflict(_) => 3,
             Failure::Integrity(_) => 4,
+            Failure::InUse(_) => 5,
         }
     }
 
@@ -115,6 +119,7 @@ impl Failure {
             Failure::BadInput(error)
             | Failure::Conflict(error)
             | Failure::Integrity(error)
+            | Failure::InUse(error)
             | Failure::Operating(error) => error,
         }
     }
@@ -150,8 +155,18 @@ impl From<std::io::Error> for Failure {
 fn verify(cli: &Cli) -> Result<(), Failure> {
     // An error here is about opening or reading (a lock, I/O), not about what the log
     // holds: findings come back inside the report.
-    let report = backend::verify(cli)
-        .map_err(|error| Failure::Operating(anyhow::Error::new(error).context("the log cannot be verified")))?;
+    let report = match backend::verify(cli) {
+        Ok(report) => report,
+        // A running server holds the store: it verifies it itself, without stopping.
+        Err(StoreError::InUse(_)) => {
+            return Err(Failure::InUse(anyhow::anyhow!(
+                "{} is held by a running gridwatch server; verify through it instead: \
+                 GET /api/v1/verify (auditor token), or stop the server first",
+                cli.data.display()
+            )));
+        }
+        Err(error) => return Err(Failure::Operating(anyhow::Error::new(error).context("the log cannot be verified"))),
+    };
     match report.problem {
         None => {
             let head = if report.events == 0 { "empty".to_owned() } else { hex_of(&report.last_hash) };

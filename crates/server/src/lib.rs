@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/report", get(routes::report))
         .route("/api/v1/events", get(routes::events))
         .route("/api/v1/events/live", get(live::live))
+        .route("/api/v1/verify", get(routes::verify))
         .merge(commands)
         .merge(appends)
         .fallback(routes::no_route)

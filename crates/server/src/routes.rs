@@ -453,6 +453,46 @@ pub async fn replay(
     Ok(Json(heavy(&state, move |service| async move { service.replay(day, until).await }).await?))
 }
 
+/// What `GET /api/v1/verify` found.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyResponse {
+    /// Whether every record, link, stream version, `recorded_at` order and index entry held.
+    pub intact: bool,
+    /// Events checked and found intact, from position 1.
+    pub events: u64,
+    /// Hex of the chain hash of the last intact event (all zeros for an empty log).
+    pub head_hash: String,
+    /// The first bad position and why, when the log is not intact.
+    pub problem: Option<VerifyProblemBody>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyProblemBody {
+    pub global_position: u64,
+    pub reason: String,
+}
+
+/// Verifies the whole log while the server runs (as `gridwatch verify` does on a stopped
+/// store): every record's chain link, its bytes, the stream versions, `recorded_at` order and
+/// the indexes. It reads alongside the writers, never holding them up, off the async workers.
+#[utoipa::path(
+    get, path = "/api/v1/verify", tag = "audit",
+    responses((status = 200, description = "the verification's findings (intact or not)", body = VerifyResponse)),
+    security(("bearer" = []))
+)]
+pub async fn verify(State(state): State<AppState>, principal: Principal) -> Result<Json<VerifyResponse>, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let report = heavy(&state, |service| async move { service.verify().await }).await?;
+    Ok(Json(VerifyResponse {
+        intact: report.problem.is_none(),
+        events: report.events,
+        head_hash: hex::encode(report.last_hash),
+        problem: report
+            .problem
+            .map(|problem| VerifyProblemBody { global_position: problem.global_position, reason: problem.reason }),
+    }))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]

@@ -150,6 +150,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/api/v1/report?day=2020-02-20", None),
         (Method::GET, "/api/v1/events", None),
         (Method::GET, "/api/v1/events/live", None),
+        (Method::GET, "/api/v1/verify", None),
         (Method::POST, "/api/v1/commands", Some(json!({"command": "record-patrol-check", "data": check("gate-a")}))),
         (
             Method::POST,
@@ -774,4 +775,23 @@ async fn a_revoked_token_loses_its_live_feed() {
     })
     .await;
     assert!(ended.is_ok(), "the feed ended after the revocation");
+}
+
+#[tokio::test]
+async fn the_log_is_verified_while_the_server_runs() {
+    let api = api().await;
+    assert_eq!(api.command(&api.admin, "raise-issue", raise("i-1", "gate-a")).await.status, StatusCode::CREATED);
+    let head = api.head().await;
+    let answer = api.get("/api/v1/verify", &api.auditor).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["intact"], true, "{}", answer.text);
+    assert_eq!(answer.body["events"], head);
+    assert_eq!(answer.body["problem"], Value::Null);
+    let last = api.state.service.events(head, 1).await.unwrap();
+    assert_eq!(answer.body["head_hash"], hex_of(&last[0].hash));
+    assert_eq!(api.get("/api/v1/verify", &api.field_a).await.status, StatusCode::FORBIDDEN);
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

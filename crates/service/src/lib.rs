@@ -68,7 +68,7 @@ impl ErrorClass {
     pub fn of_store(error: &StoreError) -> ErrorClass {
         match error {
             StoreError::Corrupt { .. } | StoreError::Truncated { .. } | StoreError::Damaged(_) => ErrorClass::Integrity,
-            StoreError::Poisoned(_) | StoreError::Closed => ErrorClass::Unavailable,
+            StoreError::Poisoned(_) | StoreError::Closed | StoreError::InUse(_) => ErrorClass::Unavailable,
             StoreError::Backend(_) | StoreError::Io(_) => ErrorClass::Internal,
         }
     }

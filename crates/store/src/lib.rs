@@ -135,6 +135,10 @@ pub enum StoreError {
         log_end + 1
     )]
     Truncated { head_position: u64, log_end: u64 },
+    /// Another process holds the store (a running server): the embedded backend lets one
+    /// process open it at a time.
+    #[error("the store is in use by another process ({0})")]
+    InUse(String),
     /// The backend's storage is damaged so badly that it cannot even be opened (its own
     /// checks refused it); `verify` may still find where the intact part ends.
     #[error("the stored log is damaged: {0}")]
