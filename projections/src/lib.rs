@@ -25,7 +25,7 @@ pub use status::{
     status_at,
 };
 pub use summary::{CheckCoverage, FieldNote, Gap, IssueLine, Summary, SupplyDelivery, summary};
-pub use timeline::{TimelineEntry, entities_of, local_day, timeline};
+pub use timeline::{AuditIndex, TimelineEntry, day_bounds, day_timeline, entities_of, local_day, timeline};
 
 /// The time zone of the built-in profile; local days are counted in it.
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";

@@ -4,7 +4,7 @@
 //! It is computed from the day's events when asked, not kept in memory, so that it can show
 //! every event without the views growing with the log.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
 use events_schema::{Amends, EntityId, Event, RecordedEvent, Timestamp};
 use jiff::civil::{Date, Time};
@@ -53,43 +53,84 @@ pub fn entities_of(event: &Event) -> Vec<EntityId> {
     event.facts().entities().into_iter().map(|entity| entity.id.clone()).collect()
 }
 
+/// What the audit timeline needs to know about the whole log, folded as events arrive so
+/// that a day's timeline reads only that day: which entities any event has named, and which
+/// later events amend each event. It grows with the entities and the amendments, not with
+/// the events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct AuditIndex {
+    named: HashSet<EntityId>,
+    /// Event id -> the corrections (`false`) and retractions (`true`) of it, in log order.
+    amended_by: HashMap<Uuid, Vec<(Uuid, bool)>>,
+}
+
+impl AuditIndex {
+    /// Folds one recorded event in (in log order).
+    pub fn apply(&mut self, event: &RecordedEvent) {
+        self.named.extend(event.event.facts().entities().into_iter().map(|entity| entity.id.clone()));
+        match event.event.facts().amends() {
+            Some(Amends::Corrects(target)) => self.amended_by.entry(target).or_default().push((event.event_id, false)),
+            Some(Amends::Retracts(target)) => self.amended_by.entry(target).or_default().push((event.event_id, true)),
+            None => {}
+        }
+    }
+
+    /// Whether any event of the log names `entity`.
+    pub fn names(&self, entity: &EntityId) -> bool {
+        self.named.contains(entity)
+    }
+
+    fn amendments_of(&self, event_id: Uuid) -> &[(Uuid, bool)] {
+        self.amended_by.get(&event_id).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The timeline of local `day` from `events` (any superset of the day's events, in log
-/// order): the day's events ordered by when they happened, then by position; only those
-/// naming `entity` when it is given.
+/// order), everything it needs to know taken from `events` themselves.
 pub fn timeline(
     events: &[RecordedEvent],
     time_zone: &TimeZone,
     day: Date,
     entity: Option<&EntityId>,
 ) -> Vec<TimelineEntry> {
-    let mut amendments: BTreeMap<Uuid, Vec<(Uuid, bool)>> = BTreeMap::new();
+    let mut audit = AuditIndex::default();
     for event in events {
-        match event.event.facts().amends() {
-            Some(Amends::Corrects(target)) => amendments.entry(target).or_default().push((event.event_id, false)),
-            Some(Amends::Retracts(target)) => amendments.entry(target).or_default().push((event.event_id, true)),
-            None => {}
-        }
+        audit.apply(event);
     }
-    let mut entries: Vec<TimelineEntry> = events
+    let by_id: HashMap<Uuid, &Event> = events.iter().map(|event| (event.event_id, &event.event)).collect();
+    day_timeline(events, &audit, |event_id| by_id.get(&event_id).copied(), time_zone, day, entity)
+}
+
+/// The timeline of local `day` from `day_events` (the day's events, or a superset, in any
+/// order), `audit` (folded over the whole log) and `target` (the event an amendment of the
+/// day names): the day's events ordered by when they happened, then by position; only those
+/// naming `entity` when it is given.
+pub fn day_timeline<'a>(
+    day_events: &[RecordedEvent],
+    audit: &AuditIndex,
+    target: impl Fn(Uuid) -> Option<&'a Event>,
+    time_zone: &TimeZone,
+    day: Date,
+    entity: Option<&EntityId>,
+) -> Vec<TimelineEntry> {
+    let mut entries: Vec<TimelineEntry> = day_events
         .iter()
         .filter(|event| local_day(event.occurred_at, time_zone) == day)
         .filter_map(|event| {
             let mut entities = entities_of(&event.event);
             let amends = event.event.facts().amends().map(Amends::event_id);
-            if let Some(target) = amends {
+            if let Some(original) = amends.and_then(&target) {
                 // A correction belongs to the entities of what it corrects, too.
-                if let Some(original) = events.iter().find(|other| other.event_id == target) {
-                    for id in entities_of(&original.event) {
-                        if !entities.contains(&id) {
-                            entities.push(id);
-                        }
+                for id in entities_of(original) {
+                    if !entities.contains(&id) {
+                        entities.push(id);
                     }
                 }
             }
             if entity.is_some_and(|entity| !entities.contains(entity)) {
                 return None;
             }
-            let amended = amendments.get(&event.event_id).cloned().unwrap_or_default();
+            let amended = audit.amendments_of(event.event_id);
             let local = event.occurred_at.as_jiff().to_zoned_datetime(time_zone.clone());
             Some(TimelineEntry {
                 global_position: event.global_position,
@@ -103,11 +144,23 @@ pub fn timeline(
                 entities,
                 amends,
                 retracted: amended.iter().any(|(_, retraction)| *retraction),
-                amended_by: amended.into_iter().map(|(id, _)| id).collect(),
+                amended_by: amended.iter().map(|(id, _)| *id).collect(),
                 event: event.event.clone(),
             })
         })
         .collect();
     entries.sort_by_key(|entry| (entry.occurred_at, entry.global_position));
     entries
+}
+
+/// The first moment of local `day` and of the day after it in `time_zone`, as timestamps:
+/// the period whose events are that day's (`from..until`).
+pub fn day_bounds(day: Date, time_zone: &TimeZone) -> Option<(Timestamp, Timestamp)> {
+    let start = |date: Date| {
+        date.to_datetime(Time::MIN)
+            .to_zoned_datetime(time_zone.clone())
+            .ok()
+            .map(|zoned| Timestamp::from_jiff(zoned.timestamp()))
+    };
+    Some((start(day)?, start(day.tomorrow().ok()?)?))
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use domain::{Command, Context, DomainError, State};
 use events_schema::{EntityId, InvalidEntityId, NewEvent, Place, RecordedEvent, Timestamp};
 use jiff::tz::TimeZone;
-use projections::{CheckpointBoard, IssueBoard, Registry, StatusReport, status_at};
+use projections::{AuditIndex, CheckpointBoard, IssueBoard, Registry, StatusReport, status_at};
 use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX, Rejection, StoreError};
 use tokio::sync::RwLock;
 use uuid::Uuid;
@@ -129,6 +129,8 @@ struct Views {
     registry: Registry,
     checkpoints: CheckpointBoard,
     issues: IssueBoard,
+    /// Which entities the log names and which events amend which, for timelines of a day.
+    audit: AuditIndex,
     /// Last version of every stream, for the expected version of the next append.
     stream_versions: HashMap<EntityId, u64>,
     position: u64,
@@ -141,6 +143,7 @@ impl Views {
             registry: Registry::default(),
             checkpoints: CheckpointBoard::new(time_zone),
             issues: IssueBoard::default(),
+            audit: AuditIndex::default(),
             stream_versions: HashMap::new(),
             position: 0,
         }
@@ -149,6 +152,7 @@ impl Views {
     /// Applies the next event of the log to every view.
     fn apply(&mut self, event: &RecordedEvent) {
         self.domain.apply(event);
+        self.audit.apply(event);
         self.apply_to_projections(event);
         self.stream_versions.insert(event.stream_id.clone(), event.stream_version);
         self.position = event.global_position;
@@ -441,20 +445,50 @@ impl<S: EventStore> Service<S> {
     }
 
     /// The audit timeline of local `day` (of one entity when given). `None` when `entity`
-    /// is named by no event of the log.
+    /// is named by no event of the log. It reads the day's events (by when they happened)
+    /// and the events their amendments name, never the whole log.
     pub async fn timeline(
         &self,
         day: jiff::civil::Date,
         entity: Option<&EntityId>,
     ) -> Result<Option<Vec<projections::TimelineEntry>>, StoreError> {
-        let log = self.whole_log().await?;
+        self.catch_up().await?;
         if let Some(entity) = entity {
-            let known = log.iter().any(|event| projections::entities_of(&event.event).contains(entity));
-            if !known {
+            if !self.views.read().await.audit.names(entity) {
                 return Ok(None);
             }
         }
-        Ok(Some(projections::timeline(&log, &self.time_zone, day, entity)))
+        let day_events = self.day_events(day).await?;
+        let mut targets = HashMap::new();
+        for amends in day_events.iter().filter_map(|event| event.event.facts().amends()) {
+            if let Some(target) = self.store.read_event(amends.event_id()).await? {
+                targets.insert(target.event_id, target.event);
+            }
+        }
+        let views = self.views.read().await;
+        Ok(Some(projections::day_timeline(
+            &day_events,
+            &views.audit,
+            |event_id| targets.get(&event_id),
+            &self.time_zone,
+            day,
+            entity,
+        )))
+    }
+
+    /// Every event that happened on local `day`, in the order they happened (read by when
+    /// they happened: the cost of the day, not of the log).
+    async fn day_events(&self, day: jiff::civil::Date) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Some((from, until)) = projections::day_bounds(day, &self.time_zone) else { return Ok(Vec::new()) };
+        let mut events: Vec<RecordedEvent> = Vec::new();
+        loop {
+            let after = events.last().map(|last| (last.occurred_at, last.global_position));
+            let page = self.store.read_occurred(from, until, after, READ_PAGE_EVENTS_MAX).await?;
+            if page.is_empty() {
+                return Ok(events);
+            }
+            events.extend(page);
+        }
     }
 
     pub fn time_zone(&self) -> &TimeZone {

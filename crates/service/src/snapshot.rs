@@ -8,7 +8,7 @@ use std::path::Path;
 
 use events_schema::{ChainHash, EntityId};
 use jiff::tz::TimeZone;
-use projections::{BoardState, CheckpointBoard, IssueBoard, Registry};
+use projections::{AuditIndex, BoardState, CheckpointBoard, IssueBoard, Registry};
 use serde::{Deserialize, Serialize};
 use store::{EventStore, StoreError};
 
@@ -16,7 +16,7 @@ use crate::Views;
 
 /// Raise this whenever a fold (domain state or projection) changes what it derives from
 /// the same events: every older snapshot is then ignored and the views rebuilt from 0.
-pub const PROJECTION_CODE_VERSION: u32 = 1;
+pub const PROJECTION_CODE_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"GWSNAP01";
 
@@ -29,6 +29,7 @@ struct Saved {
     registry: Registry,
     board: BoardState,
     issues: IssueBoard,
+    audit: AuditIndex,
     stream_versions: Vec<(EntityId, u64)>,
 }
 
@@ -41,6 +42,7 @@ pub(crate) fn save(path: &Path, views: &Views, time_zone: &TimeZone, hash: Chain
         registry: views.registry.clone(),
         board: views.checkpoints.state().clone(),
         issues: views.issues.clone(),
+        audit: views.audit.clone(),
         stream_versions: views.stream_versions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
     let mut bytes = MAGIC.to_vec();
@@ -93,6 +95,7 @@ pub(crate) async fn load<S: EventStore>(
         registry: saved.registry,
         checkpoints: CheckpointBoard::restore(time_zone.clone(), saved.board),
         issues: saved.issues.restored(),
+        audit: saved.audit,
         stream_versions: saved.stream_versions.into_iter().collect(),
         position: saved.position,
     }))

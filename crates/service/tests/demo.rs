@@ -164,3 +164,65 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
     assert_eq!(service.started_from(), 0, "the snapshot was ignored");
     assert_eq!(serde_json::to_string(&service.status(moment, None).await.unwrap()).unwrap(), from_zero.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_days_timeline_read_by_the_day_equals_the_one_folded_from_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap();
+    let service = Service::open(SledStore::open(SledConfig::new(dir.path())).unwrap(), zone.clone()).await.unwrap();
+    service.load_demo().await.unwrap();
+    // A correction of the 20th's courier issue made a week later, recorded now: the 20th's
+    // timeline shows the amendment, the 27th's shows the correction with the issue's entities.
+    let raised = service.events(1, 10_000).await.unwrap().into_iter().find(|e| {
+        matches!(&e.event, events_schema::Event::GateIssueRaised(raised) if raised.issue_id.as_str() == "courier-0220")
+    });
+    let raised = raised.expect("the demo raises the courier issue");
+    let events_schema::Event::GateIssueRaised(original) = &raised.event else { unreachable!() };
+    let correction = domain::Command::CorrectEvent(events_schema::EventCorrected {
+        corrected_event_id: raised.event_id,
+        corrected_by: events_schema::EntityId::new("cadre-1").unwrap(),
+        reason: "it was high, not medium".into(),
+        replacement: Box::new(
+            events_schema::GateIssueRaised { severity: events_schema::Severity::Critical, ..original.clone() }.into(),
+        ),
+    });
+    let meta = service::CommandMeta {
+        event_id: None,
+        occurred_at: Some("2020-02-27T09:00:00+08:00".parse().unwrap()),
+        actor: events_schema::EntityId::new("cadre-1").unwrap(),
+        correlation_id: None,
+        expected_version: None,
+    };
+    service.execute(&correction, &meta, events_schema::Timestamp::now()).await.unwrap();
+    let mut log = Vec::new();
+    loop {
+        let page = service.events(log.len() as u64 + 1, 10_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        log.extend(page);
+    }
+    let mut day = service::demo::DEMO_FIRST_DAY;
+    while day <= service::demo::DEMO_LAST_DAY {
+        let by_day = service.timeline(day, None).await.unwrap().unwrap();
+        assert_eq!(by_day, projections::timeline(&log, &zone, day, None), "{day}");
+        assert!(!by_day.is_empty(), "{day} has events");
+        day = day.tomorrow().unwrap();
+    }
+    let courier = events_schema::EntityId::new("courier-0220").unwrap();
+    let twentieth = service.timeline(date(2020, 2, 20), Some(&courier)).await.unwrap().unwrap();
+    assert_eq!(twentieth, projections::timeline(&log, &zone, date(2020, 2, 20), Some(&courier)));
+    assert!(twentieth.iter().any(|entry| !entry.amended_by.is_empty()), "the raise shows its later correction");
+    let week_later = service.timeline(date(2020, 2, 27), Some(&courier)).await.unwrap().unwrap();
+    assert_eq!(week_later.len(), 1, "the correction belongs to the issue: {week_later:?}");
+    assert_eq!(week_later[0].amends, Some(raised.event_id));
+    // An entity no event names is unknown; one named on other days has an empty day.
+    assert!(
+        service
+            .timeline(date(2020, 2, 20), Some(&events_schema::EntityId::new("nobody").unwrap()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(service.timeline(date(2020, 2, 13), Some(&courier)).await.unwrap(), Some(Vec::new()));
+}
