@@ -34,9 +34,12 @@ pub struct RecordArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The status as it was at this moment (RFC 3339), from the events recorded by then.
+    /// Field time (RFC 3339): the world as it happened up to this moment, as known now.
     #[arg(long)]
     as_of: Option<Timestamp>,
+    /// Log time (RFC 3339): as the log stood at this moment (what the board showed then).
+    #[arg(long)]
+    known_at: Option<Timestamp>,
     /// Only this site's checkpoints.
     #[arg(long)]
     site: Option<String>,
@@ -161,9 +164,11 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
         None => None,
     };
     let service = open_service(cli).await?;
-    let report = match args.as_of {
-        Some(as_of) => service.status_as_of(as_of, site.as_ref()).await?,
-        None => service.status(Timestamp::now(), site.as_ref()).await?,
+    let times = service::Times { as_of: args.as_of, known_at: args.known_at };
+    let report = if times == service::Times::default() {
+        service.status(Timestamp::now(), site.as_ref()).await?
+    } else {
+        service.status_at_times(times, site.as_ref()).await?
     };
     println!("{}", serde_json::to_string_pretty(&report).map_err(|error| Failure::Operating(error.into()))?);
     Ok(())

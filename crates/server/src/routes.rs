@@ -257,9 +257,14 @@ pub async fn execute_command(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {
-    /// The status as it was at this moment (RFC 3339), from the events recorded by then.
+    /// Field time (RFC 3339): the world as it happened up to this moment, as known now
+    /// (events that occurred by then, late arrivals and later corrections included).
     #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<Timestamp>,
+    /// Log time (RFC 3339): as the log stood at this moment (events recorded by then), what
+    /// the board showed then. With `as_of`: what was known then about the situation at `as_of`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub known_at: Option<Timestamp>,
     /// Only this site's checkpoints.
     #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub site: Option<EntityId>,
@@ -293,12 +298,13 @@ pub async fn status(
             return Err(ApiError::forbidden(format!("site {site} is not one of this token's sites")));
         }
     }
-    if let Some(as_of) = params.as_of {
-        // A fold of the log up to that moment: an audit read.
+    let times = service::Times { as_of: params.as_of, known_at: params.known_at };
+    if times != service::Times::default() {
+        // A fold of the log at another moment: an audit read.
         principal.require(Permission::ReadAudit)?;
         let site = params.site.clone();
         let report =
-            heavy(&state, move |service| async move { service.status_as_of(as_of, site.as_ref()).await }).await?;
+            heavy(&state, move |service| async move { service.status_at_times(times, site.as_ref()).await }).await?;
         return Ok(
             Json(if principal.role.is_site_bound() { only_sites(report, &principal) } else { report }).into_response()
         );

@@ -600,6 +600,15 @@ async fn queries_answer_with_views() {
     assert_eq!(after.body["checkpoints"][0]["last_check"]["staff_id"], "guard-1", "{}", after.text);
     let before = api.get("/api/v1/status?as_of=2020-01-01T00:00:00Z", &api.supervisor).await;
     assert!(before.body["checkpoints"].as_array().unwrap().is_empty(), "nothing was registered then");
+    // known_at: the log as it stood (here: before anything was recorded, and now).
+    let unknown = api.get("/api/v1/status?known_at=2020-01-01T00:00:00Z", &api.auditor).await;
+    assert_eq!(unknown.status, StatusCode::OK, "{}", unknown.text);
+    assert!(unknown.body["checkpoints"].as_array().unwrap().is_empty(), "nothing was recorded then");
+    let now = events_schema::Timestamp::now().to_string().replace('+', "%2B");
+    let known = api.get(&format!("/api/v1/status?known_at={now}"), &api.auditor).await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.text);
+    assert_eq!(known.body["checkpoints"][0]["last_check"]["staff_id"], "guard-1", "{}", known.text);
+    assert_eq!(api.get("/api/v1/status?known_at=2020-01-01T00:00:00Z", &api.field_a).await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

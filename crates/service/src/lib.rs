@@ -98,6 +98,24 @@ impl ServiceError {
     }
 }
 
+/// The two times a query can be asked at (see [`Service::status_at_times`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Times {
+    /// Field time: only what occurred by then.
+    pub as_of: Option<Timestamp>,
+    /// Log time: only what was recorded by then.
+    pub known_at: Option<Timestamp>,
+}
+
+impl Times {
+    /// Whether `event` is part of the world these times look at, by its own times (an
+    /// amendment counts by its target's field time instead: see `status_at_times`).
+    pub fn admits(&self, event: &RecordedEvent) -> bool {
+        self.as_of.is_none_or(|as_of| event.occurred_at <= as_of)
+            && self.known_at.is_none_or(|known_at| event.recorded_at <= known_at)
+    }
+}
+
 /// The site a command is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SiteOf {
@@ -547,19 +565,41 @@ impl<S: EventStore> Service<S> {
         Ok(projections::summary(&log, &self.time_zone, from, to, site))
     }
 
-    /// The status as it was at `as_of`: views built from only the events the log had
-    /// recorded by then, asked at that moment.
-    pub async fn status_as_of(&self, as_of: Timestamp, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
+    /// The status at a moment, by the two times, each asked for by name:
+    /// - `as_of`: the world as it happened up to that moment in the field (events that
+    ///   occurred by then), as known now (late arrivals and later corrections included);
+    /// - `known_at`: as the log stood at that moment (events recorded by then): what the
+    ///   board showed then.
+    ///
+    /// Together: what was known at `known_at` about the situation at `as_of`. The board is
+    /// asked at `as_of` (or at `known_at` when only that is given).
+    pub async fn status_at_times(&self, times: Times, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
+        let asked_at = times.as_of.or(times.known_at).unwrap_or_else(Timestamp::now);
         let mut views = Views::new(self.time_zone.clone());
         let mut next = 1;
         loop {
             let page = self.store.read_all(next, READ_PAGE_EVENTS_MAX).await?;
             let Some(last) = page.last() else { break };
             next = last.global_position + 1;
-            for event in page.iter().filter(|event| event.recorded_at <= as_of) {
-                views.apply(event);
+            for event in &page {
+                let admitted = match event.event.facts().amends() {
+                    // A correction or retraction fixes what is known of its target: it counts
+                    // when the target happened by `as_of`, whenever it was made (if it was
+                    // recorded by `known_at`).
+                    Some(amends) if times.known_at.is_none_or(|known_at| event.recorded_at <= known_at) => {
+                        match self.store.read_event(amends.event_id()).await? {
+                            Some(target) => times.as_of.is_none_or(|as_of| target.occurred_at <= as_of),
+                            None => false,
+                        }
+                    }
+                    Some(_) => false,
+                    None => times.admits(event),
+                };
+                if admitted {
+                    views.apply(event);
+                }
             }
         }
-        Ok(status_at(&views.registry, &views.checkpoints, &views.issues, as_of, site))
+        Ok(status_at(&views.registry, &views.checkpoints, &views.issues, asked_at, site))
     }
 }

@@ -139,7 +139,7 @@ async fn concurrent_commands_on_one_issue_all_land_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_as_of_a_moment_equals_a_store_holding_only_the_events_until_then() {
+async fn status_known_at_a_moment_equals_a_store_holding_only_the_events_until_then() {
     let full = tempfile::tempdir().unwrap();
     let partial = tempfile::tempdir().unwrap();
     let service = service(full.path()).await;
@@ -177,7 +177,8 @@ async fn status_as_of_a_moment_equals_a_store_holding_only_the_events_until_then
         }
         Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap()
     };
-    let as_of = service.status_as_of(moment, None).await.unwrap();
+    let times = service::Times { as_of: None, known_at: Some(moment) };
+    let as_of = service.status_at_times(times, None).await.unwrap();
     let expected = only_until_then.status(moment, None).await.unwrap();
     assert_eq!(as_of, expected);
     assert_eq!(as_of.checkpoints[0].open_issues, 1);
@@ -327,4 +328,70 @@ async fn an_event_id_reused_for_a_different_command_is_refused() {
         other => panic!("{other:?}"),
     }
     assert_eq!(service.status(Timestamp::now(), None).await.unwrap().checkpoints[0].open_issues, 1);
+}
+
+/// A back-filled day: the paper records of 2020-06-01 typed in today, one corrected later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    let at = |text: &str| -> Timestamp { text.parse().unwrap() };
+    let in_the_field = |text: &str| CommandMeta { occurred_at: Some(at(text)), ..meta() };
+    for command in world() {
+        service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
+    }
+    let before_backfill = Timestamp::now();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let check = PatrolCheckRecorded {
+        checkpoint_id: id("gate-1"),
+        staff_id: id("staff-1"),
+        result: CheckResult::Ok,
+        staff_present: Some(true),
+        protective_gear_worn: None,
+        thermometer_working: None,
+        health_code_scan_enforced: None,
+        passage_logbook_kept: None,
+        queue_orderly: None,
+        weather: None,
+        round_id: None,
+        note: None,
+    };
+    let recorded = service
+        .execute(
+            &Command::RecordPatrolCheck(check.clone()),
+            &in_the_field("2020-06-01T10:00:00+08:00"),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let before_correction = Timestamp::now();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let correction = Command::CorrectEvent(EventCorrected {
+        corrected_event_id: recorded.events[0].event_id,
+        corrected_by: id("staff-1"),
+        reason: "the form said issue found".into(),
+        replacement: Box::new(PatrolCheckRecorded { result: CheckResult::IssueFound, ..check }.into()),
+    });
+    service.execute(&correction, &meta(), Timestamp::now()).await.unwrap();
+    let noon = Some(at("2020-06-01T12:00:00+08:00"));
+    let board = |times: service::Times| {
+        let service = &service;
+        async move {
+            let report = service.status_at_times(times, None).await.unwrap();
+            report.checkpoints[0].last_check.as_ref().map(|check| check.result)
+        }
+    };
+    // As of noon that day, as known now: the back-filled check, corrected.
+    assert_eq!(board(service::Times { as_of: noon, known_at: None }).await, Some(CheckResult::IssueFound));
+    // What the log said of that noon before the correction: the check as first typed in.
+    let then = Some(before_correction);
+    assert_eq!(board(service::Times { as_of: noon, known_at: then }).await, Some(CheckResult::Ok));
+    // Before the paper records were typed in, nobody knew of a check at noon.
+    let earlier = Some(before_backfill);
+    assert_eq!(board(service::Times { as_of: noon, known_at: earlier }).await, None);
+    // Before the check happened in the field there was none, whatever is known now.
+    assert_eq!(board(service::Times { as_of: Some(at("2020-06-01T09:00:00+08:00")), known_at: None }).await, None);
+    // known_at alone: the board as it stood then.
+    assert_eq!(board(service::Times { as_of: None, known_at: then }).await, Some(CheckResult::Ok));
 }
