@@ -60,8 +60,9 @@ pub fn entities_of(event: &Event) -> Vec<EntityId> {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct AuditIndex {
     named: HashSet<EntityId>,
-    /// Event id -> the corrections (`false`) and retractions (`true`) of it, in log order.
-    amended_by: HashMap<Uuid, Vec<(Uuid, bool)>>,
+    /// Event id -> the corrections (`false`) and retractions (`true`) of it, with when each
+    /// was recorded, in log order.
+    amended_by: HashMap<Uuid, Vec<(Uuid, bool, Timestamp)>>,
 }
 
 impl AuditIndex {
@@ -69,8 +70,12 @@ impl AuditIndex {
     pub fn apply(&mut self, event: &RecordedEvent) {
         self.named.extend(event.event.facts().entities().into_iter().map(|entity| entity.id.clone()));
         match event.event.facts().amends() {
-            Some(Amends::Corrects(target)) => self.amended_by.entry(target).or_default().push((event.event_id, false)),
-            Some(Amends::Retracts(target)) => self.amended_by.entry(target).or_default().push((event.event_id, true)),
+            Some(Amends::Corrects(target)) => {
+                self.amended_by.entry(target).or_default().push((event.event_id, false, event.recorded_at))
+            }
+            Some(Amends::Retracts(target)) => {
+                self.amended_by.entry(target).or_default().push((event.event_id, true, event.recorded_at))
+            }
             None => {}
         }
     }
@@ -80,7 +85,7 @@ impl AuditIndex {
         self.named.contains(entity)
     }
 
-    fn amendments_of(&self, event_id: Uuid) -> &[(Uuid, bool)] {
+    fn amendments_of(&self, event_id: Uuid) -> &[(Uuid, bool, Timestamp)] {
         self.amended_by.get(&event_id).map_or(&[], Vec::as_slice)
     }
 }
@@ -98,13 +103,14 @@ pub fn timeline(
         audit.apply(event);
     }
     let by_id: HashMap<Uuid, &Event> = events.iter().map(|event| (event.event_id, &event.event)).collect();
-    day_timeline(events, &audit, |event_id| by_id.get(&event_id).copied(), time_zone, day, entity)
+    day_timeline(events, &audit, |event_id| by_id.get(&event_id).copied(), time_zone, day, entity, None)
 }
 
 /// The timeline of local `day` from `day_events` (the day's events, or a superset, in any
 /// order), `audit` (folded over the whole log) and `target` (the event an amendment of the
 /// day names): the day's events ordered by when they happened, then by position; only those
-/// naming `entity` when it is given.
+/// naming `entity` when it is given. With `known_at`, amendments recorded later than that are
+/// left out of `amended_by` (the caller leaves such events out of `day_events`).
 pub fn day_timeline<'a>(
     day_events: &[RecordedEvent],
     audit: &AuditIndex,
@@ -112,6 +118,7 @@ pub fn day_timeline<'a>(
     time_zone: &TimeZone,
     day: Date,
     entity: Option<&EntityId>,
+    known_at: Option<Timestamp>,
 ) -> Vec<TimelineEntry> {
     let mut entries: Vec<TimelineEntry> = day_events
         .iter()
@@ -130,7 +137,12 @@ pub fn day_timeline<'a>(
             if entity.is_some_and(|entity| !entities.contains(entity)) {
                 return None;
             }
-            let amended = audit.amendments_of(event.event_id);
+            let amended: Vec<(Uuid, bool)> = audit
+                .amendments_of(event.event_id)
+                .iter()
+                .filter(|(_, _, recorded_at)| known_at.is_none_or(|known_at| *recorded_at <= known_at))
+                .map(|(id, retraction, _)| (*id, *retraction))
+                .collect();
             let local = event.occurred_at.as_jiff().to_zoned_datetime(time_zone.clone());
             Some(TimelineEntry {
                 global_position: event.global_position,

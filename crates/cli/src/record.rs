@@ -34,12 +34,8 @@ pub struct RecordArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Field time (RFC 3339): the world as it happened up to this moment, as known now.
-    #[arg(long)]
-    as_of: Option<Timestamp>,
-    /// Log time (RFC 3339): as the log stood at this moment (what the board showed then).
-    #[arg(long)]
-    known_at: Option<Timestamp>,
+    #[command(flatten)]
+    times: TimesArgs,
     /// Only this site's checkpoints.
     #[arg(long)]
     site: Option<String>,
@@ -53,6 +49,25 @@ pub struct ReplayArgs {
     /// Stop at this local time, HH:MM (the end of the day when not given).
     #[arg(long)]
     until: Option<jiff::civil::Time>,
+    #[command(flatten)]
+    times: TimesArgs,
+}
+
+/// The two times a query can be asked at, by name (see `gridwatch status`).
+#[derive(Debug, clap::Args)]
+pub struct TimesArgs {
+    /// Field time (RFC 3339): only what had happened by then, as known now.
+    #[arg(long)]
+    as_of: Option<Timestamp>,
+    /// Log time (RFC 3339): only what the log held then.
+    #[arg(long)]
+    known_at: Option<Timestamp>,
+}
+
+impl TimesArgs {
+    fn times(&self) -> service::Times {
+        service::Times { as_of: self.as_of, known_at: self.known_at }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +87,8 @@ pub struct ReportArgs {
     /// The language of the report's words.
     #[arg(long, value_enum, default_value_t = projections::Lang::Zh)]
     lang: projections::Lang,
+    #[command(flatten)]
+    times: TimesArgs,
 }
 
 fn bad_input(error: impl std::fmt::Display) -> Failure {
@@ -164,8 +181,8 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
         None => None,
     };
     let service = open_service(cli).await?;
-    let times = service::Times { as_of: args.as_of, known_at: args.known_at };
-    let report = if times == service::Times::default() {
+    let times = args.times.times();
+    let report = if times == service::Times::NOW {
         service.status(Timestamp::now(), site.as_ref()).await?
     } else {
         service.status_at_times(times, site.as_ref()).await?
@@ -176,7 +193,7 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
 
 pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
     let service = open_service(cli).await?;
-    let replay = service.replay(args.day, args.until).await?;
+    let replay = service.replay(args.day, args.until, args.times.times()).await?;
     println!("{}", serde_json::to_string_pretty(&replay).map_err(|error| Failure::Operating(error.into()))?);
     Ok(())
 }
@@ -191,7 +208,7 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
         return Err(bad_input(format!("--to {to} is before --day {}", args.day)));
     }
     let service = open_service(cli).await?;
-    let summary = service.summary(args.day, to, site.as_ref()).await?;
+    let summary = service.summary(args.day, to, site.as_ref(), args.times.times()).await?;
     let report =
         projections::render(&summary, args.format, args.lang).map_err(|error| Failure::Operating(error.into()))?;
     print!("{report}");

@@ -299,7 +299,7 @@ pub async fn status(
         }
     }
     let times = service::Times { as_of: params.as_of, known_at: params.known_at };
-    if times != service::Times::default() {
+    if times != service::Times::NOW {
         // A fold of the log at another moment: an audit read.
         principal.require(Permission::ReadAudit)?;
         let site = params.site.clone();
@@ -408,6 +408,12 @@ pub struct TimelineParams {
     /// Only events naming this entity (a checkpoint, issue, staff member, ...).
     #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub entity: Option<EntityId>,
+    /// Field time (RFC 3339): only what had happened by then (as known now).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<Timestamp>,
+    /// Log time (RFC 3339): only what the log held then.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub known_at: Option<Timestamp>,
 }
 
 /// The audit timeline of a local day: every event in the order it happened, late arrivals
@@ -424,7 +430,9 @@ pub async fn timeline(
 ) -> Result<Json<Vec<projections::TimelineEntry>>, ApiError> {
     principal.require(Permission::ReadAudit)?;
     let (day, entity) = (params.day, params.entity.clone());
-    let entries = heavy(&state, move |service| async move { service.timeline(day, entity.as_ref()).await }).await?;
+    let times = service::Times { as_of: params.as_of, known_at: params.known_at };
+    let entries =
+        heavy(&state, move |service| async move { service.timeline(day, entity.as_ref(), times).await }).await?;
     entries.map(Json).ok_or_else(|| {
         ApiError::not_found(format!("no event names {}", params.entity.as_ref().map_or("", |entity| entity.as_str())))
     })
@@ -440,6 +448,12 @@ pub struct ReplayParams {
     /// Stop at this local time, HH:MM (the end of the day when not given).
     #[param(value_type = Option<String>, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?$")]
     pub until: Option<jiff::civil::Time>,
+    /// Field time (RFC 3339): only what had happened by then (as known now).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<Timestamp>,
+    /// Log time (RFC 3339): only what the log held then.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub known_at: Option<Timestamp>,
 }
 
 /// The replay of a local day: its events in the order they happened with what each
@@ -456,7 +470,8 @@ pub async fn replay(
 ) -> Result<Json<service::Replay>, ApiError> {
     principal.require(Permission::ReadAudit)?;
     let (day, until) = (params.day, params.until);
-    Ok(Json(heavy(&state, move |service| async move { service.replay(day, until).await }).await?))
+    let times = service::Times { as_of: params.as_of, known_at: params.known_at };
+    Ok(Json(heavy(&state, move |service| async move { service.replay(day, until, times).await }).await?))
 }
 
 /// What `GET /api/v1/verify` found.
@@ -517,6 +532,12 @@ pub struct ReportParams {
     /// zh (default) or en.
     #[param(value_type = Option<String>, pattern = r"^(zh|en)$")]
     pub lang: Option<String>,
+    /// Field time (RFC 3339): only what had happened by then (as known now).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<Timestamp>,
+    /// Log time (RFC 3339): only what the log held then.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub known_at: Option<Timestamp>,
 }
 
 /// The after-action summary of a day or a range of days, in Markdown, JSON, HTML or plain
@@ -549,7 +570,9 @@ pub async fn report(
     let format = choice(params.format.as_deref(), "format", projections::Format::Markdown)?;
     let lang = choice(params.lang.as_deref(), "lang", projections::Lang::Zh)?;
     let (day, site) = (params.day, params.site.clone());
-    let summary = heavy(&state, move |service| async move { service.summary(day, to, site.as_ref()).await }).await?;
+    let times = service::Times { as_of: params.as_of, known_at: params.known_at };
+    let summary =
+        heavy(&state, move |service| async move { service.summary(day, to, site.as_ref(), times).await }).await?;
     let report = projections::render(&summary, format, lang)?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], report).into_response())
 }

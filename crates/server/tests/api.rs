@@ -608,7 +608,22 @@ async fn queries_answer_with_views() {
     let known = api.get(&format!("/api/v1/status?known_at={now}"), &api.auditor).await;
     assert_eq!(known.status, StatusCode::OK, "{}", known.text);
     assert_eq!(known.body["checkpoints"][0]["last_check"]["staff_id"], "guard-1", "{}", known.text);
-    assert_eq!(api.get("/api/v1/status?known_at=2020-01-01T00:00:00Z", &api.field_a).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.get("/api/v1/status?known_at=2020-01-01T00:00:00Z", &api.field_a).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // The timeline, the replay and the report take the two times too.
+    let today = projections::local_day(events_schema::Timestamp::now(), &jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
+    let timeline = api.get(&format!("/api/v1/timeline?day={today}&known_at={now}"), &api.auditor).await;
+    assert_eq!(timeline.status, StatusCode::OK, "{}", timeline.text);
+    assert!(!timeline.body.as_array().unwrap().is_empty(), "{}", timeline.text);
+    let unknown = api.get(&format!("/api/v1/timeline?day={today}&known_at=2020-01-01T00:00:00Z"), &api.auditor).await;
+    assert_eq!(unknown.body.as_array().map(Vec::len), Some(0), "{}", unknown.text);
+    let replay = api.get(&format!("/api/v1/replay?day={today}&as_of=2020-01-01T00:00:00Z"), &api.auditor).await;
+    assert_eq!(replay.status, StatusCode::OK, "{}", replay.text);
+    assert_eq!(replay.body["steps"].as_array().map(Vec::len), Some(0), "{}", replay.text);
+    let report = api.get(&format!("/api/v1/report?day={today}&format=json&known_at={now}"), &api.auditor).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
 }
 
 #[tokio::test]

@@ -108,11 +108,36 @@ pub struct Times {
 }
 
 impl Times {
+    /// Now, as known now: every event.
+    pub const NOW: Times = Times { as_of: None, known_at: None };
+
     /// Whether `event` is part of the world these times look at, by its own times (an
-    /// amendment counts by its target's field time instead: see `status_at_times`).
+    /// amendment counts by its target's field time instead: see [`Times::admits_amendment`]).
     pub fn admits(&self, event: &RecordedEvent) -> bool {
         self.as_of.is_none_or(|as_of| event.occurred_at <= as_of)
             && self.known_at.is_none_or(|known_at| event.recorded_at <= known_at)
+    }
+
+    /// Whether an amendment (a correction or retraction) of an event that occurred at
+    /// `target_occurred_at` counts: it fixes what is known of its target, so it counts when
+    /// the target happened by `as_of`, whenever it was made, if it was recorded by `known_at`.
+    pub fn admits_amendment(&self, amendment: &RecordedEvent, target_occurred_at: Timestamp) -> bool {
+        self.as_of.is_none_or(|as_of| target_occurred_at <= as_of)
+            && self.known_at.is_none_or(|known_at| amendment.recorded_at <= known_at)
+    }
+
+    /// The events of `log` (in log order) that these times look at.
+    fn select(&self, log: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
+        if *self == Times::NOW {
+            return log;
+        }
+        let occurred: HashMap<Uuid, Timestamp> = log.iter().map(|event| (event.event_id, event.occurred_at)).collect();
+        log.into_iter()
+            .filter(|event| match event.event.facts().amends() {
+                Some(amends) => occurred.get(&amends.event_id()).is_some_and(|at| self.admits_amendment(event, *at)),
+                None => self.admits(event),
+            })
+            .collect()
     }
 }
 
@@ -464,11 +489,13 @@ impl<S: EventStore> Service<S> {
 
     /// The audit timeline of local `day` (of one entity when given). `None` when `entity`
     /// is named by no event of the log. It reads the day's events (by when they happened)
-    /// and the events their amendments name, never the whole log.
+    /// and the events their amendments name, never the whole log. `times` narrow it to what
+    /// had happened by `as_of` and what the log held at `known_at` (see [`Times`]).
     pub async fn timeline(
         &self,
         day: jiff::civil::Date,
         entity: Option<&EntityId>,
+        times: Times,
     ) -> Result<Option<Vec<projections::TimelineEntry>>, StoreError> {
         self.catch_up().await?;
         if let Some(entity) = entity {
@@ -476,21 +503,26 @@ impl<S: EventStore> Service<S> {
                 return Ok(None);
             }
         }
-        let day_events = self.day_events(day).await?;
+        let mut day_events = self.day_events(day).await?;
         let mut targets = HashMap::new();
         for amends in day_events.iter().filter_map(|event| event.event.facts().amends()) {
             if let Some(target) = self.store.read_event(amends.event_id()).await? {
-                targets.insert(target.event_id, target.event);
+                targets.insert(target.event_id, (target.occurred_at, target.event));
             }
         }
+        day_events.retain(|event| match event.event.facts().amends() {
+            Some(amends) => targets.get(&amends.event_id()).is_some_and(|(at, _)| times.admits_amendment(event, *at)),
+            None => times.admits(event),
+        });
         let views = self.views.read().await;
         Ok(Some(projections::day_timeline(
             &day_events,
             &views.audit,
-            |event_id| targets.get(&event_id),
+            |event_id| targets.get(&event_id).map(|(_, event)| event),
             &self.time_zone,
             day,
             entity,
+            times.known_at,
         )))
     }
 
@@ -526,9 +558,15 @@ impl<S: EventStore> Service<S> {
     }
 
     /// The replay of local `day`: its events in the order they happened, each with what it
-    /// changed, and the status as of `until` (local time; the end of the day when `None`).
-    pub async fn replay(&self, day: jiff::civil::Date, until: Option<jiff::civil::Time>) -> Result<Replay, StoreError> {
-        let log = self.whole_log().await?;
+    /// changed, and the status as of `until` (local time; the end of the day when `None`),
+    /// from the events `times` look at (see [`Times`]).
+    pub async fn replay(
+        &self,
+        day: jiff::civil::Date,
+        until: Option<jiff::civil::Time>,
+        times: Times,
+    ) -> Result<Replay, StoreError> {
+        let log = times.select(self.whole_log().await?);
         Ok(replay::replay(&log, &self.time_zone, day, until))
     }
 
@@ -554,14 +592,17 @@ impl<S: EventStore> Service<S> {
         demo::demo_commands(&self.time_zone).len()
     }
 
-    /// The after-action summary of local days `from..=to` (of one site when given).
+    /// The after-action summary of local days `from..=to` (of one site when given), from the
+    /// events `times` look at: what a report said when printed at `known_at`, or the period
+    /// as it had unfolded by `as_of` (see [`Times`]).
     pub async fn summary(
         &self,
         from: jiff::civil::Date,
         to: jiff::civil::Date,
         site: Option<&EntityId>,
+        times: Times,
     ) -> Result<projections::Summary, StoreError> {
-        let log = self.whole_log().await?;
+        let log = times.select(self.whole_log().await?);
         Ok(projections::summary(&log, &self.time_zone, from, to, site))
     }
 
@@ -588,7 +629,7 @@ impl<S: EventStore> Service<S> {
                     // recorded by `known_at`).
                     Some(amends) if times.known_at.is_none_or(|known_at| event.recorded_at <= known_at) => {
                         match self.store.read_event(amends.event_id()).await? {
-                            Some(target) => times.as_of.is_none_or(|as_of| target.occurred_at <= as_of),
+                            Some(target) => times.admits_amendment(event, target.occurred_at),
                             None => false,
                         }
                     }

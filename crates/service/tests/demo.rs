@@ -45,12 +45,12 @@ async fn the_demo_month_loads_once_and_reports_the_courier_story() {
     let twice = (service::demo::demo_commands(&zone), service::demo::demo_commands(&zone));
     assert_eq!(format!("{:?}", twice.0), format!("{:?}", twice.1));
 
-    let twentieth = service.summary(date(2020, 2, 20), date(2020, 2, 20), None).await.unwrap();
+    let twentieth = service.summary(date(2020, 2, 20), date(2020, 2, 20), None, service::Times::NOW).await.unwrap();
     let courier = twentieth.issues.iter().find(|i| i.issue_id.as_str() == "courier-0220").unwrap();
     assert_eq!(courier.actions.len(), 3);
     assert_eq!(courier.escalated_to, [events_schema::EscalationTarget::Subdistrict]);
     assert_eq!(courier.state, projections::IssueState::Escalated);
-    let twenty_first = service.summary(date(2020, 2, 21), date(2020, 2, 21), None).await.unwrap();
+    let twenty_first = service.summary(date(2020, 2, 21), date(2020, 2, 21), None, service::Times::NOW).await.unwrap();
     let courier = twenty_first.issues.iter().find(|i| i.issue_id.as_str() == "courier-0220").unwrap();
     assert_eq!(courier.state, projections::IssueState::Verified);
     assert!(courier.minutes_to_resolution.is_some());
@@ -84,7 +84,7 @@ async fn the_demo_month_loads_once_and_reports_the_courier_story() {
         (&gap["day"], &gap["start"], &gap["end"]),
         (&"2020-02-20".into(), &"2020-02-20T07:00:00".into(), &"2020-02-20T11:10:00".into())
     );
-    let relief_day = service.summary(date(2020, 2, 17), date(2020, 2, 17), None).await.unwrap();
+    let relief_day = service.summary(date(2020, 2, 17), date(2020, 2, 17), None, service::Times::NOW).await.unwrap();
     let relief: serde_json::Value =
         serde_json::from_str(&render(&relief_day, Format::Json, Lang::En).unwrap()).unwrap();
     let delivery = &relief["supplies"][0];
@@ -140,19 +140,29 @@ async fn views_from_a_snapshot_equal_views_from_position_zero() {
         let service = Service::open_with_snapshot(open_store(), zone.clone(), snapshot.clone()).await.unwrap();
         assert!(service.started_from() > 1_000, "the snapshot was used");
         let status = service.status(moment, None).await.unwrap();
-        let report =
-            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En)
+        let report = render(
+            &service.summary(date(2020, 2, 20), date(2020, 2, 21), None, service::Times::NOW).await.unwrap(),
+            Format::Json,
+            Lang::En,
+        )
+        .unwrap();
+        let replay =
+            serde_json::to_string(&service.replay(date(2020, 2, 20), None, service::Times::NOW).await.unwrap())
                 .unwrap();
-        let replay = serde_json::to_string(&service.replay(date(2020, 2, 20), None).await.unwrap()).unwrap();
         (serde_json::to_string(&status).unwrap(), report, replay, service.position().await)
     };
     let from_zero = {
         let service = Service::open(open_store(), zone.clone()).await.unwrap();
         let status = service.status(moment, None).await.unwrap();
-        let report =
-            render(&service.summary(date(2020, 2, 20), date(2020, 2, 21), None).await.unwrap(), Format::Json, Lang::En)
+        let report = render(
+            &service.summary(date(2020, 2, 20), date(2020, 2, 21), None, service::Times::NOW).await.unwrap(),
+            Format::Json,
+            Lang::En,
+        )
+        .unwrap();
+        let replay =
+            serde_json::to_string(&service.replay(date(2020, 2, 20), None, service::Times::NOW).await.unwrap())
                 .unwrap();
-        let replay = serde_json::to_string(&service.replay(date(2020, 2, 20), None).await.unwrap()).unwrap();
         (serde_json::to_string(&status).unwrap(), report, replay, service.position().await)
     };
     assert_eq!(from_snapshot, from_zero);
@@ -204,25 +214,28 @@ async fn a_days_timeline_read_by_the_day_equals_the_one_folded_from_the_whole_lo
     }
     let mut day = service::demo::DEMO_FIRST_DAY;
     while day <= service::demo::DEMO_LAST_DAY {
-        let by_day = service.timeline(day, None).await.unwrap().unwrap();
+        let by_day = service.timeline(day, None, service::Times::NOW).await.unwrap().unwrap();
         assert_eq!(by_day, projections::timeline(&log, &zone, day, None), "{day}");
         assert!(!by_day.is_empty(), "{day} has events");
         day = day.tomorrow().unwrap();
     }
     let courier = events_schema::EntityId::new("courier-0220").unwrap();
-    let twentieth = service.timeline(date(2020, 2, 20), Some(&courier)).await.unwrap().unwrap();
+    let twentieth = service.timeline(date(2020, 2, 20), Some(&courier), service::Times::NOW).await.unwrap().unwrap();
     assert_eq!(twentieth, projections::timeline(&log, &zone, date(2020, 2, 20), Some(&courier)));
     assert!(twentieth.iter().any(|entry| !entry.amended_by.is_empty()), "the raise shows its later correction");
-    let week_later = service.timeline(date(2020, 2, 27), Some(&courier)).await.unwrap().unwrap();
+    let week_later = service.timeline(date(2020, 2, 27), Some(&courier), service::Times::NOW).await.unwrap().unwrap();
     assert_eq!(week_later.len(), 1, "the correction belongs to the issue: {week_later:?}");
     assert_eq!(week_later[0].amends, Some(raised.event_id));
     // An entity no event names is unknown; one named on other days has an empty day.
     assert!(
         service
-            .timeline(date(2020, 2, 20), Some(&events_schema::EntityId::new("nobody").unwrap()))
+            .timeline(date(2020, 2, 20), Some(&events_schema::EntityId::new("nobody").unwrap()), service::Times::NOW)
             .await
             .unwrap()
             .is_none()
     );
-    assert_eq!(service.timeline(date(2020, 2, 13), Some(&courier)).await.unwrap(), Some(Vec::new()));
+    assert_eq!(
+        service.timeline(date(2020, 2, 13), Some(&courier), service::Times::NOW).await.unwrap(),
+        Some(Vec::new())
+    );
 }

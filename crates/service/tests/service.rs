@@ -243,7 +243,7 @@ async fn a_day_replays_in_field_order_with_its_changes_and_the_same_way_twice() 
     service.execute(&late, &when("2020-02-20T08:30:00+08:00"), Timestamp::now()).await.unwrap();
 
     let twentieth = jiff::civil::date(2020, 2, 20);
-    let whole = service.replay(twentieth, None).await.unwrap();
+    let whole = service.replay(twentieth, None, service::Times::NOW).await.unwrap();
     let types: Vec<_> = whole.steps.iter().map(|s| s.entry.event_type).collect();
     assert_eq!(types, ["PatrolCheckRecorded", "GateIssueRaised", "GateIssueActionTaken", "GateIssueEscalated"]);
     assert!(whole.steps[0].entry.late);
@@ -260,11 +260,11 @@ async fn a_day_replays_in_field_order_with_its_changes_and_the_same_way_twice() 
     );
     assert_eq!(whole.status.checkpoints[0].open_issues, 1, "resolved only on the 21st");
     // Stopping at 10:00 leaves out the escalation; the status is the one of 10:00.
-    let morning = service.replay(twentieth, Some(jiff::civil::time(10, 0, 0, 0))).await.unwrap();
+    let morning = service.replay(twentieth, Some(jiff::civil::time(10, 0, 0, 0)), service::Times::NOW).await.unwrap();
     assert_eq!(morning.steps.len(), 3);
     assert_eq!(morning.until, at("2020-02-20T10:00:00+08:00"));
     // Deterministic: the same log gives byte-identical replays.
-    let again = service.replay(twentieth, None).await.unwrap();
+    let again = service.replay(twentieth, None, service::Times::NOW).await.unwrap();
     assert_eq!(serde_json::to_string(&whole).unwrap(), serde_json::to_string(&again).unwrap());
 }
 
@@ -394,4 +394,30 @@ async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() 
     assert_eq!(board(service::Times { as_of: Some(at("2020-06-01T09:00:00+08:00")), known_at: None }).await, None);
     // known_at alone: the board as it stood then.
     assert_eq!(board(service::Times { as_of: None, known_at: then }).await, Some(CheckResult::Ok));
+    // The same two times on the day's timeline, report and replay.
+    let june_first = jiff::civil::date(2020, 6, 1);
+    let timeline = |times| {
+        let service = &service;
+        async move { service.timeline(june_first, Some(&id("gate-1")), times).await.unwrap().unwrap() }
+    };
+    let now_known = timeline(service::Times::NOW).await;
+    let checks: Vec<_> = now_known.iter().filter(|e| e.event_type == "PatrolCheckRecorded").collect();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].amended_by.len(), 1, "as known now, the check was corrected");
+    let as_then = timeline(service::Times { as_of: None, known_at: then }).await;
+    let checks: Vec<_> = as_then.iter().filter(|e| e.event_type == "PatrolCheckRecorded").collect();
+    assert!(checks[0].amended_by.is_empty(), "the correction was not in the log yet");
+    let before = timeline(service::Times { as_of: None, known_at: earlier }).await;
+    assert!(before.iter().all(|e| e.event_type != "PatrolCheckRecorded"), "not typed in yet: {before:?}");
+    let report = |times| {
+        let service = &service;
+        async move { service.summary(june_first, june_first, None, times).await.unwrap() }
+    };
+    assert_eq!(report(service::Times::NOW).await.checks[0].issues_found, 1, "the corrected result");
+    assert_eq!(report(service::Times { as_of: None, known_at: then }).await.checks[0].issues_found, 0);
+    assert_eq!(report(service::Times { as_of: None, known_at: earlier }).await.checks[0].checks, 0);
+    let replay = service.replay(june_first, None, service::Times { as_of: None, known_at: earlier }).await.unwrap();
+    assert!(replay.steps.iter().all(|step| step.entry.event_type != "PatrolCheckRecorded"));
+    let replay = service.replay(june_first, None, service::Times::NOW).await.unwrap();
+    assert_eq!(replay.steps.iter().filter(|step| step.entry.event_type == "PatrolCheckRecorded").count(), 1);
 }

@@ -388,7 +388,7 @@ async fn projections_bench(root: &Path) -> Result<(), Failure> {
     let mut steps = 0;
     for _ in 0..3 {
         let started = Instant::now();
-        let replay = service.replay(jiff::civil::date(2020, 2, 20), None).await?;
+        let replay = service.replay(jiff::civil::date(2020, 2, 20), None, service::Times::NOW).await?;
         seconds.push(started.elapsed().as_secs_f64());
         steps = replay.steps.len();
     }
