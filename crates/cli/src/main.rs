@@ -260,6 +260,10 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(run(cli));
+    // For benchmarks that measure a command in a process of its own (`bench --days`).
+    if std::env::var_os("GRIDWATCH_REPORT_PEAK_MEMORY").is_some() {
+        eprintln!("peak_rss_mib {:.1}", bench_projections::peak_rss_mib());
+    }
     // Blocking work still running (a long report after a shutdown's grace period) must not
     // hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

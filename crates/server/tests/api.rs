@@ -613,7 +613,8 @@ async fn queries_answer_with_views() {
         StatusCode::FORBIDDEN
     );
     // The timeline, the replay and the report take the two times too.
-    let today = projections::local_day(events_schema::Timestamp::now(), &jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
+    let today =
+        projections::local_day(events_schema::Timestamp::now(), &jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
     let timeline = api.get(&format!("/api/v1/timeline?day={today}&known_at={now}"), &api.auditor).await;
     assert_eq!(timeline.status, StatusCode::OK, "{}", timeline.text);
     assert!(!timeline.body.as_array().unwrap().is_empty(), "{}", timeline.text);

@@ -31,6 +31,13 @@ pub struct BenchArgs {
     /// Measure the projections instead of the store: fold 1M and 5M generated events.
     #[arg(long)]
     projections: bool,
+    /// Measure what one day costs as the log grows: replay, report, status as_of and
+    /// known_at of a day, and verify, over logs of `--sizes` events.
+    #[arg(long)]
+    days: bool,
+    /// The log sizes of `--days`, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    sizes: Vec<u64>,
     /// Measure the HTTP API instead: status queries and durable commands under load, and
     /// the live feed's delivery delay, next to a minimal axum handler.
     #[arg(long)]
@@ -418,6 +425,9 @@ pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     }
     if args.projections {
         return projections_bench(root.path()).await;
+    }
+    if args.days {
+        return super::days_bench::run(root.path(), &args.sizes).await;
     }
     let root = root.path();
     let duration = Duration::from_secs_f64(args.seconds);

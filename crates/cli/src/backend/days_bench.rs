@@ -1,0 +1,161 @@
+//! `gridwatch bench --days`: what one day costs as the log grows. For logs of several sizes
+//! shaped like a district (200 gates checked through the day, tallies, issues, notes: about
+//! 3,000 events a local day), each query of one day runs as a `gridwatch` process of its own
+//! over the same store, so that its time and its peak memory are its own: the replay and the
+//! report of a day, the status as of a moment of it (field time) and as known at it (log
+//! time), and `verify` of the whole log (for its events per second). The figures print next
+//! to the smallest log's, whose ratio is what the targets are about (a day's cost must not
+//! grow with the log).
+
+use std::path::Path;
+use std::time::Instant;
+
+use events_schema::{EntityId, NewEvent, Timestamp};
+use jiff::civil::Date;
+use store::{EventStore, ExpectedVersion};
+use store_sled::{SledConfig, SledStore};
+
+use crate::Failure;
+
+/// Seconds of field time between two generated events: about 2,980 events a local day.
+const EVENT_SPACING_MICROS: i64 = 29_000_000;
+/// The first generated event's field time (local midnight of 2020-02-12 in Asia/Shanghai).
+const START: &str = "2020-02-12T00:00:00+08:00";
+
+/// One measured query.
+struct Measured {
+    seconds: f64,
+    peak_mib: f64,
+}
+
+fn operating(error: impl std::fmt::Display) -> Failure {
+    Failure::Operating(anyhow::anyhow!("{error}"))
+}
+
+/// Fills a store in `dir` with `events` generated events (appends of 1,000), then saves the
+/// views' snapshot, as a server or any earlier command would have left it.
+async fn fill(dir: &Path, events: u64) -> Result<(), Failure> {
+    let start: Timestamp = START.parse().map_err(operating)?;
+    let store = SledStore::open(SledConfig::new(dir))?;
+    let stream = EntityId::new("district").expect("valid");
+    let mut n = 0;
+    while n < events {
+        let batch: Vec<NewEvent> = (n..(n + 1_000).min(events))
+            .map(|k| {
+                let event = crate::bench_projections::generated_event(k, start);
+                let occurred_at = Timestamp::from_microsecond(start.as_microsecond() + k as i64 * EVENT_SPACING_MICROS)
+                    .expect("in range");
+                NewEvent {
+                    // Ids as a real log has them: UUIDv7s of the moment they were made.
+                    event_id: uuid::Uuid::now_v7(),
+                    occurred_at,
+                    actor: event.actor,
+                    correlation_id: None,
+                    causation_id: None,
+                    event: event.event,
+                }
+            })
+            .collect();
+        n += batch.len() as u64;
+        if let Err(rejection) = store.append(&stream, ExpectedVersion::Any, batch).await? {
+            return Err(Failure::Operating(rejection.into()));
+        }
+    }
+    drop(store);
+    let store = SledStore::open(SledConfig::new(dir))?;
+    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
+    let snapshot = dir.join("views.snapshot");
+    let service = service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, snapshot).await?;
+    service.save_snapshot().await?;
+    Ok(())
+}
+
+/// Runs `gridwatch --data DIR ARGS` and measures it; its peak memory is what it reports.
+fn measure(dir: &Path, args: &[&str]) -> Result<Measured, Failure> {
+    let started = Instant::now();
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .env("GRIDWATCH_REPORT_PEAK_MEMORY", "1")
+        .env("GRIDWATCH_LOG", "error")
+        .output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(operating(format!("gridwatch {} failed: {stderr}", args.join(" "))));
+    }
+    let peak_mib = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("peak_rss_mib "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    Ok(Measured { seconds, peak_mib })
+}
+
+/// The local day in the middle of a log of `events` events.
+fn middle_day(events: u64) -> Result<Date, Failure> {
+    let start: Timestamp = START.parse().map_err(operating)?;
+    let middle = Timestamp::from_microsecond(start.as_microsecond() + (events / 2) as i64 * EVENT_SPACING_MICROS)
+        .ok_or_else(|| operating("time out of range"))?;
+    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
+    Ok(projections::local_day(middle, &zone))
+}
+
+pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
+    println!(
+        "gridwatch bench --days: logs of {} events (about 2,980 events a local day), in {}",
+        sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        root.display()
+    );
+    let mut rows: Vec<(u64, &'static str, Measured)> = Vec::new();
+    for &size in sizes {
+        let dir = root.join(format!("log-{size}"));
+        let started = Instant::now();
+        fill(&dir, size).await?;
+        println!("filled {size} events in {:.1} s", started.elapsed().as_secs_f64());
+        let day = middle_day(size)?.to_string();
+        let noon = format!("{day}T12:00:00+08:00");
+        let queries: [(&'static str, Vec<&str>); 5] = [
+            ("replay of one day (until 12:00)", vec!["replay", "--day", &day, "--until", "12:00"]),
+            ("report of one day (JSON)", vec!["report", "--day", &day, "--format", "json"]),
+            ("status as_of noon of that day", vec!["status", "--as-of", &noon]),
+            ("status known_at noon of that day", vec!["status", "--known-at", &noon]),
+            ("verify the whole log", vec!["verify"]),
+        ];
+        for (name, args) in queries {
+            // The first run warms the page cache; the figure is the better of two.
+            let first = measure(&dir, &args)?;
+            let second = measure(&dir, &args)?;
+            let best = if second.seconds < first.seconds { second } else { first };
+            rows.push((size, name, best));
+        }
+        std::fs::remove_dir_all(&dir)?;
+    }
+    println!();
+    println!(
+        "{:<36} {:>11} {:>10} {:>9} {:>10} {:>9}",
+        "query", "log events", "seconds", "x first", "peak MiB", "x first"
+    );
+    for (size, name, measured) in &rows {
+        let first = rows.iter().find(|(_, other, _)| other == name).map(|(_, _, m)| m).expect("the first row");
+        let events_per_second = if *name == "verify the whole log" {
+            format!("  ({:.0} events/s)", *size as f64 / measured.seconds)
+        } else {
+            String::new()
+        };
+        println!(
+            "{name:<36} {size:>11} {:>10.3} {:>9.2} {:>10.1} {:>9.2}{events_per_second}",
+            measured.seconds,
+            measured.seconds / first.seconds,
+            measured.peak_mib,
+            measured.peak_mib / first.peak_mib,
+        );
+    }
+    println!();
+    println!(
+        "targets (issue 9): from the smallest to the largest log a day's figures grow by at most 1.5x; \
+         the report and the replay of a 3,000-event day under 50 ms"
+    );
+    Ok(())
+}
