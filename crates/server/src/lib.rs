@@ -120,6 +120,9 @@ pub struct AppState {
     pub status_cache: Arc<StatusCache>,
     /// Permits for heavy reads (see `ServerConfig::heavy_reads_max`).
     pub heavy_reads: Arc<tokio::sync::Semaphore>,
+    /// One verification of the whole log at a time, apart from the heavy reads (it may take
+    /// longer than a request may: it runs to its end even when its client has gone).
+    pub verify_runs: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -129,6 +132,7 @@ impl AppState {
             tokens,
             metrics: Arc::new(Metrics::new()),
             heavy_reads: Arc::new(tokio::sync::Semaphore::new(config.heavy_reads_max.max(1))),
+            verify_runs: Arc::new(tokio::sync::Semaphore::new(1)),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             status_cache: Arc::new(StatusCache::default()),
@@ -211,7 +215,13 @@ async fn measure(State(state): State<AppState>, request: Request, next: Next) ->
         _ => "other".to_owned(),
     };
     let started = Instant::now();
-    let response = match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
+    // A verification of the whole log takes as long as the log is long: it is not cut off.
+    let timed = if route == "/api/v1/verify" {
+        Ok(next.run(request).await)
+    } else {
+        tokio::time::timeout(state.config.request_timeout, next.run(request)).await
+    };
+    let response = match timed {
         Ok(response) => response,
         Err(_) => problem::ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -495,7 +495,8 @@ pub struct VerifyProblemBody {
 
 /// Verifies the whole log while the server runs (as `gridwatch verify` does on a stopped
 /// store): every record's chain link, its bytes, the stream versions, `recorded_at` order and
-/// the indexes. It reads alongside the writers, never holding them up, off the async workers.
+/// the indexes. It reads alongside the writers, never holding them up, off the async workers;
+/// one runs at a time (503 while another runs), not limited by the request timeout.
 #[utoipa::path(
     get, path = "/api/v1/verify", tag = "audit",
     responses((status = 200, description = "the verification's findings (intact or not)", body = VerifyResponse)),
@@ -503,7 +504,22 @@ pub struct VerifyProblemBody {
 )]
 pub async fn verify(State(state): State<AppState>, principal: Principal) -> Result<Json<VerifyResponse>, ApiError> {
     principal.require(Permission::ReadAudit)?;
-    let report = heavy(&state, |service| async move { service.verify().await }).await?;
+    let Ok(permit) = state.verify_runs.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "verify-running",
+            "a verification of the log is already running; ask again when it has ended",
+        ));
+    };
+    // A task of its own holds the permit until the verification ends, even if this request
+    // is dropped (its client gone), so that verifications never pile up.
+    let service = state.service.clone();
+    let report = tokio::spawn(async move {
+        let _permit = permit;
+        service.verify().await
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))??;
     Ok(Json(VerifyResponse {
         intact: report.problem.is_none(),
         events: report.events,

@@ -815,6 +815,13 @@ async fn the_log_is_verified_while_the_server_runs() {
     let last = api.state.service.events(head, 1).await.unwrap();
     assert_eq!(answer.body["head_hash"], hex_of(&last[0].hash));
     assert_eq!(api.get("/api/v1/verify", &api.field_a).await.status, StatusCode::FORBIDDEN);
+    // One verification at a time: while one runs, another is told so.
+    let running = api.state.verify_runs.clone().try_acquire_owned().unwrap();
+    let busy = api.get("/api/v1/verify", &api.auditor).await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text);
+    assert_eq!(busy.body["type"], "/problems/verify-running");
+    drop(running);
+    assert_eq!(api.get("/api/v1/verify", &api.auditor).await.status, StatusCode::OK);
 }
 
 fn hex_of(bytes: &[u8]) -> String {

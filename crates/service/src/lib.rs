@@ -126,6 +126,17 @@ impl Times {
             && self.known_at.is_none_or(|known_at| amendment.recorded_at <= known_at)
     }
 
+    /// Whether `event` counts, given (for an amendment) when its target occurred, if the log
+    /// holds the target: an amendment of an event the log does not hold (a raw append) counts
+    /// by its own times, unless a field time asks about its target.
+    pub fn admits_with_target(&self, event: &RecordedEvent, target_occurred_at: Option<Timestamp>) -> bool {
+        match (event.event.facts().amends(), target_occurred_at) {
+            (Some(_), Some(at)) => self.admits_amendment(event, at),
+            (Some(_), None) => self.as_of.is_none() && self.admits(event),
+            (None, _) => self.admits(event),
+        }
+    }
+
     /// The events of `log` (in log order) that these times look at.
     fn select(&self, log: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
         if *self == Times::NOW {
@@ -133,9 +144,9 @@ impl Times {
         }
         let occurred: HashMap<Uuid, Timestamp> = log.iter().map(|event| (event.event_id, event.occurred_at)).collect();
         log.into_iter()
-            .filter(|event| match event.event.facts().amends() {
-                Some(amends) => occurred.get(&amends.event_id()).is_some_and(|at| self.admits_amendment(event, *at)),
-                None => self.admits(event),
+            .filter(|event| {
+                let target = event.event.facts().amends().and_then(|amends| occurred.get(&amends.event_id()).copied());
+                self.admits_with_target(event, target)
             })
             .collect()
     }
@@ -497,22 +508,25 @@ impl<S: EventStore> Service<S> {
         entity: Option<&EntityId>,
         times: Times,
     ) -> Result<Option<Vec<projections::TimelineEntry>>, StoreError> {
-        self.catch_up().await?;
+        let position = self.catch_up().await?;
         if let Some(entity) = entity {
             if !self.views.read().await.audit.names(entity) {
                 return Ok(None);
             }
         }
         let mut day_events = self.day_events(day).await?;
+        // What the audit index has seen, no more: events appended meanwhile wait for the
+        // next timeline, with their amendments.
+        day_events.retain(|event| event.global_position <= position);
         let mut targets = HashMap::new();
         for amends in day_events.iter().filter_map(|event| event.event.facts().amends()) {
             if let Some(target) = self.store.read_event(amends.event_id()).await? {
                 targets.insert(target.event_id, (target.occurred_at, target.event));
             }
         }
-        day_events.retain(|event| match event.event.facts().amends() {
-            Some(amends) => targets.get(&amends.event_id()).is_some_and(|(at, _)| times.admits_amendment(event, *at)),
-            None => times.admits(event),
+        day_events.retain(|event| {
+            let target = event.event.facts().amends().and_then(|amends| targets.get(&amends.event_id()));
+            times.admits_with_target(event, target.map(|(at, _)| *at))
         });
         let views = self.views.read().await;
         Ok(Some(projections::day_timeline(
@@ -623,19 +637,15 @@ impl<S: EventStore> Service<S> {
             let Some(last) = page.last() else { break };
             next = last.global_position + 1;
             for event in &page {
-                let admitted = match event.event.facts().amends() {
-                    // A correction or retraction fixes what is known of its target: it counts
-                    // when the target happened by `as_of`, whenever it was made (if it was
-                    // recorded by `known_at`).
+                // A correction or retraction fixes what is known of its target: it counts when
+                // the target happened by `as_of`, whenever it was made.
+                let target = match event.event.facts().amends() {
                     Some(amends) if times.known_at.is_none_or(|known_at| event.recorded_at <= known_at) => {
-                        match self.store.read_event(amends.event_id()).await? {
-                            Some(target) => times.admits_amendment(event, target.occurred_at),
-                            None => false,
-                        }
+                        self.store.read_event(amends.event_id()).await?.map(|target| target.occurred_at)
                     }
-                    Some(_) => false,
-                    None => times.admits(event),
+                    _ => None,
                 };
+                let admitted = times.admits_with_target(event, target);
                 if admitted {
                     views.apply(event);
                 }

@@ -88,9 +88,24 @@ pub(crate) fn replay(log: &[RecordedEvent], time_zone: &TimeZone, day: Date, unt
         .map(|zoned| Timestamp::from_jiff(zoned.timestamp()))
         .unwrap_or_else(|_| Timestamp::from_microsecond(0).expect("epoch"));
     let mut views = Views::new(time_zone.clone());
+    // Corrections and retractions made after the day, by the event they amend: the replay
+    // shows the day as it is known now, so each is applied right after what it amends.
+    let mut later_amendments: std::collections::HashMap<uuid::Uuid, Vec<&RecordedEvent>> =
+        std::collections::HashMap::new();
+    for event in log.iter().filter(|event| local_day(event.occurred_at, time_zone) > day) {
+        if let Some(amends) = event.event.facts().amends() {
+            later_amendments.entry(amends.event_id()).or_default().push(event);
+        }
+    }
+    let apply_with_later_amendments = |views: &mut Views, event: &RecordedEvent| {
+        views.apply_to_projections(event);
+        for amendment in later_amendments.get(&event.event_id).into_iter().flatten() {
+            views.apply_to_projections(amendment);
+        }
+    };
     // What happened before the day is the state the day starts from.
     for event in log.iter().filter(|event| local_day(event.occurred_at, time_zone) < day) {
-        views.apply_to_projections(event);
+        apply_with_later_amendments(&mut views, event);
     }
     let entries = timeline(log, time_zone, day, None);
     let by_position: std::collections::HashMap<u64, &RecordedEvent> =
@@ -99,7 +114,7 @@ pub(crate) fn replay(log: &[RecordedEvent], time_zone: &TimeZone, day: Date, unt
     for entry in entries.into_iter().filter(|entry| entry.occurred_at <= until) {
         let Some(event) = by_position.get(&entry.global_position) else { continue };
         let before: Vec<_> = entry.entities.iter().map(|id| snapshot(&views, id, entry.occurred_at)).collect();
-        views.apply_to_projections(event);
+        apply_with_later_amendments(&mut views, event);
         let mut changes = Vec::new();
         for (entity, before) in entry.entities.iter().zip(&before) {
             if let Some(after) = snapshot(&views, entity, entry.occurred_at) {

@@ -420,4 +420,15 @@ async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() 
     assert!(replay.steps.iter().all(|step| step.entry.event_type != "PatrolCheckRecorded"));
     let replay = service.replay(june_first, None, service::Times::NOW).await.unwrap();
     assert_eq!(replay.steps.iter().filter(|step| step.entry.event_type == "PatrolCheckRecorded").count(), 1);
+    // The replay shows the day as known now: the check with its later correction, as the
+    // status as of that day's end does.
+    let replayed = replay.status.checkpoints[0].last_check.as_ref().map(|check| check.result);
+    assert_eq!(replayed, Some(CheckResult::IssueFound));
+    let end_of_day = Some(at("2020-06-01T23:59:59+08:00"));
+    assert_eq!(board(service::Times { as_of: end_of_day, known_at: None }).await, replayed);
+    let then_replayed = service.replay(june_first, None, service::Times { as_of: None, known_at: then }).await.unwrap();
+    assert_eq!(
+        then_replayed.status.checkpoints[0].last_check.as_ref().map(|check| check.result),
+        Some(CheckResult::Ok)
+    );
 }

@@ -23,7 +23,9 @@
 //!   in the next bucket number. A range of time (a local day, in any time zone) is a range
 //!   of hours, and an event that arrives late lands in the hour it happened;
 //! - `m:indexed_through` -> the last global position whose entries are in the tree, written
-//!   in the same (atomic, single-tree) batch as those entries.
+//!   in the same (atomic, single-tree) batch as those entries;
+//! - `m:index_format` -> the layout above (`INDEX_FORMAT`), written in the same batch: an
+//!   index of another layout (an older store) is rebuilt from the log on open.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +38,11 @@ use store::StoreError;
 use crate::OrStoreError;
 
 const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
+const INDEX_FORMAT_KEY: &[u8] = b"m:index_format";
+/// The layout of the index this code writes: 1 held streams and event ids (no format key
+/// was written then), 2 adds the occurred-at buckets. An index of another format is rebuilt
+/// from the log on open.
+pub(crate) const INDEX_FORMAT: u64 = 2;
 /// The overlay is moved into sled once it holds this many events.
 const OVERLAY_EVENTS_MAX: usize = 8_192;
 /// Stream versions per stream-index entry.
@@ -445,6 +452,7 @@ impl Index {
             batch.insert(&occurred_key(&prefix, number), bucket);
         }
         batch.insert(INDEXED_THROUGH_KEY, &overlay.through.to_be_bytes());
+        batch.insert(INDEX_FORMAT_KEY, &INDEX_FORMAT.to_be_bytes());
         self.tree.apply_batch(batch).or_store()?;
         *overlay = Overlay::default();
         Ok(())
@@ -502,6 +510,15 @@ impl Index {
         found.sort_unstable();
         found.truncate(limit);
         Ok(found)
+    }
+
+    /// The layout the stored index was written in (1 when it names none: written before the
+    /// format was recorded).
+    pub(crate) fn format(&self) -> Result<u64, StoreError> {
+        match self.tree.get(INDEX_FORMAT_KEY).or_store()? {
+            Some(bytes) => u64_from(&bytes, "the index format"),
+            None => Ok(1),
+        }
     }
 
     /// The last position whose entries are in sled's tree.

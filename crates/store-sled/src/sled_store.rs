@@ -574,6 +574,12 @@ fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), Sto
         index.clear()?;
         indexed_through = 0;
     }
+    let format = index.format()?;
+    if indexed_through > 0 && format != crate::index::INDEX_FORMAT {
+        tracing::info!(format, "the index was written in another layout; rebuilding it from the log");
+        index.clear()?;
+        indexed_through = 0;
+    }
     if indexed_through < log_end {
         tracing::info!(from = indexed_through + 1, to = log_end, "re-indexing the log tail");
     }

@@ -429,3 +429,30 @@ fn the_occurred_at_index_is_rebuilt_after_a_crash_and_its_damage_is_named_by_ver
     assert_eq!(all_by_time(&store), 30);
     assert_eq!(store.verify_blocking().unwrap().problem, None);
 }
+
+#[test]
+fn a_store_indexed_before_the_occurred_at_index_existed_is_reindexed_on_open() {
+    let harness = SledHarness::new();
+    fill(&harness, 25);
+    // What an older gridwatch left: streams and event ids indexed, no occurred-at buckets,
+    // no format key.
+    with_raw_sled(&harness, |_, index| {
+        index.remove(b"m:index_format").unwrap();
+        let hours: Vec<_> = index.scan_prefix(b"o").keys().map(|key| key.unwrap()).collect();
+        assert!(!hours.is_empty(), "this store had occurred-at buckets to remove");
+        for key in hours {
+            index.remove(key).unwrap();
+        }
+    });
+    let store = SledStore::open(harness.config()).unwrap();
+    let found = runtime().block_on(async {
+        let from = events_schema::Timestamp::from_microsecond(0).unwrap();
+        let later = events_schema::Timestamp::from_microsecond(
+            events_schema::Timestamp::now().as_microsecond() + 3_600_000_000,
+        )
+        .unwrap();
+        store.read_occurred(from, later, None, 1_000).await.unwrap().len()
+    });
+    assert_eq!(found, 25, "every event is found by when it happened after the upgrade");
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
+}

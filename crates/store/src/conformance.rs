@@ -460,6 +460,11 @@ pub async fn events_are_read_by_when_they_happened<H: Harness>(harness: &H) {
     assert_eq!(texts(&all_occurred(&store, 0, 180, 1).await), wanted, "paged one at a time");
     assert_eq!(texts(&all_occurred(&store, -24 * 60, 0, 10).await), ["b the day before"]);
     assert!(all_occurred(&store, 181, 24 * 60, 10).await.is_empty());
+    // A cursor at or past the end leaves nothing, whatever the backend.
+    let (from, until) = (minutes_after_base(0), minutes_after_base(180));
+    for after in [(until, 0), (until, 99), (minutes_after_base(500), 1)] {
+        assert!(store.read_occurred(from, until, Some(after), 10).await.unwrap().is_empty(), "{after:?}");
+    }
     // A thousand and a half events in one hour, then a restart: still all there, in order.
     for batch in 0..3 {
         let events = (0..500).map(|i| note_at(&format!("busy {:04}", batch * 500 + i), 600 + (i % 50))).collect();

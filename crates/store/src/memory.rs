@@ -231,7 +231,9 @@ impl EventStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = lock(&self.log);
-        if from >= until {
+        // Nothing is left after a cursor at or past the end (and `BTreeSet::range` would
+        // panic on such bounds).
+        if from >= until || after.is_some_and(|after| after >= (until, 0)) {
             return Ok(Vec::new());
         }
         let start = match after {
