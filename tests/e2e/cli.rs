@@ -188,3 +188,21 @@ fn bench_creates_a_missing_dir_and_removes_its_stores_afterwards() {
     assert!(missing.is_dir(), "--dir was not created");
     assert_eq!(std::fs::read_dir(&missing).unwrap().count(), 0, "the benchmark's stores were left behind");
 }
+
+#[test]
+fn a_seal_key_is_made_once_outside_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("keys").join("seal.key");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    let data = dir.path().join("data");
+    let made = run(&data, &["--seal-key", key.to_str().unwrap(), "seal-key", "create"], "");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(made.stdout.starts_with("seal key "), "{}", made.stdout);
+    let secret = std::fs::read_to_string(&key).unwrap().trim().to_owned();
+    assert_eq!(secret.len(), 64);
+    assert!(!made.stdout.contains(&secret) && !made.stderr.contains(&secret), "the secret is never printed");
+    assert!(!data.exists(), "nothing is written to the data directory");
+    let again = run(&data, &["--seal-key", key.to_str().unwrap(), "seal-key", "create"], "");
+    assert_eq!(again.code, 3, "an existing key is never overwritten: {}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim(), secret);
+}

@@ -36,6 +36,10 @@ pub(crate) struct Cli {
     /// sled's page cache size in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     cache_mib: u64,
+    /// The file of the key that signs day seals: outside the data directory by default, so
+    /// that no copy of the data carries it (`gridwatch seal-key create` makes it).
+    #[arg(long, global = true, default_value = "./gridwatch-seal.key")]
+    seal_key: PathBuf,
     /// The time zone local days are counted in.
     #[arg(long, global = true, default_value = "Asia/Shanghai")]
     time_zone: String,
@@ -50,6 +54,9 @@ enum Command {
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// The key that signs day seals.
+    #[command(subcommand)]
+    SealKey(SealKeyCommand),
     /// Append NDJSON events from stdin to one stream, all or nothing.
     Append(append::AppendArgs),
     /// Print stored events as NDJSON.
@@ -86,6 +93,32 @@ enum Command {
     /// Test tool: append forever from several tasks, printing each acknowledgement.
     #[command(hide = true)]
     StressAppend(stress::StressArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SealKeyCommand {
+    /// Make a new seal key in `--seal-key` (never overwriting one) and print its id and
+    /// public key.
+    Create,
+}
+
+fn seal_key(cli: &Cli, command: &SealKeyCommand) -> Result<(), Failure> {
+    match command {
+        SealKeyCommand::Create => {
+            let key = service::seal_key::SealKey::create(&cli.seal_key).map_err(|error| match error {
+                service::seal_key::SealKeyError::Exists(_) => Failure::Conflict(error.into()),
+                other => Failure::Operating(other.into()),
+            })?;
+            let public = key.public();
+            println!(
+                "seal key {} (ed25519) in {} (mode 0600; keep it off the data directory)",
+                public.key_id,
+                cli.seal_key.display()
+            );
+            println!("public key {}", public.public_key);
+            Ok(())
+        }
+    }
 }
 
 /// A failure with the exit code it maps to.
@@ -201,6 +234,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Serve(args) => serve::serve(&cli, args).await,
         Command::Token(command) => serve::token(&cli, command),
+        Command::SealKey(command) => seal_key(&cli, command),
         Command::Append(args) => append::run(&cli, args).await,
         Command::Events(args) => {
             existing_store(&cli)?;

@@ -131,7 +131,17 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         Failure::Operating(anyhow::Error::new(error).context(format!("cannot listen on {}", args.addr)))
     })?;
     let address = listener.local_addr()?;
+    // The seal key's public part, if there is a key: its secret stays in its file.
+    let seal_key = if cli.seal_key.exists() {
+        let key = service::seal_key::SealKey::load(&cli.seal_key).map_err(|error| Failure::Operating(error.into()))?;
+        tracing::info!(key_id = %key.public().key_id, "seal key loaded");
+        Some(key.public())
+    } else {
+        tracing::info!(path = %cli.seal_key.display(), "no seal key; GET /api/v1/seal-key answers 404");
+        None
+    };
     let config = ServerConfig {
+        seal_key,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         live_send_timeout: Duration::from_millis(args.live_send_timeout_ms),
         ..ServerConfig::default()

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     /// reading) is closed by the kernel (`TCP_USER_TIMEOUT`), so that it cannot hold the
     /// server, or its shutdown, forever.
     pub connection_stall_timeout: Duration,
+    /// The public part of the key that signs day seals, published at `GET /api/v1/seal-key`
+    /// (the secret never reaches the server's answers).
+    pub seal_key: Option<service::seal_key::PublicSealKey>,
     /// Reads that fold a whole period of the log (timeline, replay, report, status as of a
     /// moment) run at most this many at a time, off the async workers.
     pub heavy_reads_max: usize,
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
             live_send_timeout: Duration::from_secs(5),
             live_buffer_events: 256,
             connection_stall_timeout: Duration::from_secs(20),
+            seal_key: None,
             heavy_reads_max: 1,
             report_days_max: 366,
         }
@@ -164,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(routes::events))
         .route("/api/v1/events/live", get(live::live))
         .route("/api/v1/verify", get(routes::verify))
+        .route("/api/v1/seal-key", get(routes::seal_key))
         .merge(commands)
         .merge(appends)
         .fallback(routes::no_route)

@@ -14,12 +14,12 @@ use crate::{live, routes};
         routes::execute_command, routes::status, routes::issues, routes::issue, routes::timeline, routes::replay,
         routes::report, routes::events, live::live, routes::append_events, routes::create_token,
         routes::list_tokens, routes::revoke_token, routes::healthz,
-        routes::readyz, routes::metrics, routes::openapi, routes::verify,
+        routes::readyz, routes::metrics, routes::openapi, routes::verify, routes::seal_key,
     ),
     components(schemas(
         routes::CommandRequest, routes::AppendResponse, routes::AppendedEventBody, routes::TokenRequest,
         routes::TokenResponse, crate::problem::Problem, crate::auth::Role, crate::auth::TokenInfo,
-        routes::VerifyResponse, routes::VerifyProblemBody,
+        routes::VerifyResponse, routes::VerifyProblemBody, routes::SealKeyResponse,
     )),
     modifiers(&BearerAuth),
 )]

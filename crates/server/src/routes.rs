@@ -474,6 +474,36 @@ pub async fn replay(
     Ok(Json(heavy(&state, move |service| async move { service.replay(day, until, times).await }).await?))
 }
 
+/// The public key that signs day seals.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealKeyResponse {
+    /// Always `ed25519`.
+    pub algorithm: &'static str,
+    /// The first 16 hex digits of the blake3 hash of the 32-byte public key: what a seal names.
+    pub key_id: String,
+    /// The 32-byte ed25519 public key, hex.
+    pub public_key: String,
+}
+
+/// The public key that signs day seals (what an auditor checks a seal's signature with).
+#[utoipa::path(
+    get, path = "/api/v1/seal-key", tag = "audit",
+    responses(
+        (status = 200, body = SealKeyResponse),
+        (status = 404, description = "no seal key is configured", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn seal_key(State(state): State<AppState>, principal: Principal) -> Result<Json<SealKeyResponse>, ApiError> {
+    principal.require(Permission::ReadStatus)?;
+    let key = state.config.seal_key.clone().ok_or_else(|| {
+        ApiError::not_found(
+            "no seal key is configured: make one with `gridwatch seal-key create`, serve with --seal-key",
+        )
+    })?;
+    Ok(Json(SealKeyResponse { algorithm: key.algorithm, key_id: key.key_id, public_key: key.public_key }))
+}
+
 /// What `GET /api/v1/verify` found.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {

@@ -827,3 +827,26 @@ async fn the_log_is_verified_while_the_server_runs() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn the_seal_key_is_published_without_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seal.key");
+    let key = service::seal_key::SealKey::create(&path).unwrap();
+    let secret = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    let api = api_with(ServerConfig { seal_key: Some(key.public()), ..ServerConfig::default() }).await;
+    for token in [&api.field_a, &api.auditor, &api.admin] {
+        let answer = api.get("/api/v1/seal-key", token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.body["algorithm"], "ed25519");
+        assert_eq!(answer.body["key_id"], key.public().key_id);
+        assert_eq!(answer.body["public_key"], key.public().public_key);
+        assert!(!answer.text.contains(&secret), "the secret is never answered");
+    }
+    assert_eq!(api.send(Method::GET, "/api/v1/seal-key", None, None).await.status, StatusCode::UNAUTHORIZED);
+    // Without a key: a clear 404.
+    let without = api_with(ServerConfig::default()).await;
+    let answer = without.get("/api/v1/seal-key", &without.auditor).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
+    assert!(answer.text.contains("seal-key create"), "{}", answer.text);
+}

@@ -8,6 +8,7 @@
 
 pub mod demo;
 mod replay;
+pub mod seal_key;
 mod snapshot;
 
 use std::collections::HashMap;
