@@ -67,17 +67,19 @@ impl SealKey {
             source: std::io::Error::other(error.to_string()),
         })?;
         let key = SealKey { signing: SigningKey::from_bytes(&secret) };
-        let mut text = hex::encode(secret);
+        // The hex text lives in a buffer on the stack that is zeroed after the write.
+        let mut text = [0u8; 65];
+        hex::encode_to_slice(secret, &mut text[..64]).expect("64 hex digits for 32 bytes");
+        text[64] = b'\n';
         secret.fill(0);
-        text.push('\n');
         let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
             |error| match error.kind() {
                 std::io::ErrorKind::AlreadyExists => SealKeyError::Exists(path.to_owned()),
                 _ => SealKeyError::Io { path: path.to_owned(), source: error },
             },
         )?;
-        let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
-        text.clear();
+        let written = file.write_all(&text).and_then(|()| file.sync_all());
+        text.fill(0);
         written.map_err(io_error(path))?;
         // The file's name must survive a power loss too.
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
@@ -92,10 +94,28 @@ impl SealKey {
         if mode & 0o077 != 0 {
             return Err(SealKeyError::TooOpen { path: path.to_owned(), mode });
         }
-        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+        // Read into a buffer on the stack that is zeroed afterwards (a key file is 65 bytes).
+        let mut text = [0u8; 66];
+        let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+        let mut length = 0;
+        loop {
+            match std::io::Read::read(&mut file, &mut text[length..]).map_err(io_error(path))? {
+                0 => break,
+                read => length += read,
+            }
+            if length == text.len() {
+                break;
+            }
+        }
         let mut secret = [0u8; 32];
-        hex::decode_to_slice(text.trim_end_matches('\n'), &mut secret)
-            .map_err(|_| SealKeyError::Malformed(path.to_owned()))?;
+        let decoded = match &text[..length] {
+            [digits @ .., b'\n'] | digits if digits.len() == 64 => hex::decode_to_slice(digits, &mut secret).ok(),
+            _ => None,
+        };
+        text.fill(0);
+        if decoded.is_none() {
+            return Err(SealKeyError::Malformed(path.to_owned()));
+        }
         let key = SealKey { signing: SigningKey::from_bytes(&secret) };
         secret.fill(0);
         Ok(key)
