@@ -56,6 +56,26 @@ impl EntityKind {
     }
 }
 
+impl EntityKind {
+    /// Whether an entity of this kind is a site or belongs to one (a checkpoint, an issue at
+    /// a checkpoint): what access by site and a site's report go by.
+    pub fn is_of_a_site(self) -> bool {
+        match self {
+            EntityKind::Site | EntityKind::Checkpoint | EntityKind::Issue => true,
+            EntityKind::Community
+            | EntityKind::Grid
+            | EntityKind::Staff
+            | EntityKind::Team
+            | EntityKind::Round
+            | EntityKind::ChecklistItem
+            | EntityKind::Inspection
+            | EntityKind::Household
+            | EntityKind::Directive
+            | EntityKind::LedgerTask => false,
+        }
+    }
+}
+
 /// An entity an event names, with what kind of entity it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EntityRef<'a> {

@@ -517,10 +517,7 @@ fn every_kind_says_who_acts_where_and_what_it_creates() {
             // A kind about no place names none (the server lets field staff past the site
             // check only then).
             Place::Nowhere => assert!(
-                entities
-                    .iter()
-                    .all(|e| !matches!(e.kind, EntityKind::Site | EntityKind::Checkpoint | EntityKind::Issue))
-                    || facts.access() != Access::Field,
+                entities.iter().all(|e| !e.kind.is_of_a_site()) || facts.access() != Access::Field,
                 "{}: a field kind that names a place must say it belongs there",
                 event.event_type()
             ),

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::Command;
-use events_schema::{EntityId, EntityKind, IssueCategory, Severity, Timestamp};
+use events_schema::{EntityId, IssueCategory, Severity, Timestamp};
 use projections::{IssueRecord, IssueState, StatusReport};
 use serde::{Deserialize, Serialize};
 use service::{CommandMeta, SiteOf};
@@ -175,19 +175,7 @@ async fn authorize_field_command(
 
 /// Whether `command` names no site, checkpoint or issue at all.
 fn names_no_place(command: &Command) -> bool {
-    command.facts().entities().iter().all(|entity| match entity.kind {
-        EntityKind::Site | EntityKind::Checkpoint | EntityKind::Issue => false,
-        EntityKind::Community
-        | EntityKind::Grid
-        | EntityKind::Staff
-        | EntityKind::Team
-        | EntityKind::Round
-        | EntityKind::ChecklistItem
-        | EntityKind::Inspection
-        | EntityKind::Household
-        | EntityKind::Directive
-        | EntityKind::LedgerTask => true,
-    })
+    command.facts().entities().iter().all(|entity| !entity.kind.is_of_a_site())
 }
 
 /// Do something through the domain rules: record a check, raise, act on, resolve or

@@ -340,8 +340,13 @@ async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() 
     for command in world() {
         service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
     }
-    let before_backfill = Timestamp::now();
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    // The log's own times, not the clock's: the log stood so at the moment it recorded its
+    // last event (recorded_at only moves forward, so later events are recorded after it).
+    let recorded_at = |position: u64| {
+        let service = &service;
+        async move { service.events(position, 1).await.unwrap()[0].recorded_at }
+    };
+    let before_backfill = recorded_at(service.head_position().await.unwrap()).await;
     let check = PatrolCheckRecorded {
         checkpoint_id: id("gate-1"),
         staff_id: id("staff-1"),
@@ -364,9 +369,7 @@ async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() 
         )
         .await
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    let before_correction = Timestamp::now();
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    let before_correction = recorded_at(recorded.events[0].global_position).await;
     let correction = Command::CorrectEvent(EventCorrected {
         corrected_event_id: recorded.events[0].event_id,
         corrected_by: id("staff-1"),

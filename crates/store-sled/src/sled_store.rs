@@ -204,6 +204,30 @@ fn log_end(log: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
     last.ok_or(StoreError::Corrupt { global_position: first, reason: "empty log entry".into() })
 }
 
+/// The events at `positions` (as an index lists them, all at most the durable head), in that
+/// order. Runs of consecutive positions (one append, or events recorded in the order they
+/// happened) are read in one go; a position the log does not hold is corruption.
+fn read_positions(log: &sled::Tree, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut events = Vec::with_capacity(positions.len());
+    let mut start = 0;
+    while start < positions.len() {
+        let mut end = start + 1;
+        while end < positions.len() && positions[end] == positions[end - 1] + 1 {
+            end += 1;
+        }
+        let read = read_log(log, positions[start], positions[end - 1], end - start)?;
+        if read.len() != end - start {
+            return Err(StoreError::Corrupt {
+                global_position: positions[start] + read.len() as u64,
+                reason: "indexed but missing from the log".into(),
+            });
+        }
+        events.extend(read);
+        start = end;
+    }
+    Ok(events)
+}
+
 /// The `recorded_at` of the next group: the wall clock, but always at least 1 µs after the
 /// last one written (`max(now, last + 1 µs)`), so that it never goes backwards in the log
 /// even when the clock is stepped back.
@@ -961,31 +985,18 @@ impl EventStore for SledStore {
         let head = self.durable_head();
         let from_version = from_version.max(1);
         let limit = limit.min(READ_PAGE_EVENTS_MAX);
-        let positions = self.inner.index.stream_positions(stream_id, from_version, limit)?;
-        // Consecutive positions (one append, typically) are read in one go.
-        let mut events = Vec::with_capacity(positions.len());
-        let mut start = 0;
-        while start < positions.len() {
-            let mut end = start + 1;
-            while end < positions.len() && positions[end] == positions[end - 1] + 1 {
-                end += 1;
+        let mut positions = self.inner.index.stream_positions(stream_id, from_version, limit)?;
+        // Versions and positions rise together: what is past the durable head is the tail.
+        positions.retain(|&position| position <= head);
+        let events = read_positions(&self.inner.log, &positions)?;
+        for (offset, event) in events.iter().enumerate() {
+            let expected_version = from_version + offset as u64;
+            if event.stream_id != *stream_id || event.stream_version != expected_version {
+                return Err(StoreError::Corrupt {
+                    global_position: event.global_position,
+                    reason: format!("the index says {stream_id} version {expected_version} is here"),
+                });
             }
-            let (first, last) = (positions[start], positions[end - 1]);
-            if first > head {
-                break;
-            }
-            let read = read_log(&self.inner.log, first, last.min(head), end - start)?;
-            for event in read {
-                let expected_version = from_version + events.len() as u64;
-                if event.stream_id != *stream_id || event.stream_version != expected_version {
-                    return Err(StoreError::Corrupt {
-                        global_position: event.global_position,
-                        reason: format!("the index says {stream_id} version {expected_version} is here"),
-                    });
-                }
-                events.push(event);
-            }
-            start = end;
         }
         Ok(events)
     }
@@ -1008,32 +1019,15 @@ impl EventStore for SledStore {
         // Readers never see past the durable head (the index's overlay may hold more).
         let found =
             self.inner.index.occurred_page(from.as_microsecond(), until.as_microsecond(), after, head, limit)?;
-        // Runs of consecutive positions (events recorded in the order they happened) are
-        // read in one go.
-        let mut events = Vec::with_capacity(found.len());
-        let mut start = 0;
-        while start < found.len() {
-            let mut end = start + 1;
-            while end < found.len() && found[end].1 == found[end - 1].1 + 1 {
-                end += 1;
-            }
-            let read = read_log(&self.inner.log, found[start].1, found[end - 1].1, end - start)?;
-            if read.len() != end - start {
+        let positions: Vec<u64> = found.iter().map(|&(_, position)| position).collect();
+        let events = read_positions(&self.inner.log, &positions)?;
+        for (event, &(at, position)) in events.iter().zip(&found) {
+            if event.global_position != position || event.occurred_at.as_microsecond() != at {
                 return Err(StoreError::Corrupt {
-                    global_position: found[start].1 + read.len() as u64,
-                    reason: "indexed by when it happened but missing from the log".into(),
+                    global_position: position,
+                    reason: "the occurred-at index names an event that happened at another time".into(),
                 });
             }
-            for (event, &(at, position)) in read.into_iter().zip(&found[start..end]) {
-                if event.global_position != position || event.occurred_at.as_microsecond() != at {
-                    return Err(StoreError::Corrupt {
-                        global_position: position,
-                        reason: "the occurred-at index names an event that happened at another time".into(),
-                    });
-                }
-                events.push(event);
-            }
-            start = end;
         }
         Ok(events)
     }
