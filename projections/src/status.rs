@@ -119,6 +119,17 @@ impl CheckpointBoard {
         &self.state
     }
 
+    /// Whether `checkpoint_id` is open, and its schedule (interval in minutes, active from,
+    /// active until), as far as the board knows: open and unscheduled when it knows nothing.
+    pub fn rules_of(&self, checkpoint_id: &EntityId) -> (bool, Option<(u32, Time, Time)>) {
+        match self.state.checkpoints.get(checkpoint_id) {
+            Some(checkpoint) => {
+                (checkpoint.open, checkpoint.schedule.map(|s| (s.interval_minutes, s.active_from, s.active_until)))
+            }
+            None => (true, None),
+        }
+    }
+
     fn local_day(&self, at: Timestamp) -> Date {
         at.as_jiff().to_zoned_datetime(self.time_zone.clone()).date()
     }

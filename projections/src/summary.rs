@@ -4,9 +4,10 @@
 //! quarantine releases, passes and traffic tallies, field notes, corrections, and the
 //! integrity seal (chain head) at the end of the range.
 //!
-//! Computed from the events when asked (like the timeline), deterministic for the same events.
+//! Computed when asked from the views at the period's start and end and the period's own
+//! events (see [`Period`]), deterministic for the same events.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use events_schema::{CheckResult, EntityId, EntityKind, Event, IssueCategory, RecordedEvent, SupplyItem, Timestamp};
 use jiff::civil::{Date, DateTime, Time};
@@ -14,7 +15,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::timeline::local_day;
-use crate::{IssueBoard, Registry, TallyTotals};
+use crate::{CheckpointBoard, IssueBoard, Registry, TallyTotals};
 
 /// Checks of one checkpoint over the range.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -119,93 +120,84 @@ fn local_time(at: Timestamp, time_zone: &TimeZone) -> DateTime {
     at.as_jiff().to_zoned_datetime(time_zone.clone()).datetime()
 }
 
-/// Builds the summary of local days `from..=to` (for `site` when given) from `log` (every
-/// event, in log order).
-pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date, site: Option<&EntityId>) -> Summary {
+/// One event of the period, as the summary reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct PeriodEvent<'a> {
+    pub event: &'a RecordedEvent,
+    /// What it says as known now: its last correction's replacement when corrected, `None`
+    /// when retracted.
+    pub effective: Option<&'a Event>,
+    /// For a correction or a retraction: the event it amends, when the log holds it.
+    pub target: Option<&'a Event>,
+}
+
+/// What a summary is computed from: the views when the period began and when it ended, and
+/// the period's own events. Nothing from outside the period is read but these views.
+#[derive(Clone, Copy, Debug)]
+pub struct Period<'a> {
+    pub time_zone: &'a TimeZone,
+    pub from: Date,
+    pub to: Date,
+    pub site: Option<&'a EntityId>,
+    /// The registry and checkpoint board as they stood when the period began: which
+    /// checkpoints existed, and each one's schedule and open state then.
+    pub registry_before: &'a Registry,
+    pub board_before: &'a CheckpointBoard,
+    /// The registry and the issues as they stood when the period ended (corrections made
+    /// later included).
+    pub registry: &'a Registry,
+    pub issues: &'a IssueBoard,
+    /// The events that happened in the period, in the order they happened.
+    pub events: &'a [PeriodEvent<'a>],
+    /// The events of the day after the period: checks for a window that runs past its last
+    /// midnight, and tallies for a period that starts in the range.
+    pub morning_after: &'a [PeriodEvent<'a>],
+    /// The log position the summary was computed at, and its chain hash.
+    pub position: u64,
+    pub hash: events_schema::ChainHash,
+}
+
+/// The rules a checkpoint was under from a moment on: whether it existed and was open, and
+/// its schedule (interval in minutes, active from, active until).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Rules {
+    registered: bool,
+    open: bool,
+    schedule: Option<(u32, Time, Time)>,
+}
+
+/// Builds the summary of `period`.
+pub fn summary(period: &Period<'_>) -> Summary {
+    let Period { time_zone, from, to, site, registry, issues: board, .. } = *period;
     let in_range = |at: Timestamp| {
         let day = local_day(at, time_zone);
         from <= day && day <= to
     };
-    let end = to
-        .tomorrow()
-        .ok()
-        .and_then(|next| next.to_datetime(Time::MIN).to_zoned_datetime(time_zone.clone()).ok())
-        .map(|zoned| Timestamp::from_jiff(zoned.timestamp()));
-    let known_by_end: Vec<&RecordedEvent> = log.iter().filter(|e| end.is_none_or(|end| e.occurred_at < end)).collect();
-    // Corrections and retractions count whenever they were made: a report shows the
-    // corrected state of its period, even when the correction came later.
-    let mut retracted: BTreeSet<uuid::Uuid> = BTreeSet::new();
-    let mut replacements: HashMap<uuid::Uuid, &Event> = HashMap::new();
-    for event in log {
-        match &event.event {
-            Event::EventRetracted(r) => {
-                retracted.insert(r.retracted_event_id);
-            }
-            Event::EventCorrected(c) => {
-                replacements.insert(c.corrected_event_id, &c.replacement);
-            }
-            Event::CommunityRegistered(_)
-            | Event::GridRegistered(_)
-            | Event::SiteRegistered(_)
-            | Event::CheckpointRegistered(_)
-            | Event::CheckpointClosed(_)
-            | Event::CheckpointReopened(_)
-            | Event::StaffRegistered(_)
-            | Event::TeamFormed(_)
-            | Event::CheckpointScheduleSet(_)
-            | Event::PatrolCheckRecorded(_)
-            | Event::TrafficTallyRecorded(_)
-            | Event::InspectionRecorded(_)
-            | Event::PatrolRoundStarted(_)
-            | Event::PatrolRoundItemTicked(_)
-            | Event::PatrolRoundCompleted(_)
-            | Event::GateIssueRaised(_)
-            | Event::GateIssueAcknowledged(_)
-            | Event::GateIssueAssigned(_)
-            | Event::GateIssueActionTaken(_)
-            | Event::GateIssueEscalated(_)
-            | Event::GateIssueResolved(_)
-            | Event::GateIssueResolutionVerified(_)
-            | Event::GateIssueReopened(_)
-            | Event::QuarantineReleaseNoticeDelivered(_)
-            | Event::SuppliesDelivered(_)
-            | Event::DirectiveReceived(_)
-            | Event::LedgerTaskAssigned(_)
-            | Event::LedgerTaskCompleted(_)
-            | Event::FieldNoteRecorded(_)
-            | Event::DaySealed(_) => {}
-        }
-    }
-    let later_amendments = log
-        .iter()
-        .filter(|e| end.is_some_and(|end| e.occurred_at >= end))
-        .filter(|e| e.event.facts().amends().is_some());
-    let mut registry = Registry::default();
-    let mut board = IssueBoard::default();
-    for event in known_by_end.iter().copied().chain(later_amendments) {
-        registry.apply(event);
-        board.apply(event);
-    }
     let site_of = |checkpoint_id: &EntityId| registry.checkpoints.get(checkpoint_id).map(|c| c.site_id.clone());
     let in_site = |checkpoint_id: &EntityId| site.is_none_or(|site| site_of(checkpoint_id).as_ref() == Some(site));
-    let standing = |e: &&&RecordedEvent| !retracted.contains(&e.event_id);
-    // What an event says once corrected.
-    let effective = |e: &RecordedEvent| -> Event {
-        replacements.get(&e.event_id).map_or_else(|| e.event.clone(), |r| (*r).clone())
-    };
 
-    // Checks and schedules per checkpoint.
-    let mut schedules = BTreeMap::new();
+    // Checks per checkpoint, and the rules each checkpoint was under through the period.
     let mut check_times: BTreeMap<EntityId, Vec<(Timestamp, CheckResult)>> = BTreeMap::new();
     // Checks on the morning after the range, for windows that run past its last midnight.
     let mut overnight_checks: BTreeMap<EntityId, Vec<(Timestamp, CheckResult)>> = BTreeMap::new();
-    let after_end = end.and_then(|end| Timestamp::from_microsecond(end.as_microsecond() + 86_400_000_000));
-    for event in log.iter().filter(|e| !retracted.contains(&e.event_id)) {
-        let outside_but_overnight =
-            end.is_some_and(|end| event.occurred_at >= end) && after_end.is_some_and(|after| event.occurred_at < after);
-        if let (true, Event::PatrolCheckRecorded(e)) = (outside_but_overnight, effective(event)) {
+    let range_start = crate::day_bounds(from, time_zone).map(|(start, _)| start);
+    let mut rules: BTreeMap<EntityId, Vec<(Option<Timestamp>, Rules)>> = BTreeMap::new();
+    for checkpoint_id in registry.checkpoints.keys() {
+        let (open, schedule) = period.board_before.rules_of(checkpoint_id);
+        let registered = period.registry_before.checkpoints.contains_key(checkpoint_id);
+        rules.insert(checkpoint_id.clone(), vec![(None, Rules { registered, open, schedule })]);
+    }
+    let mut change_rules = |checkpoint_id: &EntityId, at: Timestamp, change: &dyn Fn(&mut Rules)| {
+        if let Some(changes) = rules.get_mut(checkpoint_id) {
+            let mut next = changes.last().map(|(_, rules)| *rules).expect("every checkpoint starts with its rules");
+            change(&mut next);
+            changes.push((Some(at), next));
+        }
+    };
+    for item in period.morning_after {
+        if let Some(Event::PatrolCheckRecorded(e)) = item.effective {
             if in_site(&e.checkpoint_id) {
-                overnight_checks.entry(e.checkpoint_id.clone()).or_default().push((event.occurred_at, e.result));
+                overnight_checks.entry(e.checkpoint_id.clone()).or_default().push((item.event.occurred_at, e.result));
             }
         }
     }
@@ -229,8 +221,8 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
         field_notes: Vec::new(),
         corrections: 0,
         retractions: 0,
-        seal_position: 0,
-        seal_hash: String::new(),
+        seal_position: period.position,
+        seal_hash: period.hash.iter().map(|b| format!("{b:02x}")).collect(),
     };
     let issue_in_site = |issue_id: &EntityId| board.issue(issue_id).is_some_and(|issue| in_site(&issue.checkpoint_id));
     // Whether an event is about `site` (always, without a site filter).
@@ -253,33 +245,42 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             })
         })
     };
-    let by_id: HashMap<uuid::Uuid, &RecordedEvent> = log.iter().map(|e| (e.event_id, e)).collect();
-    for event in known_by_end.iter().filter(standing) {
-        let during = in_range(event.occurred_at);
-        let payload = effective(event);
-        match &payload {
-            Event::CheckpointScheduleSet(e) => {
-                schedules.insert(e.checkpoint_id.clone(), (e.check_interval_minutes, e.active_from, e.active_until));
+    for item in period.events {
+        let Some(payload) = item.effective else { continue };
+        let event = item.event;
+        match payload {
+            Event::CheckpointRegistered(e) => {
+                change_rules(&e.checkpoint_id, event.occurred_at, &|rules| rules.registered = true);
             }
-            Event::PatrolCheckRecorded(e) if during && in_site(&e.checkpoint_id) => {
+            Event::CheckpointClosed(e) => {
+                change_rules(&e.checkpoint_id, event.occurred_at, &|rules| rules.open = false)
+            }
+            Event::CheckpointReopened(e) => {
+                change_rules(&e.checkpoint_id, event.occurred_at, &|rules| rules.open = true);
+            }
+            Event::CheckpointScheduleSet(e) => {
+                let schedule = (e.check_interval_minutes, e.active_from, e.active_until);
+                change_rules(&e.checkpoint_id, event.occurred_at, &|rules| rules.schedule = Some(schedule));
+            }
+            Event::PatrolCheckRecorded(e) if in_site(&e.checkpoint_id) => {
                 check_times.entry(e.checkpoint_id.clone()).or_default().push((event.occurred_at, e.result));
             }
-            Event::GateIssueEscalated(e) if during && issue_in_site(&e.issue_id) => {
+            Event::GateIssueEscalated(e) if issue_in_site(&e.issue_id) => {
                 summary.escalations = summary.escalations.saturating_add(1)
             }
-            Event::GateIssueResolutionVerified(e) if during && issue_in_site(&e.issue_id) => {
+            Event::GateIssueResolutionVerified(e) if issue_in_site(&e.issue_id) => {
                 summary.verifications = summary.verifications.saturating_add(1)
             }
-            Event::GateIssueReopened(e) if during && issue_in_site(&e.issue_id) => {
+            Event::GateIssueReopened(e) if issue_in_site(&e.issue_id) => {
                 summary.reopenings = summary.reopenings.saturating_add(1)
             }
-            Event::GateIssueActionTaken(e) if during && issue_in_site(&e.issue_id) => {
+            Event::GateIssueActionTaken(e) if issue_in_site(&e.issue_id) => {
                 summary.actions = summary.actions.saturating_add(1)
             }
-            Event::GateIssueResolved(e) if during && issue_in_site(&e.issue_id) => {
+            Event::GateIssueResolved(e) if issue_in_site(&e.issue_id) => {
                 summary.resolved = summary.resolved.saturating_add(1)
             }
-            Event::SuppliesDelivered(e) if during && site.is_none() => {
+            Event::SuppliesDelivered(e) if site.is_none() => {
                 summary.supplies.push(SupplyDelivery {
                     occurred_at_local: local_time(event.occurred_at, time_zone),
                     delivered_by: e.delivered_by.clone(),
@@ -288,13 +289,13 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
                     items: e.items.clone(),
                 });
             }
-            Event::QuarantineReleaseNoticeDelivered(e) if during && site.is_none_or(|s| *s == e.site_id) => {
+            Event::QuarantineReleaseNoticeDelivered(e) if site.is_none_or(|s| *s == e.site_id) => {
                 summary.quarantine_releases = summary.quarantine_releases.saturating_add(1);
             }
-            Event::InspectionRecorded(e) if during && site.is_none_or(|s| *s == e.site_id) => {
+            Event::InspectionRecorded(e) if site.is_none_or(|s| *s == e.site_id) => {
                 summary.inspections = summary.inspections.saturating_add(1)
             }
-            Event::FieldNoteRecorded(e) if during && site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
+            Event::FieldNoteRecorded(e) if site.is_none_or(|s| e.site_id.as_ref() == Some(s)) => {
                 summary.field_notes.push(FieldNote {
                     occurred_at_local: local_time(event.occurred_at, time_zone),
                     author: e.author.clone(),
@@ -302,22 +303,15 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
                     text: e.text.clone(),
                 });
             }
-            Event::EventCorrected(c)
-                if during && by_id.get(&c.corrected_event_id).is_some_and(|t| about_site(&t.event)) =>
-            {
+            Event::EventCorrected(_) if item.target.is_some_and(&about_site) => {
                 summary.corrections = summary.corrections.saturating_add(1);
             }
-            Event::EventRetracted(r)
-                if during && by_id.get(&r.retracted_event_id).is_some_and(|t| about_site(&t.event)) =>
-            {
+            Event::EventRetracted(_) if item.target.is_some_and(&about_site) => {
                 summary.retractions = summary.retractions.saturating_add(1);
             }
             Event::CommunityRegistered(_)
             | Event::GridRegistered(_)
             | Event::SiteRegistered(_)
-            | Event::CheckpointRegistered(_)
-            | Event::CheckpointClosed(_)
-            | Event::CheckpointReopened(_)
             | Event::StaffRegistered(_)
             | Event::TeamFormed(_)
             | Event::PatrolCheckRecorded(_)
@@ -345,9 +339,10 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             | Event::DaySealed(_) => {}
         }
     }
-    // Tallies count on the day their period starts, whenever they were recorded.
-    for event in log.iter().filter(|e| !retracted.contains(&e.event_id)) {
-        if let Event::TrafficTallyRecorded(e) = effective(event) {
+    // Tallies count on the day their period starts (a tally made by the end of the day
+    // after the range counts for the range's last day).
+    for item in period.events.iter().chain(period.morning_after) {
+        if let Some(Event::TrafficTallyRecorded(e)) = item.effective {
             if in_range(e.period_start) && in_site(&e.checkpoint_id) {
                 summary.tallies.people_screened =
                     summary.tallies.people_screened.saturating_add(u64::from(e.people_screened));
@@ -365,15 +360,12 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             continue;
         }
         let checks = check_times.remove(checkpoint_id).unwrap_or_default();
-        let schedule = schedules.get(checkpoint_id).copied();
         // A window belongs to the day it starts on; the last day's may run past midnight,
         // so its checks after midnight count for its coverage (not for the check count).
         let mut window_checks = checks.clone();
         window_checks.extend(overnight_checks.remove(checkpoint_id).unwrap_or_default());
-        let (expected, gaps) = match schedule {
-            Some(schedule) => coverage(schedule, &window_checks, from, to, time_zone),
-            None => (None, Vec::new()),
-        };
+        let changes = rules.remove(checkpoint_id).unwrap_or_default();
+        let (expected, gaps) = coverage(&changes, range_start, &window_checks, from, to, time_zone);
         summary.checks.push(CheckCoverage {
             checkpoint_id: checkpoint_id.clone(),
             name: info.name.clone(),
@@ -383,11 +375,6 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             gaps,
         });
     }
-    let range_start = from
-        .to_datetime(Time::MIN)
-        .to_zoned_datetime(time_zone.clone())
-        .ok()
-        .map(|z| Timestamp::from_jiff(z.timestamp()));
     for issue in board.issues().filter(|issue| in_site(&issue.checkpoint_id)) {
         let raised_during = in_range(issue.raised_at);
         let open_from_before = range_start.is_some_and(|start| issue.raised_at < start)
@@ -414,45 +401,59 @@ pub fn summary(log: &[RecordedEvent], time_zone: &TimeZone, from: Date, to: Date
             reopened: issue.reopened,
         });
     }
-    // The seal: the chain hash at the last position holding an event that happened by the
-    // end of the range. Every event of the range lies at or before it, so checking the chain
-    // up to it proves none of them was altered, however late they were recorded.
-    if let Some(last) = known_by_end.iter().max_by_key(|e| e.global_position) {
-        summary.seal_position = last.global_position;
-        summary.seal_hash = last.hash.iter().map(|b| format!("{b:02x}")).collect();
-    }
     summary
 }
 
-/// Checks the schedule asked for over the range, and the gaps longer than the interval.
+/// Checks the rules asked for over the range, and the gaps longer than the interval. `rules`
+/// are the checkpoint's rules from the range's start (`None`) and each change after it: a
+/// day's window counts only while the checkpoint exists, is open and has a schedule, each
+/// part of it by the schedule in force then.
 fn coverage(
-    (interval_minutes, active_from, active_until): (u32, Time, Time),
+    rules: &[(Option<Timestamp>, Rules)],
+    range_start: Option<Timestamp>,
     checks: &[(Timestamp, CheckResult)],
     from: Date,
     to: Date,
     time_zone: &TimeZone,
 ) -> (Option<u32>, Vec<Gap>) {
     // A schedule without an interval (only possible through a raw append) asks for nothing.
-    if interval_minutes == 0 {
+    let asks = |rules: &Rules| rules.schedule.is_some_and(|(interval, _, _)| interval > 0);
+    if !rules.iter().any(|(_, rules)| asks(rules)) {
         return (None, Vec::new());
     }
-    let interval = i64::from(interval_minutes) * 60_000_000;
+    let mut times: Vec<Timestamp> = checks.iter().map(|(at, _)| *at).collect();
+    times.sort();
     let mut expected = 0u32;
     let mut gaps = Vec::new();
     let mut day = from;
     while day <= to {
-        let start = day.to_datetime(active_from).to_zoned_datetime(time_zone.clone());
-        let until_day = if active_from < active_until { Ok(day) } else { day.tomorrow() };
-        let end = until_day.and_then(|d| d.to_datetime(active_until).to_zoned_datetime(time_zone.clone()));
-        if let (Ok(start), Ok(end)) = (start, end) {
-            let (start, end) = (Timestamp::from_jiff(start.timestamp()), Timestamp::from_jiff(end.timestamp()));
+        for (k, (since, part)) in rules.iter().enumerate() {
+            let Some((interval_minutes, active_from, active_until)) = part.schedule else { continue };
+            if !part.registered || !part.open || interval_minutes == 0 {
+                continue;
+            }
+            let interval = i64::from(interval_minutes) * 60_000_000;
+            let start = day.to_datetime(active_from).to_zoned_datetime(time_zone.clone());
+            let until_day = if active_from < active_until { Ok(day) } else { day.tomorrow() };
+            let end = until_day.and_then(|d| d.to_datetime(active_until).to_zoned_datetime(time_zone.clone()));
+            let (Ok(start), Ok(end)) = (start, end) else { continue };
+            let mut start = Timestamp::from_jiff(start.timestamp());
+            let mut end = Timestamp::from_jiff(end.timestamp());
+            // This part of the rules holds from its change (or the range's start) to the next.
+            if let Some(since) = since.or(range_start) {
+                start = start.max(since);
+            }
+            if let Some((Some(next), _)) = rules.get(k + 1) {
+                end = end.min(*next);
+            }
+            if start >= end {
+                continue;
+            }
             let window = end.as_microsecond() - start.as_microsecond();
             expected = expected.saturating_add(u32::try_from(window / interval).unwrap_or(u32::MAX));
-            let mut times: Vec<Timestamp> =
-                checks.iter().map(|(at, _)| *at).filter(|at| start <= *at && *at < end).collect();
-            times.sort();
+            let inside = times.iter().copied().filter(|at| start <= *at && *at < end);
             let mut previous = start;
-            for at in times.into_iter().chain([end]) {
+            for at in inside.chain([end]) {
                 if at.as_microsecond() - previous.as_microsecond() > interval {
                     gaps.push(Gap { day, start: local_time(previous, time_zone), end: local_time(at, time_zone) });
                 }

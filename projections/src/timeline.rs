@@ -85,6 +85,11 @@ impl AuditIndex {
         self.named.contains(entity)
     }
 
+    /// The ids of the corrections and retractions of `event_id`, in log order.
+    pub fn amendments(&self, event_id: Uuid) -> impl Iterator<Item = Uuid> + '_ {
+        self.amendments_of(event_id).iter().map(|(id, _, _)| *id)
+    }
+
     fn amendments_of(&self, event_id: Uuid) -> &[(Uuid, bool, Timestamp)] {
         self.amended_by.get(&event_id).map_or(&[], Vec::as_slice)
     }

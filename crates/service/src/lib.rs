@@ -6,6 +6,7 @@
 //! that names its event id is safe to retry: once that id is in the log, the original
 //! positions come back and nothing new is written.
 
+mod days;
 pub mod demo;
 mod replay;
 pub mod seal_key;
@@ -13,10 +14,11 @@ mod snapshot;
 
 use std::collections::HashMap;
 
+use days::{DayLedger, ReadViews};
 use domain::{Command, Context, DomainError, State};
 use events_schema::{EntityId, InvalidEntityId, NewEvent, Place, RecordedEvent, Timestamp};
 use jiff::tz::TimeZone;
-use projections::{AuditIndex, CheckpointBoard, IssueBoard, Registry, StatusReport, status_at};
+use projections::{AuditIndex, StatusReport};
 use store::{Committed, EventStore, ExpectedVersion, READ_PAGE_EVENTS_MAX, Rejection, StoreError};
 use tokio::sync::RwLock;
 use uuid::Uuid;
@@ -137,20 +139,6 @@ impl Times {
             (None, _) => self.admits(event),
         }
     }
-
-    /// The events of `log` (in log order) that these times look at.
-    fn select(&self, log: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
-        if *self == Times::NOW {
-            return log;
-        }
-        let occurred: HashMap<Uuid, Timestamp> = log.iter().map(|event| (event.event_id, event.occurred_at)).collect();
-        log.into_iter()
-            .filter(|event| {
-                let target = event.event.facts().amends().and_then(|amends| occurred.get(&amends.event_id()).copied());
-                self.admits_with_target(event, target)
-            })
-            .collect()
-    }
 }
 
 /// The site a command is about.
@@ -181,9 +169,9 @@ pub struct CommandMeta {
 #[derive(Debug, PartialEq)]
 struct Views {
     domain: State,
-    registry: Registry,
-    checkpoints: CheckpointBoard,
-    issues: IssueBoard,
+    read: ReadViews,
+    /// Which day each event belongs to, for the day checkpoints (see [`days`]).
+    days: DayLedger,
     /// Which entities the log names and which events amend which, for timelines of a day.
     audit: AuditIndex,
     /// Last version of every stream, for the expected version of the next append.
@@ -195,30 +183,23 @@ impl Views {
     fn new(time_zone: TimeZone) -> Views {
         Views {
             domain: State::default(),
-            registry: Registry::default(),
-            checkpoints: CheckpointBoard::new(time_zone),
-            issues: IssueBoard::default(),
+            read: ReadViews::new(time_zone),
+            days: DayLedger::default(),
             audit: AuditIndex::default(),
             stream_versions: HashMap::new(),
             position: 0,
         }
     }
 
-    /// Applies the next event of the log to every view.
-    fn apply(&mut self, event: &RecordedEvent) {
+    /// Applies the next event of the log, which belongs to local `day` (see
+    /// [`days::day_of`]), to every view.
+    fn apply(&mut self, event: &RecordedEvent, day: jiff::civil::Date) {
         self.domain.apply(event);
         self.audit.apply(event);
-        self.apply_to_projections(event);
+        self.read.apply(event);
+        self.days.note(event.global_position, day);
         self.stream_versions.insert(event.stream_id.clone(), event.stream_version);
         self.position = event.global_position;
-    }
-
-    /// Applies an event to the read models only. A replay feeds a day's events in the
-    /// order they happened, which is not log order; the decision state is not needed there.
-    fn apply_to_projections(&mut self, event: &RecordedEvent) {
-        self.registry.apply(event);
-        self.checkpoints.apply(event);
-        self.issues.apply(event);
     }
 }
 
@@ -231,6 +212,8 @@ pub struct Service<S> {
     views: RwLock<Views>,
     /// Where the views' snapshot is kept, if anywhere.
     snapshot_path: Option<std::path::PathBuf>,
+    /// The day checkpoints (next to the snapshot, or in memory).
+    days: days::Shelf,
     /// The position the views started from when the service opened (a snapshot's, or 0).
     started_from: u64,
 }
@@ -252,6 +235,7 @@ impl<S: EventStore> Service<S> {
             views: RwLock::new(Views::new(time_zone.clone())),
             time_zone,
             snapshot_path: None,
+            days: days::Shelf::in_memory(),
             started_from: 0,
         }
     }
@@ -267,8 +251,15 @@ impl<S: EventStore> Service<S> {
         let views =
             snapshot::load(&snapshot_path, &time_zone, &store).await?.unwrap_or_else(|| Views::new(time_zone.clone()));
         let started_from = views.position;
-        let service =
-            Service { store, views: RwLock::new(views), time_zone, snapshot_path: Some(snapshot_path), started_from };
+        let days = days::Shelf::in_dir(snapshot_path.with_extension("days"));
+        let service = Service {
+            store,
+            views: RwLock::new(views),
+            time_zone,
+            snapshot_path: Some(snapshot_path),
+            days,
+            started_from,
+        };
         service.catch_up().await?;
         Ok(service)
     }
@@ -279,10 +270,7 @@ impl<S: EventStore> Service<S> {
         let Some(path) = &self.snapshot_path else { return Ok(None) };
         self.catch_up().await?;
         let views = self.views.read().await;
-        let hash = match views.position {
-            0 => [0; 32],
-            position => self.store.read_all(position, 1).await?.first().map_or([0; 32], |event| event.hash),
-        };
+        let hash = self.hash_at(views.position).await?;
         snapshot::save(path, &views, &self.time_zone, hash)?;
         Ok(Some(views.position))
     }
@@ -368,7 +356,8 @@ impl<S: EventStore> Service<S> {
                 return Ok(views.position);
             }
             for event in &page {
-                views.apply(event);
+                let day = days::day_of(&self.store, event, &self.time_zone).await?;
+                views.apply(event, day);
             }
         }
     }
@@ -458,27 +447,33 @@ impl<S: EventStore> Service<S> {
     pub async fn status(&self, now: Timestamp, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
         self.catch_up().await?;
         let views = self.views.read().await;
-        Ok(status_at(&views.registry, &views.checkpoints, &views.issues, now, site))
+        Ok(views.read.status(now, site))
     }
 
     /// Every issue the log knows, in issue id order (caught up with the log first).
     pub async fn issues(&self) -> Result<Vec<projections::IssueRecord>, StoreError> {
         self.catch_up().await?;
         // The board lists them in id order already.
-        Ok(self.views.read().await.issues.issues().collect())
+        Ok(self.views.read().await.read.issues.issues().collect())
     }
 
     /// One issue, as the board knows it now (caught up with the log first).
     pub async fn issue(&self, issue_id: &EntityId) -> Result<Option<projections::IssueRecord>, StoreError> {
         self.catch_up().await?;
-        Ok(self.views.read().await.issues.issue(issue_id))
+        Ok(self.views.read().await.read.issues.issue(issue_id))
     }
 
     /// Every checkpoint's site, as the registry knows it now.
     pub async fn checkpoint_sites(&self) -> Result<HashMap<EntityId, EntityId>, StoreError> {
         self.catch_up().await?;
         let views = self.views.read().await;
-        Ok(views.registry.checkpoints.iter().map(|(id, checkpoint)| (id.clone(), checkpoint.site_id.clone())).collect())
+        Ok(views
+            .read
+            .registry
+            .checkpoints
+            .iter()
+            .map(|(id, checkpoint)| (id.clone(), checkpoint.site_id.clone()))
+            .collect())
     }
 
     /// The site a command is about (for access control by site), from the place its kind
@@ -487,10 +482,10 @@ impl<S: EventStore> Service<S> {
         self.catch_up().await?;
         let views = self.views.read().await;
         let checkpoint_site = |checkpoint_id: &EntityId| {
-            views.registry.checkpoints.get(checkpoint_id).map(|checkpoint| checkpoint.site_id.clone())
+            views.read.registry.checkpoints.get(checkpoint_id).map(|checkpoint| checkpoint.site_id.clone())
         };
         let issue_site =
-            |issue_id: &EntityId| views.issues.issue(issue_id).and_then(|i| checkpoint_site(&i.checkpoint_id));
+            |issue_id: &EntityId| views.read.issues.issue(issue_id).and_then(|i| checkpoint_site(&i.checkpoint_id));
         Ok(match command.facts().place() {
             Place::Site(site_id) => SiteOf::Site(site_id.clone()),
             Place::Checkpoint(checkpoint_id) => checkpoint_site(checkpoint_id).map_or(SiteOf::Unknown, SiteOf::Site),
@@ -509,36 +504,42 @@ impl<S: EventStore> Service<S> {
         entity: Option<&EntityId>,
         times: Times,
     ) -> Result<Option<Vec<projections::TimelineEntry>>, StoreError> {
-        let position = self.catch_up().await?;
+        let head = self.catch_up().await?;
         if let Some(entity) = entity {
             if !self.views.read().await.audit.names(entity) {
                 return Ok(None);
             }
         }
-        let mut day_events = self.day_events(day).await?;
-        // What the audit index has seen, no more: events appended meanwhile wait for the
-        // next timeline, with their amendments.
-        day_events.retain(|event| event.global_position <= position);
-        let mut targets = HashMap::new();
-        for amends in day_events.iter().filter_map(|event| event.event.facts().amends()) {
-            if let Some(target) = self.store.read_event(amends.event_id()).await? {
-                targets.insert(target.event_id, (target.occurred_at, target.event));
-            }
-        }
-        day_events.retain(|event| {
-            let target = event.event.facts().amends().and_then(|amends| targets.get(&amends.event_id()));
-            times.admits_with_target(event, target.map(|(at, _)| *at))
-        });
+        let at = self.position_known_at(times.known_at, head).await?;
+        let steps = self.day_steps(day, at).await?;
+        Ok(Some(self.day_entries(&steps, day, entity, times).await))
+    }
+
+    /// The timeline entries of `steps` (local `day`'s) that `times` look at.
+    async fn day_entries(
+        &self,
+        steps: &[days::DayStep],
+        day: jiff::civil::Date,
+        entity: Option<&EntityId>,
+        times: Times,
+    ) -> Vec<projections::TimelineEntry> {
+        let events: Vec<RecordedEvent> =
+            steps.iter().filter(|step| step.admitted(times)).map(|step| step.event.clone()).collect();
+        let targets: HashMap<Uuid, &events_schema::Event> = steps
+            .iter()
+            .filter_map(|step| step.target.as_ref())
+            .map(|target| (target.event_id, &target.event))
+            .collect();
         let views = self.views.read().await;
-        Ok(Some(projections::day_timeline(
-            &day_events,
+        projections::day_timeline(
+            &events,
             &views.audit,
-            |event_id| targets.get(&event_id).map(|(_, event)| event),
+            |event_id| targets.get(&event_id).copied(),
             &self.time_zone,
             day,
             entity,
             times.known_at,
-        )))
+        )
     }
 
     /// Every event that happened on local `day`, in the order they happened (read by when
@@ -560,18 +561,6 @@ impl<S: EventStore> Service<S> {
         &self.time_zone
     }
 
-    /// Every event of the log, in log order.
-    async fn whole_log(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut log = Vec::new();
-        loop {
-            let page = self.store.read_all(log.len() as u64 + 1, READ_PAGE_EVENTS_MAX).await?;
-            if page.is_empty() {
-                return Ok(log);
-            }
-            log.extend(page);
-        }
-    }
-
     /// The replay of local `day`: its events in the order they happened, each with what it
     /// changed, and the status as of `until` (local time; the end of the day when `None`),
     /// from the events `times` look at (see [`Times`]).
@@ -581,8 +570,16 @@ impl<S: EventStore> Service<S> {
         until: Option<jiff::civil::Time>,
         times: Times,
     ) -> Result<Replay, StoreError> {
-        let log = times.select(self.whole_log().await?);
-        Ok(replay::replay(&log, &self.time_zone, day, until))
+        let head = self.catch_up().await?;
+        let at = self.position_known_at(times.known_at, head).await?;
+        let until = replay::until_moment(day, until, &self.time_zone);
+        let cut = times.as_of.map_or(until, |as_of| as_of.min(until));
+        let starts_before_day = projections::day_bounds(day, &self.time_zone).is_some_and(|(start, _)| cut < start);
+        let views =
+            if starts_before_day { self.views_until(cut, at).await? } else { self.views_before(day, at).await? };
+        let steps = self.day_steps(day, at).await?;
+        let entries = self.day_entries(&steps, day, None, times).await;
+        Ok(replay::replay(views, &steps, entries, day, until))
     }
 
     /// Loads the demo data set (see [`demo`]); a second load writes nothing. Returns the
@@ -617,8 +614,48 @@ impl<S: EventStore> Service<S> {
         site: Option<&EntityId>,
         times: Times,
     ) -> Result<projections::Summary, StoreError> {
-        let log = times.select(self.whole_log().await?);
-        Ok(projections::summary(&log, &self.time_zone, from, to, site))
+        let head = self.catch_up().await?;
+        let at = self.position_known_at(times.known_at, head).await?;
+        let range_start = projections::day_bounds(from, &self.time_zone).map(|(start, _)| start);
+        let mut views = match (times.as_of, range_start) {
+            (Some(as_of), Some(start)) if as_of < start => self.views_until(as_of, at).await?,
+            _ => self.views_before(from, at).await?,
+        };
+        let before = views.clone();
+        let morning = to.tomorrow().ok();
+        let days = {
+            let ledger = &self.views.read().await.days;
+            morning.map_or_else(Vec::new, |morning| ledger.days(Some(from), morning))
+        };
+        let mut period = Vec::new();
+        for day in days {
+            for step in self.day_steps(day, at).await? {
+                if step.admitted(times) {
+                    step.apply_to(&mut views);
+                    period.push(step);
+                }
+            }
+        }
+        let mut morning_after = Vec::new();
+        if let Some(morning) = morning {
+            morning_after = self.day_steps(morning, at).await?;
+            morning_after.retain(|step| step.admitted(times));
+        }
+        let (events, morning_after) = (days::period_events(&period), days::period_events(&morning_after));
+        Ok(projections::summary(&projections::Period {
+            time_zone: &self.time_zone,
+            from,
+            to,
+            site,
+            registry_before: &before.registry,
+            board_before: &before.checkpoints,
+            registry: &views.registry,
+            issues: &views.issues,
+            events: &events,
+            morning_after: &morning_after,
+            position: at,
+            hash: self.hash_at(at).await?,
+        }))
     }
 
     /// The status at a moment, by the two times, each asked for by name:
@@ -630,28 +667,12 @@ impl<S: EventStore> Service<S> {
     /// Together: what was known at `known_at` about the situation at `as_of`. The board is
     /// asked at `as_of` (or at `known_at` when only that is given).
     pub async fn status_at_times(&self, times: Times, site: Option<&EntityId>) -> Result<StatusReport, StoreError> {
-        let asked_at = times.as_of.or(times.known_at).unwrap_or_else(Timestamp::now);
-        let mut views = Views::new(self.time_zone.clone());
-        let mut next = 1;
-        loop {
-            let page = self.store.read_all(next, READ_PAGE_EVENTS_MAX).await?;
-            let Some(last) = page.last() else { break };
-            next = last.global_position + 1;
-            for event in &page {
-                // A correction or retraction fixes what is known of its target: it counts when
-                // the target happened by `as_of`, whenever it was made.
-                let target = match event.event.facts().amends() {
-                    Some(amends) if times.known_at.is_none_or(|known_at| event.recorded_at <= known_at) => {
-                        self.store.read_event(amends.event_id()).await?.map(|target| target.occurred_at)
-                    }
-                    _ => None,
-                };
-                let admitted = times.admits_with_target(event, target);
-                if admitted {
-                    views.apply(event);
-                }
-            }
-        }
-        Ok(status_at(&views.registry, &views.checkpoints, &views.issues, asked_at, site))
+        let Some(asked_at) = times.as_of.or(times.known_at) else {
+            return self.status(Timestamp::now(), site).await;
+        };
+        let head = self.catch_up().await?;
+        let at = self.position_known_at(times.known_at, head).await?;
+        let views = self.views_until(asked_at, at).await?;
+        Ok(views.status(asked_at, site))
     }
 }

@@ -1,13 +1,15 @@
 //! Replay of a local day: its events in the order they happened, each with the changes it
 //! made to the views, and the full status as of a moment of that day.
 
-use events_schema::{EntityId, RecordedEvent, Timestamp};
+use std::collections::HashMap;
+
+use events_schema::{EntityId, Timestamp};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use projections::{StatusReport, TimelineEntry, checkpoint_status, local_day, status_at, timeline};
+use projections::{StatusReport, TimelineEntry, checkpoint_status};
 use serde::Serialize;
 
-use crate::Views;
+use crate::days::{DayStep, ReadViews};
 
 /// One event of the replay and what it changed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -36,7 +38,7 @@ enum Snapshot {
     Checkpoint(projections::CheckpointStatus),
 }
 
-fn snapshot(views: &Views, entity: &EntityId, at: Timestamp) -> Option<Snapshot> {
+fn snapshot(views: &ReadViews, entity: &EntityId, at: Timestamp) -> Option<Snapshot> {
     if let Some(issue) = views.issues.issue(entity) {
         return Some(Snapshot::Issue(issue));
     }
@@ -78,51 +80,40 @@ fn describe(entity: &EntityId, before: Option<&Snapshot>, after: &Snapshot, chan
     }
 }
 
-/// Replays local `day` (in `time_zone`) of `log` (every event, in log order) up to `until`.
-pub(crate) fn replay(log: &[RecordedEvent], time_zone: &TimeZone, day: Date, until: Option<Time>) -> Replay {
-    let end_of_day = Time::MAX;
-    let until_local = until.unwrap_or(end_of_day);
-    let until = day
-        .to_datetime(until_local)
+/// The moment local `until` of `day` is in `time_zone` (the day's last microsecond when
+/// `None`).
+pub(crate) fn until_moment(day: Date, until: Option<Time>, time_zone: &TimeZone) -> Timestamp {
+    day.to_datetime(until.unwrap_or(Time::MAX))
         .to_zoned_datetime(time_zone.clone())
         .map(|zoned| Timestamp::from_jiff(zoned.timestamp()))
-        .unwrap_or_else(|_| Timestamp::from_microsecond(0).expect("epoch"));
-    let mut views = Views::new(time_zone.clone());
-    // Corrections and retractions made after the day, by the event they amend: the replay
-    // shows the day as it is known now, so each is applied right after what it amends.
-    let mut later_amendments: std::collections::HashMap<uuid::Uuid, Vec<&RecordedEvent>> =
-        std::collections::HashMap::new();
-    for event in log.iter().filter(|event| local_day(event.occurred_at, time_zone) > day) {
-        if let Some(amends) = event.event.facts().amends() {
-            later_amendments.entry(amends.event_id()).or_default().push(event);
-        }
-    }
-    let apply_with_later_amendments = |views: &mut Views, event: &RecordedEvent| {
-        views.apply_to_projections(event);
-        for amendment in later_amendments.get(&event.event_id).into_iter().flatten() {
-            views.apply_to_projections(amendment);
-        }
-    };
-    // What happened before the day is the state the day starts from.
-    for event in log.iter().filter(|event| local_day(event.occurred_at, time_zone) < day) {
-        apply_with_later_amendments(&mut views, event);
-    }
-    let entries = timeline(log, time_zone, day, None);
-    let by_position: std::collections::HashMap<u64, &RecordedEvent> =
-        log.iter().map(|event| (event.global_position, event)).collect();
-    let mut steps = Vec::new();
+        .unwrap_or_else(|_| Timestamp::from_microsecond(0).expect("epoch"))
+}
+
+/// Replays local `day` up to `until`: `views` are those of everything before the day, `steps`
+/// the day's events and `entries` their timeline (the entries the query looks at). Each
+/// correction or retraction is applied right after what it amends (the day as known now), so
+/// its own entry changes nothing.
+pub(crate) fn replay(
+    mut views: ReadViews,
+    steps: &[DayStep],
+    entries: Vec<TimelineEntry>,
+    day: Date,
+    until: Timestamp,
+) -> Replay {
+    let by_position: HashMap<u64, &DayStep> = steps.iter().map(|step| (step.event.global_position, step)).collect();
+    let mut replayed = Vec::new();
     for entry in entries.into_iter().filter(|entry| entry.occurred_at <= until) {
-        let Some(event) = by_position.get(&entry.global_position) else { continue };
+        let Some(step) = by_position.get(&entry.global_position) else { continue };
         let before: Vec<_> = entry.entities.iter().map(|id| snapshot(&views, id, entry.occurred_at)).collect();
-        apply_with_later_amendments(&mut views, event);
+        step.apply_to(&mut views);
         let mut changes = Vec::new();
         for (entity, before) in entry.entities.iter().zip(&before) {
             if let Some(after) = snapshot(&views, entity, entry.occurred_at) {
                 describe(entity, before.as_ref(), &after, &mut changes);
             }
         }
-        steps.push(ReplayStep { entry, changes });
+        replayed.push(ReplayStep { entry, changes });
     }
-    let status = status_at(&views.registry, &views.checkpoints, &views.issues, until, None);
-    Replay { day, until, steps, status }
+    let status = views.status(until, None);
+    Replay { day, until, steps: replayed, status }
 }

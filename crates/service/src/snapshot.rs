@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use store::{EventStore, StoreError};
 
 use crate::Views;
+use crate::days::{DayLedger, ReadViews};
 
 /// Raise this whenever a fold (domain state or projection) changes what it derives from
 /// the same events: every older snapshot is then ignored and the views rebuilt from 0.
-pub const PROJECTION_CODE_VERSION: u32 = 2;
+pub const PROJECTION_CODE_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 8] = b"GWSNAP01";
 
@@ -30,6 +31,7 @@ struct Saved {
     board: BoardState,
     issues: IssueBoard,
     audit: AuditIndex,
+    days: DayLedger,
     stream_versions: Vec<(EntityId, u64)>,
 }
 
@@ -39,10 +41,11 @@ pub(crate) fn save(path: &Path, views: &Views, time_zone: &TimeZone, hash: Chain
         position: views.position,
         hash,
         domain: views.domain.clone(),
-        registry: views.registry.clone(),
-        board: views.checkpoints.state().clone(),
-        issues: views.issues.clone(),
+        registry: views.read.registry.clone(),
+        board: views.read.checkpoints.state().clone(),
+        issues: views.read.issues.clone(),
         audit: views.audit.clone(),
+        days: views.days.clone(),
         stream_versions: views.stream_versions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
     let mut bytes = MAGIC.to_vec();
@@ -92,10 +95,13 @@ pub(crate) async fn load<S: EventStore>(
     }
     Ok(Some(Views {
         domain: saved.domain,
-        registry: saved.registry,
-        checkpoints: CheckpointBoard::restore(time_zone.clone(), saved.board),
-        issues: saved.issues.restored(),
+        read: ReadViews {
+            registry: saved.registry,
+            checkpoints: CheckpointBoard::restore(time_zone.clone(), saved.board),
+            issues: saved.issues.restored(),
+        },
         audit: saved.audit,
+        days: saved.days,
         stream_versions: saved.stream_versions.into_iter().collect(),
         position: saved.position,
     }))

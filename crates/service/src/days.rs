@@ -1,0 +1,497 @@
+//! Days at the cost of a day. A query about a past moment or period (a replay, a report, the
+//! status as of a moment) needs the read views as they stood when its period began, and then
+//! only the period's own events (read by when they happened). Those starting views are kept
+//! as **day checkpoints**: the views of everything that happened before a local day, folded
+//! day by day in field order (each correction or retraction right after what it amends), as
+//! the log stood at a position. A checkpoint is brought forward to a later position as long as
+//! no event appended since then belongs to an earlier day: the [`DayLedger`] (folded with the
+//! live views, in the snapshot) knows where such late arrivals are, so a late event
+//! invalidates exactly the checkpoints of the days after its own.
+//!
+//! Checkpoints are a cache: they live in a directory next to the views' snapshot (or in memory
+//! for a service without one), are checked against the chain hash at their position, and any
+//! that is missing, stale or unreadable is rebuilt from an earlier one.
+//!
+//! File layout: `GWDAY001`, the projection code version (u32 BE), then bincode of `Saved`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use events_schema::{ChainHash, Event, RecordedEvent, Timestamp};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use projections::{BoardState, CheckpointBoard, IssueBoard, Registry, local_day};
+use serde::{Deserialize, Serialize};
+use store::{EventStore, StoreError};
+use uuid::Uuid;
+
+use crate::{PROJECTION_CODE_VERSION, Service, Times};
+
+const MAGIC: &[u8; 8] = b"GWDAY001";
+
+/// A checkpoint is kept after about this many events have been folded since the last kept
+/// one: a query folds at most this many events more than its own period's.
+const CHECKPOINT_SPACING_EVENTS: u64 = 6_000;
+
+/// Versions of one day's checkpoint kept (the newest; older ones serve `known_at` queries).
+const VERSIONS_KEPT: usize = 3;
+
+/// How deep a chain of corrections of corrections is followed.
+const AMENDMENT_DEPTH_MAX: usize = 16;
+
+/// The read views: what status, replay and reports are computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ReadViews {
+    pub registry: Registry,
+    pub checkpoints: CheckpointBoard,
+    pub issues: IssueBoard,
+}
+
+impl ReadViews {
+    pub fn new(time_zone: TimeZone) -> ReadViews {
+        ReadViews {
+            registry: Registry::default(),
+            checkpoints: CheckpointBoard::new(time_zone),
+            issues: IssueBoard::default(),
+        }
+    }
+
+    pub fn apply(&mut self, event: &RecordedEvent) {
+        self.registry.apply(event);
+        self.checkpoints.apply(event);
+        self.issues.apply(event);
+    }
+
+    pub fn status(&self, at: Timestamp, site: Option<&events_schema::EntityId>) -> projections::StatusReport {
+        projections::status_at(&self.registry, &self.checkpoints, &self.issues, at, site)
+    }
+}
+
+/// Which local day each event belongs to, as far as checkpoints care, folded in log order:
+/// where the latest day rose, where events arrived for a day earlier than the latest (late
+/// arrivals, and corrections of earlier days), and how many events each day has. It grows
+/// with the days and the late arrivals, not with the events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DayLedger {
+    /// (position, day): from this position on, `day` is the latest day any event belongs to.
+    rises: Vec<(u64, Date)>,
+    /// Positions (ascending) of the events that arrived for a day earlier than the latest.
+    late: BTreeMap<Date, Vec<u64>>,
+    /// Events per day.
+    counts: BTreeMap<Date, u64>,
+}
+
+impl DayLedger {
+    /// Notes the event at `position` (the next in log order), which belongs to `day`.
+    pub fn note(&mut self, position: u64, day: Date) {
+        let count = self.counts.entry(day).or_default();
+        *count = count.saturating_add(1);
+        match self.rises.last() {
+            Some((_, latest)) if day < *latest => self.late.entry(day).or_default().push(position),
+            Some((_, latest)) if day == *latest => {}
+            _ => self.rises.push((position, day)),
+        }
+    }
+
+    /// The latest day of the events up to `position`.
+    fn latest_day_at(&self, position: u64) -> Option<Date> {
+        let rises = self.rises.partition_point(|(at, _)| *at <= position);
+        rises.checked_sub(1).map(|k| self.rises[k].1)
+    }
+
+    /// Whether the views of everything before `day` as the log stood at `built_at` are also
+    /// those as it stands at `at`: nothing appended after `built_at`, up to `at`, belongs to
+    /// a day before `day`. An event that is not late belongs to the latest day or after it,
+    /// so that holds for days up to the latest at `built_at` unless a late arrival says not.
+    fn still_holds(&self, day: Date, built_at: u64, at: u64) -> bool {
+        built_at <= at
+            && self.latest_day_at(built_at).is_some_and(|latest| day <= latest)
+            && self.late.range(..day).all(|(_, positions)| {
+                let next = positions.partition_point(|position| *position <= built_at);
+                positions.get(next).is_none_or(|position| *position > at)
+            })
+    }
+
+    /// The days with events, from `from` (inclusive, from the first when `None`) to `until`
+    /// (exclusive).
+    pub fn days(&self, from: Option<Date>, until: Date) -> Vec<Date> {
+        let from = from.unwrap_or(Date::MIN);
+        if from >= until {
+            return Vec::new();
+        }
+        self.counts.range(from..until).map(|(day, _)| *day).collect()
+    }
+
+    fn count(&self, day: Date) -> u64 {
+        self.counts.get(&day).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    time_zone: String,
+    day: Date,
+    built_at: u64,
+    hash: ChainHash,
+    registry: Registry,
+    board: BoardState,
+    issues: IssueBoard,
+}
+
+/// Where day checkpoints are kept: `(day, position)` -> the views before `day` as the log
+/// stood at `position`.
+#[derive(Debug)]
+pub(crate) struct Shelf {
+    dir: Option<PathBuf>,
+    keys: Mutex<BTreeSet<(Date, u64)>>,
+    /// The checkpoints of a service without a directory.
+    memory: Mutex<HashMap<(Date, u64), Vec<u8>>>,
+}
+
+fn file_name((day, built_at): (Date, u64)) -> String {
+    format!("{day}@{built_at}.view")
+}
+
+impl Shelf {
+    pub fn in_memory() -> Shelf {
+        Shelf { dir: None, keys: Mutex::new(BTreeSet::new()), memory: Mutex::new(HashMap::new()) }
+    }
+
+    /// The checkpoints kept in `dir` (created when missing). A directory that cannot be read
+    /// only makes queries slower.
+    pub fn in_dir(dir: PathBuf) -> Shelf {
+        let mut keys = BTreeSet::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let Some((day, built_at)) = name.to_str().and_then(|n| n.strip_suffix(".view")?.split_once('@'))
+                    else {
+                        continue;
+                    };
+                    if let (Ok(day), Ok(built_at)) = (day.parse::<Date>(), built_at.parse::<u64>()) {
+                        keys.insert((day, built_at));
+                    }
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(%error, dir = %dir.display(), "day checkpoints unreadable; rebuilding them"),
+        }
+        Shelf { dir: Some(dir), keys: Mutex::new(keys), memory: Mutex::new(HashMap::new()) }
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, BTreeSet<(Date, u64)>> {
+        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The kept checkpoints of `day` or earlier, the latest day and position first.
+    fn candidates(&self, day: Date) -> Vec<(Date, u64)> {
+        self.keys().range(..=(day, u64::MAX)).rev().copied().collect()
+    }
+
+    fn read(&self, key: (Date, u64)) -> Option<Vec<u8>> {
+        match &self.dir {
+            Some(dir) => std::fs::read(dir.join(file_name(key))).ok(),
+            None => self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned(),
+        }
+    }
+
+    fn load(&self, key: (Date, u64), time_zone: &TimeZone) -> Option<(ReadViews, ChainHash)> {
+        let bytes = self.read(key)?;
+        let body = bytes.strip_prefix(MAGIC)?;
+        let (version, body) = body.split_at_checked(4)?;
+        if version != PROJECTION_CODE_VERSION.to_be_bytes() {
+            return None;
+        }
+        let (saved, _) = bincode::serde::decode_from_slice::<Saved, _>(body, bincode::config::standard()).ok()?;
+        if Some(saved.time_zone.as_str()) != time_zone.iana_name() || (saved.day, saved.built_at) != key {
+            return None;
+        }
+        let views = ReadViews {
+            registry: saved.registry,
+            checkpoints: CheckpointBoard::restore(time_zone.clone(), saved.board),
+            issues: saved.issues.restored(),
+        };
+        Some((views, saved.hash))
+    }
+
+    fn save(&self, key: (Date, u64), views: &ReadViews, hash: ChainHash, time_zone: &TimeZone) {
+        let saved = Saved {
+            time_zone: time_zone.iana_name().unwrap_or_default().to_owned(),
+            day: key.0,
+            built_at: key.1,
+            hash,
+            registry: views.registry.clone(),
+            board: views.checkpoints.state().clone(),
+            issues: views.issues.clone(),
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&PROJECTION_CODE_VERSION.to_be_bytes());
+        if let Err(error) = bincode::serde::encode_into_std_write(&saved, &mut bytes, bincode::config::standard()) {
+            tracing::warn!(%error, "a day checkpoint could not be encoded");
+            return;
+        }
+        match &self.dir {
+            Some(dir) => {
+                let write = || -> std::io::Result<()> {
+                    std::fs::create_dir_all(dir)?;
+                    let temporary = dir.join(format!(".{}.{}", file_name(key), Uuid::now_v7()));
+                    std::fs::write(&temporary, &bytes)?;
+                    std::fs::rename(&temporary, dir.join(file_name(key)))
+                };
+                if let Err(error) = write() {
+                    tracing::warn!(%error, "a day checkpoint could not be written");
+                    return;
+                }
+            }
+            None => {
+                self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, bytes);
+            }
+        }
+        let stale: Vec<(Date, u64)> = {
+            let mut keys = self.keys();
+            keys.insert(key);
+            let versions: Vec<(Date, u64)> = keys.range((key.0, 0)..=(key.0, u64::MAX)).copied().collect();
+            let stale = versions[..versions.len().saturating_sub(VERSIONS_KEPT)].to_vec();
+            for old in &stale {
+                keys.remove(old);
+            }
+            stale
+        };
+        for old in stale {
+            match &self.dir {
+                Some(dir) => {
+                    let _ = std::fs::remove_file(dir.join(file_name(old)));
+                }
+                None => {
+                    self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// One event of a day, with what a fold needs to know about it.
+#[derive(Clone, Debug)]
+pub(crate) struct DayStep {
+    pub event: RecordedEvent,
+    /// For a correction or retraction: the event it amends, when the log holds it (earlier).
+    pub target: Option<RecordedEvent>,
+    /// Whether a fold applies it here. A correction or retraction of an event the log holds
+    /// is applied right after that event instead, wherever it lies.
+    pub applied_here: bool,
+    /// The corrections and retractions of this event (and of those, in turn), in log order:
+    /// applied right after it.
+    pub amendments: Vec<RecordedEvent>,
+}
+
+impl DayStep {
+    /// What the event says as known now: its last correction's replacement, or `None` when
+    /// a retraction took it back.
+    pub fn effective(&self) -> Option<&Event> {
+        let mut effective = &self.event.event;
+        for amendment in &self.amendments {
+            match &amendment.event {
+                Event::EventRetracted(r) if r.retracted_event_id == self.event.event_id => return None,
+                Event::EventCorrected(c) if c.corrected_event_id == self.event.event_id => effective = &c.replacement,
+                _ => {}
+            }
+        }
+        Some(effective)
+    }
+
+    /// Whether `times` look at this event (an amendment by when its target happened).
+    pub fn admitted(&self, times: Times) -> bool {
+        times.admits_with_target(&self.event, self.target.as_ref().map(|target| target.occurred_at))
+    }
+
+    pub fn apply_to(&self, views: &mut ReadViews) {
+        if self.applied_here {
+            views.apply(&self.event);
+            for amendment in &self.amendments {
+                views.apply(amendment);
+            }
+        }
+    }
+}
+
+/// `steps` as a summary reads them.
+pub(crate) fn period_events(steps: &[DayStep]) -> Vec<projections::PeriodEvent<'_>> {
+    steps
+        .iter()
+        .map(|step| projections::PeriodEvent {
+            event: &step.event,
+            effective: step.effective(),
+            target: step.target.as_ref().map(|target| &target.event),
+        })
+        .collect()
+}
+
+/// The day an event belongs to for the checkpoints: its own, or for a correction or
+/// retraction, that of the event it amends (it changes what is known of that day).
+pub(crate) async fn day_of<S: EventStore>(
+    store: &S,
+    event: &RecordedEvent,
+    time_zone: &TimeZone,
+) -> Result<Date, StoreError> {
+    let mut occurred_at = event.occurred_at;
+    let mut amends = event.event.facts().amends().map(|amends| amends.event_id());
+    for _ in 0..AMENDMENT_DEPTH_MAX {
+        let Some(target_id) = amends else { break };
+        let Some(target) = store.read_event(target_id).await? else { break };
+        occurred_at = target.occurred_at;
+        amends = target.event.facts().amends().map(|amends| amends.event_id());
+    }
+    Ok(local_day(occurred_at, time_zone))
+}
+
+impl<S: EventStore> Service<S> {
+    /// The chain hash of the event at `position` (zeros for position 0 or past the head).
+    pub(crate) async fn hash_at(&self, position: u64) -> Result<ChainHash, StoreError> {
+        if position == 0 {
+            return Ok([0; 32]);
+        }
+        Ok(self.store.read_all(position, 1).await?.first().map_or([0; 32], |event| event.hash))
+    }
+
+    /// The last position whose event was recorded by `known_at` (recorded times rise with the
+    /// position), or `head` when `known_at` is `None`.
+    pub(crate) async fn position_known_at(&self, known_at: Option<Timestamp>, head: u64) -> Result<u64, StoreError> {
+        let Some(known_at) = known_at else { return Ok(head) };
+        // The answer lies in lo..=hi.
+        let (mut lo, mut hi) = (0, head);
+        while lo < hi {
+            let middle = lo + (hi - lo).div_ceil(2);
+            let recorded_at = self.store.read_all(middle, 1).await?.first().map(|event| event.recorded_at);
+            if recorded_at.is_some_and(|recorded_at| recorded_at <= known_at) {
+                lo = middle;
+            } else {
+                hi = middle - 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The events that happened on local `day`, as the log stood at position `at`, in the
+    /// order they happened, each with its target and amendments.
+    pub(crate) async fn day_steps(&self, day: Date, at: u64) -> Result<Vec<DayStep>, StoreError> {
+        let mut events = self.day_events(day).await?;
+        events.retain(|event| event.global_position <= at);
+        let mut steps = Vec::with_capacity(events.len());
+        for event in events {
+            let mut target = None;
+            if let Some(amends) = event.event.facts().amends() {
+                target = self.store.read_event(amends.event_id()).await?;
+            }
+            let applied_here =
+                !target.as_ref().is_some_and(|target: &RecordedEvent| target.global_position < event.global_position);
+            steps.push(DayStep { event, target, applied_here, amendments: Vec::new() });
+        }
+        // The amendments of each event applied here, found in the audit index (a brief read
+        // lock per round, not held across the store reads).
+        let mut wanted: Vec<(usize, Uuid)> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| step.applied_here)
+            .map(|(k, s)| (k, s.event.event_id))
+            .collect();
+        for _ in 0..AMENDMENT_DEPTH_MAX {
+            if wanted.is_empty() {
+                break;
+            }
+            let found: Vec<(usize, Uuid)> = {
+                let views = self.views.read().await;
+                wanted
+                    .iter()
+                    .flat_map(|(k, id)| views.audit.amendments(*id).map(move |amendment| (*k, amendment)))
+                    .collect()
+            };
+            wanted.clear();
+            for (k, amendment_id) in found {
+                let Some(amendment) = self.store.read_event(amendment_id).await? else { continue };
+                if amendment.global_position <= at {
+                    wanted.push((k, amendment.event_id));
+                    steps[k].amendments.push(amendment);
+                }
+            }
+        }
+        for step in &mut steps {
+            step.amendments.sort_by_key(|amendment| amendment.global_position);
+        }
+        Ok(steps)
+    }
+
+    /// The read views of everything that happened before local `day`, as the log stood at
+    /// position `at` (at most the views' position), from the latest usable checkpoint brought
+    /// forward day by day; the checkpoints this passes are kept for the next query.
+    pub(crate) async fn views_before(&self, day: Date, at: u64) -> Result<ReadViews, StoreError> {
+        let (start, days, latest) = loop {
+            let (candidate, days, latest) = {
+                let views = self.views.read().await;
+                let ledger = &views.days;
+                let candidate = self
+                    .days
+                    .candidates(day)
+                    .into_iter()
+                    .find(|(checkpoint_day, built_at)| ledger.still_holds(*checkpoint_day, *built_at, at));
+                let days = ledger.days(candidate.map(|(checkpoint_day, _)| checkpoint_day), day);
+                (candidate, days, ledger.latest_day_at(at))
+            };
+            let Some(key) = candidate else { break (ReadViews::new(self.time_zone.clone()), days, latest) };
+            let loaded = self.days.load(key, &self.time_zone);
+            let hash_then = self.store.read_all(key.1, 1).await?.first().map(|event| event.hash);
+            match loaded {
+                Some((views, hash)) if key.1 == 0 || hash_then == Some(hash) => break (views, days, latest),
+                _ => {
+                    // Unreadable, or from another log: never use it again.
+                    self.days.keys().remove(&key);
+                }
+            }
+        };
+        let mut views = start;
+        if days.is_empty() {
+            return Ok(views);
+        }
+        let hash_at = self.hash_at(at).await?;
+        let mut since_kept = 0u64;
+        for (k, folded_day) in days.iter().enumerate() {
+            for step in self.day_steps(*folded_day, at).await? {
+                step.apply_to(&mut views);
+            }
+            since_kept = since_kept.saturating_add(self.views.read().await.days.count(*folded_day));
+            // The views now hold everything before the next day with events (or `day`).
+            let next = days.get(k + 1).copied().unwrap_or(day);
+            let last = k + 1 == days.len();
+            if (last || since_kept >= CHECKPOINT_SPACING_EVENTS) && latest.is_some_and(|latest| next <= latest) {
+                self.days.save((next, at), &views, hash_at, &self.time_zone);
+                since_kept = 0;
+            }
+        }
+        Ok(views)
+    }
+
+    /// The read views as of field time `cut` (everything that happened by then) as the log
+    /// stood at position `at`.
+    pub(crate) async fn views_until(&self, cut: Timestamp, at: u64) -> Result<ReadViews, StoreError> {
+        let day = local_day(cut, &self.time_zone);
+        let mut views = self.views_before(day, at).await?;
+        for step in self.day_steps(day, at).await? {
+            if step.event.occurred_at <= cut {
+                step.apply_to(&mut views);
+            }
+        }
+        Ok(views)
+    }
+
+    /// Brings the day checkpoints forward to the latest day of the log, so that the next
+    /// query of any day starts from a checkpoint near it. Returns that day.
+    pub async fn checkpoint_days(&self) -> Result<Option<Date>, StoreError> {
+        let head = self.catch_up().await?;
+        let latest = self.views.read().await.days.latest_day_at(head);
+        if let Some(latest) = latest {
+            self.views_before(latest, head).await?;
+        }
+        Ok(latest)
+    }
+}
