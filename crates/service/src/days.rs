@@ -495,3 +495,52 @@ impl<S: EventStore> Service<S> {
         Ok(latest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: i8) -> Date {
+        jiff::civil::date(2020, 6, d)
+    }
+
+    #[test]
+    fn a_late_arrival_invalidates_the_checkpoints_of_the_days_after_its_own_only() {
+        let mut ledger = DayLedger::default();
+        for (position, d) in [(1, 1), (2, 1), (3, 2), (4, 3), (5, 4)] {
+            ledger.note(position, day(d));
+        }
+        // Built at 5: the views before the 2nd, 3rd and 4th hold until something late comes.
+        for d in 2..=4 {
+            assert!(ledger.still_holds(day(d), 5, 5));
+        }
+        // Not for a day after the latest: the next in-order event may belong to it.
+        assert!(!ledger.still_holds(day(5), 5, 5));
+        // Nor at a position before the one it was built at.
+        assert!(!ledger.still_holds(day(2), 5, 4));
+        ledger.note(6, day(2));
+        assert!(ledger.still_holds(day(2), 5, 6), "an event of the 2nd changes nothing before the 2nd");
+        assert!(!ledger.still_holds(day(3), 5, 6), "it changes what came before the 3rd");
+        assert!(!ledger.still_holds(day(4), 5, 6));
+        assert!(ledger.still_holds(day(4), 6, 6), "built after it, it holds");
+        assert!(ledger.still_holds(day(4), 5, 5), "as the log stood at 5, it still holds");
+        assert_eq!(ledger.days(Some(day(2)), day(4)), [day(2), day(3)]);
+        assert_eq!(ledger.count(day(2)), 2);
+    }
+
+    #[test]
+    fn a_kept_day_keeps_its_newest_versions_only() {
+        let shelf = Shelf::in_memory();
+        let zone = TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap();
+        let views = ReadViews::new(zone.clone());
+        for built_at in 1..=5 {
+            shelf.save((day(2), built_at), &views, [7; 32], &zone);
+        }
+        shelf.save((day(1), 9), &views, [7; 32], &zone);
+        assert_eq!(shelf.candidates(day(2)), [(day(2), 5), (day(2), 4), (day(2), 3), (day(1), 9)]);
+        assert_eq!(shelf.load((day(2), 5), &zone).map(|(views, hash)| (views.registry, hash)), Some((Registry::default(), [7; 32])));
+        assert!(shelf.load((day(2), 1), &zone).is_none(), "pruned");
+        let other_zone = TimeZone::get("Europe/Paris").unwrap();
+        assert!(shelf.load((day(2), 5), &other_zone).is_none(), "another time zone's days are other days");
+    }
+}

@@ -435,3 +435,140 @@ async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() 
         Some(CheckResult::Ok)
     );
 }
+
+/// Every day query the service answers from day checkpoints, as one comparable text.
+async fn day_answers<S: EventStore>(service: &Service<S>, days: &[jiff::civil::Date]) -> Vec<String> {
+    let mut answers = Vec::new();
+    for day in days {
+        let summary = service.summary(*day, *day, None, service::Times::NOW).await.unwrap();
+        let replay = service.replay(*day, None, service::Times::NOW).await.unwrap();
+        let noon: Timestamp = format!("{day}T12:00:00+08:00").parse().unwrap();
+        let status = service.status_at_times(service::Times { as_of: Some(noon), known_at: None }, None).await.unwrap();
+        answers.push(format!(
+            "{day}\nsummary {}\nreplay {}\nstatus {}",
+            serde_json::to_string(&summary).unwrap(),
+            serde_json::to_string(&replay).unwrap(),
+            serde_json::to_string(&status).unwrap()
+        ));
+    }
+    let range = service.summary(days[0], days[days.len() - 1], None, service::Times::NOW).await.unwrap();
+    answers.push(format!("range {}", serde_json::to_string(&range).unwrap()));
+    answers
+}
+
+#[tokio::test]
+async fn late_events_change_their_own_and_later_days_and_checkpoints_agree_with_a_fold_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap();
+    let snapshot = dir.path().join("views.snapshot");
+    let open = || async {
+        let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
+        Service::open_with_snapshot(store, zone.clone(), snapshot.clone()).await.unwrap()
+    };
+    let service = open().await;
+    let in_the_field = |text: &str| CommandMeta { occurred_at: Some(at(text)), ..meta() };
+    for command in world() {
+        service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
+    }
+    let schedule = Command::SetSchedule(CheckpointScheduleSet {
+        checkpoint_id: id("gate-1"),
+        check_interval_minutes: 240,
+        active_from: jiff::civil::time(8, 0, 0, 0),
+        active_until: jiff::civil::time(20, 0, 0, 0),
+    });
+    service.execute(&schedule, &in_the_field("2020-06-01T07:30:00+08:00"), Timestamp::now()).await.unwrap();
+    let check = |result| {
+        Command::RecordPatrolCheck(PatrolCheckRecorded {
+            checkpoint_id: id("gate-1"),
+            staff_id: id("staff-1"),
+            result,
+            staff_present: Some(true),
+            protective_gear_worn: None,
+            thermometer_working: None,
+            health_code_scan_enforced: None,
+            passage_logbook_kept: None,
+            queue_orderly: None,
+            weather: None,
+            round_id: None,
+            note: None,
+        })
+    };
+    let days: Vec<jiff::civil::Date> = (1..=5).map(|d| jiff::civil::date(2020, 6, d)).collect();
+    let mut first_check = None;
+    for day in &days {
+        for hour in ["09", "13", "17"] {
+            let recorded = service
+                .execute(&check(CheckResult::Ok), &in_the_field(&format!("{day}T{hour}:00:00+08:00")), Timestamp::now())
+                .await
+                .unwrap();
+            first_check.get_or_insert(recorded.events[0].event_id);
+        }
+    }
+    service.execute(&raise("tricycles"), &in_the_field("2020-06-02T10:00:00+08:00"), Timestamp::now()).await.unwrap();
+    let resolve = Command::ResolveIssue(GateIssueResolved {
+        issue_id: id("tricycles"),
+        resolved_by: id("staff-1"),
+        resolution: "moved".into(),
+    });
+    service.execute(&resolve, &in_the_field("2020-06-03T11:00:00+08:00"), Timestamp::now()).await.unwrap();
+    let before = day_answers(&service, &days).await;
+    assert_eq!(day_answers(&service, &days).await, before, "answers from the checkpoints just made");
+    assert!(std::fs::read_dir(dir.path().join("views.days")).unwrap().count() > 0, "checkpoints are kept on disk");
+    let known_before_late = service.events(service.head_position().await.unwrap(), 1).await.unwrap()[0].recorded_at;
+
+    // Late: the first check of the 1st is corrected now, and the gate's closure on the
+    // evening of the 2nd is typed in now.
+    let correction = Command::CorrectEvent(EventCorrected {
+        corrected_event_id: first_check.unwrap(),
+        corrected_by: id("staff-1"),
+        reason: "the paper said issue found".into(),
+        replacement: Box::new(
+            PatrolCheckRecorded {
+                checkpoint_id: id("gate-1"),
+                staff_id: id("staff-1"),
+                result: CheckResult::IssueFound,
+                staff_present: Some(true),
+                protective_gear_worn: None,
+                thermometer_working: None,
+                health_code_scan_enforced: None,
+                passage_logbook_kept: None,
+                queue_orderly: None,
+                weather: None,
+                round_id: None,
+                note: None,
+            }
+            .into(),
+        ),
+    });
+    service.execute(&correction, &meta(), Timestamp::now()).await.unwrap();
+    let close = Command::CloseCheckpoint(CheckpointClosed { checkpoint_id: id("gate-1"), reason: "repairs".into() });
+    service.execute(&close, &in_the_field("2020-06-02T18:00:00+08:00"), Timestamp::now()).await.unwrap();
+    let after = day_answers(&service, &days).await;
+    let summary = |day: usize| {
+        let service = &service;
+        let day = days[day];
+        async move { service.summary(day, day, None, service::Times::NOW).await.unwrap() }
+    };
+    assert_eq!(summary(0).await.checks[0].issues_found, 1, "the 1st, corrected");
+    assert_eq!(summary(0).await.checks[0].expected, Some(3), "the 1st: 08:00-20:00 every 4 h");
+    // The 2nd: open until 18:00 (10 h, 2 checks asked for), then closed.
+    assert_eq!(summary(1).await.checks[0].expected, Some(2));
+    // From the 3rd on the gate is closed: nothing asked for, and the board says closed.
+    assert_eq!(summary(2).await.checks[0].expected, Some(0));
+    assert!(before[2].contains("\"open\":true"), "{}", before[2]);
+    for day in 2..5 {
+        assert!(after[day].contains("\"open\":false"), "{}", after[day]);
+        assert_ne!(after[day], before[day]);
+    }
+    // What the board showed on the 4th before the late records were typed in: open.
+    let noon_4th = Some(at("2020-06-04T12:00:00+08:00"));
+    let then = service.status_at_times(service::Times { as_of: noon_4th, known_at: Some(known_before_late) }, None);
+    assert!(then.await.unwrap().checkpoints[0].open);
+
+    // The same answers from a fold from scratch: no snapshot, no checkpoints.
+    drop(service);
+    std::fs::remove_dir_all(dir.path().join("views.days")).unwrap();
+    assert!(!snapshot.exists(), "no snapshot was saved: the fresh service folds from position 0");
+    let fresh = open().await;
+    assert_eq!(day_answers(&fresh, &days).await, after);
+}

@@ -33,7 +33,7 @@ fn operating(error: impl std::fmt::Display) -> Failure {
 }
 
 /// Fills a store in `dir` with `events` generated events (appends of 1,000), then saves the
-/// views' snapshot, as a server or any earlier command would have left it.
+/// views' snapshot and the day checkpoints, as a server would have left them.
 async fn fill(dir: &Path, events: u64) -> Result<(), Failure> {
     let start: Timestamp = START.parse().map_err(operating)?;
     let store = SledStore::open(SledConfig::new(dir))?;
@@ -67,6 +67,8 @@ async fn fill(dir: &Path, events: u64) -> Result<(), Failure> {
     let snapshot = dir.join("views.snapshot");
     let service = service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, snapshot).await?;
     service.save_snapshot().await?;
+    // A server brings the day checkpoints forward as days end; here all at once.
+    service.checkpoint_days().await?;
     Ok(())
 }
 
