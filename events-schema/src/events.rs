@@ -331,16 +331,35 @@ payloads! {
         pub reason: String,
     }
 
-    /// The integrity seal of a local day: the hash-chain head after its last event.
+    /// The signed seal of a local day's events (see the README's "Day export" for how each
+    /// field is computed and checked). A day's first seal has `sequence` 1; events of the day
+    /// that arrive after it are covered by a further seal of the same day (an addendum).
+    /// Schema version 1 (day, chain head, count only) is read as an unsigned sequence-1 seal.
     pub struct DaySealed {
         #[schemars(with = "String")]
         pub local_day: Date,
         pub time_zone: String,
-        /// Global position of the last event of the day (0 when the log was empty).
-        pub last_global_position: u64,
-        /// Hex of the chain hash at `last_global_position`.
-        pub chain_hash: String,
+        /// 1 for the day's first seal; 2, 3, ... for its addenda.
+        pub sequence: u32,
+        /// How many events of the day this seal covers: those recorded after the day's
+        /// previous seal was made (its `chain_head_position`), up to this one's.
         pub event_count: u64,
+        /// The smallest and largest global position among them (0 when there are none).
+        pub first_global_position: u64,
+        pub last_global_position: u64,
+        /// Hex of the RFC 9162 Merkle tree hash (SHA-256) over their export lines, in log order.
+        pub merkle_root: String,
+        /// The head of the log when the seal was made, and hex of its chain hash.
+        pub chain_head_position: u64,
+        pub chain_hash: String,
+        /// The position of the seal before this one in the log (any day; 0 for the first),
+        /// and hex of the SHA-256 of that seal's export line (empty for the first).
+        pub previous_seal_position: u64,
+        pub previous_seal_hash: String,
+        /// The id of the ed25519 key that signed it (empty for an upcast version-1 seal).
+        pub key_id: String,
+        /// Hex of the ed25519 signature (empty for an upcast version-1 seal).
+        pub signature: String,
     }
 }
 
@@ -400,7 +419,7 @@ macro_rules! event_catalogue {
             FieldNoteRecorded = 1 => RecordFieldNote,
             EventCorrected = 1 => CorrectEvent,
             EventRetracted = 1 => RetractEvent,
-            DaySealed = 1 => SealDay,
+            DaySealed = 2 => SealDay,
         }
     };
 }

@@ -225,9 +225,17 @@ pub fn one_of_each() -> Vec<Event> {
         DaySealed {
             local_day: date(2020, 2, 20),
             time_zone: "Asia/Shanghai".into(),
+            sequence: 1,
+            event_count: 118,
+            first_global_position: 3,
             last_global_position: 120,
+            merkle_root: "11".repeat(32),
+            chain_head_position: 121,
             chain_hash: "00".repeat(32),
-            event_count: 120,
+            previous_seal_position: 0,
+            previous_seal_hash: String::new(),
+            key_id: "0123456789abcdef".into(),
+            signature: "22".repeat(64),
         }
         .into(),
     ];

@@ -276,3 +276,18 @@ fn the_facts_of_every_kind_are_as_reviewed() {
     }
     assert_eq!(text.lines().count(), reviewed.lines().count(), "kinds were added or removed; review and bless");
 }
+
+#[test]
+fn a_version_1_day_seal_reads_as_an_unsigned_first_seal() {
+    let text = std::fs::read_to_string(crate_dir().join("golden/0001-samples.ndjson")).unwrap();
+    let line = text.lines().find(|line| line.contains("\"event_type\":\"DaySealed\"")).unwrap();
+    let sample: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(sample["envelope"]["schema_version"], 1);
+    let bytes = hex::decode(sample["record_hex"].as_str().unwrap()).unwrap();
+    let recorded = decode_record(32, &bytes, [0; 32]).unwrap();
+    assert_eq!(recorded.event.schema_version(), 2, "read as the current version");
+    let Event::DaySealed(seal) = recorded.event else { panic!("{:?}", recorded.event) };
+    assert_eq!((seal.sequence, seal.event_count, seal.chain_head_position), (1, 120, 120));
+    assert_eq!((seal.last_global_position, seal.first_global_position), (120, 0));
+    assert!(seal.signature.is_empty() && seal.key_id.is_empty() && seal.merkle_root.is_empty());
+}

@@ -356,9 +356,17 @@ fn replacements_hold_on_their_own_and_lifecycle_steps_are_not_retracted() {
     let seal = DaySealed {
         local_day: jiff::civil::date(2020, 2, 20),
         time_zone: "Asia/Shanghai".into(),
-        last_global_position: 1,
-        chain_hash: "00".into(),
+        sequence: 1,
         event_count: 1,
+        first_global_position: 1,
+        last_global_position: 1,
+        merkle_root: "00".into(),
+        chain_head_position: 1,
+        chain_hash: "00".into(),
+        previous_seal_position: 0,
+        previous_seal_hash: String::new(),
+        key_id: String::new(),
+        signature: String::new(),
     };
     assert!(matches!(decide(&state, &Command::SealDay(seal), &context()), Err(DomainError::SealRecordedByHand)));
 }
