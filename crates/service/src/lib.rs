@@ -6,10 +6,12 @@
 //! that names its event id is safe to retry: once that id is in the log, the original
 //! positions come back and nothing new is written.
 
+pub mod day_file;
 mod days;
 pub mod demo;
 mod replay;
 pub mod seal_key;
+mod seals;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ use tokio::sync::RwLock;
 use uuid::Uuid;
 
 pub use replay::{Replay, ReplayStep};
+pub use seals::{DaySeals, ProofError, SealRecord};
 pub use snapshot::PROJECTION_CODE_VERSION;
 
 /// How often `execute` retries after a version conflict before it gives up.
@@ -172,6 +175,10 @@ struct Views {
     read: ReadViews,
     /// Which day each event belongs to, for the day checkpoints (see [`days`]).
     days: DayLedger,
+    /// Where each day's seals are.
+    seals: seals::SealIndex,
+    /// The time zone local days are counted in.
+    time_zone: TimeZone,
     /// Which entities the log names and which events amend which, for timelines of a day.
     audit: AuditIndex,
     /// Last version of every stream, for the expected version of the next append.
@@ -183,8 +190,10 @@ impl Views {
     fn new(time_zone: TimeZone) -> Views {
         Views {
             domain: State::default(),
-            read: ReadViews::new(time_zone),
+            read: ReadViews::new(time_zone.clone()),
             days: DayLedger::default(),
+            seals: seals::SealIndex::default(),
+            time_zone,
             audit: AuditIndex::default(),
             stream_versions: HashMap::new(),
             position: 0,
@@ -198,6 +207,7 @@ impl Views {
         self.audit.apply(event);
         self.read.apply(event);
         self.days.note(event.global_position, day);
+        self.seals.apply(event, &self.time_zone);
         self.stream_versions.insert(event.stream_id.clone(), event.stream_version);
         self.position = event.global_position;
     }

@@ -123,10 +123,23 @@ impl SealKey {
 
     /// What may be published of this key.
     pub fn public(&self) -> PublicSealKey {
-        let public = self.signing.verifying_key().to_bytes();
+        PublicSealKey::of(&self.signing.verifying_key().to_bytes())
+    }
+
+    /// The ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
+}
+
+impl PublicSealKey {
+    /// The published form of the 32-byte ed25519 public key `public`: its id is the hex of
+    /// the first 8 bytes of its BLAKE3 hash.
+    pub fn of(public: &[u8; 32]) -> PublicSealKey {
         PublicSealKey {
             algorithm: SEAL_KEY_ALGORITHM,
-            key_id: hex::encode(&blake3::hash(&public).as_bytes()[..8]),
+            key_id: hex::encode(&blake3::hash(public).as_bytes()[..8]),
             public_key: hex::encode(public),
         }
     }

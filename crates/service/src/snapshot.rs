@@ -14,6 +14,7 @@ use store::{EventStore, StoreError};
 
 use crate::Views;
 use crate::days::{DayLedger, ReadViews};
+use crate::seals::SealIndex;
 
 /// Raise this whenever a fold (domain state or projection) changes what it derives from
 /// the same events: every older snapshot is then ignored and the views rebuilt from 0.
@@ -32,6 +33,7 @@ struct Saved {
     issues: IssueBoard,
     audit: AuditIndex,
     days: DayLedger,
+    seals: SealIndex,
     stream_versions: Vec<(EntityId, u64)>,
 }
 
@@ -46,6 +48,7 @@ pub(crate) fn save(path: &Path, views: &Views, time_zone: &TimeZone, hash: Chain
         issues: views.read.issues.clone(),
         audit: views.audit.clone(),
         days: views.days.clone(),
+        seals: views.seals.clone(),
         stream_versions: views.stream_versions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
     let mut bytes = MAGIC.to_vec();
@@ -102,6 +105,8 @@ pub(crate) async fn load<S: EventStore>(
         },
         audit: saved.audit,
         days: saved.days,
+        seals: saved.seals,
+        time_zone: time_zone.clone(),
         stream_versions: saved.stream_versions.into_iter().collect(),
         position: saved.position,
     }))

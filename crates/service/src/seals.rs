@@ -1,0 +1,305 @@
+//! Day seals, the day export and event proofs (their format is in [`crate::day_file`]).
+
+use std::collections::BTreeMap;
+
+use events_schema::{DaySealed, EntityId, Event, NewEvent, RecordedEvent, Timestamp};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use store::{EventStore, ExpectedVersion, Rejection, StoreError};
+use uuid::Uuid;
+
+use crate::day_file::{self, EXPORT_FORMAT, PROOF_FORMAT};
+use crate::seal_key::{PublicSealKey, SealKey};
+use crate::{CONFLICT_RETRIES_MAX, Service, ServiceError};
+
+/// Where the seals are, folded with the views: each day's seals, the last seal of the log,
+/// and the last position of an event of each day (by its own field time), so that a day
+/// with events its seals do not cover is found without reading it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SealIndex {
+    /// Day -> (position, sequence, chain head position) of each of its seals, in log order.
+    by_day: BTreeMap<Date, Vec<(u64, u32, u64)>>,
+    last: Option<u64>,
+    last_event_by_day: BTreeMap<Date, u64>,
+}
+
+impl SealIndex {
+    pub fn apply(&mut self, event: &RecordedEvent, time_zone: &TimeZone) {
+        match &event.event {
+            Event::DaySealed(seal) => {
+                self.by_day.entry(seal.local_day).or_default().push((
+                    event.global_position,
+                    seal.sequence,
+                    seal.chain_head_position,
+                ));
+                self.last = Some(event.global_position);
+            }
+            _ => {
+                self.last_event_by_day.insert(projections::local_day(event.occurred_at, time_zone), event.global_position);
+            }
+        }
+    }
+
+    /// The days with events after their last seal's chain head (or never sealed), up to
+    /// `until` (exclusive).
+    fn days_to_seal(&self, until: Date) -> Vec<Date> {
+        self.last_event_by_day
+            .range(..until)
+            .filter(|(day, last)| {
+                let sealed_until = self.by_day.get(day).and_then(|seals| seals.last()).map_or(0, |(_, _, head)| *head);
+                **last > sealed_until
+            })
+            .map(|(day, _)| *day)
+            .collect()
+    }
+}
+
+/// One seal of a day, as the API lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SealRecord {
+    pub global_position: u64,
+    pub event_id: Uuid,
+    pub recorded_at: Timestamp,
+    #[serde(flatten)]
+    pub seal: DaySealed,
+}
+
+/// A day's seals and what they leave uncovered.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DaySeals {
+    pub day: Date,
+    pub seals: Vec<SealRecord>,
+    /// Events of the day recorded after its last seal (all of them when it has none).
+    pub unsealed_events: u64,
+}
+
+/// The stream seals are appended to.
+fn seals_stream() -> EntityId {
+    EntityId::new("seals").expect("a valid id")
+}
+
+impl<S: EventStore> Service<S> {
+    /// The events of local `day` (by field time) the log holds up to `at`, seals left out,
+    /// in log order.
+    async fn sealable_events(&self, day: Date, at: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = self.day_events(day).await?;
+        events.retain(|event| event.global_position <= at && !matches!(event.event, Event::DaySealed(_)));
+        events.sort_by_key(|event| event.global_position);
+        Ok(events)
+    }
+
+    /// Seals local `day` with `key`: its first seal, or an addendum covering the day's events
+    /// recorded since its last seal. `None` when the day has a seal and nothing new.
+    pub async fn seal_day(&self, day: Date, key: &SealKey) -> Result<Option<RecordedEvent>, ServiceError> {
+        for _ in 0..CONFLICT_RETRIES_MAX {
+            let head = self.catch_up().await?;
+            let (previous_of_day, previous, version) = {
+                let views = self.views.read().await;
+                let previous_of_day = views.seals.by_day.get(&day).and_then(|seals| seals.last()).copied();
+                (previous_of_day, views.seals.last, views.stream_versions.get(&seals_stream()).copied().unwrap_or(0))
+            };
+            let covered_from = previous_of_day.map_or(0, |(_, _, head)| head);
+            let mut events = self.sealable_events(day, head).await?;
+            events.retain(|event| event.global_position > covered_from);
+            if events.is_empty() && previous_of_day.is_some() {
+                return Ok(None);
+            }
+            let lines: Vec<String> = events.iter().map(day_file::export_line).collect();
+            let previous_seal_hash = match previous {
+                Some(position) => match self.store.read_all(position, 1).await?.first() {
+                    Some(seal) => day_file::line_hash(&day_file::export_line(seal)),
+                    None => String::new(),
+                },
+                None => String::new(),
+            };
+            let mut seal = DaySealed {
+                local_day: day,
+                time_zone: self.time_zone.iana_name().unwrap_or_default().to_owned(),
+                sequence: previous_of_day.map_or(1, |(_, sequence, _)| sequence.saturating_add(1)),
+                event_count: events.len() as u64,
+                first_global_position: events.first().map_or(0, |event| event.global_position),
+                last_global_position: events.last().map_or(0, |event| event.global_position),
+                merkle_root: day_file::merkle_root(&lines),
+                chain_head_position: head,
+                chain_hash: hex::encode(self.hash_at(head).await?),
+                previous_seal_position: previous.unwrap_or(0),
+                previous_seal_hash,
+                key_id: key.public().key_id,
+                signature: String::new(),
+            };
+            seal.signature = hex::encode(key.sign(&day_file::signing_input(&seal)));
+            let new = NewEvent {
+                event_id: Uuid::now_v7(),
+                occurred_at: Timestamp::now(),
+                actor: EntityId::new("gridwatch").expect("a valid id"),
+                correlation_id: None,
+                causation_id: None,
+                event: seal.into(),
+            };
+            // The seals stream at the version read with the index: two sealers cannot both
+            // seal the same state.
+            match self.store.append(&seals_stream(), ExpectedVersion::Exact(version), vec![new]).await? {
+                Ok(committed) => {
+                    self.catch_up().await?;
+                    let position = committed.events[0].global_position;
+                    return Ok(self.store.read_all(position, 1).await?.into_iter().next());
+                }
+                Err(Rejection::WrongExpectedVersion { .. }) => continue,
+                Err(rejection) => return Err(ServiceError::Rejected(rejection)),
+            }
+        }
+        Err(ServiceError::TooManyConflicts)
+    }
+
+    /// Seals every day that ended more than `grace` before `now` and has events no seal
+    /// covers. Returns the seals made.
+    pub async fn seal_ended_days(
+        &self,
+        key: &SealKey,
+        now: Timestamp,
+        grace: std::time::Duration,
+    ) -> Result<Vec<RecordedEvent>, ServiceError> {
+        self.catch_up().await?;
+        let grace = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+        let moment = Timestamp::from_microsecond(now.as_microsecond().saturating_sub(grace)).unwrap_or(now);
+        // A day has ended when the moment is on a later day.
+        let today = projections::local_day(moment, &self.time_zone);
+        let days = self.views.read().await.seals.days_to_seal(today);
+        let mut made = Vec::new();
+        for day in days {
+            made.extend(self.seal_day(day, key).await?);
+        }
+        Ok(made)
+    }
+
+    /// The seals of local `day` and how many of its events they leave uncovered.
+    pub async fn day_seals(&self, day: Date) -> Result<DaySeals, StoreError> {
+        let head = self.catch_up().await?;
+        let positions = self.views.read().await.seals.by_day.get(&day).cloned().unwrap_or_default();
+        let mut seals = Vec::new();
+        let mut covered_until = 0;
+        for (position, _, chain_head) in positions {
+            if let Some(event) = self.store.read_all(position, 1).await?.into_iter().next() {
+                if let Event::DaySealed(seal) = event.event {
+                    seals.push(SealRecord {
+                        global_position: event.global_position,
+                        event_id: event.event_id,
+                        recorded_at: event.recorded_at,
+                        seal,
+                    });
+                }
+            }
+            covered_until = chain_head;
+        }
+        let last_event = self.views.read().await.seals.last_event_by_day.get(&day).copied().unwrap_or(0);
+        let unsealed_events = if last_event > covered_until {
+            let events = self.sealable_events(day, head).await?;
+            events.iter().filter(|event| event.global_position > covered_until).count() as u64
+        } else {
+            0
+        };
+        Ok(DaySeals { day, seals, unsealed_events })
+    }
+
+    /// The export of local days `from..=to` (see the README's "Day export"): a header line,
+    /// then for each day its events (log order) and its seals, each seal followed by the leaf
+    /// hashes of the events it covers. `keys` are the public keys named in the header.
+    pub async fn export_days(&self, from: Date, to: Date, keys: &[PublicSealKey]) -> Result<String, StoreError> {
+        let head = self.catch_up().await?;
+        let header = serde_json::json!({
+            "format": EXPORT_FORMAT,
+            "version": 1,
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "time_zone": self.time_zone.iana_name().unwrap_or_default(),
+            "chain_head_position": head,
+            "public_keys": keys,
+        });
+        let mut out = serde_json_canonicalizer::to_string(&header).expect("plain JSON");
+        out.push('\n');
+        let mut day = from;
+        while day <= to {
+            let events = self.sealable_events(day, head).await?;
+            let lines: Vec<String> = events.iter().map(day_file::export_line).collect();
+            for line in &lines {
+                out.push_str(line);
+                out.push('\n');
+            }
+            let seals = self.views.read().await.seals.by_day.get(&day).cloned().unwrap_or_default();
+            let mut covered_until = 0;
+            for (position, _, chain_head) in seals.into_iter().filter(|(position, ..)| *position <= head) {
+                let Some(seal) = self.store.read_all(position, 1).await?.into_iter().next() else { continue };
+                out.push_str(&day_file::export_line(&seal));
+                out.push('\n');
+                let leaves: Vec<String> = events
+                    .iter()
+                    .zip(&lines)
+                    .filter(|(event, _)| event.global_position > covered_until && event.global_position <= chain_head)
+                    .map(|(_, line)| day_file::leaf_hash(line))
+                    .collect();
+                out.push_str(&serde_json_canonicalizer::to_string(&serde_json::json!({ "leaf_hashes": leaves })).expect("plain JSON"));
+                out.push('\n');
+                covered_until = chain_head;
+            }
+            let Ok(next) = day.tomorrow() else { break };
+            day = next;
+        }
+        Ok(out)
+    }
+
+    /// The proof (see the README's "Day export") that event `event_id` is in the Merkle root
+    /// of the signed seal of its day that covers it.
+    pub async fn prove(&self, event_id: Uuid, keys: &[PublicSealKey]) -> Result<String, ProofError> {
+        self.catch_up().await?;
+        let event = self.store.read_event(event_id).await?.ok_or(ProofError::NoSuchEvent)?;
+        if matches!(event.event, Event::DaySealed(_)) {
+            return Err(ProofError::IsASeal);
+        }
+        let day = projections::local_day(event.occurred_at, &self.time_zone);
+        let seals = self.views.read().await.seals.by_day.get(&day).cloned().unwrap_or_default();
+        let mut covered_from = 0;
+        for (position, _, chain_head) in seals {
+            if event.global_position > covered_from && event.global_position <= chain_head {
+                let seal = self.store.read_all(position, 1).await?.into_iter().next().ok_or(ProofError::NotSealed)?;
+                let Event::DaySealed(sealed) = &seal.event else { return Err(ProofError::NotSealed) };
+                if sealed.signature.is_empty() {
+                    return Err(ProofError::NotSealed);
+                }
+                let mut covered = self.sealable_events(day, chain_head).await?;
+                covered.retain(|other| other.global_position > covered_from);
+                let lines: Vec<String> = covered.iter().map(day_file::export_line).collect();
+                let index = covered.iter().position(|other| other.event_id == event_id).ok_or(ProofError::NotSealed)?;
+                let proof = serde_json::json!({
+                    "format": PROOF_FORMAT,
+                    "version": 1,
+                    "time_zone": self.time_zone.iana_name().unwrap_or_default(),
+                    "event": lines[index],
+                    "seal": day_file::export_line(&seal),
+                    "leaf_index": index,
+                    "tree_size": lines.len(),
+                    "path": day_file::inclusion_path(&lines, index),
+                    "public_keys": keys,
+                });
+                let mut text = serde_json_canonicalizer::to_string(&proof).expect("plain JSON");
+                text.push('\n');
+                return Ok(text);
+            }
+            covered_from = chain_head;
+        }
+        Err(ProofError::NotSealed)
+    }
+}
+
+/// Why no proof was made.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("the log holds no event with that id")]
+    NoSuchEvent,
+    #[error("that event is a seal; seals are checked by their signature, not a proof")]
+    IsASeal,
+    #[error("no signed seal covers that event yet (its day is not sealed, or it arrived after the last seal)")]
+    NotSealed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

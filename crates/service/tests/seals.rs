@@ -1,0 +1,221 @@
+//! Day seals, the day export and event proofs: made by the service, checked offline.
+
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use domain::Command;
+use events_schema::*;
+use jiff::tz::TimeZone;
+use service::day_file::{parse_public_key, verify_file};
+use service::seal_key::SealKey;
+use service::{CommandMeta, Service};
+use store_sled::{SledConfig, SledStore};
+
+fn id(text: &str) -> EntityId {
+    EntityId::new(text).unwrap()
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn in_the_field(text: &str) -> CommandMeta {
+    CommandMeta {
+        event_id: None,
+        occurred_at: Some(at(text)),
+        actor: id("staff-1"),
+        correlation_id: None,
+        expected_version: None,
+    }
+}
+
+fn check() -> Command {
+    Command::RecordPatrolCheck(PatrolCheckRecorded {
+        checkpoint_id: id("gate-1"),
+        staff_id: id("staff-1"),
+        result: CheckResult::Ok,
+        staff_present: Some(true),
+        protective_gear_worn: None,
+        thermometer_working: None,
+        health_code_scan_enforced: None,
+        passage_logbook_kept: None,
+        queue_orderly: None,
+        weather: None,
+        round_id: None,
+        note: None,
+    })
+}
+
+async fn world(service: &Service<SledStore>) {
+    let commands = [
+        Command::RegisterCommunity(CommunityRegistered {
+            community_id: id("minxin"),
+            name: "Minxin".into(),
+            parent_area: None,
+        }),
+        Command::RegisterGrid(GridRegistered { grid_id: id("g"), community_id: id("minxin"), name: "G".into() }),
+        Command::RegisterSite(SiteRegistered {
+            site_id: id("longwu"),
+            grid_id: id("g"),
+            name: "Longwu".into(),
+            kind: SiteKind::ResidentialCompound,
+        }),
+        Command::RegisterCheckpoint(CheckpointRegistered {
+            checkpoint_id: id("gate-1"),
+            site_id: id("longwu"),
+            name: "Main gate".into(),
+        }),
+        Command::RegisterStaff(StaffRegistered {
+            staff_id: id("staff-1"),
+            display_name: "Deputy".into(),
+            role: StaffRole::DeployedCadre,
+            grid_id: None,
+        }),
+    ];
+    for command in commands {
+        service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
+    }
+}
+
+fn june(day: i8) -> jiff::civil::Date {
+    jiff::civil::date(2020, 6, day)
+}
+
+#[tokio::test]
+async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SealKey::create(&dir.path().join("seal.key")).unwrap();
+    let public = key.public();
+    let store = SledStore::open(SledConfig::new(dir.path().join("data"))).unwrap();
+    let service = Arc::new(Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap());
+    world(&service).await;
+    for hour in 8..20 {
+        service.execute(&check(), &in_the_field(&format!("2020-06-01T{hour:02}:10:00+08:00")), Timestamp::now()).await.unwrap();
+    }
+    service.execute(&check(), &in_the_field("2020-06-02T09:00:00+08:00"), Timestamp::now()).await.unwrap();
+
+    // Sealing the 1st while writers add checks of the 1st: every event lands in a seal.
+    let writer = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            for minute in 0..30 {
+                let when = format!("2020-06-01T21:{minute:02}:00+08:00");
+                service.execute(&check(), &in_the_field(&when), Timestamp::now()).await.unwrap();
+            }
+        })
+    };
+    let first = service.seal_day(june(1), &key).await.unwrap().unwrap();
+    writer.await.unwrap();
+    let addendum = service.seal_day(june(1), &key).await.unwrap();
+    let seals = service.day_seals(june(1)).await.unwrap();
+    assert_eq!(seals.unsealed_events, 0, "{seals:?}");
+    let counts: u64 = seals.seals.iter().map(|s| s.seal.event_count).sum();
+    assert_eq!(counts, 5 + 12 + 30, "every event of the 1st is in exactly one seal");
+    assert_eq!(seals.seals[0].global_position, first.global_position);
+    if let Some(addendum) = &addendum {
+        let Event::DaySealed(seal) = &addendum.event else { panic!() };
+        assert_eq!((seal.sequence, seal.previous_seal_position), (2, first.global_position));
+    }
+    assert!(service.seal_day(june(1), &key).await.unwrap().is_none(), "nothing new, no seal");
+    // A late check of the 1st: not sealed until the next addendum.
+    service.execute(&check(), &in_the_field("2020-06-01T23:00:00+08:00"), Timestamp::now()).await.unwrap();
+    assert_eq!(service.day_seals(june(1)).await.unwrap().unsealed_events, 1);
+    let export = service.export_days(june(1), june(1), &[public.clone()]).await.unwrap();
+    let unsealed = verify_file(&export, Some(&public), false).unwrap_err();
+    assert!(unsealed.message.contains("covered by no seal"), "{unsealed}");
+    assert!(verify_file(&export, Some(&public), true).unwrap().unsealed_lines.len() == 1);
+    let late = service.seal_day(june(1), &key).await.unwrap().unwrap();
+    let Event::DaySealed(late_seal) = &late.event else { panic!() };
+    assert_eq!(late_seal.event_count, 1);
+    // The 2nd is sealed too (the export of both days chains the seals).
+    service.seal_day(june(2), &key).await.unwrap().unwrap();
+
+    let export = service.export_days(june(1), june(2), &[public.clone()]).await.unwrap();
+    let report = verify_file(&export, Some(&public), false).unwrap();
+    assert_eq!((report.events, report.key_trusted), (5 + 12 + 30 + 1 + 1, true));
+    assert!(report.seals >= 3);
+    // Without a trusted key: checked against the file's own key.
+    assert!(!verify_file(&export, None, false).unwrap().key_trusted);
+    let key_json = serde_json::to_string(&public).unwrap();
+    assert_eq!(parse_public_key(&key_json).unwrap(), public);
+
+    // Tampering, each named by its line (lines count from 1; line 1 is the header).
+    let lines: Vec<&str> = export.lines().collect();
+    let rebuilt = |lines: &[String]| lines.join("\n") + "\n";
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let event_line = 3; // the 2nd event of the 1st
+    // A changed byte that keeps the line canonical JSON: the grid's name.
+    let mut changed = owned.clone();
+    changed[event_line - 1] = changed[event_line - 1].replacen("\"name\":\"G\"", "\"name\":\"H\"", 1);
+    assert!(changed != owned, "the line was changed");
+    assert_eq!(verify_file(&rebuilt(&changed), Some(&public), false).unwrap_err().line, event_line);
+    // A changed byte that breaks canonical form.
+    let mut spaced = owned.clone();
+    spaced[event_line - 1] = spaced[event_line - 1].replacen(':', ": ", 1);
+    assert_eq!(verify_file(&rebuilt(&spaced), Some(&public), false).unwrap_err().line, event_line);
+    // A removed line: the seal that covered it says so.
+    let mut removed = owned.clone();
+    removed.remove(event_line - 1);
+    let error = verify_file(&rebuilt(&removed), Some(&public), false).unwrap_err();
+    assert!(error.message.contains("removed"), "{error}");
+    let seal_line = owned.iter().position(|l| l.contains("\"event_type\":\"DaySealed\"")).unwrap() + 1;
+    assert_eq!(error.line, seal_line - 1);
+    // Two lines swapped.
+    let mut swapped = owned.clone();
+    swapped.swap(event_line - 1, event_line);
+    // The second of the two is the first line out of order.
+    assert_eq!(verify_file(&rebuilt(&swapped), Some(&public), false).unwrap_err().line, event_line + 1);
+    // A line inserted: a copy of an event with a made-up position inside the sealed range.
+    let mut inserted = owned.clone();
+    let copy = owned[event_line - 1].replacen("\"global_position\":2,", "\"global_position\":2,", 1);
+    inserted.insert(event_line, copy);
+    let error = verify_file(&rebuilt(&inserted), Some(&public), false).unwrap_err();
+    assert_eq!(error.line, event_line + 1, "{error}");
+    // A seal replaced by one signed with another key.
+    let other = SealKey::create(&dir.path().join("other.key")).unwrap();
+    let Event::DaySealed(mut forged) = first.event.clone() else { panic!() };
+    forged.key_id = other.public().key_id;
+    forged.signature = hex::encode(other.sign(&service::day_file::signing_input(&forged)));
+    let forged_line = service::day_file::export_line(&RecordedEvent { event: forged.clone().into(), ..first.clone() });
+    let mut replaced = owned.clone();
+    replaced[seal_line - 1] = forged_line;
+    let error = verify_file(&rebuilt(&replaced), Some(&public), false).unwrap_err();
+    assert_eq!(error.line, seal_line, "{error}");
+    // A seal whose count is changed (and re-signed by nobody): its signature fails.
+    let mut recounted = owned.clone();
+    recounted[seal_line - 1] = recounted[seal_line - 1].replacen("\"event_count\":", "\"event_count\":1", 1);
+    assert_eq!(verify_file(&rebuilt(&recounted), Some(&public), false).unwrap_err().line, seal_line);
+    // The forged seal passes only when its own key is trusted... and then the events must
+    // still be what it covers.
+    assert!(verify_file(&rebuilt(&replaced), Some(&other.public()), false).is_err());
+
+    // A proof for each event of the sealed 1st verifies on its own.
+    let day_events: Vec<serde_json::Value> = owned[1..]
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event_type"].is_string() && v["event_type"] != "DaySealed")
+        .collect();
+    assert_eq!(day_events.len(), 5 + 12 + 30 + 1 + 1);
+    for event in &day_events {
+        let event_id: uuid::Uuid = event["event_id"].as_str().unwrap().parse().unwrap();
+        let proof = service.prove(event_id, &[public.clone()]).await.unwrap();
+        let report = verify_file(&proof, Some(&public), false).unwrap();
+        assert_eq!(report.kind, "proof");
+        // The same proof against a changed root fails.
+        let mut value: serde_json::Value = serde_json::from_str(&proof).unwrap();
+        let seal = value["seal"].as_str().unwrap().to_owned();
+        let root_start = seal.find("\"merkle_root\":\"").unwrap() + 15;
+        let mut bent = seal.clone();
+        bent.replace_range(root_start..root_start + 1, if &seal[root_start..root_start + 1] == "0" { "1" } else { "0" });
+        value["seal"] = serde_json::Value::String(bent);
+        assert!(verify_file(&value.to_string(), Some(&public), false).is_err());
+        // And a proof with a bent path fails too.
+        let mut value: serde_json::Value = serde_json::from_str(&proof).unwrap();
+        if let Some(first) = value["path"].as_array_mut().and_then(|p| p.first_mut()) {
+            *first = serde_json::Value::String("00".repeat(32));
+            assert!(verify_file(&value.to_string(), Some(&public), false).is_err());
+        }
+    }
+}
