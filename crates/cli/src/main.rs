@@ -2,8 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 operating error (I/O, a store that cannot be opened),
 //! 2 bad input (nothing written), 3 conflict (wrong expected version or a reused event id;
-//! nothing written), 4 `verify` found the log altered or shortened, 5 `verify` met a store
-//! that a running server holds.
+//! nothing written), 4 `verify` found the log (or a file given to `verify --file`) altered or
+//! shortened, 5 `verify` met a store that a running server holds.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -12,6 +12,7 @@ mod append;
 mod backend;
 mod bench_http;
 mod bench_projections;
+mod days;
 mod events;
 mod record;
 mod serve;
@@ -61,8 +62,15 @@ enum Command {
     Append(append::AppendArgs),
     /// Print stored events as NDJSON.
     Events(events::EventsArgs),
-    /// Recompute the hash chain and check the whole log.
-    Verify,
+    /// Recompute the hash chain and check the whole log; or, with --file, check a day export
+    /// or an event proof offline (no data directory, no server).
+    Verify(days::VerifyArgs),
+    /// Seal a local day now (the server seals each day itself once its grace period ends).
+    Seal(days::SealArgs),
+    /// Write a self-contained, verifiable file of local days' events and their seals.
+    Export(days::ExportArgs),
+    /// Print one event with its inclusion proof in its day's sealed Merkle root.
+    Prove(days::ProveArgs),
     /// Do something through the domain rules (raise an issue, record a check, ...).
     Record(record::RecordArgs),
     /// The live status of every checkpoint, rolled up by site, grid and community.
@@ -240,9 +248,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             existing_store(&cli)?;
             events::run(&record::open_log(&cli)?, args).await
         }
-        Command::Verify => {
+        Command::Verify(args) => match args.file() {
+            Some(file) => days::verify_file(args, file),
+            None => {
+                existing_store(&cli)?;
+                verify(&cli)
+            }
+        },
+        Command::Seal(args) => {
             existing_store(&cli)?;
-            verify(&cli)
+            days::seal(&cli, args).await
+        }
+        Command::Export(args) => {
+            existing_store(&cli)?;
+            days::export(&cli, args).await
+        }
+        Command::Prove(args) => {
+            existing_store(&cli)?;
+            days::prove(&cli, args).await
         }
         Command::Record(args) => record::record(&cli, args).await,
         Command::Status(args) => {

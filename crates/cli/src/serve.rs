@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// How long the live feed waits for a slow client before it cuts it off.
     #[arg(long, default_value_t = 5_000)]
     live_send_timeout_ms: u64,
+    /// How long after a local day ends its events may still arrive before the server seals
+    /// it (later arrivals go into an addendum seal of the same day).
+    #[arg(long, default_value_t = 60)]
+    seal_grace_minutes: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -99,6 +103,30 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The server's work on days, once a minute: seal each day whose grace period for late
+/// arrivals has passed (with an addendum for what arrived after its seal), and bring the day
+/// checkpoints forward so that a query of any day reads that day only.
+async fn keep_days(
+    service: Arc<crate::record::CliService>,
+    key: Option<Arc<service::seal_key::SealKey>>,
+    grace: Duration,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Some(key) = &key {
+            match service.seal_ended_days(key, events_schema::Timestamp::now(), grace).await {
+                Ok(seals) if !seals.is_empty() => tracing::info!(seals = seals.len(), "days sealed"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "sealing the ended days failed; trying again in a minute"),
+            }
+        }
+        if let Err(error) = service.checkpoint_days().await {
+            tracing::warn!(%error, "bringing the day checkpoints forward failed");
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called (before
 /// the server says it listens), not when the future is first polled.
 fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
@@ -131,22 +159,25 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         Failure::Operating(anyhow::Error::new(error).context(format!("cannot listen on {}", args.addr)))
     })?;
     let address = listener.local_addr()?;
-    // The seal key's public part, if there is a key: its secret stays in its file.
+    // The seal key, if there is one: the server signs seals with it and publishes only its
+    // public part.
     let seal_key = if cli.seal_key.exists() {
         let key = service::seal_key::SealKey::load(&cli.seal_key).map_err(|error| Failure::Operating(error.into()))?;
         tracing::info!(key_id = %key.public().key_id, "seal key loaded");
-        Some(key.public())
+        Some(Arc::new(key))
     } else {
         tracing::info!(path = %cli.seal_key.display(), "no seal key; GET /api/v1/seal-key answers 404");
         None
     };
     let config = ServerConfig {
-        seal_key,
+        seal_key: seal_key.clone(),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         live_send_timeout: Duration::from_millis(args.live_send_timeout_ms),
         ..ServerConfig::default()
     };
     let service = Arc::new(service);
+    let days =
+        tokio::spawn(keep_days(service.clone(), seal_key.clone(), Duration::from_secs(args.seal_grace_minutes * 60)));
     let state = AppState::new(service.clone(), tokens, config);
     let shutdown = state.shutdown.clone();
     let stop = stop_signal()?;
@@ -159,6 +190,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         served = server::serve(listener, state, stop) => { served?; true }
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => false,
     };
+    days.abort();
     // Every acknowledged append is already durable; the snapshot only makes the next
     // start faster.
     if let Err(error) = service.save_snapshot().await {

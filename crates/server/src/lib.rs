@@ -58,9 +58,9 @@ pub struct ServerConfig {
     /// reading) is closed by the kernel (`TCP_USER_TIMEOUT`), so that it cannot hold the
     /// server, or its shutdown, forever.
     pub connection_stall_timeout: Duration,
-    /// The public part of the key that signs day seals, published at `GET /api/v1/seal-key`
-    /// (the secret never reaches the server's answers).
-    pub seal_key: Option<service::seal_key::PublicSealKey>,
+    /// The key that signs day seals; its public part is published at `GET /api/v1/seal-key`
+    /// (the secret never reaches the server's answers, its logs or the log).
+    pub seal_key: Option<std::sync::Arc<service::seal_key::SealKey>>,
     /// Reads that fold a whole period of the log (timeline, replay, report, status as of a
     /// moment) run at most this many at a time, off the async workers.
     pub heavy_reads_max: usize,
@@ -169,6 +169,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/live", get(live::live))
         .route("/api/v1/verify", get(routes::verify))
         .route("/api/v1/seal-key", get(routes::seal_key))
+        .route("/api/v1/days/{day}/export", get(routes::day_export))
+        .route("/api/v1/days/{day}/seals", get(routes::day_seals))
+        .route("/api/v1/days/{day}/seal", post(routes::seal_day))
+        .route("/api/v1/events/{event_id}/proof", get(routes::event_proof))
         .merge(commands)
         .merge(appends)
         .fallback(routes::no_route)

@@ -484,7 +484,7 @@ pub struct SealKeyResponse {
 )]
 pub async fn seal_key(State(state): State<AppState>, principal: Principal) -> Result<Json<SealKeyResponse>, ApiError> {
     principal.require(Permission::ReadStatus)?;
-    let key = state.config.seal_key.clone().ok_or_else(|| {
+    let key = state.config.seal_key.as_ref().map(|key| key.public()).ok_or_else(|| {
         ApiError::not_found(
             "no seal key is configured: make one with `gridwatch seal-key create`, serve with --seal-key",
         )
@@ -872,4 +872,125 @@ pub async fn no_route() -> ApiError {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not take that method")
+}
+
+fn day_of_path(text: &str) -> Result<jiff::civil::Date, ApiError> {
+    text.parse().map_err(|_| ApiError::invalid(format!("{text:?} is not a day (YYYY-MM-DD)")))
+}
+
+/// The public keys an export or a proof names.
+fn published_keys(state: &AppState) -> Vec<service::seal_key::PublicSealKey> {
+    state.config.seal_key.iter().map(|key| key.public()).collect()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// The last local day of the export (the path's day when not given).
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<jiff::civil::Date>,
+}
+
+/// The export of local days (the README's "Day export"): NDJSON that `gridwatch verify
+/// --file` checks with no server and no data.
+#[utoipa::path(
+    get, path = "/api/v1/days/{day}/export", tag = "audit",
+    params(("day" = String, Path, format = Date, description = "the first local day"), ExportParams),
+    responses(
+        (status = 200, description = "the export", content_type = "application/x-ndjson", body = String),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn day_export(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(day): PathParam,
+    QueryParams(params): QueryParams<ExportParams>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let day = day_of_path(&day)?;
+    let to = params.to.unwrap_or(day);
+    if to < day {
+        return Err(ApiError::invalid(format!("to {to} is before day {day}")));
+    }
+    if day.until(to).map_or(i32::MAX, |span| span.get_days()) >= state.config.report_days_max {
+        return Err(ApiError::invalid(format!("an export covers at most {} days", state.config.report_days_max)));
+    }
+    let keys = published_keys(&state);
+    let text = heavy(&state, move |service| async move { service.export_days(day, to, &keys).await }).await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+}
+
+/// A local day's seals, and how many of its events arrived after the last of them.
+#[utoipa::path(
+    get, path = "/api/v1/days/{day}/seals", tag = "audit",
+    params(("day" = String, Path, format = Date, description = "the local day")),
+    responses((status = 200, body = Object), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn day_seals(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(day): PathParam,
+) -> Result<Json<service::DaySeals>, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let day = day_of_path(&day)?;
+    Ok(Json(state.service.day_seals(day).await?))
+}
+
+/// Seals a local day now (its first seal, or an addendum for the events that arrived after
+/// it): 201 with the seal, or 200 with `null` when nothing arrived since its last seal.
+#[utoipa::path(
+    post, path = "/api/v1/days/{day}/seal", tag = "audit",
+    params(("day" = String, Path, format = Date, description = "the local day")),
+    responses(
+        (status = 201, description = "the seal made", body = Object),
+        (status = 200, description = "nothing to seal"),
+        (status = 409, description = "no seal key is configured", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn seal_day(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(day): PathParam,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOperational)?;
+    let day = day_of_path(&day)?;
+    let key = state.config.seal_key.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no-seal-key", "no seal key is configured: days cannot be sealed")
+    })?;
+    match state.service.seal_day(day, &key).await? {
+        Some(seal) => Ok((StatusCode::CREATED, Json(seal)).into_response()),
+        None => Ok((StatusCode::OK, Json(serde_json::Value::Null)).into_response()),
+    }
+}
+
+/// One event with its inclusion proof in the Merkle root of the signed seal that covers it
+/// (the README's "Day export"); `gridwatch verify --file` checks it alone.
+#[utoipa::path(
+    get, path = "/api/v1/events/{event_id}/proof", tag = "audit",
+    params(("event_id" = String, Path, format = Uuid, description = "the event's id")),
+    responses(
+        (status = 200, body = Object),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "no signed seal covers the event yet", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn event_proof(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(event_id): PathParam,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ReadAudit)?;
+    let event_id: Uuid = event_id.parse().map_err(|_| ApiError::invalid(format!("{event_id:?} is not a UUID")))?;
+    match state.service.prove(event_id, &published_keys(&state)).await {
+        Ok(proof) => Ok(([(header::CONTENT_TYPE, "application/json")], proof).into_response()),
+        Err(service::ProofError::Store(error)) => Err(error.into()),
+        Err(service::ProofError::NoSuchEvent) => Err(ApiError::not_found(format!("no event {event_id}"))),
+        Err(error) => Err(ApiError::new(StatusCode::CONFLICT, "not-sealed", error.to_string())),
+    }
 }

@@ -832,9 +832,9 @@ fn hex_of(bytes: &[u8]) -> String {
 async fn the_seal_key_is_published_without_its_secret() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("seal.key");
-    let key = service::seal_key::SealKey::create(&path).unwrap();
+    let key = Arc::new(service::seal_key::SealKey::create(&path).unwrap());
     let secret = std::fs::read_to_string(&path).unwrap().trim().to_owned();
-    let api = api_with(ServerConfig { seal_key: Some(key.public()), ..ServerConfig::default() }).await;
+    let api = api_with(ServerConfig { seal_key: Some(key.clone()), ..ServerConfig::default() }).await;
     for token in [&api.field_a, &api.auditor, &api.admin] {
         let answer = api.get("/api/v1/seal-key", token).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -849,4 +849,45 @@ async fn the_seal_key_is_published_without_its_secret() {
     let answer = without.get("/api/v1/seal-key", &without.auditor).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
     assert!(answer.text.contains("seal-key create"), "{}", answer.text);
+}
+
+#[tokio::test]
+async fn a_day_is_sealed_on_demand_exported_and_proven_over_http_for_auditors() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(service::seal_key::SealKey::create(&dir.path().join("seal.key")).unwrap());
+    let api = api_with(ServerConfig { seal_key: Some(key.clone()), ..ServerConfig::default() }).await;
+    // The registrations happened today, local time.
+    let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let today = projections::local_day(events_schema::Timestamp::now(), &zone);
+    let seal_uri = format!("/api/v1/days/{today}/seal");
+    for token in [&api.field_a, &api.auditor] {
+        assert_eq!(api.send(Method::POST, &seal_uri, Some(token.as_str()), None).await.status, StatusCode::FORBIDDEN);
+    }
+    let sealed = api.send(Method::POST, &seal_uri, Some(api.supervisor.as_str()), None).await;
+    assert_eq!(sealed.status, StatusCode::CREATED, "{}", sealed.text);
+    assert_eq!(sealed.body["event_type"], "DaySealed");
+    assert_eq!(sealed.body["data"]["event_count"], 9);
+    let again = api.send(Method::POST, &seal_uri, Some(api.admin.as_str()), None).await;
+    assert_eq!((again.status, again.body.clone()), (StatusCode::OK, serde_json::Value::Null), "nothing new to seal");
+    let seals = api.get(&format!("/api/v1/days/{today}/seals"), &api.auditor).await;
+    assert_eq!(seals.status, StatusCode::OK, "{}", seals.text);
+    assert_eq!((seals.body["seals"].as_array().unwrap().len(), seals.body["unsealed_events"].clone()), (1, json!(0)));
+    assert_eq!(api.get(&format!("/api/v1/days/{today}/export"), &api.field_a).await.status, StatusCode::FORBIDDEN);
+    let export = api.get(&format!("/api/v1/days/{today}/export"), &api.auditor).await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text);
+    let report = service::day_file::verify_file(&export.text, Some(&key.public()), false).unwrap();
+    assert_eq!((report.events, report.seals), (9, 1));
+    let first_event = export.text.lines().nth(1).unwrap();
+    let event_id =
+        serde_json::from_str::<serde_json::Value>(first_event).unwrap()["event_id"].as_str().unwrap().to_owned();
+    let proof = api.get(&format!("/api/v1/events/{event_id}/proof"), &api.auditor).await;
+    assert_eq!(proof.status, StatusCode::OK, "{}", proof.text);
+    assert_eq!(service::day_file::verify_file(&proof.text, Some(&key.public()), false).unwrap().kind, "proof");
+    let unknown = api.get(&format!("/api/v1/events/{}/proof", uuid::Uuid::now_v7()), &api.auditor).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get("/api/v1/days/not-a-day/seals", &api.auditor).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without a key no seal can be made, and says why.
+    let keyless = api_with(ServerConfig::default()).await;
+    let refused = keyless.send(Method::POST, &seal_uri, Some(keyless.admin.as_str()), None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
 }

@@ -207,11 +207,7 @@ fn time_zone_of(header: &Value, line: usize) -> Result<TimeZone, FileError> {
 /// `trusted`, seals must be signed by that key; without, by a key the file names (which
 /// proves only that the file is consistent, not who made it). With `allow_unsealed`, events
 /// no seal covers are listed instead of failing the check.
-pub fn verify_file(
-    text: &str,
-    trusted: Option<&PublicSealKey>,
-    allow_unsealed: bool,
-) -> Result<FileReport, FileError> {
+pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: bool) -> Result<FileReport, FileError> {
     let mut lines = text.lines();
     let first = lines.next().ok_or_else(|| at(1, "the file is empty"))?;
     let header: Value = serde_json::from_str(first).map_err(|error| at(1, format!("not JSON: {error}")))?;
@@ -308,7 +304,10 @@ fn verify_export<'a>(
         for (expected_sequence, (line, _, seal, leaves)) in (1..).zip(seals.remove(day).unwrap_or_default()) {
             seal_count += 1;
             if seal.sequence != expected_sequence {
-                return Err(at(line, format!("seal {} of {day}, where seal {expected_sequence} was due", seal.sequence)));
+                return Err(at(
+                    line,
+                    format!("seal {} of {day}, where seal {expected_sequence} was due", seal.sequence),
+                ));
             }
             check_signature(&seal, keys, line)?;
             let covered: Vec<&(u64, usize, String)> = day_events
@@ -316,7 +315,10 @@ fn verify_export<'a>(
                 .filter(|(position, ..)| *position > covered_until && *position <= seal.chain_head_position)
                 .collect();
             if leaves.len() as u64 != seal.event_count {
-                return Err(at(line + 1, format!("{} leaf hashes for a seal of {} events", leaves.len(), seal.event_count)));
+                return Err(at(
+                    line + 1,
+                    format!("{} leaf hashes for a seal of {} events", leaves.len(), seal.event_count),
+                ));
             }
             if (covered.len() as u64) < seal.event_count {
                 return Err(at(
@@ -334,7 +336,10 @@ fn verify_export<'a>(
                 if leaves.get(k) != Some(&leaf_hash(text)) {
                     return Err(at(
                         *event_line,
-                        format!("this event is not the one seal {} of {day} covers here: changed, moved or inserted", seal.sequence),
+                        format!(
+                            "this event is not the one seal {} of {day} covers here: changed, moved or inserted",
+                            seal.sequence
+                        ),
                     ));
                 }
             }
@@ -354,7 +359,8 @@ fn verify_export<'a>(
             }
             covered_until = seal.chain_head_position;
         }
-        unsealed_lines.extend(day_events.iter().filter(|(position, ..)| *position > covered_until).map(|(_, line, _)| *line));
+        unsealed_lines
+            .extend(day_events.iter().filter(|(position, ..)| *position > covered_until).map(|(_, line, _)| *line));
     }
     if let (false, Some(first)) = (allow_unsealed, unsealed_lines.first()) {
         return Err(at(
@@ -366,7 +372,15 @@ fn verify_export<'a>(
             ),
         ));
     }
-    Ok(FileReport { kind: "export", days, events: event_count, seals: seal_count, unsealed_lines, key_ids, key_trusted })
+    Ok(FileReport {
+        kind: "export",
+        days,
+        events: event_count,
+        seals: seal_count,
+        unsealed_lines,
+        key_ids,
+        key_trusted,
+    })
 }
 
 fn verify_proof(
@@ -410,5 +424,13 @@ fn verify_proof(
     let root = ct_merkle::RootHash::<Sha256>::new(root.into(), size as usize);
     root.verify_inclusion(&event_text.as_bytes().to_vec(), index, &InclusionProof::from_bytes(path))
         .map_err(|_| at(1, "the inclusion proof does not lead to the seal's Merkle root"))?;
-    Ok(FileReport { kind: "proof", days: vec![day], events: 1, seals: 1, unsealed_lines: Vec::new(), key_ids, key_trusted })
+    Ok(FileReport {
+        kind: "proof",
+        days: vec![day],
+        events: 1,
+        seals: 1,
+        unsealed_lines: Vec::new(),
+        key_ids,
+        key_trusted,
+    })
 }

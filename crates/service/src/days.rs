@@ -538,7 +538,10 @@ mod tests {
         }
         shelf.save((day(1), 9), &views, [7; 32], &zone);
         assert_eq!(shelf.candidates(day(2)), [(day(2), 5), (day(2), 4), (day(2), 3), (day(1), 9)]);
-        assert_eq!(shelf.load((day(2), 5), &zone).map(|(views, hash)| (views.registry, hash)), Some((Registry::default(), [7; 32])));
+        assert_eq!(
+            shelf.load((day(2), 5), &zone).map(|(views, hash)| (views.registry, hash)),
+            Some((Registry::default(), [7; 32]))
+        );
         assert!(shelf.load((day(2), 1), &zone).is_none(), "pruned");
         let other_zone = TimeZone::get("Europe/Paris").unwrap();
         assert!(shelf.load((day(2), 5), &other_zone).is_none(), "another time zone's days are other days");

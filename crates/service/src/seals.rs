@@ -36,7 +36,8 @@ impl SealIndex {
                 self.last = Some(event.global_position);
             }
             _ => {
-                self.last_event_by_day.insert(projections::local_day(event.occurred_at, time_zone), event.global_position);
+                self.last_event_by_day
+                    .insert(projections::local_day(event.occurred_at, time_zone), event.global_position);
             }
         }
     }
@@ -238,7 +239,10 @@ impl<S: EventStore> Service<S> {
                     .filter(|(event, _)| event.global_position > covered_until && event.global_position <= chain_head)
                     .map(|(_, line)| day_file::leaf_hash(line))
                     .collect();
-                out.push_str(&serde_json_canonicalizer::to_string(&serde_json::json!({ "leaf_hashes": leaves })).expect("plain JSON"));
+                out.push_str(
+                    &serde_json_canonicalizer::to_string(&serde_json::json!({ "leaf_hashes": leaves }))
+                        .expect("plain JSON"),
+                );
                 out.push('\n');
                 covered_until = chain_head;
             }

@@ -92,7 +92,10 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     let service = Arc::new(Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap());
     world(&service).await;
     for hour in 8..20 {
-        service.execute(&check(), &in_the_field(&format!("2020-06-01T{hour:02}:10:00+08:00")), Timestamp::now()).await.unwrap();
+        service
+            .execute(&check(), &in_the_field(&format!("2020-06-01T{hour:02}:10:00+08:00")), Timestamp::now())
+            .await
+            .unwrap();
     }
     service.execute(&check(), &in_the_field("2020-06-02T09:00:00+08:00"), Timestamp::now()).await.unwrap();
 
@@ -208,7 +211,10 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
         let seal = value["seal"].as_str().unwrap().to_owned();
         let root_start = seal.find("\"merkle_root\":\"").unwrap() + 15;
         let mut bent = seal.clone();
-        bent.replace_range(root_start..root_start + 1, if &seal[root_start..root_start + 1] == "0" { "1" } else { "0" });
+        bent.replace_range(
+            root_start..root_start + 1,
+            if &seal[root_start..root_start + 1] == "0" { "1" } else { "0" },
+        );
         value["seal"] = serde_json::Value::String(bent);
         assert!(verify_file(&value.to_string(), Some(&public), false).is_err());
         // And a proof with a bent path fails too.
