@@ -206,3 +206,65 @@ fn a_seal_key_is_made_once_outside_the_data_directory() {
     assert_eq!(again.code, 3, "an existing key is never overwritten: {}", again.stderr);
     assert_eq!(std::fs::read_to_string(&key).unwrap().trim(), secret);
 }
+
+#[test]
+fn a_day_is_sealed_exported_verified_offline_and_proven_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("seal.key");
+    let key_arg = key.to_str().unwrap();
+    let lines = format!("{}\n{}\n", issue_raised("i-1"), issue_raised("i-2"));
+    assert_eq!(run(&data, &["append", "--stream", "issues"], &lines).code, 0);
+    // No key yet: sealing says how to make one.
+    let keyless = run(&data, &["--seal-key", key_arg, "seal", "--day", "2020-02-20"], "");
+    assert_eq!(keyless.code, 2, "{}", keyless.stderr);
+    assert!(keyless.stderr.contains("seal-key create"), "{}", keyless.stderr);
+    assert_eq!(run(&data, &["--seal-key", key_arg, "seal-key", "create"], "").code, 0);
+    let sealed = run(&data, &["--seal-key", key_arg, "seal", "--day", "2020-02-20"], "");
+    assert_eq!(sealed.code, 0, "{}", sealed.stderr);
+    let seal: serde_json::Value = serde_json::from_str(sealed.stdout.trim()).unwrap();
+    assert_eq!((seal["event_type"].clone(), seal["data"]["event_count"].clone()), ("DaySealed".into(), 2.into()));
+    let verified = run(&data, &["--seal-key", key_arg, "verify"], "");
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    assert!(verified.stdout.contains("1 day seals hold (signatures checked)"), "{}", verified.stdout);
+
+    let export = dir.path().join("day.ndjson");
+    let exported =
+        run(&data, &["--seal-key", key_arg, "export", "--day", "2020-02-20", "--output", export.to_str().unwrap()], "");
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    // The public key as an auditor gets it, and a data directory that does not exist.
+    let public = dir.path().join("public.json");
+    let key_id = seal["data"]["key_id"].as_str().unwrap();
+    let header: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&export).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(header["public_keys"][0]["key_id"], key_id);
+    std::fs::write(&public, header["public_keys"][0].to_string()).unwrap();
+    let nowhere = dir.path().join("no-data-here");
+    let check = |file: &std::path::Path| {
+        run(&nowhere, &["verify", "--file", file.to_str().unwrap(), "--public-key", public.to_str().unwrap()], "")
+    };
+    let ok = check(&export);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.contains("2 event(s), 1 seal(s)") && ok.stdout.contains("the key given"), "{}", ok.stdout);
+    assert!(!nowhere.exists(), "verify --file needs no data directory");
+    // A changed line fails with exit 4, naming it.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let bent = dir.path().join("bent.ndjson");
+    std::fs::write(&bent, text.replacen("\"summary\":\"courier tricycles crowd the gate\"", "\"summary\":\"all calm\"", 1)).unwrap();
+    let failed = check(&bent);
+    assert_eq!(failed.code, 4, "{}", failed.stdout);
+    assert!(failed.stderr.contains("line 2:"), "{}", failed.stderr);
+
+    // One event's proof, checked alone.
+    let event_id = events(&data, &[])[0]["event_id"].as_str().unwrap().to_owned();
+    let proof = run(&data, &["--seal-key", key_arg, "prove", "--event", &event_id], "");
+    assert_eq!(proof.code, 0, "{}", proof.stderr);
+    let proof_file = dir.path().join("proof.json");
+    std::fs::write(&proof_file, &proof.stdout).unwrap();
+    let proven = check(&proof_file);
+    assert_eq!(proven.code, 0, "{}", proven.stderr);
+    assert!(proven.stdout.starts_with("ok: proof 2020-02-20"), "{}", proven.stdout);
+    // The proof's event, changed, no longer leads to the sealed root.
+    std::fs::write(&proof_file, proof.stdout.replacen("courier tricycles", "courier bicycles", 1)).unwrap();
+    assert_eq!(check(&proof_file).code, 4);
+}

@@ -193,7 +193,7 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-fn verify(cli: &Cli) -> Result<(), Failure> {
+async fn verify(cli: &Cli) -> Result<(), Failure> {
     // An error here is about opening or reading (a lock, I/O), not about what the log
     // holds: findings come back inside the report.
     let report = match backend::verify(cli) {
@@ -213,6 +213,30 @@ fn verify(cli: &Cli) -> Result<(), Failure> {
             let head = if report.events == 0 { "empty".to_owned() } else { hex_of(&report.last_hash) };
             let noun = if report.events == 1 { "event" } else { "events" };
             println!("ok: {} {noun}, chain intact, head {head}", report.events);
+            // Then every day seal against the log (and its signature, with the seal key).
+            let key = match cli.seal_key.exists() {
+                true => Some(
+                    service::seal_key::SealKey::load(&cli.seal_key)
+                        .map_err(|error| Failure::Operating(error.into()))?
+                        .public(),
+                ),
+                false => None,
+            };
+            let service = record::open_service(cli).await?;
+            let seals = service.verify_seals(key.as_ref()).await?;
+            if let Some(problem) = seals.problems.first() {
+                return Err(Failure::Integrity(anyhow::anyhow!(
+                    "seal {} of {} at position {}: {} ({} of {} seals do not hold)",
+                    problem.sequence,
+                    problem.local_day,
+                    problem.global_position,
+                    problem.reason,
+                    seals.problems.len(),
+                    seals.seals
+                )));
+            }
+            let signed = if key.is_some() { "signatures checked" } else { "signatures not checked: no --seal-key" };
+            println!("ok: {} day seals hold ({signed})", seals.seals);
             Ok(())
         }
         Some(problem) => Err(Failure::Integrity(anyhow::anyhow!(
@@ -252,7 +276,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Some(file) => days::verify_file(args, file),
             None => {
                 existing_store(&cli)?;
-                verify(&cli)
+                verify(&cli).await
             }
         },
         Command::Seal(args) => {

@@ -19,7 +19,7 @@ use crate::{live, routes};
     components(schemas(
         routes::CommandRequest, routes::AppendResponse, routes::AppendedEventBody, routes::TokenRequest,
         routes::TokenResponse, crate::problem::Problem, crate::auth::Role, crate::auth::TokenInfo,
-        routes::VerifyResponse, routes::VerifyProblemBody, routes::SealKeyResponse,
+        routes::VerifyResponse, routes::VerifyProblemBody, routes::SealProblemBody, routes::SealKeyResponse,
     )),
     modifiers(&BearerAuth),
 )]

@@ -503,6 +503,20 @@ pub struct VerifyResponse {
     pub head_hash: String,
     /// The first bad position and why, when the log is not intact.
     pub problem: Option<VerifyProblemBody>,
+    /// Day seals checked against the log (what each covers, its Merkle root, the chain hash
+    /// at its head, its link to the previous seal, and its signature with the server's key).
+    pub seals_checked: u64,
+    /// The seals that did not hold (none when every seal holds).
+    pub seal_problems: Vec<SealProblemBody>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SealProblemBody {
+    pub global_position: u64,
+    #[schema(value_type = String, format = Date)]
+    pub local_day: jiff::civil::Date,
+    pub sequence: u32,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -532,13 +546,31 @@ pub async fn verify(State(state): State<AppState>, principal: Principal) -> Resu
     // A task of its own holds the permit until the verification ends, even if this request
     // is dropped (its client gone), so that verifications never pile up.
     let service = state.service.clone();
-    let report = tokio::spawn(async move {
+    let key = state.config.seal_key.as_ref().map(|key| key.public());
+    let (report, seals) = tokio::spawn(async move {
         let _permit = permit;
-        service.verify().await
+        let report = service.verify().await?;
+        // Seals are checked only over a log whose chain holds.
+        let seals = match report.problem {
+            None => service.verify_seals(key.as_ref()).await?,
+            Some(_) => service::SealCheck::default(),
+        };
+        Ok::<_, store::StoreError>((report, seals))
     })
     .await
     .map_err(|error| ApiError::internal(&error))??;
     Ok(Json(VerifyResponse {
+        seals_checked: seals.seals,
+        seal_problems: seals
+            .problems
+            .into_iter()
+            .map(|p| SealProblemBody {
+                global_position: p.global_position,
+                local_day: p.local_day,
+                sequence: p.sequence,
+                reason: p.reason,
+            })
+            .collect(),
         intact: report.problem.is_none(),
         events: report.events,
         head_hash: hex::encode(report.last_hash),

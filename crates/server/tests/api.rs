@@ -886,6 +886,10 @@ async fn a_day_is_sealed_on_demand_exported_and_proven_over_http_for_auditors() 
     let unknown = api.get(&format!("/api/v1/events/{}/proof", uuid::Uuid::now_v7()), &api.auditor).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(api.get("/api/v1/days/not-a-day/seals", &api.auditor).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The server's verification checks the seal too.
+    let verified = api.get("/api/v1/verify", &api.auditor).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.text);
+    assert_eq!((verified.body["seals_checked"].clone(), verified.body["seal_problems"].clone()), (json!(1), json!([])));
     // Without a key no seal can be made, and says why.
     let keyless = api_with(ServerConfig::default()).await;
     let refused = keyless.send(Method::POST, &seal_uri, Some(keyless.admin.as_str()), None).await;

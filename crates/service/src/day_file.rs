@@ -140,23 +140,30 @@ fn keys_of(value: &Value, line: usize) -> Result<Vec<PublicSealKey>, FileError> 
     Ok(keys)
 }
 
-/// Checks a seal's signature against `keys`.
-fn check_signature(seal: &DaySealed, keys: &[PublicSealKey], line: usize) -> Result<(), FileError> {
+/// Checks a seal's signature against `keys` (the one named by its `key_id`).
+pub fn check_seal_signature(seal: &DaySealed, keys: &[PublicSealKey]) -> Result<(), String> {
     if seal.signature.is_empty() {
-        return Err(at(line, "the seal is not signed (a version-1 seal): it proves nothing offline"));
+        return Err("the seal is not signed (a version-1 seal): it proves nothing offline".into());
     }
-    let key = keys.iter().find(|key| key.key_id == seal.key_id).ok_or_else(|| {
-        at(line, format!("the seal was signed with key {}, not a key this check trusts", seal.key_id))
-    })?;
-    let public: [u8; 32] = hex::decode(&key.public_key).ok().and_then(|b| b.try_into().ok()).expect("parsed before");
-    let verifying = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| at(line, "not an ed25519 key"))?;
+    let key = keys
+        .iter()
+        .find(|key| key.key_id == seal.key_id)
+        .ok_or_else(|| format!("the seal was signed with key {}, not a key this check trusts", seal.key_id))?;
+    let public: Option<[u8; 32]> = hex::decode(&key.public_key).ok().and_then(|bytes| bytes.try_into().ok());
+    let verifying = public
+        .and_then(|public| ed25519_dalek::VerifyingKey::from_bytes(&public).ok())
+        .ok_or("not an ed25519 public key")?;
     let signature: [u8; 64] = hex::decode(&seal.signature)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| at(line, "the signature is not 128 hex digits"))?;
+        .ok_or("the signature is not 128 hex digits")?;
     verifying
         .verify_strict(&signing_input(seal), &ed25519_dalek::Signature::from_bytes(&signature))
-        .map_err(|_| at(line, format!("the seal's signature does not verify with key {}", seal.key_id)))
+        .map_err(|_| format!("the seal's signature does not verify with key {}", seal.key_id))
+}
+
+fn check_signature(seal: &DaySealed, keys: &[PublicSealKey], line: usize) -> Result<(), FileError> {
+    check_seal_signature(seal, keys).map_err(|message| at(line, message))
 }
 
 /// One parsed line of a file: canonical, an event envelope.

@@ -26,7 +26,7 @@ use tokio::sync::RwLock;
 use uuid::Uuid;
 
 pub use replay::{Replay, ReplayStep};
-pub use seals::{DaySeals, ProofError, SealRecord};
+pub use seals::{DaySeals, ProofError, SealCheck, SealProblem, SealRecord};
 pub use snapshot::PROJECTION_CODE_VERSION;
 
 /// How often `execute` retries after a version conflict before it gives up.

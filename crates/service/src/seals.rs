@@ -295,6 +295,100 @@ impl<S: EventStore> Service<S> {
     }
 }
 
+/// What checking every seal of the log found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SealCheck {
+    /// Seals checked.
+    pub seals: u64,
+    /// Seals that do not match the log, or whose signature does not verify.
+    pub problems: Vec<SealProblem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SealProblem {
+    pub global_position: u64,
+    pub local_day: Date,
+    pub sequence: u32,
+    pub reason: String,
+}
+
+impl<S: EventStore> Service<S> {
+    /// Checks every seal against the log: the events it covers (count, first and last
+    /// position, Merkle root), the chain hash at its head, its link to the previous seal and,
+    /// with `key`, its signature. It reads one day at a time.
+    pub async fn verify_seals(&self, key: Option<&PublicSealKey>) -> Result<SealCheck, StoreError> {
+        self.catch_up().await?;
+        let by_day = self.views.read().await.seals.by_day.clone();
+        let mut check = SealCheck::default();
+        for (day, seals) in by_day {
+            let events = self.sealable_events(day, u64::MAX).await?;
+            let mut covered_from = 0;
+            for (position, sequence, chain_head) in seals {
+                check.seals += 1;
+                let problem = self.seal_problem(position, &events, covered_from, key).await?;
+                if let Some(reason) = problem {
+                    check.problems.push(SealProblem { global_position: position, local_day: day, sequence, reason });
+                }
+                covered_from = chain_head;
+            }
+        }
+        Ok(check)
+    }
+
+    /// What is wrong with the seal at `position`, given its day's events (log order) and where
+    /// the day's previous seal stopped.
+    async fn seal_problem(
+        &self,
+        position: u64,
+        day_events: &[RecordedEvent],
+        covered_from: u64,
+        key: Option<&PublicSealKey>,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(event) = self.store.read_all(position, 1).await?.into_iter().next() else {
+            return Ok(Some("the seal is not in the log".into()));
+        };
+        let Event::DaySealed(seal) = &event.event else { return Ok(Some("not a seal".into())) };
+        if hex::encode(self.hash_at(seal.chain_head_position).await?) != seal.chain_hash {
+            return Ok(Some(format!("the chain hash at position {} is not the one sealed", seal.chain_head_position)));
+        }
+        if seal.merkle_root.is_empty() {
+            // A version-1 seal names the chain head only.
+            return Ok(None);
+        }
+        let covered: Vec<&RecordedEvent> = day_events
+            .iter()
+            .filter(|e| e.global_position > covered_from && e.global_position <= seal.chain_head_position)
+            .collect();
+        let lines: Vec<String> = covered.iter().map(|e| day_file::export_line(e)).collect();
+        let first = covered.first().map_or(0, |e| e.global_position);
+        let last = covered.last().map_or(0, |e| e.global_position);
+        if covered.len() as u64 != seal.event_count || (first, last) != (seal.first_global_position, seal.last_global_position) {
+            return Ok(Some(format!(
+                "the seal covers {} events ({}..{}), the log holds {} ({first}..{last}) for it",
+                seal.event_count,
+                seal.first_global_position,
+                seal.last_global_position,
+                covered.len()
+            )));
+        }
+        if day_file::merkle_root(&lines) != seal.merkle_root {
+            return Ok(Some("the Merkle root is not that of the events it covers".into()));
+        }
+        if seal.previous_seal_position > 0 {
+            let previous = self.store.read_all(seal.previous_seal_position, 1).await?.into_iter().next();
+            if previous.map(|p| day_file::line_hash(&day_file::export_line(&p))) != Some(seal.previous_seal_hash.clone()) {
+                return Ok(Some("previous_seal_hash is not the hash of the previous seal".into()));
+            }
+        }
+        if let Some(key) = key {
+            if let Err(reason) = day_file::check_seal_signature(seal, std::slice::from_ref(key)) {
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Why no proof was made.
 #[derive(Debug, thiserror::Error)]
 pub enum ProofError {

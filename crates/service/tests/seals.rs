@@ -194,6 +194,13 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     // still be what it covers.
     assert!(verify_file(&rebuilt(&replaced), Some(&other.public()), false).is_err());
 
+    // The service checks every seal against the log, and against the key it is given.
+    let check = service.verify_seals(Some(&public)).await.unwrap();
+    assert!(check.seals >= 4 && check.problems.is_empty(), "{check:?}");
+    let check = service.verify_seals(Some(&other.public())).await.unwrap();
+    assert_eq!(check.problems.len() as u64, check.seals, "none is signed by the other key");
+    assert!(check.problems[0].reason.contains("not a key this check trusts"), "{:?}", check.problems[0]);
+
     // A proof for each event of the sealed 1st verifies on its own.
     let day_events: Vec<serde_json::Value> = owned[1..]
         .iter()
