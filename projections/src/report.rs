@@ -249,6 +249,15 @@ mod tests {
             retractions: 0,
             seal_position: 13,
             seal_hash: "ab".repeat(32),
+            day_seals: vec![crate::DaySealLine {
+                day: jiff::civil::date(2020, 2, 20),
+                sequence: 1,
+                event_count: 120,
+                merkle_root: "cd".repeat(32),
+                key_id: "0123456789abcdef".into(),
+                global_position: 121,
+            }],
+            unsealed_events: 2,
         }
     }
 
@@ -274,6 +283,8 @@ mod tests {
             "First action after 15 min, resolved after - min. Actions: cordon tape; moved the stations out. Escalated to: subdistrict.",
             "- 20 cases herbal tea, 1 thermometer -> gate staff\n",
             "- 21:00 cadre-1: <script>alert(1)</script>\n",
+            "- 2020-02-20 seal 1: 120 events, Merkle root cdcd",
+            "signed by key 0123456789abcdef (position 121)\n- 2 events arrived after the last seal and are not sealed yet\n",
         ] {
             assert!(english.contains(line), "{line:?} in\n{english}");
         }
@@ -282,7 +293,9 @@ mod tests {
             "- Main gate（longwu-main）：巡查 3 次，排班 4 次，发现问题 1 次；空档：2020-02-20 22:30-02:30\n"
         ));
         assert!(chinese.contains("状态：已提级。") && chinese.contains("提级至：街道。"), "{chinese}");
-        assert!(chinese.ends_with(&format!("该位置的链式哈希为 {}\n", "ab".repeat(32))), "{chinese}");
+        assert!(chinese.contains(&format!("该位置的链式哈希为 {}\n", "ab".repeat(32))), "{chinese}");
+        assert!(chinese.contains("- 2020-02-20 第 1 次封存：120 条事件"), "{chinese}");
+        assert!(chinese.ends_with("- 2 条事件在最后一次封存之后到达，尚未封存\n"), "{chinese}");
     }
 
     #[test]

@@ -105,10 +105,27 @@ pub struct Summary {
     pub field_notes: Vec<FieldNote>,
     pub corrections: u32,
     pub retractions: u32,
-    /// The integrity seal: the last position holding an event that happened by the end of
-    /// the range, and its chain hash (hex), which a later `verify` must still find.
+    /// The integrity seal: the log position the summary was computed at (every event it
+    /// counts lies at or before it) and its chain hash (hex), which a later `verify` must
+    /// still find.
     pub seal_position: u64,
     pub seal_hash: String,
+    /// The signed day seals of the period, in log order.
+    pub day_seals: Vec<DaySealLine>,
+    /// Events of the period that arrived after their day's last seal (or whose day has no
+    /// seal yet): counted here, not yet covered by a seal.
+    pub unsealed_events: u64,
+}
+
+/// One day seal, as a report lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DaySealLine {
+    pub day: Date,
+    pub sequence: u32,
+    pub event_count: u64,
+    pub merkle_root: String,
+    pub key_id: String,
+    pub global_position: u64,
 }
 
 fn minutes(micros: i64) -> i64 {
@@ -223,6 +240,8 @@ pub fn summary(period: &Period<'_>) -> Summary {
         retractions: 0,
         seal_position: period.position,
         seal_hash: period.hash.iter().map(|b| format!("{b:02x}")).collect(),
+        day_seals: Vec::new(),
+        unsealed_events: 0,
     };
     let issue_in_site = |issue_id: &EntityId| board.issue(issue_id).is_some_and(|issue| in_site(&issue.checkpoint_id));
     // Whether an event is about `site` (always, without a site filter).

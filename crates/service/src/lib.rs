@@ -652,7 +652,7 @@ impl<S: EventStore> Service<S> {
             morning_after.retain(|step| step.admitted(times));
         }
         let (events, morning_after) = (days::period_events(&period), days::period_events(&morning_after));
-        Ok(projections::summary(&projections::Period {
+        let mut summary = projections::summary(&projections::Period {
             time_zone: &self.time_zone,
             from,
             to,
@@ -665,7 +665,9 @@ impl<S: EventStore> Service<S> {
             morning_after: &morning_after,
             position: at,
             hash: self.hash_at(at).await?,
-        }))
+        });
+        (summary.day_seals, summary.unsealed_events) = self.period_seals(from, to, at, &period).await?;
+        Ok(summary)
     }
 
     /// The status at a moment, by the two times, each asked for by name:

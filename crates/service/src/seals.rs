@@ -174,6 +174,46 @@ impl<S: EventStore> Service<S> {
         Ok(made)
     }
 
+    /// The seals of local days `from..=to` made by position `at`, and how many events of
+    /// `period` (those days' events, as a report reads them) they leave uncovered.
+    pub(crate) async fn period_seals(
+        &self,
+        from: Date,
+        to: Date,
+        at: u64,
+        period: &[crate::days::DayStep],
+    ) -> Result<(Vec<projections::DaySealLine>, u64), StoreError> {
+        let by_day: Vec<(Date, Vec<(u64, u32, u64)>)> =
+            self.views.read().await.seals.by_day.range(from..=to).map(|(day, seals)| (*day, seals.clone())).collect();
+        let mut lines = Vec::new();
+        let mut covered: BTreeMap<Date, u64> = BTreeMap::new();
+        for (day, seals) in by_day {
+            for (position, _, chain_head) in seals.into_iter().filter(|(position, ..)| *position <= at) {
+                let Some(event) = self.store.read_all(position, 1).await?.into_iter().next() else { continue };
+                if let Event::DaySealed(seal) = event.event {
+                    lines.push(projections::DaySealLine {
+                        day,
+                        sequence: seal.sequence,
+                        event_count: seal.event_count,
+                        merkle_root: seal.merkle_root,
+                        key_id: seal.key_id,
+                        global_position: position,
+                    });
+                }
+                covered.insert(day, chain_head);
+            }
+        }
+        let unsealed = period
+            .iter()
+            .filter(|step| !matches!(step.event.event, Event::DaySealed(_)))
+            .filter(|step| {
+                let day = projections::local_day(step.event.occurred_at, &self.time_zone);
+                step.event.global_position > covered.get(&day).copied().unwrap_or(0)
+            })
+            .count() as u64;
+        Ok((lines, unsealed))
+    }
+
     /// The seals of local `day` and how many of its events they leave uncovered.
     pub async fn day_seals(&self, day: Date) -> Result<DaySeals, StoreError> {
         let head = self.catch_up().await?;

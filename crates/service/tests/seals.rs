@@ -125,6 +125,10 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     // A late check of the 1st: not sealed until the next addendum.
     service.execute(&check(), &in_the_field("2020-06-01T23:00:00+08:00"), Timestamp::now()).await.unwrap();
     assert_eq!(service.day_seals(june(1)).await.unwrap().unsealed_events, 1);
+    // The day's report shows its seals and the late event not sealed yet.
+    let report = service.summary(june(1), june(1), None, service::Times::NOW).await.unwrap();
+    assert_eq!((report.day_seals.len(), report.unsealed_events), (seals.seals.len(), 1));
+    assert_eq!(report.day_seals[0].event_count, 17);
     let export = service.export_days(june(1), june(1), &[public.clone()]).await.unwrap();
     let unsealed = verify_file(&export, Some(&public), false).unwrap_err();
     assert!(unsealed.message.contains("covered by no seal"), "{unsealed}");
