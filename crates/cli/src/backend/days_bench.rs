@@ -3,7 +3,8 @@
 //! 3,000 events a local day), each query of one day runs as a `gridwatch` process of its own
 //! over the same store, so that its time and its peak memory are its own: the replay and the
 //! report of a day, the status as of a moment of it (field time) and as known at it (log
-//! time), and `verify` of the whole log (for its events per second). The figures print next
+//! time), the export of the day, sealing a day, and `verify` of the whole log, by the CLI
+//! and by `GET /api/v1/verify` (for its events per second). The figures print next
 //! to the smallest log's, whose ratio is what the targets are about (a day's cost must not
 //! grow with the log).
 
@@ -72,12 +73,15 @@ async fn fill(dir: &Path, events: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs `gridwatch --data DIR ARGS` and measures it; its peak memory is what it reports.
-fn measure(dir: &Path, args: &[&str]) -> Result<Measured, Failure> {
+/// Runs `gridwatch --data DIR --seal-key KEY ARGS` and measures it; its peak memory is what
+/// it reports.
+fn measure(dir: &Path, key: &Path, args: &[&str]) -> Result<Measured, Failure> {
     let started = Instant::now();
     let output = std::process::Command::new(std::env::current_exe()?)
         .arg("--data")
         .arg(dir)
+        .arg("--seal-key")
+        .arg(key)
         .args(args)
         .env("GRIDWATCH_REPORT_PEAK_MEMORY", "1")
         .env("GRIDWATCH_LOG", "error")
@@ -93,6 +97,42 @@ fn measure(dir: &Path, args: &[&str]) -> Result<Measured, Failure> {
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(f64::NAN);
     Ok(Measured { seconds, peak_mib })
+}
+
+/// Serves the store in `dir` in this process and times one `GET /api/v1/verify` (the chain
+/// and every seal, with the seal key's signature).
+async fn verify_over_http(dir: &Path, key: &Path) -> Result<f64, Failure> {
+    let store = SledStore::open(SledConfig::new(dir))?;
+    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
+    let service = service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
+        .await?;
+    let tokens_dir = tempfile::tempdir()?;
+    let tokens = std::sync::Arc::new(server::TokenFile::new(tokens_dir.path()));
+    let token = tokens.create(server::Role::Auditor, Vec::new(), None)?.token;
+    let key = service::seal_key::SealKey::load(key).map_err(operating)?;
+    let config = server::ServerConfig { seal_key: Some(std::sync::Arc::new(key)), ..server::ServerConfig::default() };
+    let state = server::AppState::new(std::sync::Arc::new(service), tokens, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
+    let served = tokio::spawn(server::serve(listener, state, async move { stopped.cancelled().await }));
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .get(format!("http://{address}/api/v1/verify"))
+        .bearer_auth(&token)
+        .timeout(std::time::Duration::from_secs(3_600))
+        .send()
+        .await
+        .map_err(operating)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let body: serde_json::Value = answer.json().await.map_err(operating)?;
+    stop.cancel();
+    served.await.map_err(operating)??;
+    if body["intact"] != true || body["seal_problems"] != serde_json::json!([]) {
+        return Err(operating(format!("GET /api/v1/verify did not find the log intact: {body}")));
+    }
+    Ok(seconds)
 }
 
 /// The local day in the middle of a log of `events` events.
@@ -124,20 +164,30 @@ pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
         // Every generated event is recorded now, so only "now" is a log time with any events
         // before it: the whole log, as known at this moment.
         let now = Timestamp::now().to_string();
-        let queries: [(&'static str, Vec<&str>); 5] = [
+        let key = root.join(format!("seal-{size}.key"));
+        service::seal_key::SealKey::create(&key).map_err(operating)?;
+        let next_day = middle_day(size)?.tomorrow().map_err(operating)?.to_string();
+        let queries: [(&'static str, Vec<&str>); 6] = [
             ("replay of one day (until 12:00)", vec!["replay", "--day", &day, "--until", "12:00"]),
             ("report of one day (JSON)", vec!["report", "--day", &day, "--format", "json"]),
             ("status as_of noon of that day", vec!["status", "--as-of", &noon]),
             ("status known_at now (whole log)", vec!["status", "--known-at", &now]),
+            ("export of one day (NDJSON)", vec!["export", "--day", &day, "--output", "/dev/null"]),
             ("verify the whole log", vec!["verify"]),
         ];
         for (name, args) in queries {
             // The first run warms the page cache; the figure is the better of two.
-            let first = measure(&dir, &args)?;
-            let second = measure(&dir, &args)?;
+            let first = measure(&dir, &key, &args)?;
+            let second = measure(&dir, &key, &args)?;
             let best = if second.seconds < first.seconds { second } else { first };
             rows.push((size, name, best));
         }
+        // Sealing changes the log: two days sealed, one each, the better of the two.
+        let first = measure(&dir, &key, &["seal", "--day", &day])?;
+        let second = measure(&dir, &key, &["seal", "--day", &next_day])?;
+        rows.push((size, "seal one day", if second.seconds < first.seconds { second } else { first }));
+        let seconds = verify_over_http(&dir, &key).await?;
+        rows.push((size, "GET /api/v1/verify", Measured { seconds, peak_mib: f64::NAN }));
         std::fs::remove_dir_all(&dir)?;
     }
     println!();
@@ -147,7 +197,7 @@ pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
     );
     for (size, name, measured) in &rows {
         let first = rows.iter().find(|(_, other, _)| other == name).map(|(_, _, m)| m).expect("the smallest log's row");
-        let events_per_second = if *name == "verify the whole log" {
+        let events_per_second = if name.contains("verify") {
             format!("  ({:.0} events/s)", *size as f64 / measured.seconds)
         } else {
             String::new()
