@@ -24,7 +24,9 @@ pub use status::{
     BoardState, CheckRecord, CheckpointBoard, CheckpointStatus, Rollup, StatusReport, TallyTotals, checkpoint_status,
     status_at,
 };
-pub use summary::{CheckCoverage, DaySealLine, FieldNote, Gap, IssueLine, Period, PeriodEvent, Summary, SupplyDelivery, summary};
+pub use summary::{
+    CheckCoverage, DaySealLine, FieldNote, Gap, IssueLine, Period, PeriodEvent, Summary, SupplyDelivery, summary,
+};
 pub use timeline::{AuditIndex, TimelineEntry, day_bounds, day_timeline, entities_of, local_day, timeline};
 
 /// The time zone of the built-in profile; local days are counted in it.

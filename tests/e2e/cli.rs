@@ -250,7 +250,11 @@ fn a_day_is_sealed_exported_verified_offline_and_proven_from_the_command_line() 
     // A changed line fails with exit 4, naming it.
     let text = std::fs::read_to_string(&export).unwrap();
     let bent = dir.path().join("bent.ndjson");
-    std::fs::write(&bent, text.replacen("\"summary\":\"courier tricycles crowd the gate\"", "\"summary\":\"all calm\"", 1)).unwrap();
+    std::fs::write(
+        &bent,
+        text.replacen("\"summary\":\"courier tricycles crowd the gate\"", "\"summary\":\"all calm\"", 1),
+    )
+    .unwrap();
     let failed = check(&bent);
     assert_eq!(failed.code, 4, "{}", failed.stdout);
     assert!(failed.stderr.contains("line 2:"), "{}", failed.stderr);
@@ -267,4 +271,22 @@ fn a_day_is_sealed_exported_verified_offline_and_proven_from_the_command_line() 
     // The proof's event, changed, no longer leads to the sealed root.
     std::fs::write(&proof_file, proof.stdout.replacen("courier tricycles", "courier bicycles", 1)).unwrap();
     assert_eq!(check(&proof_file).code, 4);
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(dir.path(), &["append", "--stream", "notes"], &format!("{NOTE}\n")).code, 0);
+    // `gridwatch report ... | head -c 1`: the pipe closes before the report is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = crate::gridwatch(dir.path())
+        .args(["report", "--day", "2020-02-20", "--format", "html"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

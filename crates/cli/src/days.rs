@@ -34,6 +34,8 @@ pub struct ExportArgs {
 enum ExportFormat {
     /// The verifiable export (`gridwatch verify --file` checks it).
     Ndjson,
+    /// The same lines as CloudEvents (JSON event format, structured mode), checked the same way.
+    Cloudevents,
 }
 
 #[derive(Debug, Args)]
@@ -97,16 +99,15 @@ pub async fn export(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
     if to < args.day {
         return Err(bad_input("--to is before --day"));
     }
-    let ExportFormat::Ndjson = args.format;
     let keys = public_keys(cli)?;
     let service = crate::record::open_service(cli).await?;
-    let text = service.export_days(args.day, to, &keys).await?;
+    let mut text = service.export_days(args.day, to, &keys).await?;
+    if let ExportFormat::Cloudevents = args.format {
+        text = service::day_file::to_cloudevents(&text).map_err(|error| Failure::Operating(error.into()))?;
+    }
     match &args.output {
         Some(path) => std::fs::write(path, text)?,
-        None => {
-            use std::io::Write;
-            std::io::stdout().write_all(text.as_bytes())?;
-        }
+        None => crate::print_out(&text)?,
     }
     Ok(())
 }
@@ -115,10 +116,7 @@ pub async fn prove(cli: &Cli, args: &ProveArgs) -> Result<(), Failure> {
     let keys = public_keys(cli)?;
     let service = crate::record::open_service(cli).await?;
     match service.prove(args.event, &keys).await {
-        Ok(proof) => {
-            print!("{proof}");
-            Ok(())
-        }
+        Ok(proof) => crate::print_out(&proof),
         Err(service::ProofError::Store(error)) => Err(error.into()),
         Err(service::ProofError::NoSuchEvent) => Err(Failure::Conflict(anyhow::anyhow!("no event {}", args.event))),
         Err(error) => Err(Failure::Conflict(error.into())),

@@ -187,6 +187,16 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Writes `text` to standard output. A reader that went away (`gridwatch status | head`) is
+/// not a failure of the command: the rest is dropped quietly.
+pub(crate) fn print_out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
 impl From<std::io::Error> for Failure {
     fn from(error: std::io::Error) -> Failure {
         Failure::Operating(error.into())

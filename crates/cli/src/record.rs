@@ -187,14 +187,18 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
     } else {
         service.status_at_times(times, site.as_ref()).await?
     };
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|error| Failure::Operating(error.into()))?);
+    crate::print_out(
+        &(serde_json::to_string_pretty(&report).map_err(|error| Failure::Operating(error.into()))? + "\n"),
+    )?;
     Ok(())
 }
 
 pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     let replay = service.replay(args.day, args.until, args.times.times()).await?;
-    println!("{}", serde_json::to_string_pretty(&replay).map_err(|error| Failure::Operating(error.into()))?);
+    crate::print_out(
+        &(serde_json::to_string_pretty(&replay).map_err(|error| Failure::Operating(error.into()))? + "\n"),
+    )?;
     Ok(())
 }
 
@@ -211,7 +215,7 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
     let summary = service.summary(args.day, to, site.as_ref(), args.times.times()).await?;
     let report =
         projections::render(&summary, args.format, args.lang).map_err(|error| Failure::Operating(error.into()))?;
-    print!("{report}");
+    crate::print_out(&report)?;
     Ok(())
 }
 

@@ -922,6 +922,8 @@ pub struct ExportParams {
     /// The last local day of the export (the path's day when not given).
     #[param(value_type = Option<String>, format = Date)]
     pub to: Option<jiff::civil::Date>,
+    /// `ndjson` (the default) or `cloudevents` (the same lines as CloudEvents, structured mode).
+    pub format: Option<String>,
 }
 
 /// The export of local days (the README's "Day export"): NDJSON that `gridwatch verify
@@ -950,8 +952,17 @@ pub async fn day_export(
     if day.until(to).map_or(i32::MAX, |span| span.get_days()) >= state.config.report_days_max {
         return Err(ApiError::invalid(format!("an export covers at most {} days", state.config.report_days_max)));
     }
+    let cloudevents = match params.format.as_deref() {
+        None | Some("ndjson") => false,
+        Some("cloudevents") => true,
+        Some(other) => return Err(ApiError::invalid(format!("format {other:?}: ndjson or cloudevents"))),
+    };
     let keys = published_keys(&state);
     let text = heavy(&state, move |service| async move { service.export_days(day, to, &keys).await }).await?;
+    if cloudevents {
+        let text = service::day_file::to_cloudevents(&text).map_err(|error| ApiError::internal(&error))?;
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response());
+    }
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
 }
 

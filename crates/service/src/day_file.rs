@@ -215,9 +215,16 @@ fn time_zone_of(header: &Value, line: usize) -> Result<TimeZone, FileError> {
 /// proves only that the file is consistent, not who made it). With `allow_unsealed`, events
 /// no seal covers are listed instead of failing the check.
 pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: bool) -> Result<FileReport, FileError> {
-    let mut lines = text.lines();
-    let first = lines.next().ok_or_else(|| at(1, "the file is empty"))?;
+    let first = text.lines().next().ok_or_else(|| at(1, "the file is empty"))?;
     let header: Value = serde_json::from_str(first).map_err(|error| at(1, format!("not JSON: {error}")))?;
+    if header.get("specversion").is_some() {
+        // A CloudEvents export: checked as the export its events give.
+        let native = from_cloudevents(text)?;
+        return verify_file(&native, trusted, allow_unsealed)
+            .map(|report| FileReport { kind: "export (CloudEvents)", ..report });
+    }
+    let mut lines = text.lines();
+    lines.next();
     let file_keys = keys_of(&header["public_keys"], 1)?;
     let keys = match trusted {
         Some(key) => vec![key.clone()],
@@ -440,4 +447,168 @@ fn verify_proof(
         key_ids,
         key_trusted,
     })
+}
+
+/// The `type` prefix of gridwatch's CloudEvents.
+const CLOUDEVENT_TYPE_PREFIX: &str = "gridwatch.";
+const CLOUDEVENT_HEADER_TYPE: &str = "gridwatch.export.header";
+const CLOUDEVENT_LEAVES_TYPE: &str = "gridwatch.seal.leaves";
+
+/// An export in CloudEvents form (JSON event format, structured mode): the same lines, each
+/// as one CloudEvent (see the README's "Day export"). Every line of `native` is one of
+/// [`Service::export_days`](crate::Service::export_days).
+pub fn to_cloudevents(native: &str) -> Result<String, FileError> {
+    let lines: Vec<&str> = native.lines().collect();
+    let header: Value = serde_json::from_str(lines.first().ok_or_else(|| at(1, "the file is empty"))?)
+        .map_err(|error| at(1, format!("not JSON: {error}")))?;
+    let time_zone = time_zone_of(&header, 1)?;
+    // Which seal covers each event: (day, chain head, seal position, root) per seal.
+    let mut seals: BTreeMap<Date, Vec<(u64, u64, String)>> = BTreeMap::new();
+    for (index, line) in lines.iter().enumerate().skip(1) {
+        let value: Value = serde_json::from_str(line).map_err(|error| at(index + 1, format!("not JSON: {error}")))?;
+        if value["event_type"] == "DaySealed" {
+            let day = value["data"]["local_day"].as_str().and_then(|d| d.parse::<Date>().ok());
+            let head = value["data"]["chain_head_position"].as_u64();
+            let (Some(day), Some(head)) = (day, head) else { return Err(at(index + 1, "a seal without its day")) };
+            let position = value["global_position"].as_u64().unwrap_or(0);
+            let root = value["data"]["merkle_root"].as_str().unwrap_or_default().to_owned();
+            seals.entry(day).or_default().push((head, position, root));
+        }
+    }
+    let mut out = String::new();
+    for (index, line) in lines.iter().enumerate() {
+        let value: Value = serde_json::from_str(line).map_err(|error| at(index + 1, format!("not JSON: {error}")))?;
+        let event = if index == 0 {
+            serde_json::json!({
+                "specversion": "1.0",
+                "id": format!("export-{}-{}-{}", value["from"].as_str().unwrap_or(""), value["to"].as_str().unwrap_or(""), value["chain_head_position"]),
+                "source": "/gridwatch",
+                "type": CLOUDEVENT_HEADER_TYPE,
+                "datacontenttype": "application/json",
+                "data": value,
+            })
+        } else if value.get("leaf_hashes").is_some() {
+            serde_json::json!({
+                "specversion": "1.0",
+                "id": format!("leaves-{index}"),
+                "source": "/gridwatch",
+                "type": CLOUDEVENT_LEAVES_TYPE,
+                "datacontenttype": "application/json",
+                "data": value,
+            })
+        } else {
+            let mut event = cloudevent_of_envelope(&value, line);
+            if value["event_type"] != "DaySealed" {
+                let day = value["occurred_at"]
+                    .as_str()
+                    .and_then(|at| at.parse::<events_schema::Timestamp>().ok())
+                    .map(|at| projections::local_day(at, &time_zone));
+                let position = value["global_position"].as_u64().unwrap_or(0);
+                let mut covered_from = 0;
+                for (head, seal_position, root) in day.and_then(|day| seals.get(&day)).into_iter().flatten() {
+                    if position > covered_from && position <= *head {
+                        event["gwsealposition"] = Value::String(seal_position.to_string());
+                        event["gwmerkleroot"] = Value::String(root.clone());
+                        break;
+                    }
+                    covered_from = *head;
+                }
+            }
+            event
+        };
+        out.push_str(&canonical(&event));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The CloudEvent of one event envelope (its export line `line`): the CloudEvents context
+/// attributes from the envelope, and the rest as `gw…` extension attributes (integers as
+/// strings: CloudEvents integers are 32-bit).
+fn cloudevent_of_envelope(envelope: &Value, line: &str) -> Value {
+    let text = |name: &str| envelope[name].clone();
+    let number = |name: &str| Value::String(envelope[name].as_u64().unwrap_or(0).to_string());
+    let stream = envelope["stream_id"].as_str().unwrap_or_default();
+    let mut event = serde_json::json!({
+        "specversion": "1.0",
+        "id": text("event_id"),
+        "source": format!("/gridwatch/streams/{stream}"),
+        "type": format!("{CLOUDEVENT_TYPE_PREFIX}{}", envelope["event_type"].as_str().unwrap_or_default()),
+        "subject": stream,
+        "time": text("occurred_at"),
+        "datacontenttype": "application/json",
+        "data": text("data"),
+        "gwposition": number("global_position"),
+        "gwstreamversion": number("stream_version"),
+        "gwschemaversion": number("schema_version"),
+        "gwrecordedat": text("recorded_at"),
+        "gwactor": text("actor"),
+        "gwhash": text("hash"),
+    });
+    for (attribute, field) in [("gwcorrelationid", "correlation_id"), ("gwcausationid", "causation_id")] {
+        if envelope[field].is_string() {
+            event[attribute] = text(field);
+        }
+    }
+    if envelope["event_type"] != "DaySealed" {
+        event["gwleaf"] = Value::String(leaf_hash(line));
+    }
+    event
+}
+
+/// The export lines of a CloudEvents export (the inverse of [`to_cloudevents`]), checking
+/// that each CloudEvent is exactly the one its line gives.
+fn from_cloudevents(text: &str) -> Result<String, FileError> {
+    let mut native = Vec::new();
+    let mut given = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let event: Value = serde_json::from_str(line).map_err(|error| at(number, format!("not JSON: {error}")))?;
+        if event["specversion"] != "1.0" {
+            return Err(at(number, "not a CloudEvent of spec version 1.0"));
+        }
+        let kind = event["type"].as_str().unwrap_or_default();
+        let value = if kind == CLOUDEVENT_HEADER_TYPE || kind == CLOUDEVENT_LEAVES_TYPE {
+            event["data"].clone()
+        } else {
+            let event_type = kind
+                .strip_prefix(CLOUDEVENT_TYPE_PREFIX)
+                .ok_or_else(|| at(number, format!("not a gridwatch event type: {kind:?}")))?;
+            let number_of = |name: &str| -> Result<Value, FileError> {
+                event[name]
+                    .as_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .map(Value::from)
+                    .ok_or_else(|| at(number, format!("{name} is not a whole number")))
+            };
+            serde_json::json!({
+                "actor": event["gwactor"],
+                "causation_id": event.get("gwcausationid").cloned().unwrap_or(Value::Null),
+                "correlation_id": event.get("gwcorrelationid").cloned().unwrap_or(Value::Null),
+                "data": event["data"],
+                "event_id": event["id"],
+                "event_type": event_type,
+                "global_position": number_of("gwposition")?,
+                "hash": event["gwhash"],
+                "occurred_at": event["time"],
+                "recorded_at": event["gwrecordedat"],
+                "schema_version": number_of("gwschemaversion")?,
+                "stream_id": event["subject"],
+                "stream_version": number_of("gwstreamversion")?,
+            })
+        };
+        native.push(canonical(&value));
+        given.push(event);
+    }
+    let native = native.join("\n") + "\n";
+    // Every attribute must be the one the export line gives (the extension attributes that
+    // are derived, too), so that no part of a CloudEvent goes unchecked.
+    let expected = to_cloudevents(&native)?;
+    for (index, (expected, given)) in expected.lines().zip(&given).enumerate() {
+        let expected: Value = serde_json::from_str(expected).expect("made here");
+        if &expected != given {
+            return Err(at(index + 1, "this CloudEvent's attributes are not those of its event (changed?)"));
+        }
+    }
+    Ok(native)
 }

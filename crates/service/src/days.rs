@@ -12,7 +12,8 @@
 //! for a service without one), are checked against the chain hash at their position, and any
 //! that is missing, stale or unreadable is rebuilt from an earlier one.
 //!
-//! File layout: `GWDAY001`, the projection code version (u32 BE), then bincode of `Saved`.
+//! File layout: `GWDAY001`, the projection code version (u32 BE), the BLAKE3 hash of the body
+//! (32 bytes), then the body: bincode of `Saved`. A file torn by a crash fails its hash.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -204,6 +205,11 @@ impl Shelf {
         if version != PROJECTION_CODE_VERSION.to_be_bytes() {
             return None;
         }
+        let (hash, body) = body.split_at_checked(32)?;
+        if blake3::hash(body).as_bytes() != hash {
+            tracing::warn!(day = %key.0, position = key.1, "a day checkpoint fails its hash; rebuilding it");
+            return None;
+        }
         let (saved, _) = bincode::serde::decode_from_slice::<Saved, _>(body, bincode::config::standard()).ok()?;
         if Some(saved.time_zone.as_str()) != time_zone.iana_name() || (saved.day, saved.built_at) != key {
             return None;
@@ -226,12 +232,17 @@ impl Shelf {
             board: views.checkpoints.state().clone(),
             issues: views.issues.clone(),
         };
+        let body = match bincode::serde::encode_to_vec(&saved, bincode::config::standard()) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(%error, "a day checkpoint could not be encoded");
+                return;
+            }
+        };
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&PROJECTION_CODE_VERSION.to_be_bytes());
-        if let Err(error) = bincode::serde::encode_into_std_write(&saved, &mut bytes, bincode::config::standard()) {
-            tracing::warn!(%error, "a day checkpoint could not be encoded");
-            return;
-        }
+        bytes.extend_from_slice(blake3::hash(&body).as_bytes());
+        bytes.extend_from_slice(&body);
         match &self.dir {
             Some(dir) => {
                 let write = || -> std::io::Result<()> {
@@ -498,6 +509,9 @@ impl<S: EventStore> Service<S> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an unwrap that fails is a failed test.
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn day(d: i8) -> Date {
@@ -543,6 +557,18 @@ mod tests {
             Some((Registry::default(), [7; 32]))
         );
         assert!(shelf.load((day(2), 1), &zone).is_none(), "pruned");
+        // A torn or changed file is not used.
+        let dir = tempfile::tempdir().unwrap();
+        let on_disk = Shelf::in_dir(dir.path().join("days"));
+        on_disk.save((day(3), 7), &views, [7; 32], &zone);
+        assert!(on_disk.load((day(3), 7), &zone).is_some());
+        let file = dir.path().join("days").join(file_name((day(3), 7)));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(on_disk.load((day(3), 7), &zone).is_none());
+        assert_eq!(Shelf::in_dir(dir.path().join("days")).candidates(day(3)), [(day(3), 7)], "found again on open");
         let other_zone = TimeZone::get("Europe/Paris").unwrap();
         assert!(shelf.load((day(2), 5), &other_zone).is_none(), "another time zone's days are other days");
     }

@@ -402,7 +402,9 @@ impl<S: EventStore> Service<S> {
         let lines: Vec<String> = covered.iter().map(|e| day_file::export_line(e)).collect();
         let first = covered.first().map_or(0, |e| e.global_position);
         let last = covered.last().map_or(0, |e| e.global_position);
-        if covered.len() as u64 != seal.event_count || (first, last) != (seal.first_global_position, seal.last_global_position) {
+        if covered.len() as u64 != seal.event_count
+            || (first, last) != (seal.first_global_position, seal.last_global_position)
+        {
             return Ok(Some(format!(
                 "the seal covers {} events ({}..{}), the log holds {} ({first}..{last}) for it",
                 seal.event_count,
@@ -416,7 +418,9 @@ impl<S: EventStore> Service<S> {
         }
         if seal.previous_seal_position > 0 {
             let previous = self.store.read_all(seal.previous_seal_position, 1).await?.into_iter().next();
-            if previous.map(|p| day_file::line_hash(&day_file::export_line(&p))) != Some(seal.previous_seal_hash.clone()) {
+            if previous.map(|p| day_file::line_hash(&day_file::export_line(&p)))
+                != Some(seal.previous_seal_hash.clone())
+            {
                 return Ok(Some("previous_seal_hash is not the hash of the previous seal".into()));
             }
         }

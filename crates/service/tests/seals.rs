@@ -148,6 +148,26 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     let key_json = serde_json::to_string(&public).unwrap();
     assert_eq!(parse_public_key(&key_json).unwrap(), public);
 
+    // The same export as CloudEvents: every line a CloudEvent, checked the same way.
+    let cloud = service::day_file::to_cloudevents(&export).unwrap();
+    let report = verify_file(&cloud, Some(&public), false).unwrap();
+    assert_eq!((report.kind, report.events), ("export (CloudEvents)", 5 + 12 + 30 + 1 + 1));
+    let cloud_lines: Vec<String> = cloud.lines().map(str::to_owned).collect();
+    let third: serde_json::Value = serde_json::from_str(&cloud_lines[2]).unwrap();
+    assert_eq!(
+        (third["specversion"].clone(), third["type"].clone()),
+        ("1.0".into(), "gridwatch.GridRegistered".into())
+    );
+    assert!(third["gwposition"].is_string() && third["gwleaf"].is_string() && third["gwsealposition"].is_string());
+    for (attribute, value) in [("source", "/elsewhere"), ("gwleaf", "00"), ("gwactor", "someone-else")] {
+        let mut bent = third.clone();
+        bent[attribute] = serde_json::Value::String(value.into());
+        let mut lines = cloud_lines.clone();
+        lines[2] = bent.to_string();
+        let error = verify_file(&(lines.join("\n") + "\n"), Some(&public), false).unwrap_err();
+        assert_eq!(error.line, 3, "{attribute}: {error}");
+    }
+
     // Tampering, each named by its line (lines count from 1; line 1 is the header).
     let lines: Vec<&str> = export.lines().collect();
     let rebuilt = |lines: &[String]| lines.join("\n") + "\n";

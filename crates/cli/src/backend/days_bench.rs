@@ -99,13 +99,37 @@ fn measure(dir: &Path, key: &Path, args: &[&str]) -> Result<Measured, Failure> {
     Ok(Measured { seconds, peak_mib })
 }
 
+/// The replay and the report of `day` asked of a service already open in this process (the
+/// query alone, without a process's start and the store's opening): the best of three.
+async fn in_process(dir: &Path, day: Date) -> Result<Vec<(&'static str, f64)>, Failure> {
+    let store = SledStore::open(SledConfig::new(dir))?;
+    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
+    let service =
+        service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
+            .await?;
+    let until = Some(jiff::civil::time(12, 0, 0, 0));
+    let mut replay = f64::INFINITY;
+    let mut report = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        service.replay(day, until, service::Times::NOW).await?;
+        replay = replay.min(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let summary = service.summary(day, day, None, service::Times::NOW).await?;
+        projections::render(&summary, projections::Format::Json, projections::Lang::Zh).map_err(operating)?;
+        report = report.min(started.elapsed().as_secs_f64());
+    }
+    Ok(vec![("replay of one day, in process", replay), ("report of one day, in process", report)])
+}
+
 /// Serves the store in `dir` in this process and times one `GET /api/v1/verify` (the chain
 /// and every seal, with the seal key's signature).
 async fn verify_over_http(dir: &Path, key: &Path) -> Result<f64, Failure> {
     let store = SledStore::open(SledConfig::new(dir))?;
     let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
-    let service = service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
-        .await?;
+    let service =
+        service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
+            .await?;
     let tokens_dir = tempfile::tempdir()?;
     let tokens = std::sync::Arc::new(server::TokenFile::new(tokens_dir.path()));
     let token = tokens.create(server::Role::Auditor, Vec::new(), None)?.token;
@@ -167,7 +191,9 @@ pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
         let key = root.join(format!("seal-{size}.key"));
         service::seal_key::SealKey::create(&key).map_err(operating)?;
         let next_day = middle_day(size)?.tomorrow().map_err(operating)?.to_string();
-        let queries: [(&'static str, Vec<&str>); 6] = [
+        let queries: [(&'static str, Vec<&str>); 7] = [
+            // The baseline: a process that opens the store and reads one event.
+            ("baseline: open, read one event", vec!["events", "--limit", "1"]),
             ("replay of one day (until 12:00)", vec!["replay", "--day", &day, "--until", "12:00"]),
             ("report of one day (JSON)", vec!["report", "--day", &day, "--format", "json"]),
             ("status as_of noon of that day", vec!["status", "--as-of", &noon]),
@@ -186,6 +212,9 @@ pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
         let first = measure(&dir, &key, &["seal", "--day", &day])?;
         let second = measure(&dir, &key, &["seal", "--day", &next_day])?;
         rows.push((size, "seal one day", if second.seconds < first.seconds { second } else { first }));
+        for (name, seconds) in in_process(&dir, middle_day(size)?).await? {
+            rows.push((size, name, Measured { seconds, peak_mib: f64::NAN }));
+        }
         let seconds = verify_over_http(&dir, &key).await?;
         rows.push((size, "GET /api/v1/verify", Measured { seconds, peak_mib: f64::NAN }));
         std::fs::remove_dir_all(&dir)?;
