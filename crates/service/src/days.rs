@@ -461,6 +461,9 @@ impl<S: EventStore> Service<S> {
             }
         };
         let mut views = start;
+        // No event at or before `at` belongs to a day after the latest one then.
+        let mut days = days;
+        days.retain(|folded_day| latest.is_some_and(|latest| *folded_day <= latest));
         if days.is_empty() {
             return Ok(views);
         }

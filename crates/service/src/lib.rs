@@ -329,6 +329,14 @@ impl<S: EventStore> Service<S> {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Result<Committed, Rejection>, StoreError> {
+        // Seals are made by gridwatch alone (`seal_day`): one written by hand could claim to
+        // cover events it does not, and later seals would skip them.
+        if let Some(event) = events.iter().find(|event| event.event.facts().access() == events_schema::Access::System) {
+            return Ok(Err(Rejection::Invalid(format!(
+                "{} is written by gridwatch itself (gridwatch seal, or the server once a day ends), never by an append",
+                event.event.event_type()
+            ))));
+        }
         self.store.append(stream_id, expected, events).await
     }
 

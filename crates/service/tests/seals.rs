@@ -122,6 +122,18 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
         assert_eq!((seal.sequence, seal.previous_seal_position), (2, first.global_position));
     }
     assert!(service.seal_day(june(1), &key).await.unwrap().is_none(), "nothing new, no seal");
+    // A seal written by hand (a raw append) is refused: it could claim to cover anything.
+    let stored = service.events(first.global_position, 1).await.unwrap().remove(0);
+    let forged = NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        occurred_at: stored.occurred_at,
+        actor: stored.actor,
+        correlation_id: None,
+        causation_id: None,
+        event: stored.event,
+    };
+    let refused = service.append_raw(&id("seals"), store::ExpectedVersion::Any, vec![forged]).await.unwrap();
+    assert!(matches!(refused, Err(store::Rejection::Invalid(_))), "{refused:?}");
     // A late check of the 1st: not sealed until the next addendum.
     service.execute(&check(), &in_the_field("2020-06-01T23:00:00+08:00"), Timestamp::now()).await.unwrap();
     assert_eq!(service.day_seals(june(1)).await.unwrap().unsealed_events, 1);
