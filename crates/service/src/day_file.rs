@@ -254,7 +254,8 @@ fn verify_export<'a>(
     let (from, to) = day("from").zip(day("to")).ok_or_else(|| at(1, "no from/to days"))?;
     // Per day: its event lines (position, line number, text) and its seals.
     let mut events: BTreeMap<Date, Vec<(u64, usize, String)>> = BTreeMap::new();
-    let mut seals: BTreeMap<Date, Vec<(usize, RecordedEvent, DaySealed, Vec<String>)>> = BTreeMap::new();
+    // Per day: each seal's line number, the seal, and the leaf hashes listed after it.
+    let mut seals: BTreeMap<Date, Vec<(usize, DaySealed, Vec<String>)>> = BTreeMap::new();
     let mut seal_lines: HashMap<u64, String> = HashMap::new();
     // Lines come ordered by (day, events before seals, position).
     let mut last: Option<(Date, u8, u64)> = None;
@@ -273,7 +274,7 @@ fn verify_export<'a>(
             let day_seals = seals.values_mut().next_back().expect("a seal was read");
             let (line, ..) = day_seals.last().expect("a seal was read");
             debug_assert_eq!(*line, seal_line);
-            day_seals.last_mut().expect("a seal was read").3 = leaves;
+            day_seals.last_mut().expect("a seal was read").2 = leaves;
             continue;
         }
         let event = parse_line(text, number)?;
@@ -296,7 +297,7 @@ fn verify_export<'a>(
                 }
                 seal_lines.insert(event.global_position, text.to_owned());
                 let seal = seal.clone();
-                seals.entry(event_day).or_default().push((number, event, seal, Vec::new()));
+                seals.entry(event_day).or_default().push((number, seal, Vec::new()));
                 pending_leaves = Some(number);
             }
             _ => events.entry(event_day).or_default().push((event.global_position, number, text.to_owned())),
@@ -315,7 +316,7 @@ fn verify_export<'a>(
         let day_events = events.remove(day).unwrap_or_default();
         event_count += day_events.len();
         let mut covered_until = 0;
-        for (expected_sequence, (line, _, seal, leaves)) in (1..).zip(seals.remove(day).unwrap_or_default()) {
+        for (expected_sequence, (line, seal, leaves)) in (1..).zip(seals.remove(day).unwrap_or_default()) {
             seal_count += 1;
             if seal.sequence != expected_sequence {
                 return Err(at(

@@ -396,7 +396,7 @@ impl<S: EventStore> Service<S> {
                 target = self.store.read_event(amends.event_id()).await?;
             }
             let applied_here =
-                !target.as_ref().is_some_and(|target: &RecordedEvent| target.global_position < event.global_position);
+                target.as_ref().is_none_or(|target: &RecordedEvent| target.global_position >= event.global_position);
             steps.push(DayStep { event, target, applied_here, amendments: Vec::new() });
         }
         // The amendments of each event applied here, found in the audit index (a brief read

@@ -18,8 +18,8 @@ use crate::{CONFLICT_RETRIES_MAX, Service, ServiceError};
 /// with events its seals do not cover is found without reading it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SealIndex {
-    /// Day -> (position, sequence, chain head position) of each of its seals, in log order.
-    by_day: BTreeMap<Date, Vec<(u64, u32, u64)>>,
+    /// Day -> its seals, in log order.
+    by_day: BTreeMap<Date, Vec<SealPlace>>,
     last: Option<u64>,
     last_event_by_day: BTreeMap<Date, u64>,
 }
@@ -55,6 +55,9 @@ impl SealIndex {
             .collect()
     }
 }
+
+/// Where a seal is: (its position, its sequence, the chain head position it covers up to).
+type SealPlace = (u64, u32, u64);
 
 /// One seal of a day, as the API lists it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -183,7 +186,7 @@ impl<S: EventStore> Service<S> {
         at: u64,
         period: &[crate::days::DayStep],
     ) -> Result<(Vec<projections::DaySealLine>, u64), StoreError> {
-        let by_day: Vec<(Date, Vec<(u64, u32, u64)>)> =
+        let by_day: Vec<(Date, Vec<SealPlace>)> =
             self.views.read().await.seals.by_day.range(from..=to).map(|(day, seals)| (*day, seals.clone())).collect();
         let mut lines = Vec::new();
         let mut covered: BTreeMap<Date, u64> = BTreeMap::new();

@@ -141,7 +141,7 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     let report = service.summary(june(1), june(1), None, service::Times::NOW).await.unwrap();
     assert_eq!((report.day_seals.len(), report.unsealed_events), (seals.seals.len(), 1));
     assert_eq!(report.day_seals[0].event_count, 17);
-    let export = service.export_days(june(1), june(1), &[public.clone()]).await.unwrap();
+    let export = service.export_days(june(1), june(1), std::slice::from_ref(&public)).await.unwrap();
     let unsealed = verify_file(&export, Some(&public), false).unwrap_err();
     assert!(unsealed.message.contains("covered by no seal"), "{unsealed}");
     assert!(verify_file(&export, Some(&public), true).unwrap().unsealed_lines.len() == 1);
@@ -151,7 +151,7 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     // The 2nd is sealed too (the export of both days chains the seals).
     service.seal_day(june(2), &key).await.unwrap().unwrap();
 
-    let export = service.export_days(june(1), june(2), &[public.clone()]).await.unwrap();
+    let export = service.export_days(june(1), june(2), std::slice::from_ref(&public)).await.unwrap();
     let report = verify_file(&export, Some(&public), false).unwrap();
     assert_eq!((report.events, report.key_trusted), (5 + 12 + 30 + 1 + 1, true));
     assert!(report.seals >= 3);
@@ -206,12 +206,18 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     swapped.swap(event_line - 1, event_line);
     // The second of the two is the first line out of order.
     assert_eq!(verify_file(&rebuilt(&swapped), Some(&public), false).unwrap_err().line, event_line + 1);
-    // A line inserted: a copy of an event with a made-up position inside the sealed range.
+    // A line inserted: a copy of an event of the 1st, given the position of the 2nd's check
+    // (18, inside the first seal's range), right after position 17 where it belongs.
+    let after = owned.iter().position(|l| l.contains("\"global_position\":17,")).unwrap();
+    let copy = owned[after].replacen("\"global_position\":17,", "\"global_position\":18,", 1);
     let mut inserted = owned.clone();
-    let copy = owned[event_line - 1].replacen("\"global_position\":2,", "\"global_position\":2,", 1);
-    inserted.insert(event_line, copy);
+    inserted.insert(after + 1, copy);
     let error = verify_file(&rebuilt(&inserted), Some(&public), false).unwrap_err();
-    assert_eq!(error.line, event_line + 1, "{error}");
+    assert_eq!(error.line, after + 2, "the inserted line itself: {error}");
+    // A copy of a line with its own position: out of order, named.
+    let mut doubled = owned.clone();
+    doubled.insert(event_line, owned[event_line - 1].clone());
+    assert_eq!(verify_file(&rebuilt(&doubled), Some(&public), false).unwrap_err().line, event_line + 1);
     // A seal replaced by one signed with another key.
     let other = SealKey::create(&dir.path().join("other.key")).unwrap();
     let Event::DaySealed(mut forged) = first.event.clone() else { panic!() };
@@ -246,7 +252,7 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     assert_eq!(day_events.len(), 5 + 12 + 30 + 1 + 1);
     for event in &day_events {
         let event_id: uuid::Uuid = event["event_id"].as_str().unwrap().parse().unwrap();
-        let proof = service.prove(event_id, &[public.clone()]).await.unwrap();
+        let proof = service.prove(event_id, std::slice::from_ref(&public)).await.unwrap();
         let report = verify_file(&proof, Some(&public), false).unwrap();
         assert_eq!(report.kind, "proof");
         // The same proof against a changed root fails.
