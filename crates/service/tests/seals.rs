@@ -274,3 +274,32 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
         }
     }
 }
+
+#[tokio::test]
+async fn the_server_seals_each_day_once_its_grace_period_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SealKey::create(&dir.path().join("seal.key")).unwrap();
+    let store = SledStore::open(SledConfig::new(dir.path().join("data"))).unwrap();
+    let service = Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap();
+    world(&service).await;
+    service.execute(&check(), &in_the_field("2020-06-02T09:00:00+08:00"), Timestamp::now()).await.unwrap();
+    let grace = std::time::Duration::from_secs(3_600);
+    // Half an hour after the 2nd ended: only the 1st is past its grace period.
+    let sealed = service.seal_ended_days(&key, at("2020-06-03T00:30:00+08:00"), grace).await.unwrap();
+    let days: Vec<_> = sealed
+        .iter()
+        .map(|seal| match &seal.event {
+            Event::DaySealed(seal) => seal.local_day,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(days, [june(1)]);
+    let sealed = service.seal_ended_days(&key, at("2020-06-03T01:30:00+08:00"), grace).await.unwrap();
+    assert_eq!(sealed.len(), 1, "then the 2nd");
+    assert!(service.seal_ended_days(&key, at("2020-06-03T01:31:00+08:00"), grace).await.unwrap().is_empty());
+    // A late check of the 1st gets an addendum at the next round.
+    service.execute(&check(), &in_the_field("2020-06-01T18:00:00+08:00"), Timestamp::now()).await.unwrap();
+    let sealed = service.seal_ended_days(&key, at("2020-06-03T01:32:00+08:00"), grace).await.unwrap();
+    let Event::DaySealed(addendum) = &sealed[0].event else { panic!() };
+    assert_eq!((addendum.local_day, addendum.sequence, addendum.event_count), (june(1), 2, 1));
+}
