@@ -99,9 +99,9 @@ pub async fn export(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
     if to < args.day {
         return Err(bad_input("--to is before --day"));
     }
-    let keys = public_keys(cli)?;
+    let key = if cli.seal_key.exists() { Some(load_key(cli)?) } else { None };
     let service = crate::record::open_service(cli).await?;
-    let mut text = service.export_days(args.day, to, &keys).await?;
+    let mut text = service.export_days(args.day, to, key.as_ref()).await?;
     if let ExportFormat::Cloudevents = args.format {
         text = service::day_file::to_cloudevents(&text).map_err(|error| Failure::Operating(error.into()))?;
     }

@@ -890,6 +890,9 @@ async fn a_day_is_sealed_on_demand_exported_and_proven_over_http_for_auditors() 
     let verified = api.get("/api/v1/verify", &api.auditor).await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.text);
     assert_eq!((verified.body["seals_checked"].clone(), verified.body["seal_problems"].clone()), (json!(1), json!([])));
+    // A day that has not begun cannot be sealed.
+    let future = api.send(Method::POST, "/api/v1/days/2999-01-01/seal", Some(api.admin.as_str()), None).await;
+    assert_eq!(future.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", future.text);
     // Without a key no seal can be made, and says why.
     let keyless = api_with(ServerConfig::default()).await;
     let refused = keyless.send(Method::POST, &seal_uri, Some(keyless.admin.as_str()), None).await;

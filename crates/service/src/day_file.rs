@@ -25,6 +25,8 @@ use crate::seal_key::PublicSealKey;
 pub const SEAL_SIGNING_CONTEXT: &[u8] = b"gridwatch day seal v2\n";
 /// The `format` of an export's header line.
 pub const EXPORT_FORMAT: &str = "gridwatch-day-export";
+/// The bytes an export's signature line signs start with these.
+pub const EXPORT_SIGNING_CONTEXT: &[u8] = b"gridwatch day export v1\n";
 /// The `format` of an event proof.
 pub const PROOF_FORMAT: &str = "gridwatch-event-proof";
 
@@ -73,6 +75,17 @@ pub fn inclusion_path(lines: &[String], index: usize) -> Vec<String> {
     proof.as_bytes().chunks(32).map(hex::encode).collect()
 }
 
+/// How many hashes the RFC 9162 (§2.1.3.1) inclusion proof of leaf `index` in a tree of
+/// `size` leaves has (`index < size`).
+fn audit_path_len(index: u64, size: u64) -> usize {
+    if size <= 1 {
+        return 0;
+    }
+    // The largest power of two smaller than `size`.
+    let split = 1u64 << (63 - (size - 1).leading_zeros());
+    1 + if index < split { audit_path_len(index, split) } else { audit_path_len(index - split, size - split) }
+}
+
 /// The bytes a seal's signature is computed over.
 pub fn signing_input(seal: &DaySealed) -> Vec<u8> {
     let mut value = serde_json::to_value(seal).expect("a seal serialises");
@@ -110,6 +123,8 @@ pub struct FileReport {
     /// caller (trusted) or only found in the file.
     pub key_ids: Vec<String>,
     pub key_trusted: bool,
+    /// Whether the export's signature line was there and checked (always for a proof).
+    pub export_signed: bool,
 }
 
 /// A public key given to `verify`: the JSON of `GET /api/v1/seal-key`, or the 64 hex digits
@@ -215,16 +230,23 @@ fn time_zone_of(header: &Value, line: usize) -> Result<TimeZone, FileError> {
 /// proves only that the file is consistent, not who made it). With `allow_unsealed`, events
 /// no seal covers are listed instead of failing the check.
 pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: bool) -> Result<FileReport, FileError> {
+    // (`str::lines` would take "\r\n" for a line end.)
+    if let Some(line) = text.split('\n').position(|line| line.ends_with('\r')) {
+        return Err(at(line + 1, "the line ends with CR LF: lines end with LF alone"));
+    }
     let first = text.lines().next().ok_or_else(|| at(1, "the file is empty"))?;
     let header: Value = serde_json::from_str(first).map_err(|error| at(1, format!("not JSON: {error}")))?;
     if header.get("specversion").is_some() {
-        // A CloudEvents export: checked as the export its events give.
-        let native = from_cloudevents(text)?;
-        return verify_file(&native, trusted, allow_unsealed)
-            .map(|report| FileReport { kind: "export (CloudEvents)", ..report });
+        // A CloudEvents export: checked as the export its events give, then each CloudEvent
+        // against its line.
+        let (native, given) = from_cloudevents(text)?;
+        let report = verify_file(&native, trusted, allow_unsealed)?;
+        check_cloudevents(&native, &given)?;
+        return Ok(FileReport { kind: "export (CloudEvents)", ..report });
     }
-    let mut lines = text.lines();
-    lines.next();
+    if canonical(&header) != first {
+        return Err(at(1, "not in canonical (RFC 8785) form: the line was changed"));
+    }
     let file_keys = keys_of(&header["public_keys"], 1)?;
     let keys = match trusted {
         Some(key) => vec![key.clone()],
@@ -232,9 +254,84 @@ pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: 
     };
     let key_ids = keys.iter().map(|key| key.key_id.clone()).collect();
     match header["format"].as_str() {
-        Some(EXPORT_FORMAT) => verify_export(&header, lines, &keys, key_ids, trusted.is_some(), allow_unsealed),
+        Some(EXPORT_FORMAT) => {
+            // The signed last line, when there is one, covers every byte before it.
+            let (body, trailer) = split_trailer(text);
+            let lines = body.lines().skip(1);
+            let mut report = verify_export(&header, lines, &keys, key_ids, trusted.is_some(), allow_unsealed)?;
+            let trailer_line = body.lines().count() + 1;
+            match trailer {
+                Some(trailer) => check_trailer(body, trailer, &keys).map_err(|message| at(trailer_line, message))?,
+                None if allow_unsealed => report.export_signed = false,
+                None => {
+                    return Err(at(
+                        trailer_line,
+                        "the export has no signature line, so nothing proves no line was left out; \
+                         --allow-unsealed checks it without",
+                    ));
+                }
+            }
+            Ok(report)
+        }
         Some(PROOF_FORMAT) => verify_proof(&header, &keys, key_ids, trusted.is_some()),
         other => Err(at(1, format!("not a gridwatch export or proof (format {other:?})"))),
+    }
+}
+
+/// The bytes an export's signature line signs (`EXPORT_SIGNING_CONTEXT`, then the SHA-256 of
+/// every byte before that line).
+fn export_signing_input(digest: &[u8]) -> Vec<u8> {
+    let mut input = EXPORT_SIGNING_CONTEXT.to_vec();
+    input.extend_from_slice(digest);
+    input
+}
+
+/// The signature line of an export whose lines before it are `body`.
+pub fn export_trailer(body: &str, key: &crate::seal_key::SealKey) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    let trailer = serde_json::json!({
+        "export_sha256": hex::encode(digest),
+        "key_id": key.public().key_id,
+        "signature": hex::encode(key.sign(&export_signing_input(&digest))),
+    });
+    canonical(&trailer)
+}
+
+/// `text` without its signature line, and that line (when the last line is one).
+fn split_trailer(text: &str) -> (&str, Option<&str>) {
+    let without_newline = text.strip_suffix('\n').unwrap_or(text);
+    let start = without_newline.rfind('\n').map_or(0, |at| at + 1);
+    let last = &without_newline[start..];
+    match serde_json::from_str::<Value>(last) {
+        Ok(value) if value.get("export_sha256").is_some() => (&text[..start], Some(last)),
+        _ => (text, None),
+    }
+}
+
+fn check_trailer(body: &str, trailer: &str, keys: &[PublicSealKey]) -> Result<(), String> {
+    let value: Value = serde_json::from_str(trailer).map_err(|error| format!("not JSON: {error}"))?;
+    if canonical(&value) != trailer {
+        return Err("not in canonical (RFC 8785) form: the line was changed".into());
+    }
+    let digest = Sha256::digest(body.as_bytes());
+    if value["export_sha256"].as_str() != Some(hex::encode(digest).as_str()) {
+        return Err("the file is not the one that was signed: a line was removed, added or changed \
+                    (the header, a seal's envelope, or a whole seal or day)"
+            .into());
+    }
+    let key_id = value["key_id"].as_str().unwrap_or_default();
+    let key = keys
+        .iter()
+        .find(|key| key.key_id == key_id)
+        .ok_or_else(|| format!("the export was signed with key {key_id}, not a key this check trusts"))?;
+    let signature = hex::decode(value["signature"].as_str().unwrap_or_default()).ok().and_then(|b| b.try_into().ok());
+    let public: Option<[u8; 32]> = hex::decode(&key.public_key).ok().and_then(|bytes| bytes.try_into().ok());
+    let verifying = public.and_then(|public| ed25519_dalek::VerifyingKey::from_bytes(&public).ok());
+    match (verifying, signature) {
+        (Some(verifying), Some(signature)) => verifying
+            .verify_strict(&export_signing_input(&digest), &ed25519_dalek::Signature::from_bytes(&signature))
+            .map_err(|_| format!("the export's signature does not verify with key {key_id}")),
+        _ => Err("the export's signature or key is malformed".into()),
     }
 }
 
@@ -256,7 +353,8 @@ fn verify_export<'a>(
     let mut events: BTreeMap<Date, Vec<(u64, usize, String)>> = BTreeMap::new();
     // Per day: each seal's line number, the seal, and the leaf hashes listed after it.
     let mut seals: BTreeMap<Date, Vec<(usize, DaySealed, Vec<String>)>> = BTreeMap::new();
-    let mut seal_lines: HashMap<u64, String> = HashMap::new();
+    // Position -> (line number, text) of each seal.
+    let mut seal_lines: HashMap<u64, (usize, String)> = HashMap::new();
     // Lines come ordered by (day, events before seals, position).
     let mut last: Option<(Date, u8, u64)> = None;
     let mut pending_leaves: Option<usize> = None;
@@ -265,6 +363,9 @@ fn verify_export<'a>(
         if let Some(seal_line) = pending_leaves.take() {
             // The leaf hashes of the seal just read, one per covered event.
             let value: Value = serde_json::from_str(text).map_err(|e| at(number, format!("not JSON: {e}")))?;
+            if canonical(&value) != text || value.as_object().is_none_or(|fields| fields.len() != 1) {
+                return Err(at(number, "not the canonical leaf-hash line of the seal before it: the line was changed"));
+            }
             let leaves: Vec<String> = value["leaf_hashes"]
                 .as_array()
                 .ok_or_else(|| at(number, "expected the leaf hashes of the seal on the line before"))?
@@ -295,7 +396,7 @@ fn verify_export<'a>(
                 if seal.time_zone != time_zone.iana_name().unwrap_or_default() {
                     return Err(at(number, "a seal of days counted in another time zone"));
                 }
-                seal_lines.insert(event.global_position, text.to_owned());
+                seal_lines.insert(event.global_position, (number, text.to_owned()));
                 let seal = seal.clone();
                 seals.entry(event_day).or_default().push((number, seal, Vec::new()));
                 pending_leaves = Some(number);
@@ -346,30 +447,45 @@ fn verify_export<'a>(
                     ),
                 ));
             }
-            // Each covered line against its leaf hash: a changed or inserted line is named.
-            for (k, (_, event_line, text)) in covered.iter().enumerate() {
-                if leaves.get(k) != Some(&leaf_hash(text)) {
-                    return Err(at(
+            let lines: Vec<String> = covered.iter().map(|(_, _, text)| text.clone()).collect();
+            let computed: Vec<String> = lines.iter().map(|text| leaf_hash(text)).collect();
+            if merkle_root(&lines) == seal.merkle_root {
+                // The events are the sealed ones; the listed leaf hashes must be theirs.
+                if computed != leaves {
+                    return Err(at(line + 1, "these leaf hashes are not those of the events the seal covers"));
+                }
+            } else {
+                // Some event is not the sealed one: the listed leaf hashes (unsigned) name
+                // which, unless they were changed with it.
+                let first_unlike =
+                    covered.iter().zip(&computed).enumerate().find(|(k, (_, hash))| leaves.get(*k) != Some(hash));
+                return Err(match first_unlike {
+                    Some((_, ((_, event_line, _), _))) => at(
                         *event_line,
                         format!(
                             "this event is not the one seal {} of {day} covers here: changed, moved or inserted",
                             seal.sequence
                         ),
-                    ));
-                }
-            }
-            let lines: Vec<String> = covered.iter().map(|(_, _, text)| text.clone()).collect();
-            if merkle_root(&lines) != seal.merkle_root {
-                return Err(at(line, "the Merkle root does not match the events this seal covers"));
+                    ),
+                    None => at(
+                        line + 1,
+                        "the events and these leaf hashes do not make the sealed Merkle root: changed together",
+                    ),
+                });
             }
             let first = covered.first().map_or(0, |(position, ..)| *position);
             let last = covered.last().map_or(0, |(position, ..)| *position);
             if (first, last) != (seal.first_global_position, seal.last_global_position) {
                 return Err(at(line, "the first and last positions do not match the events this seal covers"));
             }
-            if let Some(previous) = seal_lines.get(&seal.previous_seal_position) {
+            if let Some((previous_line, previous)) = seal_lines.get(&seal.previous_seal_position) {
+                // The next seal signed the previous seal's whole line; that line's own
+                // signature covers only its data, so a change to its envelope shows here.
                 if line_hash(previous) != seal.previous_seal_hash {
-                    return Err(at(line, "previous_seal_hash is not the hash of the previous seal's line"));
+                    return Err(at(
+                        *previous_line,
+                        format!("this seal's line is not the one the seal on line {line} follows: changed"),
+                    ));
                 }
             }
             covered_until = seal.chain_head_position;
@@ -395,6 +511,7 @@ fn verify_export<'a>(
         unsealed_lines,
         key_ids,
         key_trusted,
+        export_signed: true,
     })
 }
 
@@ -427,8 +544,19 @@ fn verify_proof(
     if size != seal.event_count || index as u64 >= size {
         return Err(at(1, "leaf_index and tree_size do not fit the seal"));
     }
+    let hashes = proof["path"].as_array().ok_or_else(|| at(1, "no path"))?;
+    if hashes.len() != audit_path_len(index as u64, size) {
+        return Err(at(
+            1,
+            format!(
+                "a path of {} hashes, where leaf {index} of {size} has {}",
+                hashes.len(),
+                audit_path_len(index as u64, size)
+            ),
+        ));
+    }
     let mut path = Vec::new();
-    for hash in proof["path"].as_array().ok_or_else(|| at(1, "no path"))? {
+    for hash in hashes {
         let bytes = hash.as_str().and_then(|hash| hex::decode(hash).ok()).filter(|bytes| bytes.len() == 32);
         path.extend(bytes.ok_or_else(|| at(1, "a path hash is 64 hex digits"))?);
     }
@@ -447,6 +575,7 @@ fn verify_proof(
         unsealed_lines: Vec::new(),
         key_ids,
         key_trusted,
+        export_signed: true,
     })
 }
 
@@ -454,6 +583,7 @@ fn verify_proof(
 const CLOUDEVENT_TYPE_PREFIX: &str = "gridwatch.";
 const CLOUDEVENT_HEADER_TYPE: &str = "gridwatch.export.header";
 const CLOUDEVENT_LEAVES_TYPE: &str = "gridwatch.seal.leaves";
+const CLOUDEVENT_SIGNATURE_TYPE: &str = "gridwatch.export.signature";
 
 /// An export in CloudEvents form (JSON event format, structured mode): the same lines, each
 /// as one CloudEvent (see the README's "Day export"). Every line of `native` is one of
@@ -482,18 +612,23 @@ pub fn to_cloudevents(native: &str) -> Result<String, FileError> {
         let event = if index == 0 {
             serde_json::json!({
                 "specversion": "1.0",
-                "id": format!("export-{}-{}-{}", value["from"].as_str().unwrap_or(""), value["to"].as_str().unwrap_or(""), value["chain_head_position"]),
+                "id": export_id(&value),
                 "source": "/gridwatch",
                 "type": CLOUDEVENT_HEADER_TYPE,
                 "datacontenttype": "application/json",
                 "data": value,
             })
-        } else if value.get("leaf_hashes").is_some() {
+        } else if value.get("leaf_hashes").is_some() || value.get("export_sha256").is_some() {
+            let (kind, name) = match value.get("leaf_hashes") {
+                Some(_) => (CLOUDEVENT_LEAVES_TYPE, "leaves"),
+                None => (CLOUDEVENT_SIGNATURE_TYPE, "signature"),
+            };
             serde_json::json!({
                 "specversion": "1.0",
-                "id": format!("leaves-{index}"),
+                // Unique to this export: the header's id, then the line.
+                "id": format!("{}-{name}-{}", export_id(&header), index + 1),
                 "source": "/gridwatch",
-                "type": CLOUDEVENT_LEAVES_TYPE,
+                "type": kind,
                 "datacontenttype": "application/json",
                 "data": value,
             })
@@ -521,6 +656,16 @@ pub fn to_cloudevents(native: &str) -> Result<String, FileError> {
         out.push('\n');
     }
     Ok(out)
+}
+
+/// The CloudEvent id of an export's header: its days and the chain head it was made at.
+fn export_id(header: &Value) -> String {
+    format!(
+        "export-{}-{}-{}",
+        header["from"].as_str().unwrap_or_default(),
+        header["to"].as_str().unwrap_or_default(),
+        header["chain_head_position"]
+    )
 }
 
 /// The CloudEvent of one event envelope (its export line `line`): the CloudEvents context
@@ -559,7 +704,7 @@ fn cloudevent_of_envelope(envelope: &Value, line: &str) -> Value {
 
 /// The export lines of a CloudEvents export (the inverse of [`to_cloudevents`]), checking
 /// that each CloudEvent is exactly the one its line gives.
-fn from_cloudevents(text: &str) -> Result<String, FileError> {
+fn from_cloudevents(text: &str) -> Result<(String, Vec<Value>), FileError> {
     let mut native = Vec::new();
     let mut given = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -569,7 +714,7 @@ fn from_cloudevents(text: &str) -> Result<String, FileError> {
             return Err(at(number, "not a CloudEvent of spec version 1.0"));
         }
         let kind = event["type"].as_str().unwrap_or_default();
-        let value = if kind == CLOUDEVENT_HEADER_TYPE || kind == CLOUDEVENT_LEAVES_TYPE {
+        let value = if [CLOUDEVENT_HEADER_TYPE, CLOUDEVENT_LEAVES_TYPE, CLOUDEVENT_SIGNATURE_TYPE].contains(&kind) {
             event["data"].clone()
         } else {
             let event_type = kind
@@ -602,14 +747,37 @@ fn from_cloudevents(text: &str) -> Result<String, FileError> {
         given.push(event);
     }
     let native = native.join("\n") + "\n";
-    // Every attribute must be the one the export line gives (the extension attributes that
-    // are derived, too), so that no part of a CloudEvent goes unchecked.
-    let expected = to_cloudevents(&native)?;
-    for (index, (expected, given)) in expected.lines().zip(&given).enumerate() {
+    Ok((native, given))
+}
+
+/// Every attribute of every CloudEvent must be the one its export line gives (the extension
+/// attributes that are derived, too), so that no part of a CloudEvent goes unchecked.
+fn check_cloudevents(native: &str, given: &[Value]) -> Result<(), FileError> {
+    let expected = to_cloudevents(native)?;
+    for (index, (expected, given)) in expected.lines().zip(given).enumerate() {
         let expected: Value = serde_json::from_str(expected).expect("made here");
         if &expected != given {
             return Err(at(index + 1, "this CloudEvent's attributes are not those of its event (changed?)"));
         }
     }
-    Ok(native)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_path_length_is_the_one_the_tree_proves_with() {
+        for size in 1..70usize {
+            let lines: Vec<String> = (0..size).map(|k| format!("line {k}")).collect();
+            for index in 0..size {
+                assert_eq!(
+                    inclusion_path(&lines, index).len(),
+                    audit_path_len(index as u64, size as u64),
+                    "{index} of {size}"
+                );
+            }
+        }
+    }
 }

@@ -263,8 +263,11 @@ impl Shelf {
         let stale: Vec<(Date, u64)> = {
             let mut keys = self.keys();
             keys.insert(key);
-            let versions: Vec<(Date, u64)> = keys.range((key.0, 0)..=(key.0, u64::MAX)).copied().collect();
-            let stale = versions[..versions.len().saturating_sub(VERSIONS_KEPT)].to_vec();
+            // The newest versions, and always the one just written (an older position's, for a
+            // `known_at` query, would otherwise go at once).
+            let others: Vec<(Date, u64)> =
+                keys.range((key.0, 0)..=(key.0, u64::MAX)).copied().filter(|other| *other != key).collect();
+            let stale = others[..others.len().saturating_sub(VERSIONS_KEPT - 1)].to_vec();
             for old in &stale {
                 keys.remove(old);
             }
@@ -421,7 +424,10 @@ impl<S: EventStore> Service<S> {
             wanted.clear();
             for (k, amendment_id) in found {
                 let Some(amendment) = self.store.read_event(amendment_id).await? else { continue };
-                if amendment.global_position <= at {
+                // An amendment appended before what it amends (a raw append) was applied
+                // where it lies.
+                let after_target = amendment.global_position > steps[k].event.global_position;
+                if amendment.global_position <= at && after_target {
                     wanted.push((k, amendment.event_id));
                     steps[k].amendments.push(amendment);
                 }
@@ -555,6 +561,9 @@ mod tests {
         }
         shelf.save((day(1), 9), &views, [7; 32], &zone);
         assert_eq!(shelf.candidates(day(2)), [(day(2), 5), (day(2), 4), (day(2), 3), (day(1), 9)]);
+        // One for an older position is kept when written, beside the newest.
+        shelf.save((day(2), 2), &views, [7; 32], &zone);
+        assert_eq!(shelf.candidates(day(2)), [(day(2), 5), (day(2), 4), (day(2), 2), (day(1), 9)]);
         assert_eq!(
             shelf.load((day(2), 5), &zone).map(|(views, hash)| (views.registry, hash)),
             Some((Registry::default(), [7; 32]))

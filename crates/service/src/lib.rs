@@ -641,10 +641,14 @@ impl<S: EventStore> Service<S> {
         };
         let before = views.clone();
         let morning = to.tomorrow().ok();
-        let days = {
-            let ledger = &self.views.read().await.days;
-            morning.map_or_else(Vec::new, |morning| ledger.days(Some(from), morning))
-        };
+        // Every day of the period (at most the report limit): a day may hold only corrections
+        // of earlier days, which the ledger counts under those days.
+        let mut days = Vec::new();
+        let mut next = Some(from);
+        while let Some(day) = next.filter(|day| *day <= to) {
+            days.push(day);
+            next = day.tomorrow().ok();
+        }
         let mut period = Vec::new();
         for day in days {
             for step in self.day_steps(day, at).await? {

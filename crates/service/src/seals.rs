@@ -27,7 +27,16 @@ pub(crate) struct SealIndex {
 impl SealIndex {
     pub fn apply(&mut self, event: &RecordedEvent, time_zone: &TimeZone) {
         match &event.event {
-            Event::DaySealed(seal) => {
+            // Only gridwatch's own seals, of days in this time zone, made after what they
+            // cover: a seal that came in another way (an import before raw appends of seals
+            // were refused) could claim to cover events it does not. `verify_seals` checks
+            // the ones taken.
+            Event::DaySealed(seal)
+                if event.stream_id == seals_stream()
+                    && event.actor.as_str() == SEALER
+                    && seal.chain_head_position < event.global_position
+                    && Some(seal.time_zone.as_str()) == time_zone.iana_name() =>
+            {
                 self.by_day.entry(seal.local_day).or_default().push((
                     event.global_position,
                     seal.sequence,
@@ -78,6 +87,9 @@ pub struct DaySeals {
     pub unsealed_events: u64,
 }
 
+/// The actor of every seal.
+const SEALER: &str = "gridwatch";
+
 /// The stream seals are appended to.
 fn seals_stream() -> EntityId {
     EntityId::new("seals").expect("a valid id")
@@ -96,6 +108,12 @@ impl<S: EventStore> Service<S> {
     /// Seals local `day` with `key`: its first seal, or an addendum covering the day's events
     /// recorded since its last seal. `None` when the day has a seal and nothing new.
     pub async fn seal_day(&self, day: Date, key: &SealKey) -> Result<Option<RecordedEvent>, ServiceError> {
+        let today = projections::local_day(Timestamp::now(), &self.time_zone);
+        if day > today {
+            return Err(ServiceError::Rejected(Rejection::Invalid(format!(
+                "{day} has not begun yet (today is {today}): only a day that has begun can be sealed"
+            ))));
+        }
         for _ in 0..CONFLICT_RETRIES_MAX {
             let head = self.catch_up().await?;
             let (previous_of_day, previous, version) = {
@@ -136,7 +154,7 @@ impl<S: EventStore> Service<S> {
             let new = NewEvent {
                 event_id: Uuid::now_v7(),
                 occurred_at: Timestamp::now(),
-                actor: EntityId::new("gridwatch").expect("a valid id"),
+                actor: EntityId::new(SEALER).expect("a valid id"),
                 correlation_id: None,
                 causation_id: None,
                 event: seal.into(),
@@ -248,8 +266,9 @@ impl<S: EventStore> Service<S> {
 
     /// The export of local days `from..=to` (see the README's "Day export"): a header line,
     /// then for each day its events (log order) and its seals, each seal followed by the leaf
-    /// hashes of the events it covers. `keys` are the public keys named in the header.
-    pub async fn export_days(&self, from: Date, to: Date, keys: &[PublicSealKey]) -> Result<String, StoreError> {
+    /// hashes of the events it covers; with `key`, a last line signs every byte before it.
+    pub async fn export_days(&self, from: Date, to: Date, key: Option<&SealKey>) -> Result<String, StoreError> {
+        let keys: Vec<PublicSealKey> = key.iter().map(|key| key.public()).collect();
         let head = self.catch_up().await?;
         let header = serde_json::json!({
             "format": EXPORT_FORMAT,
@@ -291,6 +310,11 @@ impl<S: EventStore> Service<S> {
             }
             let Ok(next) = day.tomorrow() else { break };
             day = next;
+        }
+        if let Some(key) = key {
+            let trailer = day_file::export_trailer(&out, key);
+            out.push_str(&trailer);
+            out.push('\n');
         }
         Ok(out)
     }
@@ -447,4 +471,48 @@ pub enum ProofError {
     NotSealed,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: an unwrap that fails is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn seal_at(position: u64, stream: &str, actor: &str, chain_head_position: u64, time_zone: &str) -> RecordedEvent {
+        let Event::DaySealed(mut seal) =
+            events_schema::samples::one_of_each().into_iter().find(|e| matches!(e, Event::DaySealed(_))).unwrap()
+        else {
+            unreachable!()
+        };
+        seal.chain_head_position = chain_head_position;
+        seal.time_zone = time_zone.into();
+        let mut event = events_schema::samples::recorded_event(
+            position,
+            EntityId::new(stream).unwrap(),
+            "2020-02-21T00:00:00Z".parse().unwrap(),
+            "2020-02-21T00:00:00Z".parse().unwrap(),
+            seal.into(),
+        );
+        event.actor = EntityId::new(actor).unwrap();
+        event
+    }
+
+    #[test]
+    fn only_gridwatchs_own_seals_of_this_time_zone_are_taken() {
+        let zone = TimeZone::get("Asia/Shanghai").unwrap();
+        let mut index = SealIndex::default();
+        for forged in [
+            seal_at(10, "notes", SEALER, 9, "Asia/Shanghai"),
+            seal_at(11, "seals", "staff-1", 9, "Asia/Shanghai"),
+            seal_at(12, "seals", SEALER, 1_000, "Asia/Shanghai"),
+            seal_at(13, "seals", SEALER, 9, "Europe/Paris"),
+        ] {
+            index.apply(&forged, &zone);
+        }
+        assert!(index.by_day.is_empty() && index.last.is_none(), "{index:?}");
+        index.apply(&seal_at(14, "seals", SEALER, 13, "Asia/Shanghai"), &zone);
+        assert_eq!(index.last, Some(14));
+    }
 }

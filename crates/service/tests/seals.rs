@@ -141,7 +141,7 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     let report = service.summary(june(1), june(1), None, service::Times::NOW).await.unwrap();
     assert_eq!((report.day_seals.len(), report.unsealed_events), (seals.seals.len(), 1));
     assert_eq!(report.day_seals[0].event_count, 17);
-    let export = service.export_days(june(1), june(1), std::slice::from_ref(&public)).await.unwrap();
+    let export = service.export_days(june(1), june(1), Some(&key)).await.unwrap();
     let unsealed = verify_file(&export, Some(&public), false).unwrap_err();
     assert!(unsealed.message.contains("covered by no seal"), "{unsealed}");
     assert!(verify_file(&export, Some(&public), true).unwrap().unsealed_lines.len() == 1);
@@ -151,7 +151,7 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     // The 2nd is sealed too (the export of both days chains the seals).
     service.seal_day(june(2), &key).await.unwrap().unwrap();
 
-    let export = service.export_days(june(1), june(2), std::slice::from_ref(&public)).await.unwrap();
+    let export = service.export_days(june(1), june(2), Some(&key)).await.unwrap();
     let report = verify_file(&export, Some(&public), false).unwrap();
     assert_eq!((report.events, report.key_trusted), (5 + 12 + 30 + 1 + 1, true));
     assert!(report.seals >= 3);
@@ -243,6 +243,61 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     assert_eq!(check.problems.len() as u64, check.seals, "none is signed by the other key");
     assert!(check.problems[0].reason.contains("not a key this check trusts"), "{:?}", check.problems[0]);
 
+    // The last addendum of the 1st left out, with the event it covers: only the signature
+    // line can tell, and it does.
+    let addendum_line = owned
+        .iter()
+        .position(|l| {
+            l.contains("\"event_type\":\"DaySealed\"")
+                && l.contains("\"local_day\":\"2020-06-01\",\"merkle_root\"")
+                && l.contains("\"sequence\":3,")
+        })
+        .unwrap();
+    let late_position = late.global_position - 1;
+    let late_line = owned.iter().position(|l| l.contains(&format!("\"global_position\":{late_position},"))).unwrap();
+    let mut cut = owned.clone();
+    cut.remove(addendum_line + 1);
+    cut.remove(addendum_line);
+    cut.remove(late_line);
+    let error = verify_file(&rebuilt(&cut), Some(&public), false).unwrap_err();
+    assert_eq!(error.line, cut.len(), "the signature line: {error}");
+    assert!(error.message.contains("not the one that was signed"), "{error}");
+    // A seal's envelope changed (not its signed data): the next seal names it.
+    let mut moved = owned.clone();
+    moved[seal_line - 1] = moved[seal_line - 1].replacen("\"recorded_at\":\"2", "\"recorded_at\":\"1", 1);
+    assert_eq!(verify_file(&rebuilt(&moved), Some(&public), false).unwrap_err().line, seal_line);
+    // The last seal's envelope changed: only the signature line can tell.
+    let last_seal = owned.iter().rposition(|l| l.contains("\"event_type\":\"DaySealed\"")).unwrap();
+    let mut moved = owned.clone();
+    moved[last_seal] = moved[last_seal].replacen("\"recorded_at\":\"2", "\"recorded_at\":\"1", 1);
+    assert_eq!(verify_file(&rebuilt(&moved), Some(&public), false).unwrap_err().line, owned.len());
+    // The leaf hashes changed: their own line; an event changed with its leaf hash: the leaf line.
+    let mut leaves = owned.clone();
+    let mut first_leaf: serde_json::Value = serde_json::from_str(&owned[seal_line]).unwrap();
+    first_leaf["leaf_hashes"][0] = serde_json::Value::String("00".repeat(32));
+    leaves[seal_line] = serde_json_canonicalizer::to_string(&first_leaf).unwrap();
+    assert_eq!(verify_file(&rebuilt(&leaves), Some(&public), false).unwrap_err().line, seal_line + 1);
+    let mut both = changed.clone();
+    let mut listed: serde_json::Value = serde_json::from_str(&owned[seal_line]).unwrap();
+    listed["leaf_hashes"][event_line - 2] =
+        serde_json::Value::String(service::day_file::leaf_hash(&changed[event_line - 1]));
+    both[seal_line] = serde_json_canonicalizer::to_string(&listed).unwrap();
+    assert_eq!(verify_file(&rebuilt(&both), Some(&public), false).unwrap_err().line, seal_line + 1);
+    // CR LF line ends are not the format.
+    assert_eq!(verify_file(&export.replace('\n', "\r\n"), Some(&public), false).unwrap_err().line, 1);
+    // An export made without a key has no signature line: refused unless asked to list.
+    let unsigned = service.export_days(june(2), june(2), None).await.unwrap();
+    let error = verify_file(&unsigned, Some(&public), false).unwrap_err();
+    assert!(error.message.contains("no signature line"), "{error}");
+    assert!(!verify_file(&unsigned, Some(&public), true).unwrap().export_signed);
+    // A seal's root changed in its CloudEvent: named at the seal, not at an event.
+    let cloud_seal = cloud_lines.iter().position(|l| l.contains("\"type\":\"gridwatch.DaySealed\"")).unwrap();
+    let mut bent_seal: serde_json::Value = serde_json::from_str(&cloud_lines[cloud_seal]).unwrap();
+    bent_seal["data"]["merkle_root"] = serde_json::Value::String("11".repeat(32));
+    let mut lines = cloud_lines.clone();
+    lines[cloud_seal] = bent_seal.to_string();
+    assert_eq!(verify_file(&(lines.join("\n") + "\n"), Some(&public), false).unwrap_err().line, cloud_seal + 1);
+
     // A proof for each event of the sealed 1st verifies on its own.
     let day_events: Vec<serde_json::Value> = owned[1..]
         .iter()
@@ -265,6 +320,10 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
             if &seal[root_start..root_start + 1] == "0" { "1" } else { "0" },
         );
         value["seal"] = serde_json::Value::String(bent);
+        assert!(verify_file(&value.to_string(), Some(&public), false).is_err());
+        // A path one hash too long fails (and does not crash the check).
+        let mut value: serde_json::Value = serde_json::from_str(&proof).unwrap();
+        value["path"].as_array_mut().unwrap().push(serde_json::Value::String("00".repeat(32)));
         assert!(verify_file(&value.to_string(), Some(&public), false).is_err());
         // And a proof with a bent path fails too.
         let mut value: serde_json::Value = serde_json::from_str(&proof).unwrap();
