@@ -114,15 +114,26 @@ async fn keep_days(
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
-        if let Some(key) = &key {
-            match service.seal_ended_days(key, events_schema::Timestamp::now(), grace).await {
-                Ok(seals) if !seals.is_empty() => tracing::info!(seals = seals.len(), "days sealed"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "sealing the ended days failed; trying again in a minute"),
-            }
-        }
-        if let Err(error) = service.checkpoint_days().await {
-            tracing::warn!(%error, "bringing the day checkpoints forward failed");
+        // Off the async workers, as the heavy reads are: the first round on an old store
+        // folds and seals every day it finds.
+        let (service, key) = (service.clone(), key.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let round = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                if let Some(key) = &key {
+                    match service.seal_ended_days(key, events_schema::Timestamp::now(), grace).await {
+                        Ok(seals) if !seals.is_empty() => tracing::info!(seals = seals.len(), "days sealed"),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "sealing the ended days failed; trying again in a minute"),
+                    }
+                }
+                if let Err(error) = service.checkpoint_days().await {
+                    tracing::warn!(%error, "bringing the day checkpoints forward failed");
+                }
+            })
+        });
+        if let Err(error) = round.await {
+            tracing::warn!(%error, "the day keeper's round failed");
         }
     }
 }

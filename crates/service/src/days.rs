@@ -167,6 +167,11 @@ impl Shelf {
             Ok(entries) => {
                 for entry in entries.flatten() {
                     let name = entry.file_name();
+                    // A save that a crash cut short leaves its temporary file behind.
+                    if name.to_str().is_some_and(|name| name.starts_with('.') && name.contains(".view.")) {
+                        let _ = std::fs::remove_file(entry.path());
+                        continue;
+                    }
                     let Some((day, built_at)) = name.to_str().and_then(|n| n.strip_suffix(".view")?.split_once('@'))
                     else {
                         continue;
