@@ -153,6 +153,9 @@ pub fn verify_file(args: &VerifyArgs, file: &PathBuf) -> Result<(), Failure> {
             "the key the file names: pass --public-key to check who signed it"
         }
     );
+    if !report.export_signed {
+        println!("the export has no signature line: nothing proves that no line was left out");
+    }
     for line in &report.unsealed_lines {
         println!("unsealed: line {line} (covered by no seal yet)");
     }
