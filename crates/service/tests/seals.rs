@@ -165,6 +165,17 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     let report = verify_file(&cloud, Some(&public), false).unwrap();
     assert_eq!((report.kind, report.events), ("export (CloudEvents)", 5 + 12 + 30 + 1 + 1));
     let cloud_lines: Vec<String> = cloud.lines().map(str::to_owned).collect();
+    // Every line is a CloudEvent for the CloudEvents project's own SDK.
+    for (number, line) in cloud_lines.iter().enumerate() {
+        use cloudevents::AttributesReader;
+        let event: cloudevents::Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", number + 1));
+        assert_eq!(event.specversion(), cloudevents::event::SpecVersion::V10);
+        assert!(event.ty().starts_with("gridwatch."), "{}", event.ty());
+        if event.ty() == "gridwatch.PatrolCheckRecorded" {
+            assert!(event.extension("gwposition").is_some() && event.extension("gwleaf").is_some());
+            assert!(event.time().is_some() && event.subject() == Some("checkpoint:gate-1"));
+        }
+    }
     let third: serde_json::Value = serde_json::from_str(&cloud_lines[2]).unwrap();
     assert_eq!(
         (third["specversion"].clone(), third["type"].clone()),
