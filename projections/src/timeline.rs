@@ -116,8 +116,8 @@ pub fn timeline(
 /// day names): the day's events ordered by when they happened, then by position; only those
 /// naming `entity` when it is given. With `known_at`, amendments recorded later than that are
 /// left out of `amended_by` (the caller leaves such events out of `day_events`).
-pub fn day_timeline<'a>(
-    day_events: &[RecordedEvent],
+pub fn day_timeline<'a, 'e>(
+    day_events: impl IntoIterator<Item = &'e RecordedEvent>,
     audit: &AuditIndex,
     target: impl Fn(Uuid) -> Option<&'a Event>,
     time_zone: &TimeZone,
@@ -125,47 +125,45 @@ pub fn day_timeline<'a>(
     entity: Option<&EntityId>,
     known_at: Option<Timestamp>,
 ) -> Vec<TimelineEntry> {
-    let mut entries: Vec<TimelineEntry> = day_events
-        .iter()
-        .filter(|event| local_day(event.occurred_at, time_zone) == day)
-        .filter_map(|event| {
-            let mut entities = entities_of(&event.event);
-            let amends = event.event.facts().amends().map(Amends::event_id);
-            if let Some(original) = amends.and_then(&target) {
-                // A correction belongs to the entities of what it corrects, too.
-                for id in entities_of(original) {
-                    if !entities.contains(&id) {
-                        entities.push(id);
-                    }
+    let day_events = day_events.into_iter();
+    let mut entries: Vec<TimelineEntry> = Vec::with_capacity(day_events.size_hint().0);
+    entries.extend(day_events.filter(|event| local_day(event.occurred_at, time_zone) == day).filter_map(|event| {
+        let mut entities = entities_of(&event.event);
+        let amends = event.event.facts().amends().map(Amends::event_id);
+        if let Some(original) = amends.and_then(&target) {
+            // A correction belongs to the entities of what it corrects, too.
+            for id in entities_of(original) {
+                if !entities.contains(&id) {
+                    entities.push(id);
                 }
             }
-            if entity.is_some_and(|entity| !entities.contains(entity)) {
-                return None;
-            }
-            let amended: Vec<(Uuid, bool)> = audit
-                .amendments_of(event.event_id)
-                .iter()
-                .filter(|(_, _, recorded_at)| known_at.is_none_or(|known_at| *recorded_at <= known_at))
-                .map(|(id, retraction, _)| (*id, *retraction))
-                .collect();
-            let local = event.occurred_at.as_jiff().to_zoned_datetime(time_zone.clone());
-            Some(TimelineEntry {
-                global_position: event.global_position,
-                event_id: event.event_id,
-                event_type: event.event.event_type(),
-                occurred_at: event.occurred_at,
-                local_time: local.time(),
-                recorded_at: event.recorded_at,
-                late: local_day(event.recorded_at, time_zone) > day,
-                actor: event.actor.clone(),
-                entities,
-                amends,
-                retracted: amended.iter().any(|(_, retraction)| *retraction),
-                amended_by: amended.iter().map(|(id, _)| *id).collect(),
-                event: event.event.clone(),
-            })
+        }
+        if entity.is_some_and(|entity| !entities.contains(entity)) {
+            return None;
+        }
+        let amended: Vec<(Uuid, bool)> = audit
+            .amendments_of(event.event_id)
+            .iter()
+            .filter(|(_, _, recorded_at)| known_at.is_none_or(|known_at| *recorded_at <= known_at))
+            .map(|(id, retraction, _)| (*id, *retraction))
+            .collect();
+        let local = event.occurred_at.as_jiff().to_zoned_datetime(time_zone.clone());
+        Some(TimelineEntry {
+            global_position: event.global_position,
+            event_id: event.event_id,
+            event_type: event.event.event_type(),
+            occurred_at: event.occurred_at,
+            local_time: local.time(),
+            recorded_at: event.recorded_at,
+            late: local_day(event.recorded_at, time_zone) > day,
+            actor: event.actor.clone(),
+            entities,
+            amends,
+            retracted: amended.iter().any(|(_, retraction)| *retraction),
+            amended_by: amended.iter().map(|(id, _)| *id).collect(),
+            event: event.event.clone(),
         })
-        .collect();
+    }));
     entries.sort_by_key(|entry| (entry.occurred_at, entry.global_position));
     entries
 }

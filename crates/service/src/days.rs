@@ -124,7 +124,7 @@ impl DayLedger {
         self.counts.range(from..until).map(|(day, _)| *day).collect()
     }
 
-    fn count(&self, day: Date) -> u64 {
+    pub fn count(&self, day: Date) -> u64 {
         self.counts.get(&day).copied().unwrap_or(0)
     }
 }

@@ -541,8 +541,7 @@ impl<S: EventStore> Service<S> {
         entity: Option<&EntityId>,
         times: Times,
     ) -> Vec<projections::TimelineEntry> {
-        let events: Vec<RecordedEvent> =
-            steps.iter().filter(|step| step.admitted(times)).map(|step| step.event.clone()).collect();
+        let events = steps.iter().filter(|step| step.admitted(times)).map(|step| &step.event);
         let targets: HashMap<Uuid, &events_schema::Event> = steps
             .iter()
             .filter_map(|step| step.target.as_ref())
@@ -550,7 +549,7 @@ impl<S: EventStore> Service<S> {
             .collect();
         let views = self.views.read().await;
         projections::day_timeline(
-            &events,
+            events,
             &views.audit,
             |event_id| targets.get(&event_id).copied(),
             &self.time_zone,
@@ -564,7 +563,10 @@ impl<S: EventStore> Service<S> {
     /// they happened: the cost of the day, not of the log).
     async fn day_events(&self, day: jiff::civil::Date) -> Result<Vec<RecordedEvent>, StoreError> {
         let Some((from, until)) = projections::day_bounds(day, &self.time_zone) else { return Ok(Vec::new()) };
-        let mut events: Vec<RecordedEvent> = Vec::new();
+        // Sized for the day up front: a day of 100,000 events is tens of megabytes, copied
+        // again at every doubling otherwise.
+        let expected = self.views.read().await.days.count(day);
+        let mut events: Vec<RecordedEvent> = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         loop {
             let after = events.last().map(|last| (last.occurred_at, last.global_position));
             let page = self.store.read_occurred(from, until, after, READ_PAGE_EVENTS_MAX).await?;

@@ -101,7 +101,7 @@ pub(crate) fn replay(
     until: Timestamp,
 ) -> Replay {
     let by_position: HashMap<u64, &DayStep> = steps.iter().map(|step| (step.event.global_position, step)).collect();
-    let mut replayed = Vec::new();
+    let mut replayed = Vec::with_capacity(entries.len());
     for entry in entries.into_iter().filter(|entry| entry.occurred_at <= until) {
         let Some(step) = by_position.get(&entry.global_position) else { continue };
         let before: Vec<_> = entry.entities.iter().map(|id| snapshot(&views, id, entry.occurred_at)).collect();

@@ -168,7 +168,8 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     // Every line is a CloudEvent for the CloudEvents project's own SDK.
     for (number, line) in cloud_lines.iter().enumerate() {
         use cloudevents::AttributesReader;
-        let event: cloudevents::Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", number + 1));
+        let event: cloudevents::Event =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", number + 1));
         assert_eq!(event.specversion(), cloudevents::event::SpecVersion::V10);
         assert!(event.ty().starts_with("gridwatch."), "{}", event.ty());
         if event.ty() == "gridwatch.PatrolCheckRecorded" {

@@ -408,7 +408,10 @@ async fn projections_bench(root: &Path) -> Result<(), Failure> {
         "peak memory: {memory_1m:.1} MiB at 1M events, {memory_5m:.1} MiB at 5M ({:.2}x for 5x the events; the entities are the same)",
         memory_5m / memory_1m
     );
-    println!("replay of a {steps}-event day: best {replay_seconds:.3} s of runs {} s (target < 0.5 s)", runs.join(", "));
+    println!(
+        "replay of a {steps}-event day: best {replay_seconds:.3} s of runs {} s (target < 0.5 s)",
+        runs.join(", ")
+    );
     Ok(())
 }
 
