@@ -117,6 +117,10 @@ pub struct IssueBoard {
     /// Every standing issue as derived from its history, refreshed when that history changes.
     #[serde(skip)]
     records: BTreeMap<EntityId, IssueRecord>,
+    /// The open issues of each checkpoint, kept with `records`: the status of a checkpoint
+    /// looks at these only, not at every issue ever raised there.
+    #[serde(skip)]
+    open_by_checkpoint: BTreeMap<EntityId, BTreeSet<EntityId>>,
 }
 
 fn step_of(event: &Event) -> Option<(&EntityId, Step)> {
@@ -228,13 +232,20 @@ impl IssueBoard {
     }
 
     fn refresh(&mut self, issue_id: &EntityId) {
-        match self.histories.get(issue_id).and_then(|history| derive(issue_id, history)) {
-            Some(record) => {
-                self.records.insert(issue_id.clone(), record);
+        if let Some(old) = self.records.remove(issue_id) {
+            if let Some(open) = self.open_by_checkpoint.get_mut(&old.checkpoint_id) {
+                open.remove(issue_id);
+                // No empty sets: the board is the same however it was built.
+                if open.is_empty() {
+                    self.open_by_checkpoint.remove(&old.checkpoint_id);
+                }
             }
-            None => {
-                self.records.remove(issue_id);
+        }
+        if let Some(record) = self.histories.get(issue_id).and_then(|history| derive(issue_id, history)) {
+            if record.is_open() {
+                self.open_by_checkpoint.entry(record.checkpoint_id.clone()).or_default().insert(issue_id.clone());
             }
+            self.records.insert(issue_id.clone(), record);
         }
     }
 
@@ -247,6 +258,12 @@ impl IssueBoard {
     pub fn issues_at<'a>(&'a self, checkpoint_id: &EntityId) -> impl Iterator<Item = &'a IssueRecord> + 'a {
         let issues = self.by_checkpoint.get(checkpoint_id);
         issues.into_iter().flatten().filter_map(|issue_id| self.records.get(issue_id))
+    }
+
+    /// The open issues of `checkpoint_id`, ordered by id.
+    pub fn open_issues_at<'a>(&'a self, checkpoint_id: &EntityId) -> impl Iterator<Item = &'a IssueRecord> + 'a {
+        let open = self.open_by_checkpoint.get(checkpoint_id);
+        open.into_iter().flatten().filter_map(|issue_id| self.records.get(issue_id))
     }
 
     /// Every issue, ordered by id.
@@ -321,4 +338,75 @@ fn derive(issue_id: &EntityId, history: &[Entry]) -> Option<IssueRecord> {
         }
     }
     Some(record)
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: an unwrap that fails is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use events_schema::samples::{event_id, recorded_event};
+    use events_schema::*;
+
+    use super::IssueBoard;
+
+    fn id(text: &str) -> EntityId {
+        EntityId::new(text).unwrap()
+    }
+
+    /// The open issues of every checkpoint, as the board keeps them and as found by looking
+    /// at every issue raised there.
+    fn both_ways(board: &IssueBoard, checkpoints: &[&str]) -> (Vec<Vec<EntityId>>, Vec<Vec<EntityId>>) {
+        let kept =
+            checkpoints.iter().map(|c| board.open_issues_at(&id(c)).map(|i| i.issue_id.clone()).collect()).collect();
+        let found = checkpoints
+            .iter()
+            .map(|c| board.issues_at(&id(c)).filter(|i| i.is_open()).map(|i| i.issue_id.clone()).collect())
+            .collect();
+        (kept, found)
+    }
+
+    #[test]
+    fn the_open_issues_kept_per_checkpoint_are_those_found_among_all() {
+        let raised = |issue: &str, gate: &str| -> Event {
+            GateIssueRaised {
+                issue_id: id(issue),
+                checkpoint_id: id(gate),
+                raised_by: id("staff-1"),
+                category: IssueCategory::CourierCongestion,
+                severity: Severity::High,
+                summary: "tricycles".into(),
+                details: None,
+            }
+            .into()
+        };
+        let events: Vec<Event> = vec![
+            raised("i-1", "gate-a"),
+            raised("i-2", "gate-a"),
+            raised("i-3", "gate-b"),
+            GateIssueResolved { issue_id: id("i-1"), resolved_by: id("staff-1"), resolution: "moved".into() }.into(),
+            GateIssueReopened { issue_id: id("i-1"), reopened_by: id("staff-1"), reason: "back".into() }.into(),
+            // The second issue was raised at the other gate in fact.
+            EventCorrected {
+                corrected_event_id: event_id(2),
+                corrected_by: id("staff-1"),
+                reason: "wrong gate".into(),
+                replacement: Box::new(raised("i-2", "gate-b")),
+            }
+            .into(),
+            EventRetracted { retracted_event_id: event_id(3), retracted_by: id("staff-1"), reason: "twice".into() }
+                .into(),
+            GateIssueResolved { issue_id: id("i-2"), resolved_by: id("staff-1"), resolution: "moved".into() }.into(),
+        ];
+        let at: Timestamp = "2020-02-20T10:00:00+08:00".parse().unwrap();
+        let mut board = IssueBoard::default();
+        for (index, event) in events.into_iter().enumerate() {
+            board.apply(&recorded_event(index as u64 + 1, id("s"), at, at, event));
+            let (kept, found) = both_ways(&board, &["gate-a", "gate-b"]);
+            assert_eq!(kept, found, "after event {}", index + 1);
+        }
+        let (kept, _) = both_ways(&board, &["gate-a", "gate-b"]);
+        assert_eq!(kept, [vec![id("i-1")], vec![]]);
+        assert_eq!(board.clone().restored(), board, "the same board when rebuilt from its histories");
+    }
 }

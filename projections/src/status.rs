@@ -394,7 +394,7 @@ pub fn checkpoint_status(
     let open = facts.is_none_or(|facts| facts.open);
     let last_check =
         facts.and_then(|facts| facts.recent_checks.iter().rev().find(|check| check.checked_at <= now)).cloned();
-    let open_issues: Vec<_> = issues.issues_at(checkpoint_id).filter(|issue| issue.is_open()).collect();
+    let open_issues: Vec<_> = issues.open_issues_at(checkpoint_id).collect();
     let today = board.local_day(now);
     Some(CheckpointStatus {
         checkpoint_id: checkpoint_id.clone(),

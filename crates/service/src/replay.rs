@@ -51,17 +51,24 @@ macro_rules! changed_fields {
     ($changes:ident, $entity:ident, $before:ident, $after:ident; $($field:ident),+ $(,)?) => {
         $(
             if $before.$field != $after.$field {
-                $changes.push(format!(
-                    "{}: {}: {} -> {}",
-                    $entity,
-                    stringify!($field),
-                    // Plain view fields with derived `Serialize`: a failure is a bug.
-                    serde_json::to_string(&$before.$field).expect("a view's field serializes"),
-                    serde_json::to_string(&$after.$field).expect("a view's field serializes"),
-                ));
+                $changes.push(change_line($entity, stringify!($field), &$before.$field, &$after.$field));
             }
         )+
     };
+}
+
+/// `entity: field: before -> after`, the values as JSON, written into one buffer.
+fn change_line<T: Serialize>(entity: &EntityId, field: &str, before: &T, after: &T) -> String {
+    let mut line = Vec::with_capacity(entity.as_str().len() + field.len() + 64);
+    line.extend_from_slice(entity.as_str().as_bytes());
+    line.extend_from_slice(b": ");
+    line.extend_from_slice(field.as_bytes());
+    line.extend_from_slice(b": ");
+    // Plain view fields with derived `Serialize`: a failure is a bug.
+    serde_json::to_writer(&mut line, before).expect("a view's field serializes");
+    line.extend_from_slice(b" -> ");
+    serde_json::to_writer(&mut line, after).expect("a view's field serializes");
+    String::from_utf8(line).expect("ids and JSON are UTF-8")
 }
 
 fn describe(entity: &EntityId, before: Option<&Snapshot>, after: &Snapshot, changes: &mut Vec<String>) {
