@@ -38,6 +38,9 @@ const CHECKPOINT_SPACING_EVENTS: u64 = 6_000;
 /// Versions of one day's checkpoint kept (the newest; older ones serve `known_at` queries).
 const VERSIONS_KEPT: usize = 3;
 
+/// A fold of more days than this is done by one query at a time (see `views_before`).
+const LONG_FOLD_DAYS: usize = 3;
+
 /// How deep a chain of corrections of corrections is followed.
 const AMENDMENT_DEPTH_MAX: usize = 16;
 
@@ -444,11 +447,11 @@ impl<S: EventStore> Service<S> {
         Ok(steps)
     }
 
-    /// The read views of everything that happened before local `day`, as the log stood at
-    /// position `at` (at most the views' position), from the latest usable checkpoint brought
-    /// forward day by day; the checkpoints this passes are kept for the next query.
-    pub(crate) async fn views_before(&self, day: Date, at: u64) -> Result<ReadViews, StoreError> {
-        let (start, days, latest) = loop {
+    /// Where a fold of the views before local `day` at position `at` starts: the latest
+    /// usable checkpoint (or nothing), the days with events to fold from it, and the latest
+    /// day at `at`.
+    async fn fold_start(&self, day: Date, at: u64) -> Result<(ReadViews, Vec<Date>, Option<Date>), StoreError> {
+        let (start, mut days, latest) = loop {
             let (candidate, days, latest) = {
                 let views = self.views.read().await;
                 let ledger = &views.days;
@@ -471,10 +474,24 @@ impl<S: EventStore> Service<S> {
                 }
             }
         };
-        let mut views = start;
         // No event at or before `at` belongs to a day after the latest one then.
-        let mut days = days;
         days.retain(|folded_day| latest.is_some_and(|latest| *folded_day <= latest));
+        Ok((start, days, latest))
+    }
+
+    /// The read views of everything that happened before local `day`, as the log stood at
+    /// position `at` (at most the views' position), from the latest usable checkpoint brought
+    /// forward day by day; the checkpoints this passes are kept for the next query.
+    pub(crate) async fn views_before(&self, day: Date, at: u64) -> Result<ReadViews, StoreError> {
+        let (mut views, mut days, mut latest) = self.fold_start(day, at).await?;
+        // A long fold (after a late arrival for an old day, or on a store without
+        // checkpoints) is done once: concurrent queries that need it wait for it, then start
+        // from what it kept.
+        let _rebuilding;
+        if days.len() > LONG_FOLD_DAYS {
+            _rebuilding = self.days_rebuild.lock().await;
+            (views, days, latest) = self.fold_start(day, at).await?;
+        }
         if days.is_empty() {
             return Ok(views);
         }

@@ -224,6 +224,8 @@ pub struct Service<S> {
     snapshot_path: Option<std::path::PathBuf>,
     /// The day checkpoints (next to the snapshot, or in memory).
     days: days::Shelf,
+    /// Held by the one query doing a long fold of days (see `days::views_before`).
+    days_rebuild: tokio::sync::Mutex<()>,
     /// The position the views started from when the service opened (a snapshot's, or 0).
     started_from: u64,
 }
@@ -246,6 +248,7 @@ impl<S: EventStore> Service<S> {
             time_zone,
             snapshot_path: None,
             days: days::Shelf::in_memory(),
+            days_rebuild: tokio::sync::Mutex::new(()),
             started_from: 0,
         }
     }
@@ -268,6 +271,7 @@ impl<S: EventStore> Service<S> {
             time_zone,
             snapshot_path: Some(snapshot_path),
             days,
+            days_rebuild: tokio::sync::Mutex::new(()),
             started_from,
         };
         service.catch_up().await?;

@@ -570,5 +570,12 @@ async fn late_events_change_their_own_and_later_days_and_checkpoints_agree_with_
     std::fs::remove_dir_all(dir.path().join("views.days")).unwrap();
     assert!(!snapshot.exists(), "no snapshot was saved: the fresh service folds from position 0");
     let fresh = open().await;
+    // Two queries at once that both need the long fold: one folds, the other waits and
+    // starts from what it kept; both answer the same.
+    let (one, two) = tokio::join!(
+        fresh.summary(days[4], days[4], None, service::Times::NOW),
+        fresh.summary(days[4], days[4], None, service::Times::NOW)
+    );
+    assert_eq!(serde_json::to_string(&one.unwrap()).unwrap(), serde_json::to_string(&two.unwrap()).unwrap());
     assert_eq!(day_answers(&fresh, &days).await, after);
 }
