@@ -44,6 +44,8 @@ impl SealIndex {
                 ));
                 self.last = Some(event.global_position);
             }
+            // A seal is never itself sealed.
+            Event::DaySealed(_) => {}
             _ => {
                 self.last_event_by_day
                     .insert(projections::local_day(event.occurred_at, time_zone), event.global_position);
@@ -512,6 +514,7 @@ mod tests {
             index.apply(&forged, &zone);
         }
         assert!(index.by_day.is_empty() && index.last.is_none(), "{index:?}");
+        assert!(index.last_event_by_day.is_empty(), "a seal is no event to seal: {index:?}");
         index.apply(&seal_at(14, "seals", SEALER, 13, "Asia/Shanghai"), &zone);
         assert_eq!(index.last, Some(14));
     }
