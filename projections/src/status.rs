@@ -357,8 +357,13 @@ pub struct StatusReport {
 /// Whether a checkpoint with `schedule`, last checked at `last_check`, is overdue at `now`:
 /// within its active hours, and longer than its interval since the later of its last check
 /// and the start of the current active window.
-fn overdue(schedule: Schedule, last_check: Option<Timestamp>, now: Timestamp, time_zone: &TimeZone) -> bool {
-    let local = now.as_jiff().to_zoned_datetime(time_zone.clone());
+fn overdue(
+    schedule: Schedule,
+    last_check: Option<Timestamp>,
+    now: Timestamp,
+    local: jiff::civil::DateTime,
+    time_zone: &TimeZone,
+) -> bool {
     let (today, time) = (local.date(), local.time());
     let Schedule { interval_minutes, active_from, active_until } = schedule;
     let window_day = if active_from < active_until {
@@ -395,7 +400,9 @@ pub fn checkpoint_status(
     let last_check =
         facts.and_then(|facts| facts.recent_checks.iter().rev().find(|check| check.checked_at <= now)).cloned();
     let open_issues: Vec<_> = issues.open_issues_at(checkpoint_id).collect();
-    let today = board.local_day(now);
+    // The moment in local time, once: the day for the tallies, the time for the schedule.
+    let local = now.as_jiff().to_zoned_datetime(board.time_zone.clone()).datetime();
+    let today = local.date();
     Some(CheckpointStatus {
         checkpoint_id: checkpoint_id.clone(),
         name: info.name.clone(),
@@ -403,7 +410,7 @@ pub fn checkpoint_status(
         open,
         overdue: open
             && facts.and_then(|facts| facts.schedule).is_some_and(|schedule| {
-                overdue(schedule, last_check.as_ref().map(|c| c.checked_at), now, &board.time_zone)
+                overdue(schedule, last_check.as_ref().map(|c| c.checked_at), now, local, &board.time_zone)
             }),
         last_check,
         open_issues: open_issues.len() as u32,
