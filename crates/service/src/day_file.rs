@@ -160,21 +160,33 @@ pub fn check_seal_signature(seal: &DaySealed, keys: &[PublicSealKey]) -> Result<
     if seal.signature.is_empty() {
         return Err("the seal is not signed (a version-1 seal): it proves nothing offline".into());
     }
+    verify_signed(keys, &seal.key_id, &seal.signature, &signing_input(seal), "seal")
+}
+
+/// Checks the hex ed25519 `signature` of `message` with the key of `keys` whose id is
+/// `key_id`; `what` names the signed thing in the errors.
+fn verify_signed(
+    keys: &[PublicSealKey],
+    key_id: &str,
+    signature: &str,
+    message: &[u8],
+    what: &str,
+) -> Result<(), String> {
     let key = keys
         .iter()
-        .find(|key| key.key_id == seal.key_id)
-        .ok_or_else(|| format!("the seal was signed with key {}, not a key this check trusts", seal.key_id))?;
+        .find(|key| key.key_id == key_id)
+        .ok_or_else(|| format!("the {what} was signed with key {key_id}, not a key this check trusts"))?;
     let public: Option<[u8; 32]> = hex::decode(&key.public_key).ok().and_then(|bytes| bytes.try_into().ok());
     let verifying = public
         .and_then(|public| ed25519_dalek::VerifyingKey::from_bytes(&public).ok())
         .ok_or("not an ed25519 public key")?;
-    let signature: [u8; 64] = hex::decode(&seal.signature)
+    let signature: [u8; 64] = hex::decode(signature)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or("the signature is not 128 hex digits")?;
     verifying
-        .verify_strict(&signing_input(seal), &ed25519_dalek::Signature::from_bytes(&signature))
-        .map_err(|_| format!("the seal's signature does not verify with key {}", seal.key_id))
+        .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .map_err(|_| format!("the {what}'s signature does not verify with key {key_id}"))
 }
 
 fn check_signature(seal: &DaySealed, keys: &[PublicSealKey], line: usize) -> Result<(), FileError> {
@@ -320,19 +332,8 @@ fn check_trailer(body: &str, trailer: &str, keys: &[PublicSealKey]) -> Result<()
             .into());
     }
     let key_id = value["key_id"].as_str().unwrap_or_default();
-    let key = keys
-        .iter()
-        .find(|key| key.key_id == key_id)
-        .ok_or_else(|| format!("the export was signed with key {key_id}, not a key this check trusts"))?;
-    let signature = hex::decode(value["signature"].as_str().unwrap_or_default()).ok().and_then(|b| b.try_into().ok());
-    let public: Option<[u8; 32]> = hex::decode(&key.public_key).ok().and_then(|bytes| bytes.try_into().ok());
-    let verifying = public.and_then(|public| ed25519_dalek::VerifyingKey::from_bytes(&public).ok());
-    match (verifying, signature) {
-        (Some(verifying), Some(signature)) => verifying
-            .verify_strict(&export_signing_input(&digest), &ed25519_dalek::Signature::from_bytes(&signature))
-            .map_err(|_| format!("the export's signature does not verify with key {key_id}")),
-        _ => Err("the export's signature or key is malformed".into()),
-    }
+    let signature = value["signature"].as_str().unwrap_or_default();
+    verify_signed(keys, key_id, signature, &export_signing_input(&digest), "export")
 }
 
 fn verify_export<'a>(
