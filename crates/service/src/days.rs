@@ -369,12 +369,17 @@ pub(crate) async fn day_of<S: EventStore>(
 }
 
 impl<S: EventStore> Service<S> {
+    /// The event at global `position`, if the log holds one there.
+    pub(crate) async fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        if position == 0 {
+            return Ok(None);
+        }
+        Ok(self.store.read_all(position, 1).await?.into_iter().next())
+    }
+
     /// The chain hash of the event at `position` (zeros for position 0 or past the head).
     pub(crate) async fn hash_at(&self, position: u64) -> Result<ChainHash, StoreError> {
-        if position == 0 {
-            return Ok([0; 32]);
-        }
-        Ok(self.store.read_all(position, 1).await?.first().map_or([0; 32], |event| event.hash))
+        Ok(self.event_at(position).await?.map_or([0; 32], |event| event.hash))
     }
 
     /// The last position whose event was recorded by `known_at` (recorded times rise with the
@@ -385,7 +390,7 @@ impl<S: EventStore> Service<S> {
         let (mut lo, mut hi) = (0, head);
         while lo < hi {
             let middle = lo + (hi - lo).div_ceil(2);
-            let recorded_at = self.store.read_all(middle, 1).await?.first().map(|event| event.recorded_at);
+            let recorded_at = self.event_at(middle).await?.map(|event| event.recorded_at);
             if recorded_at.is_some_and(|recorded_at| recorded_at <= known_at) {
                 lo = middle;
             } else {
@@ -465,7 +470,7 @@ impl<S: EventStore> Service<S> {
             };
             let Some(key) = candidate else { break (ReadViews::new(self.time_zone.clone()), days, latest) };
             let loaded = self.days.load(key, &self.time_zone);
-            let hash_then = self.store.read_all(key.1, 1).await?.first().map(|event| event.hash);
+            let hash_then = self.event_at(key.1).await?.map(|event| event.hash);
             match loaded {
                 Some((views, hash)) if key.1 == 0 || hash_then == Some(hash) => break (views, days, latest),
                 _ => {

@@ -98,6 +98,12 @@ fn seals_stream() -> EntityId {
 }
 
 impl<S: EventStore> Service<S> {
+    /// The hash of the export line of the event at `position` (what a seal names its
+    /// previous seal by), if the log holds one there.
+    async fn line_hash_at(&self, position: u64) -> Result<Option<String>, StoreError> {
+        Ok(self.event_at(position).await?.map(|event| day_file::line_hash(&day_file::export_line(&event))))
+    }
+
     /// The events of local `day` (by field time) the log holds up to `at`, seals left out,
     /// in log order.
     async fn sealable_events(&self, day: Date, at: u64) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -130,13 +136,7 @@ impl<S: EventStore> Service<S> {
                 return Ok(None);
             }
             let lines: Vec<String> = events.iter().map(day_file::export_line).collect();
-            let previous_seal_hash = match previous {
-                Some(position) => match self.store.read_all(position, 1).await?.first() {
-                    Some(seal) => day_file::line_hash(&day_file::export_line(seal)),
-                    None => String::new(),
-                },
-                None => String::new(),
-            };
+            let previous_seal_hash = self.line_hash_at(previous.unwrap_or(0)).await?.unwrap_or_default();
             let mut seal = DaySealed {
                 local_day: day,
                 time_zone: self.time_zone.iana_name().unwrap_or_default().to_owned(),
@@ -167,7 +167,7 @@ impl<S: EventStore> Service<S> {
                 Ok(committed) => {
                     self.catch_up().await?;
                     let position = committed.events[0].global_position;
-                    return Ok(self.store.read_all(position, 1).await?.into_iter().next());
+                    return Ok(self.event_at(position).await?);
                 }
                 Err(Rejection::WrongExpectedVersion { .. }) => continue,
                 Err(rejection) => return Err(ServiceError::Rejected(rejection)),
@@ -212,7 +212,7 @@ impl<S: EventStore> Service<S> {
         let mut covered: BTreeMap<Date, u64> = BTreeMap::new();
         for (day, seals) in by_day {
             for (position, _, chain_head) in seals.into_iter().filter(|(position, ..)| *position <= at) {
-                let Some(event) = self.store.read_all(position, 1).await?.into_iter().next() else { continue };
+                let Some(event) = self.event_at(position).await? else { continue };
                 if let Event::DaySealed(seal) = event.event {
                     lines.push(projections::DaySealLine {
                         day,
@@ -244,7 +244,7 @@ impl<S: EventStore> Service<S> {
         let mut seals = Vec::new();
         let mut covered_until = 0;
         for (position, _, chain_head) in positions {
-            if let Some(event) = self.store.read_all(position, 1).await?.into_iter().next() {
+            if let Some(event) = self.event_at(position).await? {
                 if let Event::DaySealed(seal) = event.event {
                     seals.push(SealRecord {
                         global_position: event.global_position,
@@ -294,7 +294,7 @@ impl<S: EventStore> Service<S> {
             let seals = self.views.read().await.seals.by_day.get(&day).cloned().unwrap_or_default();
             let mut covered_until = 0;
             for (position, _, chain_head) in seals.into_iter().filter(|(position, ..)| *position <= head) {
-                let Some(seal) = self.store.read_all(position, 1).await?.into_iter().next() else { continue };
+                let Some(seal) = self.event_at(position).await? else { continue };
                 out.push_str(&day_file::export_line(&seal));
                 out.push('\n');
                 let leaves: Vec<String> = events
@@ -334,7 +334,7 @@ impl<S: EventStore> Service<S> {
         let mut covered_from = 0;
         for (position, _, chain_head) in seals {
             if event.global_position > covered_from && event.global_position <= chain_head {
-                let seal = self.store.read_all(position, 1).await?.into_iter().next().ok_or(ProofError::NotSealed)?;
+                let seal = self.event_at(position).await?.ok_or(ProofError::NotSealed)?;
                 let Event::DaySealed(sealed) = &seal.event else { return Err(ProofError::NotSealed) };
                 if sealed.signature.is_empty() {
                     return Err(ProofError::NotSealed);
@@ -413,7 +413,7 @@ impl<S: EventStore> Service<S> {
         covered_from: u64,
         key: Option<&PublicSealKey>,
     ) -> Result<Option<String>, StoreError> {
-        let Some(event) = self.store.read_all(position, 1).await?.into_iter().next() else {
+        let Some(event) = self.event_at(position).await? else {
             return Ok(Some("the seal is not in the log".into()));
         };
         let Event::DaySealed(seal) = &event.event else { return Ok(Some("not a seal".into())) };
@@ -445,13 +445,10 @@ impl<S: EventStore> Service<S> {
         if day_file::merkle_root(&lines) != seal.merkle_root {
             return Ok(Some("the Merkle root is not that of the events it covers".into()));
         }
-        if seal.previous_seal_position > 0 {
-            let previous = self.store.read_all(seal.previous_seal_position, 1).await?.into_iter().next();
-            if previous.map(|p| day_file::line_hash(&day_file::export_line(&p)))
-                != Some(seal.previous_seal_hash.clone())
-            {
-                return Ok(Some("previous_seal_hash is not the hash of the previous seal".into()));
-            }
+        if seal.previous_seal_position > 0
+            && self.line_hash_at(seal.previous_seal_position).await? != Some(seal.previous_seal_hash.clone())
+        {
+            return Ok(Some("previous_seal_hash is not the hash of the previous seal".into()));
         }
         if let Some(key) = key {
             if let Err(reason) = day_file::check_seal_signature(seal, std::slice::from_ref(key)) {
