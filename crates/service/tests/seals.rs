@@ -8,73 +8,20 @@ use std::sync::Arc;
 use domain::Command;
 use events_schema::*;
 use jiff::tz::TimeZone;
+use service::Service;
 use service::day_file::{parse_public_key, verify_file};
 use service::seal_key::SealKey;
-use service::{CommandMeta, Service};
 use store_sled::{SledConfig, SledStore};
 
-fn id(text: &str) -> EntityId {
-    EntityId::new(text).unwrap()
-}
-
-fn at(text: &str) -> Timestamp {
-    text.parse().unwrap()
-}
-
-fn in_the_field(text: &str) -> CommandMeta {
-    CommandMeta {
-        event_id: None,
-        occurred_at: Some(at(text)),
-        actor: id("staff-1"),
-        correlation_id: None,
-        expected_version: None,
-    }
-}
+mod common;
+use common::{at, gate_check, id, in_the_field};
 
 fn check() -> Command {
-    Command::RecordPatrolCheck(PatrolCheckRecorded {
-        checkpoint_id: id("gate-1"),
-        staff_id: id("staff-1"),
-        result: CheckResult::Ok,
-        staff_present: Some(true),
-        protective_gear_worn: None,
-        thermometer_working: None,
-        health_code_scan_enforced: None,
-        passage_logbook_kept: None,
-        queue_orderly: None,
-        weather: None,
-        round_id: None,
-        note: None,
-    })
+    Command::RecordPatrolCheck(gate_check(CheckResult::Ok))
 }
 
 async fn world(service: &Service<SledStore>) {
-    let commands = [
-        Command::RegisterCommunity(CommunityRegistered {
-            community_id: id("minxin"),
-            name: "Minxin".into(),
-            parent_area: None,
-        }),
-        Command::RegisterGrid(GridRegistered { grid_id: id("g"), community_id: id("minxin"), name: "G".into() }),
-        Command::RegisterSite(SiteRegistered {
-            site_id: id("longwu"),
-            grid_id: id("g"),
-            name: "Longwu".into(),
-            kind: SiteKind::ResidentialCompound,
-        }),
-        Command::RegisterCheckpoint(CheckpointRegistered {
-            checkpoint_id: id("gate-1"),
-            site_id: id("longwu"),
-            name: "Main gate".into(),
-        }),
-        Command::RegisterStaff(StaffRegistered {
-            staff_id: id("staff-1"),
-            display_name: "Deputy".into(),
-            role: StaffRole::DeployedCadre,
-            grid_id: None,
-        }),
-    ];
-    for command in commands {
+    for command in common::world() {
         service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
     }
 }
@@ -199,7 +146,7 @@ async fn sealed_days_export_and_prove_offline_and_every_tampering_names_its_line
     let event_line = 3; // the 2nd event of the 1st
     // A changed byte that keeps the line canonical JSON: the grid's name.
     let mut changed = owned.clone();
-    changed[event_line - 1] = changed[event_line - 1].replacen("\"name\":\"G\"", "\"name\":\"H\"", 1);
+    changed[event_line - 1] = changed[event_line - 1].replacen("\"name\":\"Grid 3\"", "\"name\":\"Grid 4\"", 1);
     assert!(changed != owned, "the line was changed");
     assert_eq!(verify_file(&rebuilt(&changed), Some(&public), false).unwrap_err().line, event_line);
     // A changed byte that breaks canonical form.

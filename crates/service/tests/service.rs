@@ -11,55 +11,12 @@ use store::EventStore;
 use store_sled::{SledConfig, SledStore};
 use uuid::Uuid;
 
-fn id(text: &str) -> EntityId {
-    EntityId::new(text).unwrap()
-}
-
-fn meta() -> CommandMeta {
-    CommandMeta {
-        event_id: None,
-        occurred_at: None,
-        actor: id("staff-1"),
-        correlation_id: None,
-        expected_version: None,
-    }
-}
+mod common;
+use common::{at, gate_check, id, in_the_field, meta, world};
 
 async fn service(dir: &std::path::Path) -> Service<SledStore> {
     let store = SledStore::open(SledConfig::new(dir)).unwrap();
     Service::open(store, TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap()).await.unwrap()
-}
-
-fn world() -> Vec<Command> {
-    vec![
-        Command::RegisterCommunity(CommunityRegistered {
-            community_id: id("minxin"),
-            name: "Minxin".into(),
-            parent_area: None,
-        }),
-        Command::RegisterGrid(GridRegistered {
-            grid_id: id("grid-3"),
-            community_id: id("minxin"),
-            name: "Grid 3".into(),
-        }),
-        Command::RegisterSite(SiteRegistered {
-            site_id: id("longwu"),
-            grid_id: id("grid-3"),
-            name: "Longwu".into(),
-            kind: SiteKind::ResidentialCompound,
-        }),
-        Command::RegisterCheckpoint(CheckpointRegistered {
-            checkpoint_id: id("gate-1"),
-            site_id: id("longwu"),
-            name: "Main gate".into(),
-        }),
-        Command::RegisterStaff(StaffRegistered {
-            staff_id: id("staff-1"),
-            display_name: "Deputy".into(),
-            role: StaffRole::DeployedCadre,
-            grid_id: None,
-        }),
-    ]
 }
 
 fn raise(issue: &str) -> Command {
@@ -189,10 +146,6 @@ async fn status_known_at_a_moment_equals_a_store_holding_only_the_events_until_t
     );
 }
 
-fn at(text: &str) -> Timestamp {
-    text.parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_replays_in_field_order_with_its_changes_and_the_same_way_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,18 +180,8 @@ async fn a_day_replays_in_field_order_with_its_changes_and_the_same_way_twice() 
     }
     // A check made at 08:30 on the 20th, recorded only now (days later): it lands on the 20th.
     let late = Command::RecordPatrolCheck(PatrolCheckRecorded {
-        checkpoint_id: id("gate-1"),
-        staff_id: id("staff-1"),
-        result: CheckResult::IssueFound,
-        staff_present: Some(true),
-        protective_gear_worn: None,
-        thermometer_working: None,
-        health_code_scan_enforced: None,
-        passage_logbook_kept: None,
         queue_orderly: Some(false),
-        weather: None,
-        round_id: None,
-        note: None,
+        ..gate_check(CheckResult::IssueFound)
     });
     service.execute(&late, &when("2020-02-20T08:30:00+08:00"), Timestamp::now()).await.unwrap();
 
@@ -335,8 +278,6 @@ async fn an_event_id_reused_for_a_different_command_is_refused() {
 async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path()).await;
-    let at = |text: &str| -> Timestamp { text.parse().unwrap() };
-    let in_the_field = |text: &str| CommandMeta { occurred_at: Some(at(text)), ..meta() };
     for command in world() {
         service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
     }
@@ -347,20 +288,7 @@ async fn as_of_is_field_time_as_known_now_and_known_at_is_the_log_as_it_stood() 
         async move { service.events(position, 1).await.unwrap()[0].recorded_at }
     };
     let before_backfill = recorded_at(service.head_position().await.unwrap()).await;
-    let check = PatrolCheckRecorded {
-        checkpoint_id: id("gate-1"),
-        staff_id: id("staff-1"),
-        result: CheckResult::Ok,
-        staff_present: Some(true),
-        protective_gear_worn: None,
-        thermometer_working: None,
-        health_code_scan_enforced: None,
-        passage_logbook_kept: None,
-        queue_orderly: None,
-        weather: None,
-        round_id: None,
-        note: None,
-    };
+    let check = gate_check(CheckResult::Ok);
     let recorded = service
         .execute(
             &Command::RecordPatrolCheck(check.clone()),
@@ -466,7 +394,6 @@ async fn late_events_change_their_own_and_later_days_and_checkpoints_agree_with_
         Service::open_with_snapshot(store, zone.clone(), snapshot.clone()).await.unwrap()
     };
     let service = open().await;
-    let in_the_field = |text: &str| CommandMeta { occurred_at: Some(at(text)), ..meta() };
     for command in world() {
         service.execute(&command, &in_the_field("2020-06-01T07:00:00+08:00"), Timestamp::now()).await.unwrap();
     }
@@ -477,22 +404,7 @@ async fn late_events_change_their_own_and_later_days_and_checkpoints_agree_with_
         active_until: jiff::civil::time(20, 0, 0, 0),
     });
     service.execute(&schedule, &in_the_field("2020-06-01T07:30:00+08:00"), Timestamp::now()).await.unwrap();
-    let check = |result| {
-        Command::RecordPatrolCheck(PatrolCheckRecorded {
-            checkpoint_id: id("gate-1"),
-            staff_id: id("staff-1"),
-            result,
-            staff_present: Some(true),
-            protective_gear_worn: None,
-            thermometer_working: None,
-            health_code_scan_enforced: None,
-            passage_logbook_kept: None,
-            queue_orderly: None,
-            weather: None,
-            round_id: None,
-            note: None,
-        })
-    };
+    let check = |result| Command::RecordPatrolCheck(gate_check(result));
     let days: Vec<jiff::civil::Date> = (1..=5).map(|d| jiff::civil::date(2020, 6, d)).collect();
     let mut first_check = None;
     for day in &days {
@@ -522,23 +434,7 @@ async fn late_events_change_their_own_and_later_days_and_checkpoints_agree_with_
         corrected_event_id: first_check.unwrap(),
         corrected_by: id("staff-1"),
         reason: "the paper said issue found".into(),
-        replacement: Box::new(
-            PatrolCheckRecorded {
-                checkpoint_id: id("gate-1"),
-                staff_id: id("staff-1"),
-                result: CheckResult::IssueFound,
-                staff_present: Some(true),
-                protective_gear_worn: None,
-                thermometer_working: None,
-                health_code_scan_enforced: None,
-                passage_logbook_kept: None,
-                queue_orderly: None,
-                weather: None,
-                round_id: None,
-                note: None,
-            }
-            .into(),
-        ),
+        replacement: Box::new(gate_check(CheckResult::IssueFound).into()),
     });
     service.execute(&correction, &meta(), Timestamp::now()).await.unwrap();
     let close = Command::CloseCheckpoint(CheckpointClosed { checkpoint_id: id("gate-1"), reason: "repairs".into() });
