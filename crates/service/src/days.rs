@@ -535,8 +535,21 @@ impl<S: EventStore> Service<S> {
     /// query of any day starts from a checkpoint near it. Returns that day.
     pub async fn checkpoint_days(&self) -> Result<Option<Date>, StoreError> {
         let head = self.catch_up().await?;
-        let latest = self.views.read().await.days.latest_day_at(head);
-        if let Some(latest) = latest {
+        let (latest, kept) = {
+            let views = self.views.read().await;
+            let latest = views.days.latest_day_at(head);
+            // Already kept for the latest day and still holding: nothing to load or fold
+            // (the server asks once a minute).
+            let kept = latest.is_some_and(|latest| {
+                self.days
+                    .candidates(latest)
+                    .into_iter()
+                    .take_while(|(day, _)| *day == latest)
+                    .any(|(day, built_at)| views.days.still_holds(day, built_at, head))
+            });
+            (latest, kept)
+        };
+        if let (Some(latest), false) = (latest, kept) {
             self.views_before(latest, head).await?;
         }
         Ok(latest)
