@@ -299,7 +299,8 @@ impl Shelf {
 pub(crate) struct DayStep {
     pub event: RecordedEvent,
     /// For a correction or retraction: the event it amends, when the log holds it (earlier).
-    pub target: Option<RecordedEvent>,
+    /// Boxed: few events amend another, and a day's steps are many.
+    pub target: Option<Box<RecordedEvent>>,
     /// Whether a fold applies it here. A correction or retraction of an event the log holds
     /// is applied right after that event instead, wherever it lies.
     pub applied_here: bool,
@@ -403,17 +404,21 @@ impl<S: EventStore> Service<S> {
     /// The events that happened on local `day`, as the log stood at position `at`, in the
     /// order they happened, each with its target and amendments.
     pub(crate) async fn day_steps(&self, day: Date, at: u64) -> Result<Vec<DayStep>, StoreError> {
-        let mut events = self.day_events(day).await?;
-        events.retain(|event| event.global_position <= at);
-        let mut steps = Vec::with_capacity(events.len());
-        for event in events {
-            let mut target = None;
-            if let Some(amends) = event.event.facts().amends() {
-                target = self.store.read_event(amends.event_id()).await?;
-            }
-            let applied_here =
-                target.as_ref().is_none_or(|target: &RecordedEvent| target.global_position >= event.global_position);
-            steps.push(DayStep { event, target, applied_here, amendments: Vec::new() });
+        let mut steps = self
+            .day_events(day, |event| {
+                (event.global_position <= at).then_some(DayStep {
+                    event,
+                    target: None,
+                    applied_here: true,
+                    amendments: Vec::new(),
+                })
+            })
+            .await?;
+        for step in &mut steps {
+            let Some(amends) = step.event.event.facts().amends() else { continue };
+            step.target = self.store.read_event(amends.event_id()).await?.map(Box::new);
+            step.applied_here =
+                step.target.as_ref().is_none_or(|target| target.global_position >= step.event.global_position);
         }
         // The amendments of each event applied here, found in the audit index (a brief read
         // lock per round, not held across the store reads).

@@ -563,21 +563,25 @@ impl<S: EventStore> Service<S> {
         )
     }
 
-    /// Every event that happened on local `day`, in the order they happened (read by when
-    /// they happened: the cost of the day, not of the log).
-    async fn day_events(&self, day: jiff::civil::Date) -> Result<Vec<RecordedEvent>, StoreError> {
+    /// What `keep` makes of every event that happened on local `day` (those it keeps), in the
+    /// order they happened: read by when they happened, page by page, the cost of the day and
+    /// not of the log, and never the whole day held twice.
+    async fn day_events<T>(
+        &self,
+        day: jiff::civil::Date,
+        mut keep: impl FnMut(RecordedEvent) -> Option<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let Some((from, until)) = projections::day_bounds(day, &self.time_zone) else { return Ok(Vec::new()) };
         // Sized for the day up front: a day of 100,000 events is tens of megabytes, copied
         // again at every doubling otherwise.
         let expected = self.views.read().await.days.count(day);
-        let mut events: Vec<RecordedEvent> = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        let mut kept: Vec<T> = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        let mut after = None;
         loop {
-            let after = events.last().map(|last| (last.occurred_at, last.global_position));
             let page = self.store.read_occurred(from, until, after, READ_PAGE_EVENTS_MAX).await?;
-            if page.is_empty() {
-                return Ok(events);
-            }
-            events.extend(page);
+            let Some(last) = page.last() else { return Ok(kept) };
+            after = Some((last.occurred_at, last.global_position));
+            kept.extend(page.into_iter().filter_map(&mut keep));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use events_schema::{EntityId, Timestamp};
+use events_schema::{EntityId, EntityKind, Event, Timestamp};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use projections::{StatusReport, TimelineEntry, checkpoint_status};
@@ -38,11 +38,26 @@ enum Snapshot {
     Checkpoint(projections::CheckpointStatus),
 }
 
-fn snapshot(views: &ReadViews, entity: &EntityId, at: Timestamp) -> Option<Snapshot> {
-    if let Some(issue) = views.issues.issue(entity) {
-        return Some(Snapshot::Issue(issue));
+/// The facts of `entity` at `at`: looked up only among the issues or the checkpoints when the
+/// event names it as one (most entities of a check are a checkpoint and a person, and each
+/// miss is a search of a map keyed by strings), in both otherwise.
+fn snapshot(views: &ReadViews, entity: &EntityId, kind: Option<EntityKind>, at: Timestamp) -> Option<Snapshot> {
+    let issue = || views.issues.issue(entity).map(Snapshot::Issue);
+    let checkpoint = || {
+        checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at).map(Snapshot::Checkpoint)
+    };
+    match kind {
+        Some(EntityKind::Issue) => issue(),
+        Some(EntityKind::Checkpoint) => checkpoint(),
+        Some(_) => None,
+        None => issue().or_else(checkpoint),
     }
-    checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at).map(Snapshot::Checkpoint)
+}
+
+/// The kind `step`'s event (or the event it amends) names `entity` as, if it does.
+fn kind_in(step: &DayStep, entity: &EntityId) -> Option<EntityKind> {
+    let named = |event: &Event| event.facts().entities().into_iter().find(|named| named.id == entity).map(|named| named.kind);
+    named(&step.event.event).or_else(|| step.target.as_ref().and_then(|target| named(&target.event)))
 }
 
 /// Appends `entity: field: before -> after` for each listed field that differs (fields in
@@ -111,11 +126,13 @@ pub(crate) fn replay(
     let mut replayed = Vec::with_capacity(entries.len());
     for entry in entries.into_iter().filter(|entry| entry.occurred_at <= until) {
         let Some(step) = by_position.get(&entry.global_position) else { continue };
-        let before: Vec<_> = entry.entities.iter().map(|id| snapshot(&views, id, entry.occurred_at)).collect();
+        let kinds: Vec<_> = entry.entities.iter().map(|id| kind_in(step, id)).collect();
+        let before: Vec<_> =
+            entry.entities.iter().zip(&kinds).map(|(id, kind)| snapshot(&views, id, *kind, entry.occurred_at)).collect();
         step.apply_to(&mut views);
         let mut changes = Vec::new();
-        for (entity, before) in entry.entities.iter().zip(&before) {
-            if let Some(after) = snapshot(&views, entity, entry.occurred_at) {
+        for ((entity, kind), before) in entry.entities.iter().zip(&kinds).zip(&before) {
+            if let Some(after) = snapshot(&views, entity, *kind, entry.occurred_at) {
                 describe(entity, before.as_ref(), &after, &mut changes);
             }
         }

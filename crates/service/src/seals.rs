@@ -107,8 +107,11 @@ impl<S: EventStore> Service<S> {
     /// The events of local `day` (by field time) the log holds up to `at`, seals left out,
     /// in log order.
     async fn sealable_events(&self, day: Date, at: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut events = self.day_events(day).await?;
-        events.retain(|event| event.global_position <= at && !matches!(event.event, Event::DaySealed(_)));
+        let mut events = self
+            .day_events(day, |event| {
+                (event.global_position <= at && !matches!(event.event, Event::DaySealed(_))).then_some(event)
+            })
+            .await?;
         events.sort_by_key(|event| event.global_position);
         Ok(events)
     }
