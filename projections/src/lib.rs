@@ -13,6 +13,10 @@
 mod issues;
 mod registry;
 mod report;
+/// The words of reports and pages, in each language: categories, states, severities...
+pub mod words {
+    pub use crate::report::{category, severity, state, t, target, weather};
+}
 mod status;
 mod summary;
 mod timeline;

@@ -4,7 +4,7 @@
 //! `projections/templates/`, compiled into the crate, rendered by minijinja. HTML is
 //! escaped by the engine, never by hand. The same summary always renders to the same bytes.
 
-use events_schema::{EscalationTarget, IssueCategory};
+use events_schema::{EscalationTarget, IssueCategory, Severity, Weather};
 use jiff::civil::DateTime;
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior};
@@ -79,14 +79,16 @@ const TEMPLATES: [(&str, &str); 4] = [
     ("report.txt", include_str!("../templates/report.txt")),
 ];
 
-fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+/// The word of `lang` of the two given.
+pub fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
         Lang::En => en,
         Lang::Zh => zh,
     }
 }
 
-fn category(lang: Lang, category: IssueCategory) -> &'static str {
+/// An issue category in words.
+pub fn category(lang: Lang, category: IssueCategory) -> &'static str {
     match category {
         IssueCategory::CourierCongestion => t(lang, "courier congestion", "快递车辆拥堵"),
         IssueCategory::RefusedHealthCodeScan => t(lang, "refused health-code scan", "拒绝扫码"),
@@ -100,7 +102,8 @@ fn category(lang: Lang, category: IssueCategory) -> &'static str {
     }
 }
 
-fn state(lang: Lang, state: IssueState) -> &'static str {
+/// An issue's state in words.
+pub fn state(lang: Lang, state: IssueState) -> &'static str {
     match state {
         IssueState::Raised => t(lang, "raised", "已上报"),
         IssueState::Acknowledged => t(lang, "acknowledged", "已确认"),
@@ -112,7 +115,30 @@ fn state(lang: Lang, state: IssueState) -> &'static str {
     }
 }
 
-fn target(lang: Lang, target: EscalationTarget) -> &'static str {
+/// A severity in words.
+pub fn severity(lang: Lang, severity: Severity) -> &'static str {
+    match severity {
+        Severity::Low => t(lang, "low", "低"),
+        Severity::Medium => t(lang, "medium", "中"),
+        Severity::High => t(lang, "high", "高"),
+        Severity::Critical => t(lang, "critical", "紧急"),
+    }
+}
+
+/// A weather note in words.
+pub fn weather(lang: Lang, weather: Weather) -> &'static str {
+    match weather {
+        Weather::Clear => t(lang, "clear", "晴"),
+        Weather::Cloudy => t(lang, "cloudy", "多云"),
+        Weather::Rain => t(lang, "rain", "雨"),
+        Weather::Cold => t(lang, "cold", "寒冷"),
+        Weather::Hot => t(lang, "hot", "炎热"),
+        Weather::Windy => t(lang, "windy", "大风"),
+    }
+}
+
+/// Who an issue is escalated to, in words.
+pub fn target(lang: Lang, target: EscalationTarget) -> &'static str {
     match target {
         EscalationTarget::Subdistrict => t(lang, "subdistrict", "街道"),
         EscalationTarget::UrbanManagement => t(lang, "urban-management enforcement", "城管执法"),

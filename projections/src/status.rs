@@ -312,6 +312,9 @@ pub struct CheckpointStatus {
     pub open: bool,
     pub last_check: Option<CheckRecord>,
     pub overdue: bool,
+    /// When the next check is due (overdue after it): within the schedule's active hours of
+    /// an open checkpoint; `None` outside them, without a schedule, or closed.
+    pub due_at: Option<Timestamp>,
     pub open_issues: u32,
     pub worst_open_severity: Option<Severity>,
     pub oldest_open_issue_minutes: Option<i64>,
@@ -354,21 +357,20 @@ pub struct StatusReport {
     pub communities: Vec<Rollup>,
 }
 
-/// Whether a checkpoint with `schedule`, last checked at `last_check`, is overdue at `now`:
-/// within its active hours, and longer than its interval since the later of its last check
-/// and the start of the current active window.
-fn overdue(
+/// When a checkpoint with `schedule`, last checked at `last_check`, is due again as seen at
+/// `now` (overdue once `now` is past it): its interval after the later of its last check and
+/// the start of the current active window; `None` outside the active hours.
+fn due_at(
     schedule: Schedule,
     last_check: Option<Timestamp>,
-    now: Timestamp,
     local: jiff::civil::DateTime,
     time_zone: &TimeZone,
-) -> bool {
+) -> Option<Timestamp> {
     let (today, time) = (local.date(), local.time());
     let Schedule { interval_minutes, active_from, active_until } = schedule;
     let window_day = if active_from < active_until {
         if time < active_from || time >= active_until {
-            return false;
+            return None;
         }
         today
     } else if time >= active_from {
@@ -376,14 +378,12 @@ fn overdue(
     } else if time < active_until {
         today.yesterday().unwrap_or(today)
     } else {
-        return false;
+        return None;
     };
-    let Ok(window_start) = window_day.to_datetime(active_from).to_zoned_datetime(time_zone.clone()) else {
-        return false;
-    };
+    let window_start = window_day.to_datetime(active_from).to_zoned_datetime(time_zone.clone()).ok()?;
     let window_start = window_start.timestamp().as_microsecond();
     let due_since = last_check.map_or(window_start, |at| at.as_microsecond().max(window_start));
-    now.as_microsecond() - due_since > i64::from(interval_minutes) * 60_000_000
+    Timestamp::from_microsecond(due_since.saturating_add(i64::from(interval_minutes) * 60_000_000))
 }
 
 /// The status of one checkpoint at `now`, or `None` when it is not registered.
@@ -403,15 +403,16 @@ pub fn checkpoint_status(
     // The moment in local time, once: the day for the tallies, the time for the schedule.
     let local = now.as_jiff().to_zoned_datetime(board.time_zone.clone()).datetime();
     let today = local.date();
+    let due_at = facts.and_then(|facts| facts.schedule).filter(|_| open).and_then(|schedule| {
+        due_at(schedule, last_check.as_ref().map(|check| check.checked_at), local, &board.time_zone)
+    });
     Some(CheckpointStatus {
         checkpoint_id: checkpoint_id.clone(),
         name: info.name.clone(),
         site_id: Some(info.site_id.clone()),
         open,
-        overdue: open
-            && facts.and_then(|facts| facts.schedule).is_some_and(|schedule| {
-                overdue(schedule, last_check.as_ref().map(|c| c.checked_at), now, local, &board.time_zone)
-            }),
+        overdue: due_at.is_some_and(|due_at| now > due_at),
+        due_at,
         last_check,
         open_issues: open_issues.len() as u32,
         worst_open_severity: open_issues.iter().map(|issue| issue.severity).max(),

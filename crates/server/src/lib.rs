@@ -13,6 +13,7 @@ pub mod metrics;
 mod openapi;
 pub mod problem;
 mod routes;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,6 +128,8 @@ pub struct AppState {
     /// One verification of the whole log at a time, apart from the heavy reads (it may take
     /// longer than a request may: it runs to its end even when its client has gone).
     pub verify_runs: Arc<tokio::sync::Semaphore>,
+    /// The dashboard's templates, asset routes and browser sessions.
+    pub web: Arc<web::Web>,
 }
 
 impl AppState {
@@ -140,6 +143,7 @@ impl AppState {
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             status_cache: Arc::new(StatusCache::default()),
+            web: Arc::new(web::Web::new(&web::assets().manifest())),
         }
     }
 }
@@ -175,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{event_id}/proof", get(routes::event_proof))
         .merge(commands)
         .merge(appends)
+        .merge(dashboard())
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(state.clone(), measure))
@@ -208,6 +213,28 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// The dashboard's pages and assets, with the headers that keep its pages to themselves:
+/// scripts, styles and connections from this origin only, never framed.
+fn dashboard() -> Router<AppState> {
+    use axum::http::{HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let policy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                  connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+    web::router()
+        .layer(DefaultBodyLimit::max(web::FORM_BODY_BYTES_MAX))
+        .merge(web::assets().into_router())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(policy),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
 }
 
 /// Times every request out after the configured time, and counts it by route and status.

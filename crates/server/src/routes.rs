@@ -861,6 +861,8 @@ pub async fn revoke_token(
     if !revoked {
         return Err(ApiError::not_found(format!("no live token {token_id}")));
     }
+    // Its dashboard sessions end now (their live boards within a second).
+    state.web.sessions.end_token(&token_id);
     tracing::info!(%token_id, by = %principal.token_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -472,6 +472,18 @@ impl<S: EventStore> Service<S> {
         Ok(views.read.status(now, site))
     }
 
+    /// What `read` makes of the views now, in one look (caught up with the log first): the
+    /// registry, the checkpoint board and the issue board, all at the log position it is
+    /// also given. For pages that show several views side by side and must agree.
+    pub async fn read_now<T>(
+        &self,
+        read: impl FnOnce(&projections::Registry, &projections::CheckpointBoard, &projections::IssueBoard, u64) -> T,
+    ) -> Result<T, StoreError> {
+        self.catch_up().await?;
+        let views = self.views.read().await;
+        Ok(read(&views.read.registry, &views.read.checkpoints, &views.read.issues, views.position))
+    }
+
     /// Every issue the log knows, in issue id order (caught up with the log first).
     pub async fn issues(&self) -> Result<Vec<projections::IssueRecord>, StoreError> {
         self.catch_up().await?;
@@ -501,6 +513,15 @@ impl<S: EventStore> Service<S> {
     /// The site a command is about (for access control by site), from the place its kind
     /// belongs to: a site, or the site of the checkpoint or issue it names.
     pub async fn site_of(&self, command: &Command) -> Result<SiteOf, StoreError> {
+        self.site_of_place(command.facts().place()).await
+    }
+
+    /// The site an event is about, as [`Service::site_of`] tells it of a command.
+    pub async fn site_of_event(&self, event: &events_schema::Event) -> Result<SiteOf, StoreError> {
+        self.site_of_place(event.facts().place()).await
+    }
+
+    async fn site_of_place(&self, place: Place<'_>) -> Result<SiteOf, StoreError> {
         self.catch_up().await?;
         let views = self.views.read().await;
         let checkpoint_site = |checkpoint_id: &EntityId| {
@@ -508,7 +529,7 @@ impl<S: EventStore> Service<S> {
         };
         let issue_site =
             |issue_id: &EntityId| views.read.issues.issue(issue_id).and_then(|i| checkpoint_site(&i.checkpoint_id));
-        Ok(match command.facts().place() {
+        Ok(match place {
             Place::Site(site_id) => SiteOf::Site(site_id.clone()),
             Place::Checkpoint(checkpoint_id) => checkpoint_site(checkpoint_id).map_or(SiteOf::Unknown, SiteOf::Site),
             Place::Issue(issue_id) => issue_site(issue_id).map_or(SiteOf::Unknown, SiteOf::Site),

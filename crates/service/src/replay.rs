@@ -43,9 +43,8 @@ enum Snapshot {
 /// miss is a search of a map keyed by strings), in both otherwise.
 fn snapshot(views: &ReadViews, entity: &EntityId, kind: Option<EntityKind>, at: Timestamp) -> Option<Snapshot> {
     let issue = || views.issues.issue(entity).map(Snapshot::Issue);
-    let checkpoint = || {
-        checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at).map(Snapshot::Checkpoint)
-    };
+    let checkpoint =
+        || checkpoint_status(&views.registry, &views.checkpoints, &views.issues, entity, at).map(Snapshot::Checkpoint);
     match kind {
         Some(EntityKind::Issue) => issue(),
         Some(EntityKind::Checkpoint) => checkpoint(),
@@ -56,7 +55,8 @@ fn snapshot(views: &ReadViews, entity: &EntityId, kind: Option<EntityKind>, at: 
 
 /// The kind `step`'s event (or the event it amends) names `entity` as, if it does.
 fn kind_in(step: &DayStep, entity: &EntityId) -> Option<EntityKind> {
-    let named = |event: &Event| event.facts().entities().into_iter().find(|named| named.id == entity).map(|named| named.kind);
+    let named =
+        |event: &Event| event.facts().entities().into_iter().find(|named| named.id == entity).map(|named| named.kind);
     named(&step.event.event).or_else(|| step.target.as_ref().and_then(|target| named(&target.event)))
 }
 
@@ -127,8 +127,12 @@ pub(crate) fn replay(
     for entry in entries.into_iter().filter(|entry| entry.occurred_at <= until) {
         let Some(step) = by_position.get(&entry.global_position) else { continue };
         let kinds: Vec<_> = entry.entities.iter().map(|id| kind_in(step, id)).collect();
-        let before: Vec<_> =
-            entry.entities.iter().zip(&kinds).map(|(id, kind)| snapshot(&views, id, *kind, entry.occurred_at)).collect();
+        let before: Vec<_> = entry
+            .entities
+            .iter()
+            .zip(&kinds)
+            .map(|(id, kind)| snapshot(&views, id, *kind, entry.occurred_at))
+            .collect();
         step.apply_to(&mut views);
         let mut changes = Vec::new();
         for ((entity, kind), before) in entry.entities.iter().zip(&kinds).zip(&before) {

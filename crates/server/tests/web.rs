@@ -1,0 +1,421 @@
+//! The dashboard in process: signing in and out, the session cookie's flags, cross-site
+//! posts refused, roles and sites on the board, the board's words in both languages, the
+//! live board (and its end with the session), and the embedded assets' caching.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use futures::StreamExt;
+use serde_json::json;
+use server::{AppState, Role, ServerConfig, TokenFile};
+use service::Service;
+use store::DynStore;
+use store::memory::MemoryStore;
+use tower::ServiceExt;
+
+const ORIGIN: &str = "http://gridwatch.test";
+const HOST: &str = "gridwatch.test";
+
+struct Web {
+    router: Router,
+    admin: String,
+    supervisor: String,
+    /// Field staff at site-a.
+    field_a: String,
+    _dir: tempfile::TempDir,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|value| value.to_str().ok()).unwrap_or("")
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().map(|value| value.to_str().unwrap().to_string()).collect()
+    }
+
+    /// The value of the first `name="…"` attribute after `marker`.
+    fn attribute_after(&self, marker: &str, name: &str) -> String {
+        let from = self.text.find(marker).unwrap_or_else(|| panic!("no {marker} in {}", self.text));
+        let rest = &self.text[from..];
+        let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        let value = &rest[start..start + rest[start..].find('"').unwrap()];
+        // The engine escapes `/` too; entities decoded as a browser does.
+        value
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+}
+
+async fn web() -> Web {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DynStore::new("memory", MemoryStore::new());
+    let service = Arc::new(Service::open(store, jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).await.unwrap());
+    let tokens = Arc::new(TokenFile::new(dir.path()));
+    let make = |role, sites: &[&str], actor: &str| {
+        let sites = sites.iter().map(|site| events_schema::EntityId::new(*site).unwrap()).collect();
+        tokens.create(role, sites, Some(events_schema::EntityId::new(actor).unwrap())).unwrap().token
+    };
+    let admin = make(Role::Admin, &[], "admin-1");
+    let supervisor = make(Role::Supervisor, &[], "cadre-1");
+    let field_a = make(Role::Field, &["site-a"], "guard-1");
+    let state = AppState::new(service, tokens.clone(), ServerConfig::default());
+    let web = Web { router: server::router(state), admin, supervisor, field_a, _dir: dir };
+    for (command, data) in [
+        ("register-community", json!({"community_id": "minxin", "name": "Minxin"})),
+        ("register-grid", json!({"grid_id": "grid-1", "community_id": "minxin", "name": "Grid 1"})),
+        (
+            "register-site",
+            json!({"site_id": "site-a", "grid_id": "grid-1", "name": "Longwu", "kind": "residential_compound"}),
+        ),
+        (
+            "register-site",
+            json!({"site_id": "site-b", "grid_id": "grid-1", "name": "Feicui", "kind": "residential_compound"}),
+        ),
+        ("register-checkpoint", json!({"checkpoint_id": "gate-a", "site_id": "site-a", "name": "Longwu north gate"})),
+        ("register-checkpoint", json!({"checkpoint_id": "gate-b", "site_id": "site-b", "name": "Feicui main gate"})),
+        ("register-staff", json!({"staff_id": "guard-1", "display_name": "Guard Wu", "role": "guard"})),
+        ("register-staff", json!({"staff_id": "cadre-1", "display_name": "Cadre Zhou", "role": "deployed_cadre"})),
+    ] {
+        let admin = web.admin.clone();
+        web.command(&admin, command, data).await;
+    }
+    web
+}
+
+impl Web {
+    async fn send(&self, request: Request<Body>) -> Page {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Page { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn command(&self, token: &str, command: &str, data: serde_json::Value) -> u64 {
+        let body = serde_json::to_vec(&json!({"command": command, "data": data})).unwrap();
+        let request = Request::post("/api/v1/commands")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let page = self.send(request).await;
+        assert_eq!(page.status, StatusCode::CREATED, "{command}: {}", page.text);
+        let answer: serde_json::Value = serde_json::from_str(&page.text).unwrap();
+        answer["events"].as_array().unwrap().last().unwrap()["global_position"].as_u64().unwrap()
+    }
+
+    async fn get(&self, uri: &str, cookie: Option<&str>, headers: &[(&str, &str)]) -> Page {
+        let mut request = Request::get(uri).header("host", HOST);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_form(&self, uri: &str, cookie: Option<&str>, origin: &str, form: &[(&str, &str)]) -> Page {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("host", HOST)
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        self.send(request.body(Body::from(serde_urlencoded::to_string(form).unwrap())).unwrap()).await
+    }
+
+    /// Signs in with `token`: the `name=value` of the session cookie.
+    async fn sign_in(&self, token: &str) -> String {
+        let page = self.post_form("/signin", None, ORIGIN, &[("token", token), ("next", "/")]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+        let cookie = page.set_cookies().into_iter().find(|cookie| cookie.starts_with("gw_session=")).unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_is_sent_to_sign_in_and_back() {
+    let web = web().await;
+    let page = web.get("/?site=site-a", None, &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/signin?next=%2F%3Fsite%3Dsite-a");
+    // The board's own refresh (htmx) is told where to go instead of getting the page.
+    let page = web.get("/board", None, &[("hx-request", "true")]).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(page.headers["hx-redirect"], "/signin?next=%2Fboard");
+    let page = web.get("/signin?next=%2F%3Fsite%3Dsite-a", None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.attribute_after("name=\"next\"", "value"), "/?site=site-a");
+    let page = web.post_form("/signin", None, ORIGIN, &[("token", &web.supervisor), ("next", "/?site=site-a")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/?site=site-a");
+    // Never to another site after signing in.
+    let page = web.post_form("/signin", None, ORIGIN, &[("token", &web.supervisor), ("next", "//evil.example/")]).await;
+    assert_eq!(page.location(), "/");
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_strict_and_secure_behind_tls() {
+    let web = web().await;
+    let page = web.post_form("/signin", None, ORIGIN, &[("token", &web.supervisor)]).await;
+    let cookie = page.set_cookies().into_iter().find(|cookie| cookie.starts_with("gw_session=")).unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(!cookie.contains(&web.supervisor), "the token never goes into the cookie");
+    let request = Request::post("/signin")
+        .header("host", HOST)
+        .header("origin", "https://gridwatch.test")
+        .header("x-forwarded-proto", "https")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string([("token", &web.supervisor)]).unwrap()))
+        .unwrap();
+    let page = web.send(request).await;
+    let cookie = page.set_cookies().into_iter().find(|cookie| cookie.starts_with("gw_session=")).unwrap();
+    assert!(cookie.contains("Secure"), "behind a TLS proxy: {cookie}");
+}
+
+#[tokio::test]
+async fn a_bad_token_or_a_cross_site_sign_in_starts_no_session() {
+    let web = web().await;
+    let page = web.post_form("/signin", None, ORIGIN, &[("token", "gw_000000000000_00")]).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.text.contains("That token is not valid"), "{}", page.text);
+    assert!(page.text.contains("aria-invalid=\"true\""), "the message is next to the field");
+    assert!(page.set_cookies().iter().all(|cookie| !cookie.starts_with("gw_session=")));
+    let page = web.post_form("/signin", None, "http://evil.example", &[("token", &web.supervisor)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn the_board_groups_gates_and_shows_states_in_words_in_both_languages() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.supervisor).await;
+    web.command(
+        &web.supervisor,
+        "record-patrol-check",
+        json!({"checkpoint_id": "gate-a", "staff_id": "guard-1", "result": "ok"}),
+    )
+    .await;
+    web.command(
+        &web.supervisor,
+        "raise-issue",
+        json!({"issue_id": "issue-1", "checkpoint_id": "gate-b", "raised_by": "cadre-1", "category": "courier_congestion",
+               "severity": "high", "summary": "tricycles crowd the gate"}),
+    )
+    .await;
+    let page = web.get("/", Some(&cookie), &[("accept-language", "en-GB,en;q=0.9")]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    for expected in
+        ["<h2>Minxin</h2>", "<h3>Grid 1</h3>", "<h4>Longwu</h4>", "<h4>Feicui</h4>", "Longwu north gate", "Guard Wu"]
+    {
+        assert!(page.text.contains(expected), "{expected} in {}", page.text);
+    }
+    assert_eq!(page.attribute_after("data-checkpoint=\"gate-b\"", "data-state"), "issue");
+    assert!(page.text.contains("Open issue · high"), "{}", page.text);
+    assert!(page.text.contains("courier congestion: tricycles crowd the gate"), "{}", page.text);
+    assert_eq!(page.attribute_after("data-checkpoint=\"gate-a\"", "data-state"), "ok");
+    // The browser's first choice decides the language ...
+    let page = web.get("/", Some(&cookie), &[("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")]).await;
+    assert!(page.text.contains("<html lang=\"zh-CN\">"));
+    assert!(page.text.contains("有未结问题 · 高"), "{}", page.text);
+    assert!(page.text.contains("快递车辆拥堵"), "{}", page.text);
+    assert!(!page.text.contains("Open issue"), "no English left on a Chinese page");
+    // ... until a choice is made, and remembered.
+    let page = web.get("/lang/en?next=%2F", Some(&cookie), &[]).await;
+    assert_eq!(page.location(), "/");
+    let lang = page.set_cookies().into_iter().find(|cookie| cookie.starts_with("gw_lang=en")).unwrap();
+    let both = format!("{cookie}; {}", lang.split(';').next().unwrap());
+    let page = web.get("/", Some(&both), &[("accept-language", "zh-CN")]).await;
+    assert!(page.text.contains("Open issue · high"));
+    // Filters by state and by site.
+    let page = web.get("/?state=issue", Some(&cookie), &[]).await;
+    assert!(
+        page.text.contains("data-checkpoint=\"gate-b\"") && !page.text.contains("data-checkpoint=\"gate-a\""),
+        "{}",
+        page.text
+    );
+    let page = web.get("/?site=site-a&state=", Some(&cookie), &[]).await;
+    assert!(page.text.contains("data-checkpoint=\"gate-a\"") && !page.text.contains("data-checkpoint=\"gate-b\""));
+    let page = web.get("/?state=purple", Some(&cookie), &[]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn field_staff_see_their_sites_only() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.field_a).await;
+    let page = web.get("/", Some(&cookie), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("data-checkpoint=\"gate-a\""), "{}", page.text);
+    assert!(!page.text.contains("data-checkpoint=\"gate-b\"") && !page.text.contains("Feicui"), "{}", page.text);
+    let page = web.get("/?site=site-b", Some(&cookie), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn signing_out_needs_the_session_secret_and_ends_the_session() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.supervisor).await;
+    let board = web.get("/", Some(&cookie), &[]).await;
+    let csrf = board.attribute_after("name=\"_csrf\"", "value");
+    // Without the secret, or from another origin: refused, still signed in.
+    let page = web.post_form("/signout", Some(&cookie), ORIGIN, &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = web.post_form("/signout", Some(&cookie), "http://evil.example", &[("_csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::OK);
+    let page = web.post_form("/signout", Some(&cookie), ORIGIN, &[("_csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.set_cookies().iter().any(|cookie| cookie.starts_with("gw_session=;")), "{:?}", page.set_cookies());
+    // The old cookie no longer works.
+    assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn revoking_the_token_ends_its_sessions() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.supervisor).await;
+    assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::OK);
+    let token_id = web.supervisor.split('_').nth(1).unwrap().to_string();
+    let request = Request::delete(format!("/api/v1/tokens/{token_id}"))
+        .header("authorization", format!("Bearer {}", web.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(web.send(request).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::SEE_OTHER);
+}
+
+/// The next server-sent message's `(event, id)`, within a few seconds.
+async fn next_message(
+    body: &mut (impl futures::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+) -> Option<(String, String)> {
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.ok()??.ok()?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let message: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                message
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("{name}:")).map(|value| value.trim().to_string()))
+            };
+            if let (Some(event), Some(id)) = (field("event"), field("id")) {
+                return Some((event, id));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_board_tells_of_changes_and_ends_with_the_session() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.supervisor).await;
+    let board = web.get("/", Some(&cookie), &[]).await;
+    let position = board.attribute_after("id=\"board\"", "data-position");
+    let request = Request::get(format!("/live/board?after={position}"))
+        .header("host", HOST)
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let response = web.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body().into_data_stream();
+    let recorded = web
+        .command(
+            &web.supervisor,
+            "record-patrol-check",
+            json!({"checkpoint_id": "gate-a", "staff_id": "guard-1", "result": "ok"}),
+        )
+        .await;
+    assert_eq!(next_message(&mut body).await, Some(("board".to_string(), recorded.to_string())));
+    // A page that reconnects after missing events hears of them at once.
+    let request =
+        Request::get("/live/board?after=1").header("host", HOST).header("cookie", &cookie).body(Body::empty()).unwrap();
+    let mut resumed = web.router.clone().oneshot(request).await.unwrap().into_body().into_data_stream();
+    assert_eq!(next_message(&mut resumed).await, Some(("board".to_string(), recorded.to_string())));
+    // Signing out ends the feed.
+    let csrf = board.attribute_after("name=\"_csrf\"", "value");
+    assert_eq!(
+        web.post_form("/signout", Some(&cookie), ORIGIN, &[("_csrf", &csrf)]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the live board ends within seconds of signing out");
+}
+
+#[tokio::test]
+async fn a_field_live_board_hears_nothing_of_other_sites() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.field_a).await;
+    let request =
+        Request::get("/live/board").header("host", HOST).header("cookie", &cookie).body(Body::empty()).unwrap();
+    let mut body = web.router.clone().oneshot(request).await.unwrap().into_body().into_data_stream();
+    web.command(
+        &web.supervisor,
+        "record-patrol-check",
+        json!({"checkpoint_id": "gate-b", "staff_id": "guard-1", "result": "ok"}),
+    )
+    .await;
+    let own = web
+        .command(
+            &web.supervisor,
+            "record-patrol-check",
+            json!({"checkpoint_id": "gate-a", "staff_id": "guard-1", "result": "ok"}),
+        )
+        .await;
+    // The first message names its own site's event, not the other site's before it.
+    assert_eq!(next_message(&mut body).await, Some(("board".to_string(), own.to_string())));
+}
+
+#[tokio::test]
+async fn assets_are_embedded_compressed_and_cached_by_etag() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.supervisor).await;
+    let board = web.get("/", Some(&cookie), &[]).await;
+    let css = board.attribute_after("rel=\"stylesheet\"", "href");
+    assert!(
+        css.starts_with("/assets/app.") && css.ends_with(".css") && css != "/assets/app.css",
+        "a hashed route: {css}"
+    );
+    let page = web.get(&css, None, &[("accept-encoding", "br, gzip")]).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.headers);
+    assert_eq!(page.headers.get("content-encoding").map(|v| v.to_str().unwrap()), Some("br"), "{:?}", page.headers);
+    assert!(page.headers["cache-control"].to_str().unwrap().contains("immutable"));
+    let etag = page.headers["etag"].to_str().unwrap().to_string();
+    let page = web.get(&css, None, &[("if-none-match", &etag)]).await;
+    assert_eq!(page.status, StatusCode::NOT_MODIFIED);
+    // Pages are never framed and run only this server's scripts.
+    let policy = board.headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+}
