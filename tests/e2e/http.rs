@@ -14,20 +14,26 @@ use serde_json::{Value, json};
 use crate::{gridwatch, run};
 
 /// A running `gridwatch serve`.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
     /// The admin token printed on the first start, if this start printed one.
-    admin: Option<String>,
+    pub(crate) admin: Option<String>,
 }
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// `gridwatch serve --addr 127.0.0.1:0 EXTRA...` on `data`.
+    pub(crate) fn start_with(data: &Path, extra: &[&str]) -> Server {
         // Appended to, so that the log of every start is kept.
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("server.log")).unwrap();
         let mut child = gridwatch(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
             .env("GRIDWATCH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)

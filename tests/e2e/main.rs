@@ -1,5 +1,6 @@
 //! End-to-end tests: each starts the real `gridwatch` binary.
 //!
+//! - `browser`: the dashboard in Debian's Chromium, driven by Playwright (`tests/browser`);
 //! - `cli`: the `append` / `events` / `verify` contract (output, exit codes, nothing
 //!   written on bad input or conflict, export and import);
 //! - `crash`: SIGKILL during concurrent appends, then every acknowledged event is there;
@@ -12,6 +13,7 @@
 // Test code: an unwrap that fails is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod cli;
 mod crash;
 mod http;

@@ -46,8 +46,9 @@ const TEMPLATES: [(&str, &str); 5] = [
 ];
 
 /// The assets pages name, by their plain route (each served on its hashed route).
-const PAGE_ASSETS: [(&str, &str); 4] = [
+const PAGE_ASSETS: [(&str, &str); 5] = [
     ("css", "/assets/app.css"),
+    ("icon", "/assets/icon.svg"),
     ("js", "/assets/app.js"),
     ("htmx", "/assets/vendor/htmx-2.0.11.min.js"),
     ("sse", "/assets/vendor/htmx-ext-sse-2.2.4.min.js"),
@@ -110,6 +111,8 @@ pub fn router() -> Router<AppState> {
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
         .route("/lang/{lang}", get(set_lang))
+        // Browsers ask for it whatever the page says.
+        .route("/favicon.ico", get(|| async { Redirect::permanent("/assets/icon.svg") }))
 }
 
 /// What a page knows of its request: the language, who is signed in, the CSRF secret.

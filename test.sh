@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every test of gridwatch: installs what the browser test needs when it is missing (Debian's
+# Chromium and CJK fonts, Node.js and npm, the npm packages of tests/browser at their locked
+# versions; no browser download), then runs the whole cargo test suite. Idempotent and quiet
+# when everything is there already. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v chromium > /dev/null 2>&1 || need_apt+=(chromium)
+command -v node > /dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm > /dev/null 2>&1 || need_apt+=(npm)
+# Chinese pages in the screenshots (phones have these fonts; a bare server does not).
+[ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] && ! command -v sudo > /dev/null 2>&1; then
+        echo "test.sh: ${need_apt[*]} missing and no root to install them with apt-get" >&2
+        exit 1
+    fi
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "test.sh: installing ${need_apt[*]} (apt-get)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" > /dev/null
+fi
+
+# The npm packages, exactly as locked; again only when the lock changed.
+stamp=tests/browser/node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installed-lock; then
+    echo "test.sh: installing the browser test's npm packages (npm ci)"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error > /dev/null
+    cp tests/browser/package-lock.json tests/browser/node_modules/.installed-lock
+fi
+
+exec cargo test --workspace --locked "$@"

@@ -1,0 +1,182 @@
+// The dashboard in a real browser: Debian's Chromium driven by Playwright (playwright-core,
+// no browser download), against a `gridwatch serve --demo` that the e2e test `browser`
+// started. Every page at phone (360x740) and desk (1366x768) sizes: no console error, no
+// failed request, no serious or critical axe-core finding; a screenshot of each.
+//
+// Environment: GRIDWATCH_URL, GRIDWATCH_TOKEN (admin), GRIDWATCH_SCREENSHOTS (a directory),
+// CHROMIUM (the executable; /usr/bin/chromium by default).
+// Prints one line per check; exits 1 naming every failure.
+
+import { chromium } from "playwright-core";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const base = process.env.GRIDWATCH_URL;
+const token = process.env.GRIDWATCH_TOKEN;
+const shots = process.env.GRIDWATCH_SCREENSHOTS;
+if (!base || !token || !shots) {
+  console.error("GRIDWATCH_URL, GRIDWATCH_TOKEN and GRIDWATCH_SCREENSHOTS must be set");
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+const axeSource = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+const SIZES = {
+  phone: { width: 360, height: 740 },
+  desk: { width: 1366, height: 768 },
+};
+
+const failures = [];
+function fail(message) {
+  failures.push(message);
+  console.log(`FAIL ${message}`);
+}
+function pass(message) {
+  console.log(`ok   ${message}`);
+}
+function check(condition, message) {
+  if (condition) pass(message);
+  else fail(message);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  // The machine has no network: without these, Chromium's own connections fail, many at a time.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+  ],
+});
+
+/// A page that records its console errors, page errors and failed requests.
+async function watchedPage(context, label) {
+  const page = await context.newPage();
+  page.on("console", (message) => {
+    if (message.type() === "error") fail(`${label}: console error: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => fail(`${label}: page error: ${error.message}`));
+  page.on("requestfailed", (request) => {
+    const reason = request.failure()?.errorText ?? "";
+    // A live feed or a refresh cut short by leaving the page is not a failure.
+    if (reason.includes("ERR_ABORTED")) return;
+    fail(`${label}: request failed: ${request.method()} ${request.url()} ${reason}`);
+  });
+  page.on("response", (response) => {
+    if (response.status() >= 400 && !page.expectedErrors?.has(response.status())) {
+      fail(`${label}: ${response.status()} for ${response.request().method()} ${response.url()}`);
+    }
+  });
+  return page;
+}
+
+/// axe-core on the page as it is now: serious and critical findings fail.
+async function accessible(page, label) {
+  await page.evaluate(axeSource);
+  const findings = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
+      .map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.map((node) => node.target.join(" ")).slice(0, 3).join(", ")}`);
+  });
+  check(findings.length === 0, `${label}: axe-core finds nothing serious${findings.length ? ": " + findings.join("; ") : ""}`);
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+/// A command through the API (what another client does while the page watches).
+async function command(context, name, data) {
+  const response = await context.request.post(`${base}/api/v1/commands`, {
+    headers: { Authorization: `Bearer ${token}` },
+    data: { command: name, data },
+  });
+  if (response.status() !== 201) throw new Error(`${name}: ${response.status()} ${await response.text()}`);
+  const body = await response.json();
+  return body.events[body.events.length - 1].global_position;
+}
+
+async function signIn(page, label) {
+  await page.goto(`${base}/`);
+  check(new URL(page.url()).pathname === "/signin", `${label}: a visitor is sent to sign in`);
+  await accessible(page, `${label} sign-in page`);
+  await screenshot(page, `signin-${label}`);
+  await page.getByLabel(/Token|令牌/).fill(token);
+  await page.getByRole("button", { name: /Sign in|登录/ }).click();
+  await page.waitForURL(`${base}/`);
+  check((await page.locator("#board").count()) === 1, `${label}: signed in, the board is shown`);
+}
+
+try {
+  for (const [size, viewport] of Object.entries(SIZES)) {
+    const context = await browser.newContext({ viewport, locale: "en-US" });
+    const page = await watchedPage(context, size);
+    await signIn(page, size);
+    const gates = await page.locator("li.gate").count();
+    check(gates >= 8, `${size}: the board lists the demo's gates (${gates})`);
+    const words = await page.locator("li.gate .badge").allInnerTexts();
+    check(words.every((word) => word.trim().length > 0), `${size}: every gate's state is in words`);
+    await accessible(page, `${size} board`);
+    await screenshot(page, `board-${size}`);
+
+    if (size === "desk") {
+      // A check recorded elsewhere shows on this board without a reload.
+      const before = await page.locator("#board").getAttribute("data-position");
+      const started = Date.now();
+      const position = await command(context, "record-patrol-check", {
+        checkpoint_id: "longwu-main",
+        staff_id: "grid-2",
+        result: "issue_found",
+      });
+      await page.waitForFunction(
+        (wanted) => Number(document.querySelector("#board")?.dataset.position) >= wanted,
+        position,
+        { timeout: 10_000 },
+      );
+      const last = await page.locator("[data-checkpoint='longwu-main'] .last").innerText();
+      check(
+        Number(before) < position && /issue found/.test(last),
+        `desk: the board changed without a reload (${Date.now() - started} ms): "${last.trim()}"`,
+      );
+      const reloaded = await page.evaluate(() => performance.getEntriesByType("navigation").length);
+      check(reloaded === 1, "desk: the page was not reloaded");
+    }
+
+    // The language switch, remembered.
+    await page.getByRole("link", { name: "中文" }).click();
+    await page.waitForURL(`${base}/`);
+    check((await page.locator("html").getAttribute("lang")) === "zh-CN", `${size}: switched to Chinese`);
+    check((await page.locator("h1").innerText()).includes("状态看板"), `${size}: the heading is in Chinese`);
+    await accessible(page, `${size} board (Chinese)`);
+    await screenshot(page, `board-zh-${size}`);
+    await page.reload();
+    check((await page.locator("html").getAttribute("lang")) === "zh-CN", `${size}: the choice is remembered`);
+    await page.getByRole("link", { name: "English" }).click();
+    await page.waitForURL(`${base}/`);
+    check((await page.locator("h1").innerText()).includes("Status board"), `${size}: back in English`);
+    await context.close();
+  }
+  // The browser's first choice decides when nothing was chosen.
+  const context = await browser.newContext({ viewport: SIZES.phone, locale: "zh-CN" });
+  const page = await watchedPage(context, "zh browser");
+  await page.goto(`${base}/signin`);
+  check((await page.locator("html").getAttribute("lang")) === "zh-CN", "a Chinese browser gets Chinese first");
+  await context.close();
+} catch (error) {
+  fail(`the run stopped: ${error.stack ?? error}`);
+} finally {
+  await browser.close();
+}
+
+if (failures.length > 0) {
+  console.log(`${failures.length} failure(s)`);
+  process.exit(1);
+}
+console.log("all browser checks passed");

@@ -1,0 +1,62 @@
+//! The dashboard in a real browser: `gridwatch serve --demo` on a free loopback port, and
+//! `tests/browser/dashboard.mjs` driving Debian's Chromium with Playwright against it (sign
+//! in, the board, a change seen live, both languages, phone and desk sizes, axe-core,
+//! screenshots under `target/browser-screenshots`). `./test.sh` installs what it needs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::http::Server;
+
+/// The repository's root (this file is `tests/e2e/browser.rs`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// What the browser test needs, or a message saying how to get it (never a skip).
+fn prerequisites(root: &Path) -> (PathBuf, PathBuf) {
+    let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let node = PathBuf::from("node");
+    let missing: Vec<String> = [
+        (!chromium.exists()).then(|| format!("Chromium at {}", chromium.display())),
+        Command::new(&node).arg("--version").output().is_err().then(|| "node".to_string()),
+        (!root.join("tests/browser/node_modules/playwright-core").exists())
+            .then(|| "tests/browser/node_modules (npm ci --prefix tests/browser)".to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}: run ./test.sh, which installs them (Debian's chromium, Node.js, the npm packages)",
+        missing.join(", ")
+    );
+    (chromium, node)
+}
+
+#[test]
+fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
+    let root = root();
+    let (chromium, node) = prerequisites(&root);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--demo"]);
+    let token = server.admin.clone().expect("a first start prints an admin token");
+    let shots = root.join("target/browser-screenshots");
+    let output = Command::new(node)
+        .arg(root.join("tests/browser/dashboard.mjs"))
+        .env("GRIDWATCH_URL", &server.url)
+        .env("GRIDWATCH_TOKEN", &token)
+        .env("GRIDWATCH_SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all browser checks passed"), "{stdout}");
+    for name in ["signin-desk", "board-desk", "board-phone", "board-zh-phone"] {
+        assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
+    }
+}
