@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::http::Server;
+use crate::http::{Server, token};
 
 /// The repository's root (this file is `tests/e2e/browser.rs`).
 fn root() -> PathBuf {
@@ -41,12 +41,15 @@ fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start_with(&data, &["--demo"]);
-    let token = server.admin.clone().expect("a first start prints an admin token");
+    let admin = server.admin.clone().expect("a first start prints an admin token");
+    // Gate staff of Longwu, made while the server runs (as an admin would).
+    let field = token(&data, &["--role", "field", "--site", "longwu", "--actor", "grid-2"]);
     let shots = root.join("target/browser-screenshots");
     let output = Command::new(node)
         .arg(root.join("tests/browser/dashboard.mjs"))
         .env("GRIDWATCH_URL", &server.url)
-        .env("GRIDWATCH_TOKEN", &token)
+        .env("GRIDWATCH_TOKEN", &admin)
+        .env("GRIDWATCH_FIELD_TOKEN", &field)
         .env("GRIDWATCH_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()
@@ -56,7 +59,9 @@ fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
     println!("{stdout}");
     assert!(output.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
-    for name in ["signin-desk", "board-desk", "board-phone", "board-zh-phone"] {
+    for name in
+        ["signin-desk", "board-desk", "board-phone", "board-zh-phone", "check-phone", "check-desk", "issue-phone"]
+    {
         assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
     }
 }

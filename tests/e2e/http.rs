@@ -78,7 +78,7 @@ impl Drop for Server {
 }
 
 /// `gridwatch token create ...`: the token alone on the last line of stdout.
-fn token(data: &Path, args: &[&str]) -> String {
+pub(crate) fn token(data: &Path, args: &[&str]) -> String {
     let mut all = vec!["token", "create"];
     all.extend_from_slice(args);
     let output = run(data, &all, "");

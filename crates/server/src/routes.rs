@@ -211,12 +211,6 @@ pub async fn execute_command(
     let command: Command =
         serde_json::from_value(serde_json::json!({ "command": request.command, "data": request.data }))
             .map_err(|error| ApiError::invalid(format!("not a valid command: {error}")))?;
-    // Also the decoded text: JSON escapes could hide a token from the scan of the raw body.
-    refuse_tokens(&serde_json::to_vec(&command).map_err(|error| ApiError::internal(&error))?)?;
-    principal.require(permission_for(&command))?;
-    if principal.role.is_site_bound() {
-        authorize_field_command(&state, &principal, &command, request.occurred_at, request.event_id).await?;
-    }
     let expected_version = match (request.expected_version, if_match(&headers)?) {
         (Some(body), Some(header)) if body != header => {
             return Err(ApiError::malformed(format!("expected_version {body} and If-Match {header} disagree")));
@@ -231,11 +225,30 @@ pub async fn execute_command(
         correlation_id: request.correlation_id,
         expected_version,
     };
-    match state.service.execute(&command, &meta, Timestamp::now()).await {
-        Ok(committed) => Ok(appended(&state, &stream_id, committed)),
+    let committed = run_command(&state, &principal, &command, meta).await?;
+    Ok(appended(&state, &stream_id, committed))
+}
+
+/// Runs `command` for `principal` (the API's commands and the dashboard's forms alike): the
+/// role's permission, for field staff their own work at their sites and recently, then the
+/// service. `meta.actor` is the principal's.
+pub(crate) async fn run_command(
+    state: &AppState,
+    principal: &Principal,
+    command: &Command,
+    meta: CommandMeta,
+) -> Result<Committed, ApiError> {
+    // The decoded text too: JSON escapes could hide a token from a scan of a raw body.
+    refuse_tokens(&serde_json::to_vec(command).map_err(|error| ApiError::internal(&error))?)?;
+    principal.require(permission_for(command))?;
+    if principal.role.is_site_bound() {
+        authorize_field_command(state, principal, command, meta.occurred_at, meta.event_id).await?;
+    }
+    match state.service.execute(command, &meta, Timestamp::now()).await {
+        Ok(committed) => Ok(committed),
         Err(error) => {
             let error = ApiError::from(error);
-            count_conflict(&state, &error);
+            count_conflict(state, &error);
             Err(error)
         }
     }

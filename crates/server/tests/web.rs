@@ -419,3 +419,180 @@ async fn assets_are_embedded_compressed_and_cached_by_etag() {
     let policy = board.headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
 }
+
+/// The log's head position (what a form that records nothing must leave as it was).
+async fn head(web: &Web) -> u64 {
+    let request = Request::get("/api/v1/events?from=1&limit=1000")
+        .header("authorization", format!("Bearer {}", web.admin))
+        .body(Body::empty())
+        .unwrap();
+    let page = web.send(request).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&page.text).unwrap();
+    events.last().map_or(0, |event| event["global_position"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn a_patrol_check_through_the_form_is_recorded_once_and_shows_on_the_board() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.field_a).await;
+    let form = web.get("/gates/gate-a/check", Some(&cookie), &[]).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(form.text.contains("Longwu north gate") && form.text.contains("Thermometer working"), "{}", form.text);
+    let csrf = form.attribute_after("name=\"_csrf\"", "value");
+    let event_id = form.attribute_after("name=\"event_id\"", "value");
+    let before = head(&web).await;
+    let fields = [
+        ("_csrf", csrf.as_str()),
+        ("event_id", event_id.as_str()),
+        ("occurred_at", ""),
+        ("staff_present", "yes"),
+        ("thermometer_working", "no"),
+        ("result", "issue_found"),
+        ("weather", "rain"),
+        ("note", "thermometer battery flat"),
+    ];
+    let page = web.post_form("/gates/gate-a/check", Some(&cookie), ORIGIN, &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+    assert_eq!(page.location(), format!("/gates/gate-a/check?done={event_id}"));
+    assert_eq!(head(&web).await, before + 1);
+    // Sent again (a double tap, a retry after a lost answer): recorded once.
+    let page = web.post_form("/gates/gate-a/check", Some(&cookie), ORIGIN, &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+    assert_eq!(head(&web).await, before + 1);
+    let done = web.get(&format!("/gates/gate-a/check?done={event_id}"), Some(&cookie), &[]).await;
+    assert!(done.text.contains("Recorded. Thank you."));
+    let board = web.get("/", Some(&cookie), &[]).await;
+    assert!(board.text.contains("Guard Wu:") && board.text.contains("issue found"), "{}", board.text);
+}
+
+#[tokio::test]
+async fn bad_input_on_a_form_is_told_next_to_the_field_and_records_nothing() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.field_a).await;
+    let form = web.get("/gates/gate-a/check", Some(&cookie), &[]).await;
+    let csrf = form.attribute_after("name=\"_csrf\"", "value");
+    let before = head(&web).await;
+    let page = web
+        .post_form(
+            "/gates/gate-a/check",
+            Some(&cookie),
+            ORIGIN,
+            &[("_csrf", &csrf), ("staff_present", "maybe"), ("weather", "snow"), ("note", "kept")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.text);
+    for (field, message) in [
+        ("staff_present", "Choose yes, no, or leave it unchecked."),
+        ("result", "Say whether all was in order."),
+        ("weather", "Choose the weather from the list."),
+    ] {
+        let at = page.text.find(&format!("id=\"{field}-error\"")).unwrap_or_else(|| panic!("{field}: {}", page.text));
+        assert!(
+            page.text[at..]
+                .starts_with(&format!("id=\"{field}-error\" class=\"field-error\" role=\"alert\">{message}"))
+        );
+    }
+    assert!(page.text.contains(">kept</textarea>"), "what was typed is kept");
+    assert_eq!(head(&web).await, before, "nothing recorded");
+    // The same in Chinese.
+    let page = web
+        .send(
+            Request::post("/gates/gate-a/check")
+                .header("host", HOST)
+                .header("origin", ORIGIN)
+                .header("cookie", &cookie)
+                .header("accept-language", "zh-CN")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!("_csrf={csrf}")))
+                .unwrap(),
+        )
+        .await;
+    assert!(page.text.contains("请选择检查结果。"), "{}", page.text);
+    // Without the session's secret: refused, nothing recorded.
+    let page = web.post_form("/gates/gate-a/check", Some(&cookie), ORIGIN, &[("result", "ok")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(head(&web).await, before);
+}
+
+#[tokio::test]
+async fn another_sites_gate_looks_like_no_gate_to_field_staff() {
+    let web = web().await;
+    let cookie = web.sign_in(&web.field_a).await;
+    let other = web.get("/gates/gate-b/check", Some(&cookie), &[]).await;
+    let unknown = web.get("/gates/gate-zz/check", Some(&cookie), &[]).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.text, unknown.text);
+}
+
+#[tokio::test]
+async fn an_issue_raised_on_the_phone_is_worked_to_verification_from_its_page() {
+    let web = web().await;
+    let field = web.sign_in(&web.field_a).await;
+    let form = web.get("/gates/gate-a/issue", Some(&field), &[]).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    let csrf = form.attribute_after("name=\"_csrf\"", "value");
+    let event_id = form.attribute_after("name=\"event_id\"", "value");
+    let raised = [
+        ("_csrf", csrf.as_str()),
+        ("event_id", event_id.as_str()),
+        ("category", "courier_congestion"),
+        ("severity", "high"),
+        ("summary", "tricycles block the north gate"),
+    ];
+    let page = web.post_form("/gates/gate-a/issue", Some(&field), ORIGIN, &raised).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+    let issue_page = page.location().to_string();
+    assert!(issue_page.starts_with("/issues/issue-"), "{issue_page}");
+    // A resend raises the same issue, once.
+    let again = web.post_form("/gates/gate-a/issue", Some(&field), ORIGIN, &raised).await;
+    assert_eq!(again.location(), issue_page);
+    let page = web.get(&issue_page, Some(&field), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Raised (courier congestion, high): tricycles block the north gate"), "{}", page.text);
+    let csrf_field = page.attribute_after("name=\"_csrf\"", "value");
+    // An empty action is told, records nothing.
+    let empty = web
+        .post_form(&format!("{issue_page}/action"), Some(&field), ORIGIN, &[("_csrf", &csrf_field), ("action", " ")])
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.text.contains("Say what was done."));
+    let acted = web
+        .post_form(
+            &format!("{issue_page}/action"),
+            Some(&field),
+            ORIGIN,
+            &[("_csrf", &csrf_field), ("action", "asked the couriers to park by the wall")],
+        )
+        .await;
+    assert_eq!(acted.status, StatusCode::SEE_OTHER, "{}", acted.text);
+    let resolved = web
+        .post_form(
+            &format!("{issue_page}/resolve"),
+            Some(&field),
+            ORIGIN,
+            &[("_csrf", &csrf_field), ("resolution", "a drop-off point set up")],
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER, "{}", resolved.text);
+    // Field staff may not verify; a supervisor may.
+    let page = web.get(&issue_page, Some(&field), &[]).await;
+    assert!(!page.text.contains("/verify\""), "no verify form for field staff");
+    let denied = web.post_form(&format!("{issue_page}/verify"), Some(&field), ORIGIN, &[("_csrf", &csrf_field)]).await;
+    assert_eq!(denied.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(denied.text.contains("Not allowed"), "{}", denied.text);
+    let supervisor = web.sign_in(&web.supervisor).await;
+    let page = web.get(&issue_page, Some(&supervisor), &[]).await;
+    let csrf_sup = page.attribute_after("name=\"_csrf\"", "value");
+    let verified =
+        web.post_form(&format!("{issue_page}/verify"), Some(&supervisor), ORIGIN, &[("_csrf", &csrf_sup)]).await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.text);
+    let page = web.get(&issue_page, Some(&supervisor), &[]).await;
+    for step in
+        ["Action: asked the couriers to park by the wall", "Resolved: a drop-off point set up", "Resolution verified"]
+    {
+        assert!(page.text.contains(step), "{step}: {}", page.text);
+    }
+    assert!(page.text.contains("resolved and verified"), "{}", page.text);
+}

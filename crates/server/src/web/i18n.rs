@@ -87,6 +87,15 @@ fn lang_in(state: &State) -> projections::Lang {
 
 /// `t(en, zh)` and the word filters, reading the page's language.
 pub fn register(templates: &mut Environment<'static>) {
+    // A form's value sent back (`""` when it was not sent).
+    templates.add_function("sent", |values: minijinja::Value, name: String| {
+        values
+            .get_item(&minijinja::Value::from(name))
+            .ok()
+            .filter(|value| !value.is_undefined() && !value.is_none())
+            .map(|value| value.to_string())
+            .unwrap_or_default()
+    });
     templates.add_function("t", |state: &State, en: String, zh: String| match lang_in(state) {
         projections::Lang::En => en,
         projections::Lang::Zh => zh,

@@ -8,6 +8,7 @@
 //! carries the session's CSRF secret and must come from this origin.
 
 pub mod board;
+mod forms;
 mod i18n;
 pub mod session;
 
@@ -37,12 +38,16 @@ pub const FORM_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const LANG_COOKIE: &str = "gw_lang";
 
 /// The templates, by name; `.html` names turn on HTML escaping.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     ("board_body.html", include_str!("../../web/templates/board_body.html")),
     ("signin.html", include_str!("../../web/templates/signin.html")),
     ("board.html", include_str!("../../web/templates/board.html")),
     ("error.html", include_str!("../../web/templates/error.html")),
+    ("form_macros.html", include_str!("../../web/templates/form_macros.html")),
+    ("check.html", include_str!("../../web/templates/check.html")),
+    ("raise.html", include_str!("../../web/templates/raise.html")),
+    ("issue.html", include_str!("../../web/templates/issue.html")),
 ];
 
 /// The assets pages name, by their plain route (each served on its hashed route).
@@ -108,6 +113,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(board::page))
         .route("/board", get(board::fragment))
         .route("/live/board", get(board::live))
+        .route("/gates/{checkpoint_id}/check", get(forms::check_form).post(forms::record_check))
+        .route("/gates/{checkpoint_id}/issue", get(forms::raise_form).post(forms::raise))
+        .route("/issues/{issue_id}", get(forms::issue_page))
+        .route("/issues/{issue_id}/{step}", post(forms::issue_step))
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
         .route("/lang/{lang}", get(set_lang))

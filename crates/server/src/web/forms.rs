@@ -1,0 +1,592 @@
+//! The field forms, made for a phone: record a patrol check at a gate (the checklist as big
+//! toggles, weather, a note), raise an issue, and from an issue's page add an action,
+//! resolve it, verify it. Each form is a plain HTML form (it works without script); bad
+//! input is told next to its field and records nothing; a refusal by the rules is told
+//! above the form. A form carries the event id it will record under (made when the form was
+//! drawn), so sending it twice records it once.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use domain::Command;
+use events_schema::{
+    CheckResult, EntityId, Event, GateIssueActionTaken, GateIssueRaised, GateIssueResolutionVerified,
+    GateIssueResolved, IssueCategory, PatrolCheckRecorded, Severity, Stream, StreamKind, Timestamp, Weather,
+};
+use serde::{Deserialize, Serialize};
+use service::CommandMeta;
+use uuid::Uuid;
+
+use super::{Lang, Person, WebError, check_post};
+use crate::AppState;
+use crate::auth::Permission;
+use crate::extract::Body;
+use crate::problem::ApiError;
+
+/// The longest note, summary, action or resolution a form takes, in characters.
+pub const FORM_TEXT_CHARS_MAX: usize = 2_000;
+/// The longest issue summary, in characters (it is a line on the board).
+pub const SUMMARY_CHARS_MAX: usize = 200;
+
+/// The items of a patrol check's checklist: the form field, and its words.
+const CHECKLIST: [(&str, &str, &str); 6] = [
+    ("staff_present", "Staff on duty at the gate", "卡口有人值守"),
+    ("protective_gear_worn", "Protective gear worn", "防护用品穿戴到位"),
+    ("thermometer_working", "Thermometer working", "测温设备正常"),
+    ("health_code_scan_enforced", "Health-code scan enforced", "严格扫码查验"),
+    ("passage_logbook_kept", "Passage logbook kept", "出入登记本在记"),
+    ("queue_orderly", "Queue orderly", "排队秩序良好"),
+];
+
+/// A form field's message, in the page's language.
+#[derive(Clone, Debug, Serialize)]
+struct FieldError {
+    field: &'static str,
+    message: &'static str,
+}
+
+/// What a form page shows: the values sent (kept on an error), the messages, and a
+/// refusal by the rules.
+#[derive(Debug, Default, Serialize)]
+struct FormState {
+    values: std::collections::BTreeMap<String, String>,
+    errors: Vec<FieldError>,
+    refused: Option<String>,
+    event_id: String,
+    done: bool,
+}
+
+impl FormState {
+    fn fresh() -> FormState {
+        FormState { event_id: Uuid::now_v7().to_string(), ..FormState::default() }
+    }
+
+    fn error(&mut self, lang: Lang, field: &'static str, en: &'static str, zh: &'static str) {
+        self.errors.push(FieldError { field, message: lang.pick(en, zh) });
+    }
+}
+
+type Fields = Vec<(String, String)>;
+
+fn parse_fields(body: &[u8], lang: Lang) -> Result<Fields, WebError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| WebError::BadRequest(lang.pick("The form could not be read.", "表单无法读取。")))
+}
+
+fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
+    fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.trim()).filter(|value| !value.is_empty())
+}
+
+/// A required text of at most `max` characters; `None` (and a message) otherwise.
+fn text(
+    fields: &Fields,
+    state: &mut FormState,
+    lang: Lang,
+    name: &'static str,
+    required: (&'static str, &'static str),
+    max: usize,
+) -> Option<String> {
+    match field(fields, name) {
+        None => {
+            state.error(lang, name, required.0, required.1);
+            None
+        }
+        Some(value) if value.chars().count() > max => {
+            state.error(lang, name, "This is too long.", "内容过长。");
+            None
+        }
+        Some(value) => Some(value.to_string()),
+    }
+}
+
+/// An optional text of at most `max` characters.
+fn optional_text(fields: &Fields, state: &mut FormState, lang: Lang, name: &'static str, max: usize) -> Option<String> {
+    let value = field(fields, name)?;
+    if value.chars().count() > max {
+        state.error(lang, name, "This is too long.", "内容过长。");
+        return None;
+    }
+    Some(value.to_string())
+}
+
+/// A choice among a serde enum's names (`snake_case`), or `None` when not given.
+fn choice<T: serde::de::DeserializeOwned>(fields: &Fields, name: &str) -> Result<Option<T>, ()> {
+    match field(fields, name) {
+        None => Ok(None),
+        Some(value) => serde_json::from_value(serde_json::Value::String(value.to_string())).map(Some).map_err(|_| ()),
+    }
+}
+
+/// The event id and field time a form was sent with: the id made when the form was drawn
+/// (a resend records once), the moment the phone recorded it (offline capture) or now.
+fn meta_of(fields: &Fields, person: &Person, state: &mut FormState, lang: Lang) -> CommandMeta {
+    let event_id = field(fields, "event_id").and_then(|id| Uuid::parse_str(id).ok());
+    if let Some(event_id) = event_id {
+        state.event_id = event_id.to_string();
+    }
+    let occurred_at = field(fields, "occurred_at").and_then(|at| at.parse::<Timestamp>().ok());
+    if field(fields, "occurred_at").is_some() && occurred_at.is_none() {
+        state.error(lang, "occurred_at", "This time is not valid.", "时间无效。");
+    }
+    CommandMeta {
+        event_id,
+        occurred_at,
+        actor: person.principal.actor.clone(),
+        correlation_id: None,
+        expected_version: None,
+    }
+}
+
+/// Runs a form's command; a refusal is told on the form (its words: the rules' own).
+async fn run(state: &AppState, person: &Person, command: &Command, meta: CommandMeta, form: &mut FormState) -> bool {
+    match crate::routes::run_command(state, &person.principal, command, meta).await {
+        Ok(_) => true,
+        Err(ApiError { status, detail, .. }) => {
+            let lead = match status {
+                StatusCode::FORBIDDEN => person.page.lang.pick("Not allowed", "无权操作"),
+                StatusCode::CONFLICT => person.page.lang.pick("Changed meanwhile, try again", "期间已有变动，请重试"),
+                s if s.is_server_error() => person.page.lang.pick("The server failed, try again", "服务器出错，请重试"),
+                _ => person.page.lang.pick("The rules refused this", "规则不允许"),
+            };
+            form.refused = Some(format!("{lead}: {detail}"));
+            false
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct GateView {
+    checkpoint_id: String,
+    name: String,
+    site: String,
+}
+
+async fn gate_view(state: &AppState, person: &Person, checkpoint_id: &EntityId) -> Result<GateView, WebError> {
+    let lang = person.page.lang;
+    let found = state
+        .service
+        .read_now(|registry, _, _, _| {
+            registry.checkpoints.get(checkpoint_id).map(|checkpoint| {
+                let site = registry
+                    .sites
+                    .get(&checkpoint.site_id)
+                    .map_or_else(|| checkpoint.site_id.to_string(), |s| s.name.clone());
+                (
+                    checkpoint.site_id.clone(),
+                    GateView { checkpoint_id: checkpoint_id.to_string(), name: checkpoint.name.clone(), site },
+                )
+            })
+        })
+        .await?;
+    // Another site's gate and no gate at all look the same to field staff.
+    match found {
+        Some((site_id, gate)) if person.principal.covers_site(&site_id) => Ok(gate),
+        _ => Err(WebError::NotFound(lang.pick("There is no such gate here.", "这里没有该卡口。"))),
+    }
+}
+
+fn entity(text: &str, lang: Lang) -> Result<EntityId, WebError> {
+    EntityId::new(text).map_err(|_| WebError::NotFound(lang.pick("There is no such page.", "没有该页面。")))
+}
+
+fn require_write(person: &Person) -> Result<(), WebError> {
+    if person.principal.role.allows(Permission::WriteField) {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden(person.page.lang.pick("This role records nothing.", "该角色不能记录。")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DoneParam {
+    done: Option<Uuid>,
+}
+
+fn render_check(state: &AppState, person: &Person, gate: &GateView, form: &FormState) -> Result<Response, WebError> {
+    let checklist: Vec<_> = CHECKLIST
+        .iter()
+        .map(|(name, en, zh)| serde_json::json!({ "name": name, "label": person.page.lang.pick(en, zh) }))
+        .collect();
+    let status = if form.errors.is_empty() && form.refused.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = state.web.render(
+        "check.html",
+        &person.page,
+        minijinja::context! { gate => minijinja::value::Serde(gate), form => minijinja::value::Serde(form), checklist => minijinja::value::Serde(&checklist) },
+    )?;
+    Ok((status, page).into_response())
+}
+
+/// `GET /gates/{id}/check`: the check form of a gate (`?done=ID` after one was recorded).
+pub async fn check_form(
+    State(state): State<AppState>,
+    person: Person,
+    Path(checkpoint_id): Path<String>,
+    axum::extract::Query(done): axum::extract::Query<DoneParam>,
+) -> Result<Response, WebError> {
+    require_write(&person)?;
+    let checkpoint_id = entity(&checkpoint_id, person.page.lang)?;
+    let gate = gate_view(&state, &person, &checkpoint_id).await?;
+    let mut form = FormState::fresh();
+    form.done = done.done.is_some();
+    render_check(&state, &person, &gate, &form)
+}
+
+/// `POST /gates/{id}/check`: records the check, then back to an empty form that says so.
+pub async fn record_check(
+    State(state): State<AppState>,
+    person: Person,
+    headers: HeaderMap,
+    Path(checkpoint_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, WebError> {
+    let lang = person.page.lang;
+    let fields = parse_fields(&body, lang)?;
+    check_post(&person, &headers, field(&fields, "_csrf"))?;
+    require_write(&person)?;
+    let checkpoint_id = entity(&checkpoint_id, lang)?;
+    let gate = gate_view(&state, &person, &checkpoint_id).await?;
+    let mut form = FormState::fresh();
+    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
+    let meta = meta_of(&fields, &person, &mut form, lang);
+    let mut item = |name: &'static str| match field(&fields, name) {
+        None => None,
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        Some(_) => {
+            form.error(lang, name, "Choose yes, no, or leave it unchecked.", "请选择“是”“否”或不填。");
+            None
+        }
+    };
+    let (staff_present, protective_gear_worn, thermometer_working) =
+        (item("staff_present"), item("protective_gear_worn"), item("thermometer_working"));
+    let (health_code_scan_enforced, passage_logbook_kept, queue_orderly) =
+        (item("health_code_scan_enforced"), item("passage_logbook_kept"), item("queue_orderly"));
+    let result = match choice::<CheckResult>(&fields, "result") {
+        Ok(Some(result)) => Some(result),
+        _ => {
+            form.error(lang, "result", "Say whether all was in order.", "请选择检查结果。");
+            None
+        }
+    };
+    let weather = choice::<Weather>(&fields, "weather").unwrap_or_else(|()| {
+        form.error(lang, "weather", "Choose the weather from the list.", "请从列表中选择天气。");
+        None
+    });
+    let note = optional_text(&fields, &mut form, lang, "note", FORM_TEXT_CHARS_MAX);
+    let (Some(result), true) = (result, form.errors.is_empty()) else {
+        return render_check(&state, &person, &gate, &form);
+    };
+    let command = Command::RecordPatrolCheck(PatrolCheckRecorded {
+        checkpoint_id,
+        staff_id: person.principal.actor.clone(),
+        result,
+        staff_present,
+        protective_gear_worn,
+        thermometer_working,
+        health_code_scan_enforced,
+        passage_logbook_kept,
+        queue_orderly,
+        weather,
+        round_id: None,
+        note,
+    });
+    let event_id = meta.event_id;
+    if !run(&state, &person, &command, meta, &mut form).await {
+        return render_check(&state, &person, &gate, &form);
+    }
+    let done = event_id.map_or_else(String::new, |id| id.to_string());
+    Ok(Redirect::to(&format!("/gates/{}/check?done={done}", gate.checkpoint_id)).into_response())
+}
+
+fn render_raise(state: &AppState, person: &Person, gate: &GateView, form: &FormState) -> Result<Response, WebError> {
+    let status = if form.errors.is_empty() && form.refused.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let categories: Vec<_> = [
+        IssueCategory::CourierCongestion,
+        IssueCategory::RefusedHealthCodeScan,
+        IssueCategory::UnverifiableTravelHistory,
+        IssueCategory::Crowding,
+        IssueCategory::DeliveryBlocked,
+        IssueCategory::Equipment,
+        IssueCategory::Staffing,
+        IssueCategory::Weather,
+        IssueCategory::Other,
+    ]
+    .into_iter()
+    .map(|category| serde_json::json!({ "value": category, "label": projections::words::category(person.page.lang.into(), category) }))
+    .collect();
+    let severities: Vec<_> = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
+        .into_iter()
+        .map(|severity| serde_json::json!({ "value": severity, "label": projections::words::severity(person.page.lang.into(), severity) }))
+        .collect();
+    let page = state.web.render(
+        "raise.html",
+        &person.page,
+        minijinja::context! {
+            gate => minijinja::value::Serde(gate), form => minijinja::value::Serde(form),
+            categories => minijinja::value::Serde(&categories), severities => minijinja::value::Serde(&severities),
+        },
+    )?;
+    Ok((status, page).into_response())
+}
+
+/// `GET /gates/{id}/issue`: the form that raises an issue at a gate.
+pub async fn raise_form(
+    State(state): State<AppState>,
+    person: Person,
+    Path(checkpoint_id): Path<String>,
+) -> Result<Response, WebError> {
+    require_write(&person)?;
+    let checkpoint_id = entity(&checkpoint_id, person.page.lang)?;
+    let gate = gate_view(&state, &person, &checkpoint_id).await?;
+    render_raise(&state, &person, &gate, &FormState::fresh())
+}
+
+/// `POST /gates/{id}/issue`: raises it, then to the issue's page.
+pub async fn raise(
+    State(state): State<AppState>,
+    person: Person,
+    headers: HeaderMap,
+    Path(checkpoint_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, WebError> {
+    let lang = person.page.lang;
+    let fields = parse_fields(&body, lang)?;
+    check_post(&person, &headers, field(&fields, "_csrf"))?;
+    require_write(&person)?;
+    let checkpoint_id = entity(&checkpoint_id, lang)?;
+    let gate = gate_view(&state, &person, &checkpoint_id).await?;
+    let mut form = FormState::fresh();
+    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
+    let meta = meta_of(&fields, &person, &mut form, lang);
+    let category = match choice::<IssueCategory>(&fields, "category") {
+        Ok(Some(category)) => Some(category),
+        _ => {
+            form.error(lang, "category", "Choose what the issue is about.", "请选择问题类别。");
+            None
+        }
+    };
+    let severity = match choice::<Severity>(&fields, "severity") {
+        Ok(Some(severity)) => Some(severity),
+        _ => {
+            form.error(lang, "severity", "Choose how bad it is.", "请选择严重程度。");
+            None
+        }
+    };
+    let summary = text(
+        &fields,
+        &mut form,
+        lang,
+        "summary",
+        ("Say in a line what is wrong.", "请用一句话说明问题。"),
+        SUMMARY_CHARS_MAX,
+    );
+    let details = optional_text(&fields, &mut form, lang, "details", FORM_TEXT_CHARS_MAX);
+    let (Some(category), Some(severity), Some(summary), true) = (category, severity, summary, form.errors.is_empty())
+    else {
+        return render_raise(&state, &person, &gate, &form);
+    };
+    // The issue's id from the form's event id: a resend names the same issue.
+    let event_id = meta.event_id.unwrap_or_else(Uuid::now_v7);
+    let issue_id = EntityId::new(format!("issue-{}", event_id.simple())).map_err(|error| WebError::internal(&error))?;
+    let command = Command::RaiseIssue(GateIssueRaised {
+        issue_id: issue_id.clone(),
+        checkpoint_id,
+        raised_by: person.principal.actor.clone(),
+        category,
+        severity,
+        summary,
+        details,
+    });
+    let meta = CommandMeta { event_id: Some(event_id), ..meta };
+    if !run(&state, &person, &command, meta, &mut form).await {
+        return render_raise(&state, &person, &gate, &form);
+    }
+    Ok(Redirect::to(&format!("/issues/{issue_id}")).into_response())
+}
+
+#[derive(Serialize)]
+struct StepView {
+    at: String,
+    by: String,
+    what: String,
+}
+
+/// `GET /issues/{id}`: an issue and its whole timeline, with the actions this person's role
+/// allows.
+pub async fn issue_page(
+    State(state): State<AppState>,
+    person: Person,
+    Path(issue_id): Path<String>,
+) -> Result<Response, WebError> {
+    let form = FormState::fresh();
+    render_issue(&state, &person, &issue_id, &form, StatusCode::OK).await
+}
+
+async fn render_issue(
+    state: &AppState,
+    person: &Person,
+    issue_id: &str,
+    form: &FormState,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let lang = person.page.lang;
+    if !person.principal.role.allows(Permission::ReadStatus) {
+        return Err(WebError::Forbidden(lang.pick("This role may not see issues.", "该角色无权查看问题。")));
+    }
+    let issue_id = entity(issue_id, lang)?;
+    let not_found = || WebError::NotFound(lang.pick("There is no such issue here.", "这里没有该问题。"));
+    let found = state
+        .service
+        .read_now(|registry, _, issues, _| {
+            issues.issue(&issue_id).map(|issue| {
+                let site = registry.checkpoints.get(&issue.checkpoint_id).map(|c| c.site_id.clone());
+                let gate = registry
+                    .checkpoints
+                    .get(&issue.checkpoint_id)
+                    .map_or_else(|| issue.checkpoint_id.to_string(), |c| c.name.clone());
+                let staff: std::collections::HashMap<String, String> =
+                    registry.staff.iter().map(|(id, s)| (id.to_string(), s.display_name.clone())).collect();
+                (issue, site, gate, staff)
+            })
+        })
+        .await?;
+    let Some((issue, site, gate, staff)) = found else { return Err(not_found()) };
+    if !site.as_ref().is_some_and(|site| person.principal.covers_site(site)) {
+        return Err(not_found());
+    }
+    let stream =
+        Stream { kind: StreamKind::Issue, entity: Some(&issue_id) }.id().map_err(|error| WebError::internal(&error))?;
+    let events = state.service.stream_events(&stream, 1, store::READ_PAGE_EVENTS_MAX).await?;
+    let time_zone = state.service.time_zone().clone();
+    let name = |id: &EntityId| staff.get(id.as_str()).cloned().unwrap_or_else(|| id.to_string());
+    let timeline: Vec<StepView> = events
+        .iter()
+        .map(|event| {
+            let at =
+                event.occurred_at.as_jiff().to_zoned_datetime(time_zone.clone()).strftime("%Y-%m-%d %H:%M").to_string();
+            let (by, what) = step_words(&event.event, lang, &name);
+            StepView { at, by, what }
+        })
+        .collect();
+    let now = Timestamp::now();
+    let role = person.principal.role;
+    let page = state.web.render(
+        "issue.html",
+        &person.page,
+        minijinja::context! {
+            issue => minijinja::value::Serde(&issue),
+            gate => gate,
+            open => issue.is_open(),
+            age_minutes => issue.age_micros(now).max(0) / 60_000_000,
+            timeline => minijinja::value::Serde(&timeline),
+            form => minijinja::value::Serde(form),
+            may_act => role.allows(Permission::WriteField),
+            may_verify => role.allows(Permission::WriteOperational),
+        },
+    )?;
+    Ok((status, page).into_response())
+}
+
+/// Who did a step of an issue, and what, in words.
+fn step_words(event: &Event, lang: Lang, name: &dyn Fn(&EntityId) -> String) -> (String, String) {
+    let l = lang.into();
+    match event {
+        Event::GateIssueRaised(e) => (
+            name(&e.raised_by),
+            format!(
+                "{} ({}, {}): {}",
+                lang.pick("Raised", "上报"),
+                projections::words::category(l, e.category),
+                projections::words::severity(l, e.severity),
+                e.summary
+            ),
+        ),
+        Event::GateIssueAcknowledged(e) => (name(&e.acknowledged_by), lang.pick("Acknowledged", "已确认").to_string()),
+        Event::GateIssueAssigned(e) => {
+            (name(&e.assigned_by), format!("{} {}", lang.pick("Assigned to", "指派给"), name(&e.assignee_id)))
+        }
+        Event::GateIssueActionTaken(e) => (name(&e.taken_by), format!("{}: {}", lang.pick("Action", "处置"), e.action)),
+        Event::GateIssueEscalated(e) => (
+            name(&e.escalated_by),
+            format!("{} {}", lang.pick("Escalated to", "提级至"), projections::words::target(l, e.escalated_to)),
+        ),
+        Event::GateIssueResolved(e) => {
+            (name(&e.resolved_by), format!("{}: {}", lang.pick("Resolved", "已解决"), e.resolution))
+        }
+        Event::GateIssueResolutionVerified(e) => {
+            (name(&e.verified_by), lang.pick("Resolution verified", "回头看核实").to_string())
+        }
+        Event::GateIssueReopened(e) => {
+            (name(&e.reopened_by), format!("{}: {}", lang.pick("Reopened", "重新打开"), e.reason))
+        }
+        other => (String::new(), other.event_type().to_string()),
+    }
+}
+
+/// `POST /issues/{id}/{step}`: `action` (what was done), `resolve` (how), `verify`.
+pub async fn issue_step(
+    State(state): State<AppState>,
+    person: Person,
+    headers: HeaderMap,
+    Path((issue_id, step)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Response, WebError> {
+    let lang = person.page.lang;
+    let fields = parse_fields(&body, lang)?;
+    check_post(&person, &headers, field(&fields, "_csrf"))?;
+    require_write(&person)?;
+    let id = entity(&issue_id, lang)?;
+    let mut form = FormState::fresh();
+    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
+    let meta = meta_of(&fields, &person, &mut form, lang);
+    let actor = person.principal.actor.clone();
+    let command = match step.as_str() {
+        "action" => text(
+            &fields,
+            &mut form,
+            lang,
+            "action",
+            ("Say what was done.", "请说明采取了什么措施。"),
+            FORM_TEXT_CHARS_MAX,
+        )
+        .map(|action| Command::ActOnIssue(GateIssueActionTaken { issue_id: id.clone(), taken_by: actor, action })),
+        "resolve" => text(
+            &fields,
+            &mut form,
+            lang,
+            "resolution",
+            ("Say how it was resolved.", "请说明如何解决。"),
+            FORM_TEXT_CHARS_MAX,
+        )
+        .map(|resolution| {
+            Command::ResolveIssue(GateIssueResolved { issue_id: id.clone(), resolved_by: actor, resolution })
+        }),
+        "verify" => {
+            let note = optional_text(&fields, &mut form, lang, "note", FORM_TEXT_CHARS_MAX);
+            Some(Command::VerifyResolution(GateIssueResolutionVerified {
+                issue_id: id.clone(),
+                verified_by: actor,
+                note,
+                check_event_id: None,
+            }))
+        }
+        _ => return Err(WebError::NotFound(lang.pick("There is no such page.", "没有该页面。"))),
+    };
+    // The issue must be one this person may see before anything is recorded.
+    render_issue(&state, &person, &issue_id, &FormState::fresh(), StatusCode::OK).await?;
+    let (Some(command), true) = (command, form.errors.is_empty()) else {
+        return render_issue(&state, &person, &issue_id, &form, StatusCode::UNPROCESSABLE_ENTITY).await;
+    };
+    if !run(&state, &person, &command, meta, &mut form).await {
+        return render_issue(&state, &person, &issue_id, &form, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    Ok(Redirect::to(&format!("/issues/{issue_id}")).into_response())
+}
