@@ -224,6 +224,56 @@ try {
       check(reloaded === 1, "desk: the page was not reloaded");
     }
 
+    if (size === "desk" || size === "phone") {
+      // The replay of the courier day: its integrity, and the slider showing Longwu's gate
+      // before and after the courier issue.
+      if (size === "phone") {
+        await page.goto(`${base}/days/2019-06-01/replay`);
+        check(/Not sealed yet/.test(await page.locator(".integrity").innerText()), "replay: a day without a seal says so");
+        const sealed = await context.request.post(`${base}/api/v1/days/2020-02-20/seal`, { headers: { Authorization: `Bearer ${token}` } });
+        check([200, 201].includes(sealed.status()), `the day is sealed on demand (${sealed.status()})`);
+      }
+      await page.goto(`${base}/days/2020-02-20/replay`);
+      const sealedWords = await page.locator(".integrity").innerText();
+      check(size === "desk" ? /later arrivals/.test(sealedWords) : /Sealed and verified \(1/.test(sealedWords),
+        `${size} replay: the day's integrity: "${sealedWords.trim()}"`);
+      await accessible(page, `${size} replay`);
+      const raised = page.locator("li.event", { hasText: "courier congestion" });
+      const index = Number(await raised.getAttribute("data-index"));
+      const longwu = () => page.locator("#moment [data-checkpoint='longwu-main']");
+      const slide = async (to) => {
+        await page.evaluate((value) => {
+          const range = document.getElementById("step");
+          range.value = String(value);
+          range.dispatchEvent(new Event("input", { bubbles: true }));
+        }, to);
+        await page.waitForFunction((value) => document.querySelector("#moment li.event.current")?.dataset.index === String(value) || (value === 0 && !document.querySelector("#moment li.event.current")), to);
+      };
+      await slide(index - 1);
+      check((await longwu().getAttribute("data-state")) !== "issue" && (await longwu().locator(".issues").count()) === 0,
+        `${size} replay: no open issue at Longwu before the courier issue was raised (step ${index - 1})`);
+      await page.getByRole("button", { name: /Next/ }).click();
+      await page.waitForFunction((value) => document.querySelector("#moment li.event.current")?.dataset.index === String(value), index);
+      const issues = await longwu().locator(".issues").innerText();
+      check((await longwu().getAttribute("data-state")) === "issue" && /courier/i.test(issues),
+        `${size} replay: the open courier issue after it (the Next button): "${issues.trim()}"`);
+      await screenshot(page, `replay-${size}`);
+      await page.goto(`${base}/days/2020-02-21/replay`);
+      const resolvedLine = await page.locator("li.event", { hasText: "Resolved:" }).first().innerText();
+      const stateAtEnd = await longwu().getAttribute("data-state");
+      check(stateAtEnd !== "issue" && (await longwu().locator(".issues").count()) === 0,
+        `${size} replay of 2020-02-21: Longwu's courier issue is resolved by the day's end ("${resolvedLine.trim()}")`);
+      if (size === "phone") {
+        // A late arrival for the sealed day: the desk run then sees it unsealed.
+        const late = await context.request.post(`${base}/api/v1/commands`, {
+          headers: { Authorization: `Bearer ${token}` },
+          data: { command: "record-field-note", data: { author: "cadre-1", text: "paper record of the evening, typed in late" }, occurred_at: "2020-02-20T20:30:00+08:00" },
+        });
+        check(late.status() === 201, `a late arrival for the sealed day is recorded (${late.status()})`);
+      }
+      await page.goto(`${base}/`);
+    }
+
     // The language switch, remembered.
     await page.getByRole("link", { name: "中文" }).click();
     await page.waitForURL(`${base}/`);

@@ -40,7 +40,12 @@ fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
     let (chromium, node) = prerequisites(&root);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start_with(&data, &["--demo"]);
+    // With a seal key (outside the data directory), so that days can be sealed and shown so.
+    let key = dir.path().join("seal.key");
+    let key_arg = key.to_str().unwrap();
+    let made = crate::run(&data, &["--seal-key", key_arg, "seal-key", "create"], "");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let server = Server::start_with(&data, &["--demo", "--seal-key", key_arg]);
     let admin = server.admin.clone().expect("a first start prints an admin token");
     // Gate staff of Longwu, made while the server runs (as an admin would).
     let field = token(&data, &["--role", "field", "--site", "longwu", "--actor", "grid-2"]);
@@ -59,9 +64,17 @@ fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
     println!("{stdout}");
     assert!(output.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
-    for name in
-        ["signin-desk", "board-desk", "board-phone", "board-zh-phone", "check-phone", "check-desk", "issue-phone"]
-    {
+    for name in [
+        "signin-desk",
+        "board-desk",
+        "board-phone",
+        "board-zh-phone",
+        "check-phone",
+        "check-desk",
+        "issue-phone",
+        "replay-phone",
+        "replay-desk",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
     }
 }

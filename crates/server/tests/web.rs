@@ -596,3 +596,40 @@ async fn an_issue_raised_on_the_phone_is_worked_to_verification_from_its_page() 
     }
     assert!(page.text.contains("resolved and verified"), "{}", page.text);
 }
+
+#[tokio::test]
+async fn the_replay_shows_the_board_after_each_event_of_the_day_to_those_who_may_audit() {
+    let web = web().await;
+    let supervisor = web.sign_in(&web.supervisor).await;
+    let field = web.sign_in(&web.field_a).await;
+    let today =
+        projections::local_day(events_schema::Timestamp::now(), &jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
+    web.command(
+        &web.supervisor,
+        "raise-issue",
+        json!({"issue_id": "issue-1", "checkpoint_id": "gate-a", "raised_by": "cadre-1", "category": "crowding",
+               "severity": "medium", "summary": "a queue forms at the gate"}),
+    )
+    .await;
+    let url = format!("/days/{today}/replay");
+    assert_eq!(web.get(&url, Some(&field), &[]).await.status, StatusCode::FORBIDDEN, "field staff do not replay days");
+    let page = web.get(&url, Some(&supervisor), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Not sealed yet."), "{}", page.text);
+    let steps: usize = page.attribute_after("id=\"step\"", "max").parse().unwrap();
+    assert!(steps >= 9, "the day's registrations and the issue: {steps}");
+    // After the last event, the issue is open; at the day's start, nothing is registered.
+    assert_eq!(page.attribute_after("data-checkpoint=\"gate-a\"", "data-state"), "issue");
+    let start = web.get(&format!("{url}?step=0"), Some(&supervisor), &[]).await;
+    assert!(!start.text.contains("data-checkpoint=\"gate-a\""), "no gate before its registration");
+    assert!(start.text.contains("The day&#x27;s start, before any event."), "{}", start.text);
+    let before = web.get(&format!("{url}?step={}", steps - 1), Some(&supervisor), &[]).await;
+    assert_eq!(before.attribute_after("data-checkpoint=\"gate-a\"", "data-state"), "ok");
+    // A step button without script (`go`) wins over the slider; htmx gets the moment alone.
+    let moment = web.get(&format!("{url}?step=0&go={steps}"), Some(&supervisor), &[("hx-request", "true")]).await;
+    assert!(moment.text.trim_start().starts_with("<div id=\"moment\">"), "{}", moment.text);
+    assert_eq!(moment.attribute_after("data-checkpoint=\"gate-a\"", "data-state"), "issue");
+    assert_eq!(web.get("/days/not-a-day/replay", Some(&supervisor), &[]).await.status, StatusCode::NOT_FOUND);
+    let picked = web.get(&format!("/replay?day={today}"), Some(&supervisor), &[]).await;
+    assert_eq!(picked.location(), url);
+}

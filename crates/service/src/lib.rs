@@ -484,6 +484,19 @@ impl<S: EventStore> Service<S> {
         Ok(read(&views.read.registry, &views.read.checkpoints, &views.read.issues, views.position))
     }
 
+    /// What `read` makes of the views as of field time `as_of` (everything that happened by
+    /// then, as known now): from the day's checkpoint, the cost of a day. For the replay's
+    /// board at a moment.
+    pub async fn read_as_of<T>(
+        &self,
+        as_of: Timestamp,
+        read: impl FnOnce(&projections::Registry, &projections::CheckpointBoard, &projections::IssueBoard, u64) -> T,
+    ) -> Result<T, StoreError> {
+        let head = self.catch_up().await?;
+        let views = self.views_until(as_of, head).await?;
+        Ok(read(&views.registry, &views.checkpoints, &views.issues, head))
+    }
+
     /// Every issue the log knows, in issue id order (caught up with the log first).
     pub async fn issues(&self) -> Result<Vec<projections::IssueRecord>, StoreError> {
         self.catch_up().await?;

@@ -393,18 +393,41 @@ impl<S: EventStore> Service<S> {
         let by_day = self.views.read().await.seals.by_day.clone();
         let mut check = SealCheck::default();
         for (day, seals) in by_day {
-            let events = self.sealable_events(day, u64::MAX).await?;
-            let mut covered_from = 0;
-            for (position, sequence, chain_head) in seals {
-                check.seals += 1;
-                let problem = self.seal_problem(position, &events, covered_from, key).await?;
-                if let Some(reason) = problem {
-                    check.problems.push(SealProblem { global_position: position, local_day: day, sequence, reason });
-                }
-                covered_from = chain_head;
-            }
+            self.check_day_seals(day, &seals, key, &mut check).await?;
         }
         Ok(check)
+    }
+
+    /// Checks the seals of local `day` alone, as [`Service::verify_seals`] checks each day's.
+    pub async fn verify_day_seals(&self, day: Date, key: Option<&PublicSealKey>) -> Result<SealCheck, StoreError> {
+        self.catch_up().await?;
+        let seals = self.views.read().await.seals.by_day.get(&day).cloned().unwrap_or_default();
+        let mut check = SealCheck::default();
+        self.check_day_seals(day, &seals, key, &mut check).await?;
+        Ok(check)
+    }
+
+    async fn check_day_seals(
+        &self,
+        day: Date,
+        seals: &[(u64, u32, u64)],
+        key: Option<&PublicSealKey>,
+        check: &mut SealCheck,
+    ) -> Result<(), StoreError> {
+        if seals.is_empty() {
+            return Ok(());
+        }
+        let events = self.sealable_events(day, u64::MAX).await?;
+        let mut covered_from = 0;
+        for &(position, sequence, chain_head) in seals {
+            check.seals += 1;
+            let problem = self.seal_problem(position, &events, covered_from, key).await?;
+            if let Some(reason) = problem {
+                check.problems.push(SealProblem { global_position: position, local_day: day, sequence, reason });
+            }
+            covered_from = chain_head;
+        }
+        Ok(())
     }
 
     /// What is wrong with the seal at `position`, given its day's events (log order) and where

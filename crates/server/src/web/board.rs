@@ -184,11 +184,11 @@ fn local_clock(at: Timestamp, now: Timestamp, time_zone: &jiff::tz::TimeZone) ->
 }
 
 /// Who looks at the board, when, and through which filter.
-struct Viewer<'a> {
-    now: Timestamp,
-    time_zone: &'a jiff::tz::TimeZone,
-    principal: &'a Principal,
-    filter: &'a BoardFilter,
+pub(crate) struct Viewer<'a> {
+    pub now: Timestamp,
+    pub time_zone: &'a jiff::tz::TimeZone,
+    pub principal: &'a Principal,
+    pub filter: &'a BoardFilter,
 }
 
 /// A group's name and id (ordered by name, then id).
@@ -197,7 +197,7 @@ type Named = (String, String);
 type Tree = BTreeMap<Named, BTreeMap<Named, BTreeMap<Named, Vec<Gate>>>>;
 
 /// The board of what the viewer may see, filtered, from the views at `position`.
-fn board_view(
+pub(crate) fn board_view(
     registry: &Registry,
     checkpoints: &projections::CheckpointBoard,
     issues: &IssueBoard,

@@ -496,7 +496,7 @@ async fn render_issue(
 }
 
 /// Who did a step of an issue, and what, in words.
-fn step_words(event: &Event, lang: Lang, name: &dyn Fn(&EntityId) -> String) -> (String, String) {
+pub(crate) fn step_words(event: &Event, lang: Lang, name: &dyn Fn(&EntityId) -> String) -> (String, String) {
     let l = lang.into();
     match event {
         Event::GateIssueRaised(e) => (

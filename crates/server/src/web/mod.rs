@@ -10,6 +10,7 @@
 pub mod board;
 mod forms;
 mod i18n;
+mod replay;
 pub mod session;
 
 use std::collections::HashMap;
@@ -38,9 +39,12 @@ pub const FORM_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const LANG_COOKIE: &str = "gw_lang";
 
 /// The templates, by name; `.html` names turn on HTML escaping.
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     ("board_body.html", include_str!("../../web/templates/board_body.html")),
+    ("board_macros.html", include_str!("../../web/templates/board_macros.html")),
+    ("replay.html", include_str!("../../web/templates/replay.html")),
+    ("replay_moment.html", include_str!("../../web/templates/replay_moment.html")),
     ("signin.html", include_str!("../../web/templates/signin.html")),
     ("board.html", include_str!("../../web/templates/board.html")),
     ("error.html", include_str!("../../web/templates/error.html")),
@@ -117,6 +121,8 @@ pub fn router() -> Router<AppState> {
         .route("/gates/{checkpoint_id}/issue", get(forms::raise_form).post(forms::raise))
         .route("/issues/{issue_id}", get(forms::issue_page))
         .route("/issues/{issue_id}/{step}", post(forms::issue_step))
+        .route("/replay", get(replay::pick))
+        .route("/days/{day}/replay", get(replay::page))
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
         .route("/lang/{lang}", get(set_lang))

@@ -8,4 +8,24 @@
       event.detail.headers["X-CSRF-Token"] = csrf;
     }
   });
+
+  // The replay's step buttons move the slider (which redraws the moment); without script
+  // they are plain submit buttons naming their step, which a script must not send along.
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-step], [data-step-to]").forEach(function (button) {
+      button.removeAttribute("name");
+      button.type = "button";
+    });
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-step], [data-step-to]");
+    var range = document.getElementById("step");
+    if (!button || !range) return;
+    event.preventDefault();
+    var max = Number(range.max);
+    var to = button.dataset.stepTo;
+    var value = to === "max" ? max : to !== undefined ? Number(to) : Number(range.value) + Number(button.dataset.step);
+    range.value = String(Math.max(0, Math.min(max, value)));
+    range.dispatchEvent(new Event("input", { bubbles: true }));
+  });
 })();
