@@ -274,6 +274,29 @@ try {
       await page.goto(`${base}/`);
     }
 
+    // The after-action report with its charts, printable, and "copy as text".
+    await page.goto(`${base}/report?day=2020-02-20`);
+    await accessible(page, `${size} report`);
+    const charts = await page.locator("figure svg.chart[role=img]").count();
+    check(charts === 3, `${size} report: three charts drawn on the server (${charts})`);
+    check((await page.locator(".report-body h1").innerText()).includes("2020-02-20"), `${size} report: the server's report is shown`);
+    await screenshot(page, `report-${size}`);
+    if (size === "desk") {
+      await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+      await page.getByRole("button", { name: "Copy as text" }).click();
+      await page.waitForFunction(() => document.querySelector("[data-copy-status]").textContent.length > 0);
+      const copied = await page.evaluate(() => navigator.clipboard.readText());
+      const expected = await page.locator("#report-text").inputValue();
+      check(copied === expected && copied.includes("2020-02-20"), `desk report: "copy as text" copies the text report (${copied.length} characters)`);
+      await page.emulateMedia({ media: "print" });
+      check(!(await page.locator("header.top").isVisible()) && (await page.locator("svg.chart").first().isVisible()),
+        "desk report: printed without the page's controls, with its charts");
+      const pdf = await page.pdf({ format: "A4", printBackground: true });
+      check(pdf.length > 10_000, `desk report: prints to A4 (${pdf.length} bytes of PDF)`);
+      await page.emulateMedia({ media: "screen" });
+    }
+    await page.goto(`${base}/`);
+
     // The language switch, remembered.
     await page.getByRole("link", { name: "中文" }).click();
     await page.waitForURL(`${base}/`);

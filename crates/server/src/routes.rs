@@ -97,7 +97,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 /// Runs a read that folds a whole period of the log on a blocking thread, at most
 /// `heavy_reads_max` at a time: the async workers (health checks, status, commands) stay
 /// free, and the request's timeout still answers the caller when the work takes too long.
-async fn heavy<T, F, Fut>(state: &AppState, work: F) -> Result<T, ApiError>
+pub(crate) async fn heavy<T, F, Fut>(state: &AppState, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(std::sync::Arc<crate::AppService>) -> Fut + Send + 'static,

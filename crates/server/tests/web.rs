@@ -633,3 +633,35 @@ async fn the_replay_shows_the_board_after_each_event_of_the_day_to_those_who_may
     let picked = web.get(&format!("/replay?day={today}"), Some(&supervisor), &[]).await;
     assert_eq!(picked.location(), url);
 }
+
+#[tokio::test]
+async fn the_report_page_shows_the_servers_report_with_charts_and_its_text() {
+    let web = web().await;
+    let supervisor = web.sign_in(&web.supervisor).await;
+    let field = web.sign_in(&web.field_a).await;
+    web.command(
+        &web.supervisor,
+        "record-patrol-check",
+        json!({"checkpoint_id": "gate-a", "staff_id": "guard-1", "result": "ok"}),
+    )
+    .await;
+    assert_eq!(web.get("/report", Some(&field), &[]).await.status, StatusCode::FORBIDDEN);
+    let page = web.get("/report", Some(&supervisor), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.text.matches("<svg class=\"chart\" role=\"img\"").count(), 3, "three charts");
+    for title in
+        ["Checks per hour against the schedule", "Issues opened and closed", "Time to first action and to resolution"]
+    {
+        assert!(page.text.contains(&format!("<title>{title}</title>")), "{title}");
+    }
+    assert!(
+        page.text.contains("<article class=\"report-body\">") && page.text.contains("After-action summary"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("id=\"report-text\""), "the text report, for copying");
+    let range = web.get("/report?day=2020-02-20&to=2020-02-19", Some(&supervisor), &[]).await;
+    assert_eq!(range.status, StatusCode::BAD_REQUEST);
+    let zh = web.get("/report", Some(&supervisor), &[("accept-language", "zh-CN")]).await;
+    assert!(zh.text.contains("<title>每小时巡查次数与排班要求</title>"), "{}", zh.text);
+}

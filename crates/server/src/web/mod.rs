@@ -8,9 +8,11 @@
 //! carries the session's CSRF secret and must come from this origin.
 
 pub mod board;
+mod charts;
 mod forms;
 mod i18n;
 mod replay;
+mod report;
 pub mod session;
 
 use std::collections::HashMap;
@@ -39,11 +41,12 @@ pub const FORM_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const LANG_COOKIE: &str = "gw_lang";
 
 /// The templates, by name; `.html` names turn on HTML escaping.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     ("board_body.html", include_str!("../../web/templates/board_body.html")),
     ("board_macros.html", include_str!("../../web/templates/board_macros.html")),
     ("replay.html", include_str!("../../web/templates/replay.html")),
+    ("report.html", include_str!("../../web/templates/report.html")),
     ("replay_moment.html", include_str!("../../web/templates/replay_moment.html")),
     ("signin.html", include_str!("../../web/templates/signin.html")),
     ("board.html", include_str!("../../web/templates/board.html")),
@@ -121,6 +124,7 @@ pub fn router() -> Router<AppState> {
         .route("/gates/{checkpoint_id}/issue", get(forms::raise_form).post(forms::raise))
         .route("/issues/{issue_id}", get(forms::issue_page))
         .route("/issues/{issue_id}/{step}", post(forms::issue_step))
+        .route("/report", get(report::page))
         .route("/replay", get(replay::pick))
         .route("/days/{day}/replay", get(replay::page))
         .route("/signin", get(signin_page).post(signin))

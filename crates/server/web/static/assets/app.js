@@ -28,4 +28,21 @@
     range.value = String(Math.max(0, Math.min(max, value)));
     range.dispatchEvent(new Event("input", { bubbles: true }));
   });
+
+  // "Copy as text": the text report, ready to paste into a chat group.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.dataset.copy);
+    var status = document.querySelector("[data-copy-status]");
+    var done = function (ok) {
+      if (status) status.textContent = ok ? (document.documentElement.lang === "zh-CN" ? "已复制。" : "Copied.") : (document.documentElement.lang === "zh-CN" ? "无法复制：请手动选择文字。" : "Could not copy: select the text by hand.");
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.value).then(function () { done(true); }, function () { done(false); });
+    } else {
+      source.select();
+      done(document.execCommand("copy"));
+    }
+  });
 })();
