@@ -274,6 +274,16 @@ try {
       await page.goto(`${base}/`);
     }
 
+    // The issues list and a gate's poster.
+    await page.goto(`${base}/issues`);
+    await accessible(page, `${size} issues`);
+    check((await page.locator("li.issue-row").count()) > 0, `${size}: the issues list lists issues`);
+    await screenshot(page, `issues-${size}`);
+    await page.goto(`${base}/gates/longwu-main/poster`);
+    await accessible(page, `${size} poster`);
+    check((await page.locator("svg.qr[role=img]").count()) === 1, `${size}: the gate poster has its QR code`);
+    await screenshot(page, `poster-${size}`);
+
     // The after-action report with its charts, printable, and "copy as text".
     await page.goto(`${base}/report?day=2020-02-20`);
     await accessible(page, `${size} report`);

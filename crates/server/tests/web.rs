@@ -665,3 +665,31 @@ async fn the_report_page_shows_the_servers_report_with_charts_and_its_text() {
     let zh = web.get("/report", Some(&supervisor), &[("accept-language", "zh-CN")]).await;
     assert!(zh.text.contains("<title>每小时巡查次数与排班要求</title>"), "{}", zh.text);
 }
+
+#[tokio::test]
+async fn the_issues_list_and_a_gate_poster_are_for_the_sites_one_may_see() {
+    let web = web().await;
+    let field = web.sign_in(&web.field_a).await;
+    let supervisor = web.sign_in(&web.supervisor).await;
+    for (issue, gate, severity) in [("issue-a", "gate-a", "low"), ("issue-b", "gate-b", "critical")] {
+        web.command(
+            &web.supervisor,
+            "raise-issue",
+            json!({"issue_id": issue, "checkpoint_id": gate, "raised_by": "cadre-1", "category": "equipment",
+                   "severity": severity, "summary": format!("{issue} summary")}),
+        )
+        .await;
+    }
+    let all = web.get("/issues", Some(&supervisor), &[]).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let (b, a) = (all.text.find("data-issue=\"issue-b\"").unwrap(), all.text.find("data-issue=\"issue-a\"").unwrap());
+    assert!(b < a, "the critical issue first");
+    let own = web.get("/issues", Some(&field), &[]).await;
+    assert!(own.text.contains("data-issue=\"issue-a\"") && !own.text.contains("issue-b"), "{}", own.text);
+    assert_eq!(web.get("/issues/issue-b", Some(&field), &[]).await.status, StatusCode::NOT_FOUND);
+    let poster = web.get("/gates/gate-a/poster", Some(&field), &[]).await;
+    assert_eq!(poster.status, StatusCode::OK, "{}", poster.text);
+    assert!(poster.text.contains("<svg class=\"qr\" role=\"img\""));
+    assert!(poster.text.replace("&#x2f;", "/").contains("http://gridwatch.test/gates/gate-a/check"), "{}", poster.text);
+    assert_eq!(web.get("/gates/gate-b/poster", Some(&field), &[]).await.status, StatusCode::NOT_FOUND);
+}

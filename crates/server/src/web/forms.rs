@@ -590,3 +590,156 @@ pub async fn issue_step(
     }
     Ok(Redirect::to(&format!("/issues/{issue_id}")).into_response())
 }
+
+#[derive(Serialize)]
+struct IssueRow {
+    issue_id: String,
+    summary: String,
+    gate: String,
+    site: String,
+    category: IssueCategory,
+    severity: Severity,
+    state: projections::IssueState,
+    open: bool,
+    raised: String,
+    age_minutes: i64,
+}
+
+/// How far back resolved issues are listed.
+pub const RECENT_ISSUES_DAYS: i64 = 14;
+
+/// `GET /issues`: open issues (worst and oldest first), then those resolved in the last
+/// `RECENT_ISSUES_DAYS` days, of the sites this person may see.
+pub async fn issues_page(State(state): State<AppState>, person: Person) -> Result<Response, WebError> {
+    let lang = person.page.lang;
+    if !person.principal.role.allows(Permission::ReadStatus) {
+        return Err(WebError::Forbidden(lang.pick("This role may not see issues.", "该角色无权查看问题。")));
+    }
+    let now = Timestamp::now();
+    let time_zone = state.service.time_zone().clone();
+    let principal = person.principal.clone();
+    let recent_since = now.as_microsecond() - RECENT_ISSUES_DAYS * 24 * 3_600_000_000;
+    let mut rows = state
+        .service
+        .read_now(|registry, _, issues, _| {
+            issues
+                .issues()
+                .filter_map(|issue| {
+                    let checkpoint = registry.checkpoints.get(&issue.checkpoint_id)?;
+                    if !principal.covers_site(&checkpoint.site_id) {
+                        return None;
+                    }
+                    let open = issue.is_open();
+                    let recent = issue.resolved_at.is_some_and(|at| at.as_microsecond() >= recent_since);
+                    (open || recent).then(|| IssueRow {
+                        issue_id: issue.issue_id.to_string(),
+                        summary: issue.summary.clone(),
+                        gate: checkpoint.name.clone(),
+                        site: registry
+                            .sites
+                            .get(&checkpoint.site_id)
+                            .map_or_else(|| checkpoint.site_id.to_string(), |s| s.name.clone()),
+                        category: issue.category,
+                        severity: issue.severity,
+                        state: issue.state,
+                        open,
+                        raised: issue
+                            .raised_at
+                            .as_jiff()
+                            .to_zoned_datetime(time_zone.clone())
+                            .strftime("%Y-%m-%d %H:%M")
+                            .to_string(),
+                        age_minutes: issue.age_micros(now).max(0) / 60_000_000,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    rows.sort_by(|a, b| {
+        (!a.open, std::cmp::Reverse(a.severity), std::cmp::Reverse(a.age_minutes)).cmp(&(
+            !b.open,
+            std::cmp::Reverse(b.severity),
+            std::cmp::Reverse(b.age_minutes),
+        ))
+    });
+    let page = state.web.render(
+        "issues.html",
+        &person.page,
+        minijinja::context! { rows => minijinja::value::Serde(&rows), recent_days => RECENT_ISSUES_DAYS },
+    )?;
+    Ok(page.into_response())
+}
+
+/// This server's address as the browser reached it (for links printed on paper).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(axum::http::header::HOST).and_then(|host| host.to_str().ok()).unwrap_or("localhost");
+    let scheme = if super::over_tls(headers) { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+/// `text` as a QR code (error correction M: a poster gets scuffed).
+fn qr_code(text: &str) -> Result<qrcode::QrCode, WebError> {
+    qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|error| WebError::internal(&error))
+}
+
+/// `text` as a QR code, an inline SVG image named `name`.
+fn qr_svg(text: &str, name: &str) -> Result<String, WebError> {
+    let code = qr_code(text)?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(320, 320)
+        .dark_color(qrcode::render::svg::Color("#000"))
+        .light_color(qrcode::render::svg::Color("#fff"))
+        .build();
+    let svg = svg.trim_start_matches(r#"<?xml version="1.0" standalone="yes"?>"#);
+    let name = minijinja::HtmlEscape(name).to_string();
+    Ok(svg.replacen("<svg ", &format!("<svg class=\"qr\" role=\"img\" aria-label=\"{name}\" "), 1))
+}
+
+/// `GET /gates/{id}/poster`: a printable poster for the gate, with a QR code that opens its
+/// check form on a phone.
+pub async fn poster(
+    State(state): State<AppState>,
+    person: Person,
+    headers: HeaderMap,
+    Path(checkpoint_id): Path<String>,
+) -> Result<Response, WebError> {
+    let checkpoint_id = entity(&checkpoint_id, person.page.lang)?;
+    let gate = gate_view(&state, &person, &checkpoint_id).await?;
+    let url = format!("{}/gates/{}/check", base_url(&headers), gate.checkpoint_id);
+    let qr = qr_svg(&url, person.page.lang.pick("QR code of this gate's check form", "本卡口巡查表单的二维码"))?;
+    let page = state.web.render(
+        "poster.html",
+        &person.page,
+        minijinja::context! { gate => minijinja::value::Serde(&gate), url => url, qr => minijinja::Value::from_safe_string(qr) },
+    )?;
+    Ok(page.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_posters_qr_code_reads_back_as_the_gates_check_form() {
+        let url = "https://gridwatch.example/gates/longwu-main/check";
+        let code = qr_code(url).unwrap();
+        // Read back by a QR decoder from the code's own modules (4-module quiet zone).
+        let width = code.width();
+        let colors = code.to_colors();
+        let scale = 4;
+        let side = (width + 8) * scale;
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
+            let (mx, my) = ((x / scale).wrapping_sub(4), (y / scale).wrapping_sub(4));
+            if mx < width && my < width && colors[my * width + mx] == qrcode::Color::Dark { 0 } else { 255 }
+        });
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().unwrap();
+        assert_eq!(content, url);
+        let svg = qr_svg(url, "QR").unwrap();
+        assert!(svg.starts_with("<svg class=\"qr\" role=\"img\" aria-label=\"QR\""), "{svg:.80}");
+        assert!(!svg.contains("style="));
+    }
+}

@@ -41,7 +41,7 @@ pub const FORM_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const LANG_COOKIE: &str = "gw_lang";
 
 /// The templates, by name; `.html` names turn on HTML escaping.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     ("board_body.html", include_str!("../../web/templates/board_body.html")),
     ("board_macros.html", include_str!("../../web/templates/board_macros.html")),
@@ -55,6 +55,8 @@ const TEMPLATES: [(&str, &str); 13] = [
     ("check.html", include_str!("../../web/templates/check.html")),
     ("raise.html", include_str!("../../web/templates/raise.html")),
     ("issue.html", include_str!("../../web/templates/issue.html")),
+    ("issues.html", include_str!("../../web/templates/issues.html")),
+    ("poster.html", include_str!("../../web/templates/poster.html")),
 ];
 
 /// The assets pages name, by their plain route (each served on its hashed route).
@@ -122,6 +124,8 @@ pub fn router() -> Router<AppState> {
         .route("/live/board", get(board::live))
         .route("/gates/{checkpoint_id}/check", get(forms::check_form).post(forms::record_check))
         .route("/gates/{checkpoint_id}/issue", get(forms::raise_form).post(forms::raise))
+        .route("/gates/{checkpoint_id}/poster", get(forms::poster))
+        .route("/issues", get(forms::issues_page))
         .route("/issues/{issue_id}", get(forms::issue_page))
         .route("/issues/{issue_id}/{step}", post(forms::issue_step))
         .route("/report", get(report::page))
@@ -244,7 +248,7 @@ pub fn check_post(person: &Person, headers: &HeaderMap, form_csrf: Option<&str>)
 }
 
 /// Whether the browser reached this server over TLS (itself or through a proxy that says so).
-fn over_tls(headers: &HeaderMap) -> bool {
+pub(crate) fn over_tls(headers: &HeaderMap) -> bool {
     let forwarded_https = headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())

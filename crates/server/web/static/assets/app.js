@@ -29,6 +29,10 @@
     range.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-print]")) window.print();
+  });
+
   // "Copy as text": the text report, ready to paste into a chat group.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
