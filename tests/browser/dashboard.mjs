@@ -14,6 +14,7 @@ import { join } from "node:path";
 const base = process.env.GRIDWATCH_URL;
 const token = process.env.GRIDWATCH_TOKEN;
 const fieldToken = process.env.GRIDWATCH_FIELD_TOKEN;
+const fieldLink = process.env.GRIDWATCH_FIELD_LINK;
 const shots = process.env.GRIDWATCH_SCREENSHOTS;
 if (!base || !token || !fieldToken || !shots) {
   console.error("GRIDWATCH_URL, GRIDWATCH_TOKEN, GRIDWATCH_FIELD_TOKEN and GRIDWATCH_SCREENSHOTS must be set");
@@ -154,7 +155,24 @@ try {
     {
       const phone = await browser.newContext({ viewport: SIZES.phone, locale: "en-US", hasTouch: true, isMobile: true });
       const form = await watchedPage(phone, `${size} field phone`);
-      await signIn(form, `${size} field phone`, fieldToken);
+      if (size === "phone") {
+        // Signed in with the one-time link an admin sent; the link then works no more.
+        await form.goto(fieldLink);
+        await accessible(form, "sign-in link page");
+        await form.getByRole("button", { name: "Sign in" }).click();
+        await form.waitForURL(`${base}/`);
+        check((await form.locator(".who").innerText()).includes("grid-2"), "phone: signed in with the one-time link");
+        const other = await browser.newContext({ viewport: SIZES.phone });
+        const again = await watchedPage(other, "spent link");
+        again.expectedErrors = new Set([401]);
+        await again.goto(fieldLink);
+        await again.getByRole("button", { name: "Sign in" }).click();
+        await again.waitForLoadState();
+        check((await again.locator("[role=alert]").innerText()).includes("used already"), "a spent link signs no one in");
+        await other.close();
+      } else {
+        await signIn(form, `${size} field phone`, fieldToken);
+      }
       await form.goto(`${base}/gates/longwu-main/check`);
       await accessible(form, `${size} check form`);
       await checkTouchTargets(form, `${size} check form`);

@@ -49,12 +49,19 @@ fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
     let admin = server.admin.clone().expect("a first start prints an admin token");
     // Gate staff of Longwu, made while the server runs (as an admin would).
     let field = token(&data, &["--role", "field", "--site", "longwu", "--actor", "grid-2"]);
+    // A one-time sign-in link for that token, as an admin would send it to a phone.
+    let token_id = field.split('_').nth(1).unwrap();
+    let link = crate::run(&data, &["token", "link", token_id, "--base-url", &server.url, "--link-minutes", "10"], "");
+    assert_eq!(link.code, 0, "{}", link.stderr);
+    let link = link.stdout.lines().last().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{}/signin/link/", server.url)) && !link.contains(&field), "{link}");
     let shots = root.join("target/browser-screenshots");
     let output = Command::new(node)
         .arg(root.join("tests/browser/dashboard.mjs"))
         .env("GRIDWATCH_URL", &server.url)
         .env("GRIDWATCH_TOKEN", &admin)
         .env("GRIDWATCH_FIELD_TOKEN", &field)
+        .env("GRIDWATCH_FIELD_LINK", &link)
         .env("GRIDWATCH_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()

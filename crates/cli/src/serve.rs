@@ -41,6 +41,15 @@ pub enum TokenCommand {
     /// Print every live token (id, role, sites, actor, created), one JSON object per line;
     /// never a secret.
     List,
+    /// Print a one-time sign-in link for a live token (by its id): a URL that signs its first
+    /// user in to the dashboard as that token's holder, once, within `--link-minutes`. Works
+    /// while the server runs.
+    Link {
+        /// The token's id (the 12 hex digits after `gw_`).
+        token_id: String,
+        #[command(flatten)]
+        link: LinkArgs,
+    },
     /// Revoke a token by its id; a running server refuses it from its next request on.
     Revoke {
         /// The token's id (the 12 hex digits after `gw_`).
@@ -60,6 +69,32 @@ pub struct TokenCreateArgs {
     /// `token:<token id>` when not given.
     #[arg(long)]
     actor: Option<String>,
+    /// Print a one-time sign-in link on the last line instead of the token (the token's
+    /// text is then never shown: its holder signs in with the link).
+    #[arg(long)]
+    link: bool,
+    #[command(flatten)]
+    link_args: LinkArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    /// How many minutes the link is good for.
+    #[arg(long, default_value_t = server::signin_links::LINK_MINUTES_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(server::signin_links::LINK_MINUTES_MAX)))]
+    link_minutes: u32,
+    /// The dashboard's address as its users reach it.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base_url: String,
+}
+
+/// Makes a one-time link for `token_id` and prints it alone on the last line.
+fn print_link(cli: &Cli, token_id: &str, args: &LinkArgs) -> Result<(), Failure> {
+    let links = server::signin_links::SigninLinks::new(&cli.data);
+    let code = links.create(token_id, args.link_minutes, events_schema::Timestamp::now())?;
+    println!("one-time sign-in link, good for {} minutes:", args.link_minutes);
+    println!("{}/signin/link/{code}", args.base_url.trim_end_matches('/'));
+    Ok(())
 }
 
 fn entity(flag: &str, text: &str) -> Result<EntityId, Failure> {
@@ -74,6 +109,13 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
                 println!("{}", serde_json::to_string(&token).map_err(|error| Failure::Operating(error.into()))?);
             }
             return Ok(());
+        }
+        TokenCommand::Link { token_id, link } => {
+            let token_id = server::auth::id_of(token_id);
+            if !TokenFile::new(&cli.data).is_live(token_id) {
+                return Err(Failure::BadInput(anyhow!("no live token {token_id} in {}", cli.data.display())));
+            }
+            return print_link(cli, token_id, link);
         }
         TokenCommand::Revoke { token_id } => {
             let token_id = server::auth::id_of(token_id);
@@ -92,6 +134,16 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
         _ => Failure::Operating(error.into()),
     })?;
     let sites: Vec<&str> = made.record.sites.iter().map(|site| site.as_str()).collect();
+    if args.link {
+        println!(
+            "token {} ({:?}, actor {}, sites [{}]); its text is not shown: sign in with the link",
+            made.record.token_id,
+            made.record.role,
+            made.record.actor,
+            sites.join(", ")
+        );
+        return print_link(cli, &made.record.token_id, &args.link_args);
+    }
     println!(
         "token {} ({:?}, actor {}, sites [{}]); shown once, stored only as a hash:",
         made.record.token_id,

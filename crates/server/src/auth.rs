@@ -421,6 +421,28 @@ impl TokenFile {
         Ok(tokens)
     }
 
+    /// The directory the token file is in (the data directory).
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The principal of the live token with this id (for a one-time sign-in link, which
+    /// names the token by its id, never by its secret).
+    pub fn principal_of(&self, token_id: &str) -> Option<Principal> {
+        if let Err(error) = self.catch_up() {
+            tracing::error!(%error, "cannot read the token file");
+            return None;
+        }
+        let loaded = self.read_loaded();
+        let record = loaded.by_id.get(token_id)?;
+        Some(Principal {
+            token_id: record.token_id.clone(),
+            role: record.role,
+            sites: record.sites.clone(),
+            actor: record.actor.clone(),
+        })
+    }
+
     /// The principal of a bearer token, or `None` when it is not a valid (live) token.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let token_id = token.strip_prefix(TOKEN_PREFIX)?.split('_').next()?;

@@ -13,6 +13,7 @@ pub mod metrics;
 mod openapi;
 pub mod problem;
 mod routes;
+pub mod signin_links;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -130,11 +131,14 @@ pub struct AppState {
     pub verify_runs: Arc<tokio::sync::Semaphore>,
     /// The dashboard's templates, asset routes and browser sessions.
     pub web: Arc<web::Web>,
+    /// One-time sign-in links (beside the token file).
+    pub links: Arc<signin_links::SigninLinks>,
 }
 
 impl AppState {
     pub fn new(service: Arc<AppService>, tokens: Arc<TokenFile>, config: ServerConfig) -> AppState {
         AppState {
+            links: Arc::new(signin_links::SigninLinks::new(tokens.dir())),
             service,
             tokens,
             metrics: Arc::new(Metrics::new()),

@@ -693,3 +693,33 @@ async fn the_issues_list_and_a_gate_poster_are_for_the_sites_one_may_see() {
     assert!(poster.text.replace("&#x2f;", "/").contains("http://gridwatch.test/gates/gate-a/check"), "{}", poster.text);
     assert_eq!(web.get("/gates/gate-b/poster", Some(&field), &[]).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_one_time_link_signs_in_once_and_only_when_confirmed() {
+    let web = web().await;
+    let links = server::signin_links::SigninLinks::new(web._dir.path());
+    let token_id = web.field_a.split('_').nth(1).unwrap().to_string();
+    let code = links.create(&token_id, 10, events_schema::Timestamp::now()).unwrap();
+    let url = format!("/signin/link/{code}");
+    // Fetching the link (a chat app's preview) spends nothing.
+    for _ in 0..2 {
+        let page = web.get(&url, None, &[]).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.text.contains(&format!("action=\"/signin/link/{code}\"")), "{}", page.text);
+    }
+    assert_eq!(web.post_form(&url, None, "http://evil.example", &[]).await.status, StatusCode::FORBIDDEN);
+    let page = web.post_form(&url, None, ORIGIN, &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+    let cookie = page.set_cookies().into_iter().find(|cookie| cookie.starts_with("gw_session=")).unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let session = cookie.split(';').next().unwrap().to_string();
+    let board = web.get("/", Some(&session), &[]).await;
+    assert!(board.text.contains("guard-1 · field"), "signed in as the token's holder: {}", board.text);
+    let again = web.post_form(&url, None, ORIGIN, &[]).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert!(again.text.contains("This link was used already"), "{}", again.text);
+    assert!(again.set_cookies().is_empty());
+    let unknown = web.post_form("/signin/link/0000", None, ORIGIN, &[]).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.text.contains("This link is not valid."));
+}

@@ -28,9 +28,9 @@ use minijinja::Environment;
 use minijinja::value::Serde;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::auth::Principal;
 use crate::extract::Body;
+use crate::{AppState, signin_links};
 pub use i18n::Lang;
 use session::{SESSION_COOKIE, Signed};
 
@@ -41,7 +41,7 @@ pub const FORM_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const LANG_COOKIE: &str = "gw_lang";
 
 /// The templates, by name; `.html` names turn on HTML escaping.
-const TEMPLATES: [(&str, &str); 15] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("base.html", include_str!("../../web/templates/base.html")),
     ("board_body.html", include_str!("../../web/templates/board_body.html")),
     ("board_macros.html", include_str!("../../web/templates/board_macros.html")),
@@ -49,6 +49,7 @@ const TEMPLATES: [(&str, &str); 15] = [
     ("report.html", include_str!("../../web/templates/report.html")),
     ("replay_moment.html", include_str!("../../web/templates/replay_moment.html")),
     ("signin.html", include_str!("../../web/templates/signin.html")),
+    ("link.html", include_str!("../../web/templates/link.html")),
     ("board.html", include_str!("../../web/templates/board.html")),
     ("error.html", include_str!("../../web/templates/error.html")),
     ("form_macros.html", include_str!("../../web/templates/form_macros.html")),
@@ -132,6 +133,7 @@ pub fn router() -> Router<AppState> {
         .route("/replay", get(replay::pick))
         .route("/days/{day}/replay", get(replay::page))
         .route("/signin", get(signin_page).post(signin))
+        .route("/signin/link/{code}", get(link_page).post(link_signin))
         .route("/signout", post(signout))
         .route("/lang/{lang}", get(set_lang))
         // Browsers ask for it whatever the page says.
@@ -335,6 +337,61 @@ async fn signin(
     let id = state.web.sessions.create(principal).map_err(|error| WebError::internal(&error))?;
     let jar = jar.add(session_cookie(id, &headers));
     Ok((jar, Redirect::to(&next)).into_response())
+}
+
+/// `GET /signin/link/{code}`: asks to confirm (a link previewer that fetches the link must
+/// not spend it); nothing is used yet.
+async fn link_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Result<Response, WebError> {
+    let page = state.web.render("link.html", &visitor.page, minijinja::context! { code => code, error => () })?;
+    Ok(page.into_response())
+}
+
+/// `POST /signin/link/{code}`: spends the link (durably, first) and starts a session as its
+/// token's holder.
+async fn link_signin(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    jar: CookieJar,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Result<Response, WebError> {
+    let lang = visitor.page.lang;
+    if !same_origin(&headers) {
+        return Err(WebError::Forbidden(lang.pick("Sign in from this site's own page.", "请从本站的登录页面登录。")));
+    }
+    let links = state.links.clone();
+    let used = tokio::task::spawn_blocking(move || links.use_once(&code, events_schema::Timestamp::now()))
+        .await
+        .map_err(|error| WebError::internal(&error))?
+        .map_err(|error| WebError::internal(&error))?;
+    let refused = |en, zh| -> Result<Response, WebError> {
+        let page = state.web.render(
+            "link.html",
+            &visitor.page,
+            minijinja::context! { code => "", error => lang.pick(en, zh) },
+        )?;
+        Ok((StatusCode::UNAUTHORIZED, page).into_response())
+    };
+    let token_id = match used {
+        Ok(token_id) => token_id,
+        Err(signin_links::LinkRefused::Used) => {
+            return refused("This link was used already: ask for a new one.", "该链接已被使用：请索取新链接。");
+        }
+        Err(signin_links::LinkRefused::Expired) => {
+            return refused("This link has expired: ask for a new one.", "该链接已过期：请索取新链接。");
+        }
+        Err(signin_links::LinkRefused::Unknown) => return refused("This link is not valid.", "该链接无效。"),
+    };
+    let Some(principal) = state.tokens.principal_of(&token_id) else {
+        return refused("The token of this link was revoked.", "该链接对应的令牌已被吊销。");
+    };
+    tracing::info!(token_id = %principal.token_id, role = ?principal.role, "signed in to the dashboard with a one-time link");
+    let id = state.web.sessions.create(principal).map_err(|error| WebError::internal(&error))?;
+    Ok((jar.add(session_cookie(id, &headers)), Redirect::to("/")).into_response())
 }
 
 #[derive(Debug, Deserialize)]
