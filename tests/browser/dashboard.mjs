@@ -64,13 +64,16 @@ async function watchedPage(context, label) {
     // The browser notes every 4xx answer in the console; a test that expects one says so.
     const status = /status of (\d{3})/.exec(message.text());
     if (status && page.expectedErrors?.has(Number(status[1]))) return;
+    if (page.expectOffline && message.text().includes("ERR_INTERNET_DISCONNECTED")) return;
     fail(`${label}: console error: ${message.text()}`);
   });
   page.on("pageerror", (error) => fail(`${label}: page error: ${error.message}`));
   page.on("requestfailed", (request) => {
     const reason = request.failure()?.errorText ?? "";
-    // A live feed or a refresh cut short by leaving the page is not a failure.
+    // A live feed or a refresh cut short by leaving the page is not a failure, nor is a
+    // request the test made with the network cut off.
     if (reason.includes("ERR_ABORTED")) return;
+    if (page.expectOffline && reason.includes("ERR_INTERNET_DISCONNECTED")) return;
     fail(`${label}: request failed: ${request.method()} ${request.url()} ${reason}`);
   });
   page.on("response", (response) => {
@@ -195,6 +198,39 @@ try {
       const last = await page.locator("[data-checkpoint='longwu-main'] .last").innerText();
       check(/Grid worker \(south\): issue found/.test(last), `${size}: the board shows the form's check without a reload (${Date.now() - started} ms)`);
       if (size === "phone") {
+        // No signal: the check waits on the phone, then goes once when the signal is back.
+        await form.goto(`${base}/gates/longwu-main/check`);
+        await form.evaluate(() => navigator.serviceWorker.ready);
+        const eventId = await form.locator("[name=event_id]").inputValue();
+        await phone.setOffline(true);
+        form.expectOffline = true;
+        await form.getByText("All in order").click();
+        await form.getByLabel("Note").fill("recorded with no signal");
+        await form.getByRole("button", { name: "Record the check" }).click();
+        await form.locator("[data-outbox-status]:not([hidden])").waitFor();
+        const saved = await form.locator("[data-outbox-status]").innerText();
+        check(/Saved on this phone, not sent/.test(saved), `phone offline: "${saved}"`);
+        check(/1 saved on this phone, not sent/.test(await form.locator("#outbox-banner").innerText()), "phone offline: the banner counts it");
+        check((await form.locator("[name=event_id]").inputValue()) !== eventId, "phone offline: the next record gets a new event id");
+        const find = async () => {
+          const response = await context.request.get(`${base}/api/v1/events?from=1&limit=10000`, { headers: { Authorization: `Bearer ${token}` } });
+          return (await response.json()).filter((event) => event.event_id === eventId);
+        };
+        check((await find()).length === 0, "phone offline: nothing reached the server");
+        const waiting = await form.evaluate(() => gridwatchOutbox.all());
+        await phone.setOffline(false);
+        form.expectOffline = false;
+        await form.locator("#outbox-sent:not([hidden])").waitFor({ timeout: 10_000 });
+        check(/1 saved record\(s\) sent/.test(await form.locator("#outbox-sent").innerText()), "phone back online: the saved check is sent");
+        const recorded = await find();
+        check(recorded.length === 1 && recorded[0].occurred_at < recorded[0].recorded_at,
+          `phone back online: recorded once, at the moment it was saved (${recorded[0]?.occurred_at} < ${recorded[0]?.recorded_at})`);
+        // Sent again (a retry after a lost answer): still once.
+        await form.evaluate((entry) => gridwatchOutbox.save(entry), waiting[0]);
+        await form.evaluate(() => window.dispatchEvent(new Event("online")));
+        await form.waitForFunction(() => document.getElementById("outbox-banner").hidden);
+        check((await find()).length === 1, "phone: a record sent twice is recorded once");
+
         // Bad input: told next to the field, nothing recorded.
         await form.goto(`${base}/gates/longwu-main/issue`);
         await accessible(form, "issue form");

@@ -415,6 +415,12 @@ async fn assets_are_embedded_compressed_and_cached_by_etag() {
     let etag = page.headers["etag"].to_str().unwrap().to_string();
     let page = web.get(&css, None, &[("if-none-match", &etag)]).await;
     assert_eq!(page.status, StatusCode::NOT_MODIFIED);
+    // The service worker, at the root so that it may serve the gates' forms offline.
+    let worker = web.get("/sw.js", None, &[]).await;
+    assert_eq!(worker.status, StatusCode::OK);
+    assert!(worker.headers["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(worker.text.contains("importScripts(\"/assets/outbox.js\")"));
+    assert_eq!(web.get("/assets/outbox.js", None, &[]).await.status, StatusCode::OK);
     // Pages are never framed and run only this server's scripts.
     let policy = board.headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");

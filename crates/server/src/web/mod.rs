@@ -61,8 +61,9 @@ const TEMPLATES: [(&str, &str); 16] = [
 ];
 
 /// The assets pages name, by their plain route (each served on its hashed route).
-const PAGE_ASSETS: [(&str, &str); 5] = [
+const PAGE_ASSETS: [(&str, &str); 6] = [
     ("css", "/assets/app.css"),
+    ("outbox", "/assets/outbox.js"),
     ("icon", "/assets/icon.svg"),
     ("js", "/assets/app.js"),
     ("htmx", "/assets/vendor/htmx-2.0.11.min.js"),

@@ -49,4 +49,64 @@
       done(document.execCommand("copy"));
     }
   });
+
+  // Offline capture: a field form sent with no signal waits in the outbox on this phone,
+  // with its event id and the moment it was recorded, and goes when the signal is back (on
+  // the `online` event, on the next page load, or by Background Sync).
+  function banner() { return document.getElementById("outbox-banner"); }
+  function words(name, count) {
+    var element = banner();
+    return element ? element.dataset[name].replace("{n}", String(count)) : "";
+  }
+  function showWaiting() {
+    if (typeof gridwatchOutbox === "undefined" || !banner()) return Promise.resolve();
+    return gridwatchOutbox.all().then(function (entries) {
+      var element = banner();
+      element.hidden = entries.length === 0;
+      element.textContent = words("waiting", entries.length);
+      element.dataset.count = String(entries.length);
+    });
+  }
+  function flush() {
+    if (typeof gridwatchOutbox === "undefined" || !document.body.dataset.csrf) return;
+    gridwatchOutbox.flush(document.body.dataset.csrf).then(function (counts) {
+      return showWaiting().then(function () {
+        var note = document.getElementById("outbox-sent");
+        if (!note || (counts.sent === 0 && counts.refused === 0)) return;
+        note.hidden = false;
+        note.textContent = [counts.sent ? words("sent", counts.sent) : "", counts.refused ? words("refused", counts.refused) : ""].join(" ").trim();
+      });
+    });
+  }
+  window.addEventListener("online", flush);
+  document.addEventListener("DOMContentLoaded", function () {
+    if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+    flush();
+  });
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-outbox]");
+    if (!form || typeof gridwatchOutbox === "undefined") return;
+    event.preventDefault();
+    var data = new FormData(form);
+    var status = form.querySelector("[data-outbox-status]");
+    fetch(form.action, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
+                         headers: { "Content-Type": "application/x-www-form-urlencoded" } })
+      .then(function (response) {
+        // Recorded: to the page the server sent back; refused: the form again, by the server.
+        if (response.ok) window.location.assign(response.url);
+        else HTMLFormElement.prototype.submit.call(form);
+      }, function () {
+        data.set("occurred_at", new Date().toISOString());
+        var entry = { id: String(data.get("event_id")), url: form.action, body: new URLSearchParams(data).toString(), saved_at: Date.now() };
+        gridwatchOutbox.save(entry).then(function () {
+          form.reset();
+          form.querySelector("[name=event_id]").value = gridwatchOutbox.uuid7();
+          if (status) { status.hidden = false; status.textContent = words("saved", 1); }
+          showWaiting();
+          if ("serviceWorker" in navigator && "SyncManager" in window) {
+            navigator.serviceWorker.ready.then(function (registration) { return registration.sync.register("gridwatch-outbox"); }).catch(function () {});
+          }
+        });
+      });
+  });
 })();
