@@ -156,7 +156,8 @@ try {
 
     // Gate staff on a phone record a check through the form; this board changes by itself.
     {
-      const phone = await browser.newContext({ viewport: SIZES.phone, locale: "en-US", hasTouch: true, isMobile: true });
+      // The field pages at this run's size (a phone's, or a desk's for a supervisor's check).
+      const phone = await browser.newContext({ viewport, locale: "en-US", hasTouch: size === "phone", isMobile: size === "phone" });
       const form = await watchedPage(phone, `${size} field phone`);
       if (size === "phone") {
         // Signed in with the one-time link an admin sent; the link then works no more.
@@ -197,6 +198,17 @@ try {
       );
       const last = await page.locator("[data-checkpoint='longwu-main'] .last").innerText();
       check(/Grid worker \(south\): issue found/.test(last), `${size}: the board shows the form's check without a reload (${Date.now() - started} ms)`);
+      if (size === "desk") {
+        // The issue form and an issue's page at desk size too.
+        await form.goto(`${base}/gates/longwu-main/issue`);
+        await accessible(form, "desk issue form");
+        await screenshot(form, "raise-desk");
+        await form.goto(`${base}/issues`);
+        await form.locator("li.issue-row a").first().click();
+        await form.waitForURL(/\/issues\/./);
+        await accessible(form, "desk issue page");
+        await screenshot(form, "issue-desk");
+      }
       if (size === "phone") {
         // No signal: the check waits on the phone, then goes once when the signal is back.
         await form.goto(`${base}/gates/longwu-main/check`);
@@ -234,6 +246,8 @@ try {
         // Bad input: told next to the field, nothing recorded.
         await form.goto(`${base}/gates/longwu-main/issue`);
         await accessible(form, "issue form");
+        await checkTouchTargets(form, "issue form");
+        await screenshot(form, "raise-phone");
         await form.evaluate(() => document.querySelectorAll("[required]").forEach((field) => field.removeAttribute("required")));
         form.expectedErrors = new Set([422]);
         await form.getByRole("button", { name: "Raise the issue" }).click();

@@ -71,16 +71,28 @@ fn the_dashboard_works_in_chromium_at_phone_and_desk_sizes() {
     println!("{stdout}");
     assert!(output.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
+    // A screenshot of every page at both sizes.
     for name in [
+        "signin-phone",
         "signin-desk",
-        "board-desk",
         "board-phone",
+        "board-desk",
         "board-zh-phone",
+        "board-zh-desk",
         "check-phone",
         "check-desk",
+        "raise-phone",
+        "raise-desk",
         "issue-phone",
+        "issue-desk",
+        "issues-phone",
+        "issues-desk",
+        "poster-phone",
+        "poster-desk",
         "replay-phone",
         "replay-desk",
+        "report-phone",
+        "report-desk",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
     }

@@ -226,7 +226,10 @@ fn dashboard() -> Router<AppState> {
     use tower_http::set_header::SetResponseHeaderLayer;
     let policy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+    // Pages compressed as they go out (the assets are compressed already; the live board's
+    // event stream is left as it is by the default predicate).
     web::router()
+        .layer(tower_http::compression::CompressionLayer::new().br(true).gzip(true))
         .layer(DefaultBodyLimit::max(web::FORM_BODY_BYTES_MAX))
         .merge(web::assets().into_router())
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -424,6 +424,11 @@ pub async fn live(
         let mut tell = tokio::time::interval(LIVE_BOARD_INTERVAL);
         tell.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending: Option<u64> = None;
+        // A change after a quiet spell is told at once; changes within `LIVE_BOARD_INTERVAL`
+        // of the last message wait for the next tick (the last of a burst always told).
+        let mut last_told = tokio::time::Instant::now() - LIVE_BOARD_INTERVAL;
+        let tell_now =
+            |position: u64| SseEvent::default().event("board").id(position.to_string()).data(position.to_string());
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -436,17 +441,25 @@ pub async fn live(
                 }
                 _ = tell.tick() => {
                     if let Some(position) = pending.take() {
-                        let message = SseEvent::default().event("board").id(position.to_string()).data(position.to_string());
-                        if sender.send_timeout(message, state.config.live_send_timeout).await.is_err() {
+                        if sender.send_timeout(tell_now(position), state.config.live_send_timeout).await.is_err() {
                             return;
                         }
+                        last_told = tokio::time::Instant::now();
                     }
                 }
                 next = subscription.next() => match next {
                     None => return,
                     Some(Ok(event)) => {
                         if concerns(&state, &principal, site.as_ref(), &event).await {
-                            pending = Some(event.global_position);
+                            if last_told.elapsed() >= LIVE_BOARD_INTERVAL {
+                                if sender.send_timeout(tell_now(event.global_position), state.config.live_send_timeout).await.is_err() {
+                                    return;
+                                }
+                                last_told = tokio::time::Instant::now();
+                                pending = None;
+                            } else {
+                                pending = Some(event.global_position);
+                            }
                         }
                     }
                     Some(Err(error)) => {
