@@ -211,7 +211,7 @@ pub fn id_of(text: &str) -> &str {
 }
 
 /// Whether the file is empty or ends with a whole line.
-fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+pub(crate) fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
     if file.metadata()?.len() == 0 {

@@ -64,6 +64,10 @@ impl SigninLinks {
             std::fs::create_dir_all(parent)?;
         }
         let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        // A line cut short by a crash must not swallow this one.
+        if !crate::auth::ends_with_newline(&self.path)? {
+            bytes.insert(0, b'\n');
+        }
         file.write_all(&bytes)?;
         file.sync_all()
     }

@@ -735,3 +735,89 @@ async fn a_one_time_link_signs_in_once_and_only_when_confirmed() {
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert!(unknown.text.contains("This link is not valid."));
 }
+
+#[tokio::test]
+async fn an_issue_page_offers_each_roles_steps_and_shows_its_corrections() {
+    let web = web().await;
+    let field = web.sign_in(&web.field_a).await;
+    let supervisor = web.sign_in(&web.supervisor).await;
+    web.command(
+        &web.supervisor,
+        "raise-issue",
+        json!({"issue_id": "issue-x", "checkpoint_id": "gate-a", "raised_by": "cadre-1", "category": "staffing",
+               "severity": "high", "summary": "no one at the gate"}),
+    )
+    .await;
+    let post = |cookie: String, step: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let web = &web;
+        async move {
+            let page = web.get("/issues/issue-x", Some(&cookie), &[]).await;
+            let csrf = page.attribute_after("name=\"_csrf\"", "value");
+            let mut form = vec![("_csrf", csrf.as_str())];
+            form.extend(fields.iter().copied());
+            web.post_form(&format!("/issues/issue-x/{step}"), Some(&cookie), ORIGIN, &form).await
+        }
+    };
+    let page = web.get("/issues/issue-x", Some(&field), &[]).await;
+    assert!(page.text.contains("/issues/issue-x/acknowledge\""), "field staff acknowledge: {}", page.text);
+    assert!(!page.text.contains("/issues/issue-x/escalate\""), "but do not escalate");
+    assert_eq!(post(field.clone(), "acknowledge", vec![]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        post(field.clone(), "action", vec![("action", "called the day guard")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A supervisor takes the action back (it was another gate's): the page shows it.
+    let events = {
+        let request = Request::get("/api/v1/events?from=1&limit=1000")
+            .header("authorization", format!("Bearer {}", web.admin))
+            .body(Body::empty())
+            .unwrap();
+        serde_json::from_str::<Vec<serde_json::Value>>(&web.send(request).await.text).unwrap()
+    };
+    let action = events.iter().rev().find(|event| event["event_type"] == "GateIssueActionTaken").expect("the action");
+    web.command(
+        &web.supervisor,
+        "retract-event",
+        json!({"retracted_event_id": action["event_id"], "retracted_by": "cadre-1", "reason": "that was the south gate"}),
+    )
+    .await;
+    let page = web.get("/issues/issue-x", Some(&supervisor), &[]).await;
+    assert!(page.text.contains("Retracted: that was the south gate"), "{}", page.text);
+    let missing = post(supervisor.clone(), "escalate", vec![]).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(missing.text.contains("Choose who it goes to."));
+    assert_eq!(
+        post(supervisor.clone(), "escalate", vec![("escalated_to", "police")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(field.clone(), "resolve", vec![("resolution", "the day guard came back")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(supervisor.clone(), "reopen", vec![("reason", "gone again at noon")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = web.get("/issues/issue-x", Some(&supervisor), &[]).await;
+    for step in
+        ["Acknowledged", "Escalated to police", "Resolved: the day guard came back", "Reopened: gone again at noon"]
+    {
+        assert!(page.text.contains(step), "{step}: {}", page.text);
+    }
+}
+
+#[tokio::test]
+async fn the_outboxs_posts_without_a_session_are_told_401_not_sent_to_sign_in() {
+    let web = web().await;
+    let request = Request::post("/gates/gate-a/check")
+        .header("host", HOST)
+        .header("origin", ORIGIN)
+        .header("x-gridwatch-script", "outbox")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("result=ok"))
+        .unwrap();
+    let page = web.send(request).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "a redirect would be followed to a 200 and the record lost");
+    let page = web.post_form("/gates/gate-a/check", None, ORIGIN, &[("result", "ok")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "a plain form is sent to sign in");
+}

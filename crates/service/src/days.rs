@@ -42,7 +42,7 @@ const VERSIONS_KEPT: usize = 3;
 const LONG_FOLD_DAYS: usize = 3;
 
 /// How deep a chain of corrections of corrections is followed.
-const AMENDMENT_DEPTH_MAX: usize = 16;
+pub(crate) const AMENDMENT_DEPTH_MAX: usize = 16;
 
 /// The read views: what status, replay and reports are computed from.
 #[derive(Clone, Debug, PartialEq)]

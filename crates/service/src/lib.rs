@@ -497,6 +497,31 @@ impl<S: EventStore> Service<S> {
         Ok(read(&views.registry, &views.checkpoints, &views.issues, head))
     }
 
+    /// The corrections and retractions of `event_id` (and of those, in turn), in log order.
+    pub async fn amendments_of(&self, event_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.catch_up().await?;
+        let mut found = Vec::new();
+        let mut wanted = vec![event_id];
+        for _ in 0..days::AMENDMENT_DEPTH_MAX {
+            let ids: Vec<Uuid> = {
+                let views = self.views.read().await;
+                wanted.iter().flat_map(|id| views.audit.amendments(*id).collect::<Vec<_>>()).collect()
+            };
+            if ids.is_empty() {
+                break;
+            }
+            wanted.clear();
+            for id in ids {
+                if let Some(amendment) = self.store.read_event(id).await? {
+                    wanted.push(amendment.event_id);
+                    found.push(amendment);
+                }
+            }
+        }
+        found.sort_by_key(|event| event.global_position);
+        Ok(found)
+    }
+
     /// Every issue the log knows, in issue id order (caught up with the log first).
     pub async fn issues(&self) -> Result<Vec<projections::IssueRecord>, StoreError> {
         self.catch_up().await?;

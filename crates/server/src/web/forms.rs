@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::Command;
 use events_schema::{
-    CheckResult, EntityId, Event, GateIssueActionTaken, GateIssueRaised, GateIssueResolutionVerified,
-    GateIssueResolved, IssueCategory, PatrolCheckRecorded, Severity, Stream, StreamKind, Timestamp, Weather,
+    CheckResult, EntityId, EscalationTarget, Event, GateIssueAcknowledged, GateIssueActionTaken, GateIssueEscalated,
+    GateIssueRaised, GateIssueReopened, GateIssueResolutionVerified, GateIssueResolved, IssueCategory,
+    PatrolCheckRecorded, Severity, Stream, StreamKind, Timestamp, Weather,
 };
 use serde::{Deserialize, Serialize};
 use service::CommandMeta;
@@ -52,6 +53,10 @@ struct FormState {
     values: std::collections::BTreeMap<String, String>,
     errors: Vec<FieldError>,
     refused: Option<String>,
+    /// The answer's status when the command failed for a reason that may pass (a conflict,
+    /// a failure of the server): the outbox keeps such a record and tries again.
+    #[serde(skip)]
+    retry_status: Option<StatusCode>,
     event_id: String,
     done: bool,
 }
@@ -149,8 +154,21 @@ async fn run(state: &AppState, person: &Person, command: &Command, meta: Command
                 _ => person.page.lang.pick("The rules refused this", "规则不允许"),
             };
             form.refused = Some(format!("{lead}: {detail}"));
+            if status == StatusCode::CONFLICT || status.is_server_error() {
+                form.retry_status = Some(status);
+            }
             false
         }
+    }
+}
+
+/// A form page's status: 200 as drawn, 422 when the input or the rules refused it, or the
+/// failure's own status when trying again may work.
+fn form_status(form: &FormState) -> StatusCode {
+    match form.retry_status {
+        Some(status) => status,
+        None if form.errors.is_empty() && form.refused.is_none() => StatusCode::OK,
+        None => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -207,11 +225,7 @@ fn render_check(state: &AppState, person: &Person, gate: &GateView, form: &FormS
         .iter()
         .map(|(name, en, zh)| serde_json::json!({ "name": name, "label": person.page.lang.pick(en, zh) }))
         .collect();
-    let status = if form.errors.is_empty() && form.refused.is_none() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = form_status(form);
     let page = state.web.render(
         "check.html",
         &person.page,
@@ -303,11 +317,7 @@ pub async fn record_check(
 }
 
 fn render_raise(state: &AppState, person: &Person, gate: &GateView, form: &FormState) -> Result<Response, WebError> {
-    let status = if form.errors.is_empty() && form.refused.is_none() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = form_status(form);
     let categories: Vec<_> = [
         IssueCategory::CourierCongestion,
         IssueCategory::RefusedHealthCodeScan,
@@ -464,7 +474,15 @@ async fn render_issue(
     }
     let stream =
         Stream { kind: StreamKind::Issue, entity: Some(&issue_id) }.id().map_err(|error| WebError::internal(&error))?;
-    let events = state.service.stream_events(&stream, 1, store::READ_PAGE_EVENTS_MAX).await?;
+    let mut events = state.service.stream_events(&stream, 1, store::READ_PAGE_EVENTS_MAX).await?;
+    // Its corrections and retractions live in the shared `corrections` stream.
+    let mut amendments = Vec::new();
+    for event in &events {
+        amendments.extend(state.service.amendments_of(event.event_id).await?);
+    }
+    events.extend(amendments);
+    events.sort_by_key(|event| event.global_position);
+    events.dedup_by_key(|event| event.global_position);
     let time_zone = state.service.time_zone().clone();
     let name = |id: &EntityId| staff.get(id.as_str()).cloned().unwrap_or_else(|| id.to_string());
     let timeline: Vec<StepView> = events
@@ -490,6 +508,14 @@ async fn render_issue(
             form => minijinja::value::Serde(form),
             may_act => role.allows(Permission::WriteField),
             may_verify => role.allows(Permission::WriteOperational),
+            targets => minijinja::value::Serde(&[
+                EscalationTarget::Subdistrict,
+                EscalationTarget::UrbanManagement,
+                EscalationTarget::Police,
+                EscalationTarget::PropertyManagement,
+                EscalationTarget::Other,
+            ]
+            .map(|target| serde_json::json!({ "value": target, "label": projections::words::target(lang.into(), target) }))),
         },
     )?;
     Ok((status, page).into_response())
@@ -526,6 +552,13 @@ pub(crate) fn step_words(event: &Event, lang: Lang, name: &dyn Fn(&EntityId) -> 
         }
         Event::GateIssueReopened(e) => {
             (name(&e.reopened_by), format!("{}: {}", lang.pick("Reopened", "重新打开"), e.reason))
+        }
+        Event::EventCorrected(e) => {
+            let (_, what) = step_words(&e.replacement, lang, name);
+            (name(&e.corrected_by), format!("{} ({}): {}", lang.pick("Corrected", "更正"), e.reason, what))
+        }
+        Event::EventRetracted(e) => {
+            (name(&e.retracted_by), format!("{}: {}", lang.pick("Retracted", "撤回"), e.reason))
         }
         other => (String::new(), other.event_type().to_string()),
     }
@@ -569,6 +602,33 @@ pub async fn issue_step(
         .map(|resolution| {
             Command::ResolveIssue(GateIssueResolved { issue_id: id.clone(), resolved_by: actor, resolution })
         }),
+        "acknowledge" => {
+            Some(Command::AcknowledgeIssue(GateIssueAcknowledged { issue_id: id.clone(), acknowledged_by: actor }))
+        }
+        "escalate" => match choice::<EscalationTarget>(&fields, "escalated_to") {
+            Ok(Some(escalated_to)) => {
+                let note = optional_text(&fields, &mut form, lang, "note", FORM_TEXT_CHARS_MAX);
+                Some(Command::EscalateIssue(GateIssueEscalated {
+                    issue_id: id.clone(),
+                    escalated_by: actor,
+                    escalated_to,
+                    note,
+                }))
+            }
+            _ => {
+                form.error(lang, "escalated_to", "Choose who it goes to.", "请选择提级对象。");
+                None
+            }
+        },
+        "reopen" => text(
+            &fields,
+            &mut form,
+            lang,
+            "reason",
+            ("Say why it is reopened.", "请说明重新打开的原因。"),
+            FORM_TEXT_CHARS_MAX,
+        )
+        .map(|reason| Command::ReopenIssue(GateIssueReopened { issue_id: id.clone(), reopened_by: actor, reason })),
         "verify" => {
             let note = optional_text(&fields, &mut form, lang, "note", FORM_TEXT_CHARS_MAX);
             Some(Command::VerifyResolution(GateIssueResolutionVerified {
@@ -586,7 +646,7 @@ pub async fn issue_step(
         return render_issue(&state, &person, &issue_id, &form, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
     if !run(&state, &person, &command, meta, &mut form).await {
-        return render_issue(&state, &person, &issue_id, &form, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return render_issue(&state, &person, &issue_id, &form, form_status(&form)).await;
     }
     Ok(Redirect::to(&format!("/issues/{issue_id}")).into_response())
 }

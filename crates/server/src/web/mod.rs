@@ -220,7 +220,12 @@ impl FromRequestParts<AppState> for Person {
         let visitor = Visitor::from_request_parts(parts, state).await?;
         match visitor.signed {
             Some(signed) => Ok(Person { page: visitor.page, principal: signed.principal.clone(), signed }),
-            None => Err(WebError::SignIn { next: visitor.page.here, script: parts.headers.contains_key("hx-request") }),
+            // htmx and the outbox's requests (`x-gridwatch-script`) get a 401 they can act on,
+            // not a redirect their `fetch` would follow to a 200 sign-in page.
+            None => Err(WebError::SignIn {
+                next: visitor.page.here,
+                script: parts.headers.contains_key("hx-request") || parts.headers.contains_key("x-gridwatch-script"),
+            }),
         }
     }
 }
@@ -276,7 +281,16 @@ fn session_cookie(value: String, headers: &HeaderMap) -> Cookie<'static> {
 /// A path on this server to go to after signing in; anything else goes to the board.
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_string(),
+        // No control characters or spaces either: browsers drop tabs and newlines from a URL,
+        // so `/\t/evil.example` would be `//evil.example` to them.
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.contains('\\')
+                && !next.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            next.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -502,6 +516,8 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(Some("/\t/evil.example")), "/");
+        assert_eq!(local_path(Some("/\n/evil.example")), "/");
         assert_eq!(local_path(None), "/");
     }
 

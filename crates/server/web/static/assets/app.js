@@ -60,7 +60,7 @@
   }
   function showWaiting() {
     if (typeof gridwatchOutbox === "undefined" || !banner()) return Promise.resolve();
-    return gridwatchOutbox.all().then(function (entries) {
+    return gridwatchOutbox.mine(document.body.dataset.actor).then(function (entries) {
       var element = banner();
       element.hidden = entries.length === 0;
       element.textContent = words("waiting", entries.length);
@@ -69,7 +69,7 @@
   }
   function flush() {
     if (typeof gridwatchOutbox === "undefined" || !document.body.dataset.csrf) return;
-    gridwatchOutbox.flush(document.body.dataset.csrf).then(function (counts) {
+    gridwatchOutbox.flush(document.body.dataset.csrf, document.body.dataset.actor).then(function (counts) {
       return showWaiting().then(function () {
         var note = document.getElementById("outbox-sent");
         if (!note || (counts.sent === 0 && counts.refused === 0)) return;
@@ -81,7 +81,18 @@
   window.addEventListener("online", flush);
   document.addEventListener("DOMContentLoaded", function () {
     if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+    // Each load of a form records under an id of its own (a form kept by the service worker
+    // for loading with no signal would otherwise give every record the same id).
+    if (typeof gridwatchOutbox !== "undefined") {
+      document.querySelectorAll("form[data-outbox] [name=event_id]").forEach(function (field) {
+        field.value = gridwatchOutbox.uuid7();
+      });
+    }
     flush();
+  });
+  // Signing out forgets the pages kept for offline use (they name the person).
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches("form[action='/signout']") && "caches" in window) caches.delete("gridwatch-v1");
   });
   document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-outbox]");
@@ -89,15 +100,10 @@
     event.preventDefault();
     var data = new FormData(form);
     var status = form.querySelector("[data-outbox-status]");
-    fetch(form.action, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
-                         headers: { "Content-Type": "application/x-www-form-urlencoded" } })
-      .then(function (response) {
-        // Recorded: to the page the server sent back; refused: the form again, by the server.
-        if (response.ok) window.location.assign(response.url);
-        else HTMLFormElement.prototype.submit.call(form);
-      }, function () {
+    var keep = function () {
         data.set("occurred_at", new Date().toISOString());
-        var entry = { id: String(data.get("event_id")), url: form.action, body: new URLSearchParams(data).toString(), saved_at: Date.now() };
+        var entry = { id: String(data.get("event_id")), url: form.action, body: new URLSearchParams(data).toString(),
+                      actor: document.body.dataset.actor, saved_at: Date.now() };
         gridwatchOutbox.save(entry).then(function () {
           form.reset();
           form.querySelector("[name=event_id]").value = gridwatchOutbox.uuid7();
@@ -107,6 +113,16 @@
             navigator.serviceWorker.ready.then(function (registration) { return registration.sync.register("gridwatch-outbox"); }).catch(function () {});
           }
         });
-      });
+    };
+    fetch(form.action, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
+                         headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Gridwatch-Script": "form" } })
+      .then(function (response) {
+        // Recorded: to the page the server sent back. Not signed in, or a failure that may
+        // pass: kept on the phone like a record with no signal. Refused: the form again, by
+        // the server, with its messages.
+        if (response.ok) window.location.assign(response.url);
+        else if (response.status === 401 || response.status === 409 || response.status >= 500) keep();
+        else HTMLFormElement.prototype.submit.call(form);
+      }, keep);
   });
 })();

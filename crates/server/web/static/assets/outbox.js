@@ -45,24 +45,31 @@ var gridwatchOutbox = (function () {
   function all() { return run("readonly", function (store) { return store.getAll(); }); }
   function remove(id) { return run("readwrite", function (store) { store.delete(id); }); }
 
-  // Sends every waiting entry; resolves to { sent, waiting, refused }. `csrf`, when given,
-  // is the current session's secret (a page's); the worker uses the one saved.
-  function flush(csrf) {
+  // Sends the waiting entries of `actor` (a shared phone keeps each person's records for
+  // that person's session); resolves to { sent, waiting, refused }. `csrf`, when given, is
+  // the current session's secret (a page's); the worker uses the one saved.
+  function flush(csrf, actor) {
     var counts = { sent: 0, waiting: 0, refused: 0 };
     return all().then(function (entries) {
       return entries.reduce(function (chain, entry) {
         return chain.then(function () {
+          if (actor && entry.actor !== actor) { counts.waiting++; return; }
           var body = new URLSearchParams(entry.body);
           if (csrf) body.set("_csrf", csrf);
           return fetch(entry.url, {
             method: "POST",
             body: body,
             credentials: "same-origin",
-            headers: { "Content-Type": "application/x-www-form-urlencoded" },
+            headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Gridwatch-Script": "outbox" },
           }).then(function (response) {
-            if (response.ok) { counts.sent++; return remove(entry.id); }
-            // Not signed in (or the form's secret is stale): keep it for later.
-            if (response.status === 401 || response.status === 403 || response.status >= 500) { counts.waiting++; return; }
+            // A redirect to the sign-in page is no answer (older servers); a 401 says so.
+            var signIn = response.redirected && new URL(response.url).pathname === "/signin";
+            if (response.ok && !signIn) { counts.sent++; return remove(entry.id); }
+            // Not signed in, a stale secret, a conflict or a failure of the server: later.
+            if (signIn || response.status === 401 || response.status === 403 || response.status === 409 || response.status >= 500) {
+              counts.waiting++;
+              return;
+            }
             // The rules refused it (a closed gate...): it will never go; say so, drop it.
             counts.refused++;
             return remove(entry.id);
@@ -72,5 +79,9 @@ var gridwatchOutbox = (function () {
     });
   }
 
-  return { uuid7: uuid7, save: save, all: all, flush: flush };
+  function mine(actor) {
+    return all().then(function (entries) { return entries.filter(function (entry) { return entry.actor === actor; }); });
+  }
+
+  return { uuid7: uuid7, save: save, all: all, mine: mine, flush: flush };
 })();
