@@ -238,18 +238,34 @@ pub(crate) async fn run_command(
     command: &Command,
     meta: CommandMeta,
 ) -> Result<Committed, ApiError> {
+    run_command_telling(state, principal, command, meta).await.map_err(|(error, _)| error)
+}
+
+/// [`run_command`], also giving the rule that refused the command, when one did (for pages
+/// that tell it in their own language).
+pub(crate) async fn run_command_telling(
+    state: &AppState,
+    principal: &Principal,
+    command: &Command,
+    meta: CommandMeta,
+) -> Result<Committed, (ApiError, Option<domain::DomainError>)> {
+    let plain = |error: ApiError| (error, None);
     // The decoded text too: JSON escapes could hide a token from a scan of a raw body.
-    refuse_tokens(&serde_json::to_vec(command).map_err(|error| ApiError::internal(&error))?)?;
-    principal.require(permission_for(command))?;
+    refuse_tokens(&serde_json::to_vec(command).map_err(|error| plain(ApiError::internal(&error)))?).map_err(plain)?;
+    principal.require(permission_for(command)).map_err(plain)?;
     if principal.role.is_site_bound() {
-        authorize_field_command(state, principal, command, meta.occurred_at, meta.event_id).await?;
+        authorize_field_command(state, principal, command, meta.occurred_at, meta.event_id).await.map_err(plain)?;
     }
     match state.service.execute(command, &meta, Timestamp::now()).await {
         Ok(committed) => Ok(committed),
         Err(error) => {
+            let rule = match &error {
+                service::ServiceError::Refused(rule) => Some(rule.clone()),
+                _ => None,
+            };
             let error = ApiError::from(error);
             count_conflict(state, &error);
-            Err(error)
+            Err((error, rule))
         }
     }
 }

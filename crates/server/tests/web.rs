@@ -821,3 +821,34 @@ async fn the_outboxs_posts_without_a_session_are_told_401_not_sent_to_sign_in() 
     let page = web.post_form("/gates/gate-a/check", None, ORIGIN, &[("result", "ok")]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "a plain form is sent to sign in");
 }
+
+#[tokio::test]
+async fn a_refusal_by_the_rules_is_told_in_the_pages_language_and_records_nothing() {
+    let web = web().await;
+    let field = web.sign_in(&web.field_a).await;
+    web.command(
+        &web.supervisor,
+        "close-checkpoint",
+        json!({"checkpoint_id": "gate-a", "reason": "the compound is sealed"}),
+    )
+    .await;
+    let before = head(&web).await;
+    for (lang, words) in
+        [("en", "The rules refused this: gate gate-a is closed"), ("zh-CN", "规则不允许：卡口 gate-a 已关闭")]
+    {
+        let form = web.get("/gates/gate-a/check", Some(&field), &[("accept-language", lang)]).await;
+        let csrf = form.attribute_after("name=\"_csrf\"", "value");
+        let request = Request::post("/gates/gate-a/check")
+            .header("host", HOST)
+            .header("origin", ORIGIN)
+            .header("cookie", &field)
+            .header("accept-language", lang)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(serde_urlencoded::to_string([("_csrf", csrf.as_str()), ("result", "ok")]).unwrap()))
+            .unwrap();
+        let page = web.send(request).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.text);
+        assert!(page.text.contains(words), "{lang}: {}", page.text);
+    }
+    assert_eq!(head(&web).await, before);
+}

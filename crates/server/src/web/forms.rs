@@ -144,9 +144,17 @@ fn meta_of(fields: &Fields, person: &Person, state: &mut FormState, lang: Lang) 
 
 /// Runs a form's command; a refusal is told on the form (its words: the rules' own).
 async fn run(state: &AppState, person: &Person, command: &Command, meta: CommandMeta, form: &mut FormState) -> bool {
-    match crate::routes::run_command(state, &person.principal, command, meta).await {
+    match crate::routes::run_command_telling(state, &person.principal, command, meta).await {
         Ok(_) => true,
-        Err(ApiError { status, detail, .. }) => {
+        Err((_, Some(rule))) => {
+            form.refused = Some(format!(
+                "{}{}",
+                person.page.lang.pick("The rules refused this: ", "规则不允许："),
+                super::i18n::rule_words(person.page.lang, &rule)
+            ));
+            false
+        }
+        Err((ApiError { status, detail, .. }, None)) => {
             let lead = match status {
                 StatusCode::FORBIDDEN => person.page.lang.pick("Not allowed", "无权操作"),
                 StatusCode::CONFLICT => person.page.lang.pick("Changed meanwhile, try again", "期间已有变动，请重试"),

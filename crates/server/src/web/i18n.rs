@@ -76,6 +76,76 @@ impl From<Lang> for projections::Lang {
     }
 }
 
+/// Why the rules refused a command, in the page's language (every kind of refusal listed:
+/// a new one must be given its words here).
+pub fn rule_words(lang: Lang, rule: &domain::DomainError) -> String {
+    use domain::DomainError as E;
+    let zh = lang == Lang::Zh;
+    let pick = |en: String, zh_text: String| if zh { zh_text } else { en };
+    match rule {
+        E::Unknown { kind, id } => pick(format!("there is no {kind} {id}"), format!("不存在{kind} {id}")),
+        E::AlreadyExists { kind, id } => pick(format!("{kind} {id} already exists"), format!("{kind} {id} 已存在")),
+        E::CheckpointClosed(id) => pick(format!("gate {id} is closed"), format!("卡口 {id} 已关闭")),
+        E::CheckpointOpen(id) => pick(format!("gate {id} is already open"), format!("卡口 {id} 已在开放中")),
+        E::IssueResolved(id) => {
+            pick(format!("issue {id} is resolved: reopen it first"), format!("问题 {id} 已解决：请先重新打开"))
+        }
+        E::IssueNotResolved(id) => pick(format!("issue {id} is not resolved yet"), format!("问题 {id} 尚未解决")),
+        E::IssueVerified(id) => {
+            pick(format!("the resolution of issue {id} is already verified"), format!("问题 {id} 的解决情况已核实"))
+        }
+        E::RoundCompleted(id) => pick(format!("round {id} is completed"), format!("巡查轮次 {id} 已完成")),
+        E::UnknownChecklistItem { round_id, item_id } => {
+            pick(format!("round {round_id} has no item {item_id}"), format!("巡查轮次 {round_id} 没有检查项 {item_id}"))
+        }
+        E::ItemAlreadyTicked { round_id, item_id } => pick(
+            format!("item {item_id} of round {round_id} is already ticked"),
+            format!("巡查轮次 {round_id} 的检查项 {item_id} 已勾选"),
+        ),
+        E::TaskCompleted(id) => pick(format!("task {id} is already completed"), format!("任务 {id} 已完成")),
+        E::EventRetracted(id) => pick(format!("event {id} was retracted"), format!("记录 {id} 已被撤回")),
+        E::ReplacementTypeMismatch { target, replacement } => pick(
+            format!("a {target} cannot be replaced by a {replacement}"),
+            format!("{target} 不能被 {replacement} 替换"),
+        ),
+        E::NotCorrectable(kind) => {
+            pick(format!("a {kind} cannot be corrected or retracted"), format!("{kind} 不能更正或撤回"))
+        }
+        E::InTheFuture { .. } => pick(
+            "it cannot have happened in the future (check the phone's clock)".into(),
+            "时间不能晚于现在（请检查手机时间）".into(),
+        ),
+        E::EmptyText(what) => pick(format!("{what} is empty"), format!("{what} 不能为空")),
+        E::CheckIntervalOutOfRange(minutes) => pick(
+            format!("the check interval must be 1 to 1,440 minutes, not {minutes}"),
+            format!("巡查间隔须为 1 至 1440 分钟，而不是 {minutes}"),
+        ),
+        E::EmptyScheduleHours => pick("the schedule's hours are empty".into(), "排班时段为空".into()),
+        E::TallyPeriodReversed => {
+            pick("the tally's period ends before it starts".into(), "统计时段的结束早于开始".into())
+        }
+        E::EmptyChecklist => {
+            pick("a round needs at least one checklist item".into(), "巡查轮次至少需要一个检查项".into())
+        }
+        E::DuplicateChecklistItem(id) => {
+            pick(format!("checklist item {id} appears twice"), format!("检查项 {id} 重复"))
+        }
+        E::NoticeWithoutDeliverer => {
+            pick("a notice is delivered by at least one person".into(), "通知至少需要一名送达人".into())
+        }
+        E::SuppliesWithoutItems => {
+            pick("supplies need at least one item with a quantity".into(), "物资至少需要一项及数量".into())
+        }
+        E::CorrectionOfAnotherEntity { target_stream } => pick(
+            format!("a correction of an event of {target_stream} must be about the same thing"),
+            format!("对 {target_stream} 的更正必须针对同一对象"),
+        ),
+        E::SealRecordedByHand => {
+            pick("day seals are computed, not recorded by hand".into(), "日封存由系统生成，不能手工记录".into())
+        }
+    }
+}
+
 /// The page's language, from the template context (`page.lang`).
 fn lang_in(state: &State) -> projections::Lang {
     let lang = state.lookup("page").and_then(|page| page.get_attr("lang").ok());
@@ -123,6 +193,13 @@ mod tests {
         assert_eq!(Lang::from_accept_language(Some("en;q=0.2, zh-TW;q=0.7")), Lang::Zh);
         assert_eq!(Lang::from_accept_language(Some("zh;q=0")), Lang::En);
         assert_eq!(Lang::from_accept_language(None), Lang::En);
+    }
+
+    #[test]
+    fn a_refusal_is_told_in_the_pages_language() {
+        let rule = domain::DomainError::CheckpointClosed(events_schema::EntityId::new("longwu-main").unwrap());
+        assert_eq!(rule_words(Lang::En, &rule), "gate longwu-main is closed");
+        assert_eq!(rule_words(Lang::Zh, &rule), "卡口 longwu-main 已关闭");
     }
 
     #[test]
