@@ -7,7 +7,7 @@
 // CHROMIUM (the executable; /usr/bin/chromium by default).
 // Prints one line per check; exits 1 naming every failure.
 
-import { chromium } from "playwright-core";
+import { chromium, request as playwrightRequest } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -64,7 +64,8 @@ async function watchedPage(context, label) {
     // The browser notes every 4xx answer in the console; a test that expects one says so.
     const status = /status of (\d{3})/.exec(message.text());
     if (status && page.expectedErrors?.has(Number(status[1]))) return;
-    if (page.expectOffline && message.text().includes("ERR_INTERNET_DISCONNECTED")) return;
+    // With the network cut off, htmx says so of the requests it could not send.
+    if (page.expectOffline && (message.text().includes("ERR_INTERNET_DISCONNECTED") || /^htmx:(sendError|afterRequest|sseError)/.test(message.text()))) return;
     fail(`${label}: console error: ${message.text()}`);
   });
   page.on("pageerror", (error) => fail(`${label}: page error: ${error.message}`));
@@ -290,6 +291,28 @@ try {
       );
       const reloaded = await page.evaluate(() => performance.getEntriesByType("navigation").length);
       check(reloaded === 1, "desk: the page was not reloaded");
+
+      // The connection drops; a check is recorded meanwhile; the board catches up once the
+      // connection is back (the live board resumes from the last position it told).
+      page.expectOffline = true;
+      await context.setOffline(true);
+      const outside = await playwrightRequest.newContext();
+      const missed = await outside.post(`${base}/api/v1/commands`, {
+        headers: { Authorization: `Bearer ${token}` },
+        data: { command: "record-patrol-check", data: { checkpoint_id: "feicui-main", staff_id: "grid-1", result: "issue_found" } },
+      });
+      const missedAt = (await missed.json()).events[0].global_position;
+      await outside.dispose();
+      await page.waitForTimeout(1500);
+      await context.setOffline(false);
+      await page.waitForFunction(
+        (wanted) => Number(document.querySelector("#board")?.dataset.position) >= wanted,
+        missedAt,
+        { timeout: 30_000 },
+      );
+      page.expectOffline = false;
+      const feicui = await page.locator("[data-checkpoint='feicui-main'] .last").innerText();
+      check(/issue found/.test(feicui), `desk: after a dropped connection the board caught up without a reload: "${feicui.trim()}"`);
     }
 
     if (size === "desk" || size === "phone") {
