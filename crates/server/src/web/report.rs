@@ -4,6 +4,7 @@
 //! a chat group).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -131,40 +132,50 @@ pub async fn page(
         })
         .await?;
     let (places, issue_gates) = places;
-    let in_site = |checkpoint: &EntityId| {
-        site.as_ref()
-            .is_none_or(|site| places.get(checkpoint).is_some_and(|(checkpoint_site, _)| checkpoint_site == site))
-    };
     // Checks per local hour and issues opened and closed, from the period's events (a day's
-    // timeline at a time: the cost of the period).
+    // timeline at a time: the cost of the period), as a heavy read like the summary's.
     let single = from == to;
-    let mut checks_by_hour = [0f64; 24];
-    let mut opened: BTreeMap<String, f64> = BTreeMap::new();
-    let mut closed: BTreeMap<String, f64> = BTreeMap::new();
-    let mut day = from;
-    loop {
-        let entries = state.service.timeline(day, None, Times::NOW).await?.unwrap_or_default();
-        for entry in entries.iter().filter(|entry| !entry.retracted) {
-            let bucket =
-                if single { format!("{:02}", entry.local_time.hour()) } else { day.strftime("%m-%d").to_string() };
-            match &entry.event {
-                Event::PatrolCheckRecorded(check) if in_site(&check.checkpoint_id) => {
-                    checks_by_hour[entry.local_time.hour() as usize] += 1.0;
+    let (places, issue_gates_for, counted_site) = (Arc::new(places), Arc::new(issue_gates), site.clone());
+    let places_for = places.clone();
+    let (checks_by_hour, opened, closed) = crate::routes::heavy(&state, move |service| async move {
+        let in_site = |checkpoint: &EntityId| {
+            counted_site.as_ref().is_none_or(|site| {
+                places_for.get(checkpoint).is_some_and(|(checkpoint_site, _)| checkpoint_site == site)
+            })
+        };
+        let mut checks_by_hour = [0f64; 24];
+        let mut opened: BTreeMap<String, f64> = BTreeMap::new();
+        let mut closed: BTreeMap<String, f64> = BTreeMap::new();
+        let mut day = from;
+        loop {
+            let entries = service.timeline(day, None, Times::NOW).await?.unwrap_or_default();
+            for entry in entries.iter().filter(|entry| !entry.retracted) {
+                let bucket =
+                    if single { format!("{:02}", entry.local_time.hour()) } else { day.strftime("%m-%d").to_string() };
+                match &entry.event {
+                    Event::PatrolCheckRecorded(check) if in_site(&check.checkpoint_id) => {
+                        checks_by_hour[entry.local_time.hour() as usize] += 1.0;
+                    }
+                    Event::GateIssueRaised(raised) if in_site(&raised.checkpoint_id) => {
+                        *opened.entry(bucket).or_default() += 1.0
+                    }
+                    Event::GateIssueResolved(resolved)
+                        if issue_gates_for.get(&resolved.issue_id).is_some_and(&in_site) =>
+                    {
+                        *closed.entry(bucket).or_default() += 1.0;
+                    }
+                    _ => {}
                 }
-                Event::GateIssueRaised(raised) if in_site(&raised.checkpoint_id) => {
-                    *opened.entry(bucket).or_default() += 1.0
-                }
-                Event::GateIssueResolved(resolved) if issue_gates.get(&resolved.issue_id).is_some_and(&in_site) => {
-                    *closed.entry(bucket).or_default() += 1.0;
-                }
-                _ => {}
+            }
+            match day.tomorrow() {
+                Ok(next) if day < to => day = next,
+                _ => break,
             }
         }
-        if day >= to {
-            break;
-        }
-        day = day.tomorrow().map_err(|error| WebError::internal(&error))?;
-    }
+        Ok((checks_by_hour, opened, closed))
+    })
+    .await
+    .map_err(|error| WebError::internal(&error.detail))?;
     let mut asked = [0f64; 24];
     for (site_id, schedule) in places.values() {
         if site.as_ref().is_some_and(|site| site != site_id) {
