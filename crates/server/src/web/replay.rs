@@ -132,31 +132,40 @@ pub async fn page(
     }
     let day = day_of(&day, lang)?;
     let time_zone = state.service.time_zone().clone();
-    let entries = state.service.timeline(day, None, Times::NOW).await?.unwrap_or_default();
-    let step = params.go.or(params.step).unwrap_or(entries.len()).min(entries.len());
+    // The day's reads fold a period of the log: a heavy read, as the API's replay is.
     let (start, end) = projections::day_bounds(day, &time_zone)
         .ok_or(WebError::NotFound(lang.pick("That day cannot be shown.", "无法显示该日期。")))?;
-    // The moment after the step's event (the day's start before the first; the day's end
-    // after the last).
-    let moment = match step {
-        0 => start,
-        k if k == entries.len() => end,
-        k => entries[k - 1].occurred_at,
-    };
     let principal = person.principal.clone();
-    let filter = BoardFilter::default();
-    let (board, names) = state
-        .service
-        .read_as_of(moment, |registry, checkpoints, issues, position| {
-            let viewer = Viewer { now: moment, time_zone: &time_zone, principal: &principal, filter: &filter };
-            let board = board_view(registry, checkpoints, issues, position, &viewer);
-            let staff: std::collections::HashMap<EntityId, String> =
-                registry.staff.iter().map(|(id, staff)| (id.clone(), staff.display_name.clone())).collect();
-            let places: std::collections::HashMap<EntityId, String> =
-                registry.checkpoints.iter().map(|(id, checkpoint)| (id.clone(), checkpoint.name.clone())).collect();
-            (board, (staff, places))
-        })
-        .await?;
+    let key = state.config.seal_key.as_ref().map(|key| key.public());
+    let wanted_step = params.go.or(params.step);
+    let (entries, step, board, names, seals, check) = crate::routes::heavy(&state, move |service| async move {
+        let entries = service.timeline(day, None, Times::NOW).await?.unwrap_or_default();
+        let step = wanted_step.unwrap_or(entries.len()).min(entries.len());
+        // The moment after the step's event (the day's start before the first; the day's
+        // end after the last).
+        let moment = match step {
+            0 => start,
+            k if k == entries.len() => end,
+            k => entries[k - 1].occurred_at,
+        };
+        let filter = BoardFilter::default();
+        let (board, names) = service
+            .read_as_of(moment, |registry, checkpoints, issues, position| {
+                let viewer = Viewer { now: moment, time_zone: &time_zone, principal: &principal, filter: &filter };
+                let board = board_view(registry, checkpoints, issues, position, &viewer);
+                let staff: std::collections::HashMap<EntityId, String> =
+                    registry.staff.iter().map(|(id, staff)| (id.clone(), staff.display_name.clone())).collect();
+                let places: std::collections::HashMap<EntityId, String> =
+                    registry.checkpoints.iter().map(|(id, checkpoint)| (id.clone(), checkpoint.name.clone())).collect();
+                (board, (staff, places))
+            })
+            .await?;
+        let seals = service.day_seals(day).await?;
+        let check = service.verify_day_seals(day, key.as_ref()).await?;
+        Ok((entries, step, board, names, seals, check))
+    })
+    .await
+    .map_err(|error| WebError::internal(&error.detail))?;
     let (staff, places) = names;
     let name = |id: &EntityId| staff.get(id).cloned().unwrap_or_else(|| id.to_string());
     let place = |id: &EntityId| places.get(id).cloned().unwrap_or_else(|| id.to_string());
@@ -171,9 +180,6 @@ pub async fn page(
             retracted: entry.retracted,
         })
         .collect();
-    let key = state.config.seal_key.as_ref().map(|key| key.public());
-    let seals = state.service.day_seals(day).await?;
-    let check = state.service.verify_day_seals(day, key.as_ref()).await?;
     let integrity = if seals.seals.is_empty() {
         Integrity { state: "unsealed", words: lang.pick("Not sealed yet.", "尚未封存。").to_string() }
     } else if !check.problems.is_empty() {
