@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// it (later arrivals go into an addendum seal of the same day).
     #[arg(long, default_value_t = 60)]
     seal_grace_minutes: u64,
+    /// The dashboard's address as its users reach it (e.g. `https://gate.example.org`), for
+    /// what is printed on paper: the gate posters' QR codes. Without it, the address the
+    /// browser asked for.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -236,6 +241,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         seal_key: seal_key.clone(),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         live_send_timeout: Duration::from_millis(args.live_send_timeout_ms),
+        public_url: args.public_url.clone(),
         ..ServerConfig::default()
     };
     let service = Arc::new(service);

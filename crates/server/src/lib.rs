@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub heavy_reads_max: usize,
     /// The most local days one report may cover.
     pub report_days_max: i32,
+    /// The dashboard's address as its users reach it, for the gate posters' QR codes (the
+    /// address the browser asked for when `None`).
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             seal_key: None,
             heavy_reads_max: 1,
             report_days_max: 366,
+            public_url: None,
         }
     }
 }

@@ -63,6 +63,10 @@ impl Page {
 }
 
 async fn web() -> Web {
+    web_with(ServerConfig::default()).await
+}
+
+async fn web_with(config: ServerConfig) -> Web {
     let dir = tempfile::tempdir().unwrap();
     let store = DynStore::new("memory", MemoryStore::new());
     let service = Arc::new(Service::open(store, jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).await.unwrap());
@@ -74,7 +78,7 @@ async fn web() -> Web {
     let admin = make(Role::Admin, &[], "admin-1");
     let supervisor = make(Role::Supervisor, &[], "cadre-1");
     let field_a = make(Role::Field, &["site-a"], "guard-1");
-    let state = AppState::new(service, tokens.clone(), ServerConfig::default());
+    let state = AppState::new(service, tokens.clone(), config);
     let web = Web { router: server::router(state), admin, supervisor, field_a, _dir: dir };
     for (command, data) in [
         ("register-community", json!({"community_id": "minxin", "name": "Minxin"})),
@@ -851,4 +855,16 @@ async fn a_refusal_by_the_rules_is_told_in_the_pages_language_and_records_nothin
         assert!(page.text.contains(words), "{lang}: {}", page.text);
     }
     assert_eq!(head(&web).await, before);
+}
+
+#[tokio::test]
+async fn a_poster_names_the_public_address_when_one_is_set() {
+    let web =
+        web_with(ServerConfig { public_url: Some("https://gate.example.org/".into()), ..ServerConfig::default() })
+            .await;
+    let field = web.sign_in(&web.field_a).await;
+    let poster = web.get("/gates/gate-a/poster", Some(&field), &[]).await;
+    let text = poster.text.replace("&#x2f;", "/");
+    assert!(text.contains("https://gate.example.org/gates/gate-a/check"), "{text}");
+    assert!(!text.contains("gridwatch.test/gates"), "not the Host header's");
 }

@@ -738,8 +738,12 @@ pub async fn issues_page(State(state): State<AppState>, person: Person) -> Resul
     Ok(page.into_response())
 }
 
-/// This server's address as the browser reached it (for links printed on paper).
-fn base_url(headers: &HeaderMap) -> String {
+/// This server's address for links printed on paper: the configured public address, else
+/// the one the browser reached.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
     let host = headers.get(axum::http::header::HOST).and_then(|host| host.to_str().ok()).unwrap_or("localhost");
     let scheme = if super::over_tls(headers) { "https" } else { "http" };
     format!("{scheme}://{host}")
@@ -775,7 +779,7 @@ pub async fn poster(
 ) -> Result<Response, WebError> {
     let checkpoint_id = entity(&checkpoint_id, person.page.lang)?;
     let gate = gate_view(&state, &person, &checkpoint_id).await?;
-    let url = format!("{}/gates/{}/check", base_url(&headers), gate.checkpoint_id);
+    let url = format!("{}/gates/{}/check", base_url(&state, &headers), gate.checkpoint_id);
     let qr = qr_svg(&url, person.page.lang.pick("QR code of this gate's check form", "本卡口巡查表单的二维码"))?;
     let page = state.web.render(
         "poster.html",
