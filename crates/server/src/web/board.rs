@@ -473,3 +473,42 @@ pub async fn live(
     let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(Ok).take_until(ended);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(
+        open: bool,
+        overdue: bool,
+        open_issues: u32,
+        due_in_minutes: Option<i64>,
+        now: Timestamp,
+    ) -> CheckpointStatus {
+        CheckpointStatus {
+            checkpoint_id: EntityId::new("gate").unwrap(),
+            name: "Gate".into(),
+            site_id: None,
+            open,
+            last_check: None,
+            overdue,
+            due_at: due_in_minutes
+                .map(|minutes| Timestamp::from_microsecond(now.as_microsecond() + minutes * 60_000_000).unwrap()),
+            open_issues,
+            worst_open_severity: None,
+            oldest_open_issue_minutes: None,
+            tallies_today: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_gates_state_is_its_most_urgent_fact() {
+        let now = Timestamp::now();
+        assert_eq!(GateState::of(&status(false, true, 1, Some(1), now), now), GateState::Closed);
+        assert_eq!(GateState::of(&status(true, true, 1, Some(-5), now), now), GateState::Overdue);
+        assert_eq!(GateState::of(&status(true, false, 1, Some(5), now), now), GateState::Issue);
+        assert_eq!(GateState::of(&status(true, false, 0, Some(15), now), now), GateState::DueSoon);
+        assert_eq!(GateState::of(&status(true, false, 0, Some(16), now), now), GateState::Ok);
+        assert_eq!(GateState::of(&status(true, false, 0, None, now), now), GateState::Ok, "outside its hours");
+    }
+}
