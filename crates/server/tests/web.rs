@@ -382,6 +382,10 @@ async fn the_live_board_tells_of_changes_and_ends_with_the_session() {
     })
     .await;
     assert!(ended.is_ok(), "the live board ends within seconds of signing out");
+    // Its reconnection is told 204: an EventSource stops trying on that.
+    let request =
+        Request::get("/live/board").header("host", HOST).header("cookie", &cookie).body(Body::empty()).unwrap();
+    assert_eq!(web.send(request).await.status, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

@@ -393,6 +393,19 @@ async fn concerns(
 /// reconnects hears of what it missed. It ends when the session or its token does.
 pub async fn live(
     State(state): State<AppState>,
+    visitor: super::Visitor,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, WebError> {
+    // Signed out (the session ended, the token was revoked): 204, which tells the browser's
+    // EventSource to stop reconnecting (a redirect to the sign-in page would not).
+    let Some(signed) = visitor.signed else { return Ok(axum::http::StatusCode::NO_CONTENT.into_response()) };
+    let person = Person { page: visitor.page, principal: signed.principal.clone(), signed };
+    Ok(live_feed(state, person, headers, uri).await?.into_response())
+}
+
+async fn live_feed(
+    state: AppState,
     person: Person,
     headers: HeaderMap,
     uri: axum::http::Uri,
