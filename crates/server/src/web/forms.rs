@@ -142,6 +142,42 @@ fn meta_of(fields: &Fields, person: &Person, state: &mut FormState, lang: Lang) 
     }
 }
 
+/// What every form post starts with: its fields, the session's secret and origin checked,
+/// a role that records, and the form state (what was sent, kept for a redraw) with the
+/// post's event id and field time.
+fn accept_post(
+    person: &Person,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Fields, FormState, CommandMeta), WebError> {
+    let lang = person.page.lang;
+    let fields = parse_fields(body, lang)?;
+    check_post(person, headers, field(&fields, "_csrf"))?;
+    require_write(person)?;
+    let mut form = FormState::fresh();
+    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
+    let meta = meta_of(&fields, person, &mut form, lang);
+    Ok((fields, form, meta))
+}
+
+/// A choice the form must have (among a serde enum's names); `None`, and `message` next
+/// to the field, otherwise.
+fn required_choice<T: serde::de::DeserializeOwned>(
+    fields: &Fields,
+    form: &mut FormState,
+    lang: Lang,
+    name: &'static str,
+    message: (&'static str, &'static str),
+) -> Option<T> {
+    match choice::<T>(fields, name) {
+        Ok(Some(value)) => Some(value),
+        _ => {
+            form.error(lang, name, message.0, message.1);
+            None
+        }
+    }
+}
+
 /// Runs a form's command; a refusal is told on the form (its words: the rules' own).
 async fn run(state: &AppState, person: &Person, command: &Command, meta: CommandMeta, form: &mut FormState) -> bool {
     match crate::routes::run_command_telling(state, &person.principal, command, meta).await {
@@ -266,14 +302,9 @@ pub async fn record_check(
     Body(body): Body,
 ) -> Result<Response, WebError> {
     let lang = person.page.lang;
-    let fields = parse_fields(&body, lang)?;
-    check_post(&person, &headers, field(&fields, "_csrf"))?;
-    require_write(&person)?;
+    let (fields, mut form, meta) = accept_post(&person, &headers, &body)?;
     let checkpoint_id = entity(&checkpoint_id, lang)?;
     let gate = gate_view(&state, &person, &checkpoint_id).await?;
-    let mut form = FormState::fresh();
-    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
-    let meta = meta_of(&fields, &person, &mut form, lang);
     let mut item = |name: &'static str| match field(&fields, name) {
         None => None,
         Some("yes") => Some(true),
@@ -287,13 +318,8 @@ pub async fn record_check(
         (item("staff_present"), item("protective_gear_worn"), item("thermometer_working"));
     let (health_code_scan_enforced, passage_logbook_kept, queue_orderly) =
         (item("health_code_scan_enforced"), item("passage_logbook_kept"), item("queue_orderly"));
-    let result = match choice::<CheckResult>(&fields, "result") {
-        Ok(Some(result)) => Some(result),
-        _ => {
-            form.error(lang, "result", "Say whether all was in order.", "请选择检查结果。");
-            None
-        }
-    };
+    let result: Option<CheckResult> =
+        required_choice(&fields, &mut form, lang, "result", ("Say whether all was in order.", "请选择检查结果。"));
     let weather = choice::<Weather>(&fields, "weather").unwrap_or_else(|()| {
         form.error(lang, "weather", "Choose the weather from the list.", "请从列表中选择天气。");
         None
@@ -376,28 +402,13 @@ pub async fn raise(
     Body(body): Body,
 ) -> Result<Response, WebError> {
     let lang = person.page.lang;
-    let fields = parse_fields(&body, lang)?;
-    check_post(&person, &headers, field(&fields, "_csrf"))?;
-    require_write(&person)?;
+    let (fields, mut form, meta) = accept_post(&person, &headers, &body)?;
     let checkpoint_id = entity(&checkpoint_id, lang)?;
     let gate = gate_view(&state, &person, &checkpoint_id).await?;
-    let mut form = FormState::fresh();
-    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
-    let meta = meta_of(&fields, &person, &mut form, lang);
-    let category = match choice::<IssueCategory>(&fields, "category") {
-        Ok(Some(category)) => Some(category),
-        _ => {
-            form.error(lang, "category", "Choose what the issue is about.", "请选择问题类别。");
-            None
-        }
-    };
-    let severity = match choice::<Severity>(&fields, "severity") {
-        Ok(Some(severity)) => Some(severity),
-        _ => {
-            form.error(lang, "severity", "Choose how bad it is.", "请选择严重程度。");
-            None
-        }
-    };
+    let category: Option<IssueCategory> =
+        required_choice(&fields, &mut form, lang, "category", ("Choose what the issue is about.", "请选择问题类别。"));
+    let severity: Option<Severity> =
+        required_choice(&fields, &mut form, lang, "severity", ("Choose how bad it is.", "请选择严重程度。"));
     let summary = text(
         &fields,
         &mut form,
@@ -448,13 +459,20 @@ pub async fn issue_page(
     render_issue(&state, &person, &issue_id, &form, StatusCode::OK).await
 }
 
-async fn render_issue(
+/// An issue this person may see, with what its page names (its gate, people by name).
+struct VisibleIssue {
+    issue: projections::IssueRecord,
+    gate: String,
+    staff: std::collections::HashMap<String, String>,
+}
+
+/// The issue `issue_id` if this person's role reads issues and it lies at one of their sites;
+/// another site's issue is answered as one that does not exist.
+async fn visible_issue(
     state: &AppState,
     person: &Person,
     issue_id: &str,
-    form: &FormState,
-    status: StatusCode,
-) -> Result<Response, WebError> {
+) -> Result<(EntityId, VisibleIssue), WebError> {
     let lang = person.page.lang;
     if !person.principal.role.allows(Permission::ReadStatus) {
         return Err(WebError::Forbidden(lang.pick("This role may not see issues.", "该角色无权查看问题。")));
@@ -480,6 +498,18 @@ async fn render_issue(
     if !site.as_ref().is_some_and(|site| person.principal.covers_site(site)) {
         return Err(not_found());
     }
+    Ok((issue_id, VisibleIssue { issue, gate, staff }))
+}
+
+async fn render_issue(
+    state: &AppState,
+    person: &Person,
+    issue_id: &str,
+    form: &FormState,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let lang = person.page.lang;
+    let (issue_id, VisibleIssue { issue, gate, staff }) = visible_issue(state, person, issue_id).await?;
     let stream =
         Stream { kind: StreamKind::Issue, entity: Some(&issue_id) }.id().map_err(|error| WebError::internal(&error))?;
     let mut events = state.service.stream_events(&stream, 1, store::READ_PAGE_EVENTS_MAX).await?;
@@ -581,13 +611,8 @@ pub async fn issue_step(
     Body(body): Body,
 ) -> Result<Response, WebError> {
     let lang = person.page.lang;
-    let fields = parse_fields(&body, lang)?;
-    check_post(&person, &headers, field(&fields, "_csrf"))?;
-    require_write(&person)?;
+    let (fields, mut form, meta) = accept_post(&person, &headers, &body)?;
     let id = entity(&issue_id, lang)?;
-    let mut form = FormState::fresh();
-    form.values = fields.iter().filter(|(key, _)| key != "_csrf").cloned().collect();
-    let meta = meta_of(&fields, &person, &mut form, lang);
     let actor = person.principal.actor.clone();
     let command = match step.as_str() {
         "action" => text(
@@ -613,21 +638,18 @@ pub async fn issue_step(
         "acknowledge" => {
             Some(Command::AcknowledgeIssue(GateIssueAcknowledged { issue_id: id.clone(), acknowledged_by: actor }))
         }
-        "escalate" => match choice::<EscalationTarget>(&fields, "escalated_to") {
-            Ok(Some(escalated_to)) => {
+        "escalate" => {
+            let target = ("Choose who it goes to.", "请选择提级对象。");
+            required_choice::<EscalationTarget>(&fields, &mut form, lang, "escalated_to", target).map(|escalated_to| {
                 let note = optional_text(&fields, &mut form, lang, "note", FORM_TEXT_CHARS_MAX);
-                Some(Command::EscalateIssue(GateIssueEscalated {
+                Command::EscalateIssue(GateIssueEscalated {
                     issue_id: id.clone(),
                     escalated_by: actor,
                     escalated_to,
                     note,
-                }))
-            }
-            _ => {
-                form.error(lang, "escalated_to", "Choose who it goes to.", "请选择提级对象。");
-                None
-            }
-        },
+                })
+            })
+        }
         "reopen" => text(
             &fields,
             &mut form,
@@ -649,7 +671,7 @@ pub async fn issue_step(
         _ => return Err(WebError::NotFound(lang.pick("There is no such page.", "没有该页面。"))),
     };
     // The issue must be one this person may see before anything is recorded.
-    render_issue(&state, &person, &issue_id, &FormState::fresh(), StatusCode::OK).await?;
+    visible_issue(&state, &person, &issue_id).await?;
     let (Some(command), true) = (command, form.errors.is_empty()) else {
         return render_issue(&state, &person, &issue_id, &form, StatusCode::UNPROCESSABLE_ENTITY).await;
     };

@@ -278,6 +278,28 @@ fn session_cookie(value: String, headers: &HeaderMap) -> Cookie<'static> {
         .build()
 }
 
+/// A sign-in (by token or by link) must come from this site's own page: it has no session
+/// secret yet, so the origin is its whole guard against a cross-site post.
+fn signin_from_here(headers: &HeaderMap, lang: Lang) -> Result<(), WebError> {
+    if same_origin(headers) {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden(lang.pick("Sign in from this site's own page.", "请从本站的登录页面登录。")))
+    }
+}
+
+/// Starts a session for `principal`: its cookie, and on to `next`.
+fn start_session(
+    state: &AppState,
+    principal: Principal,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    next: &str,
+) -> Result<Response, WebError> {
+    let id = state.web.sessions.create(principal).map_err(|error| WebError::internal(&error))?;
+    Ok((jar.add(session_cookie(id, headers)), Redirect::to(next)).into_response())
+}
+
 /// A path on this server to go to after signing in; anything else goes to the board.
 fn local_path(next: Option<&str>) -> String {
     match next {
@@ -331,11 +353,7 @@ async fn signin(
     jar: CookieJar,
     Body(body): Body,
 ) -> Result<Response, WebError> {
-    if !same_origin(&headers) {
-        return Err(WebError::Forbidden(
-            visitor.page.lang.pick("Sign in from this site's own page.", "请从本站的登录页面登录。"),
-        ));
-    }
+    signin_from_here(&headers, visitor.page.lang)?;
     let form: SigninForm = serde_urlencoded::from_bytes(&body).map_err(|_| {
         WebError::BadRequest(visitor.page.lang.pick("The sign-in form was not complete.", "登录表单不完整。"))
     })?;
@@ -349,9 +367,7 @@ async fn signin(
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
     tracing::info!(token_id = %principal.token_id, role = ?principal.role, "signed in to the dashboard");
-    let id = state.web.sessions.create(principal).map_err(|error| WebError::internal(&error))?;
-    let jar = jar.add(session_cookie(id, &headers));
-    Ok((jar, Redirect::to(&next)).into_response())
+    start_session(&state, principal, &headers, jar, &next)
 }
 
 /// `GET /signin/link/{code}`: asks to confirm (a link previewer that fetches the link must
@@ -375,9 +391,7 @@ async fn link_signin(
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Result<Response, WebError> {
     let lang = visitor.page.lang;
-    if !same_origin(&headers) {
-        return Err(WebError::Forbidden(lang.pick("Sign in from this site's own page.", "请从本站的登录页面登录。")));
-    }
+    signin_from_here(&headers, lang)?;
     let links = state.links.clone();
     let used = tokio::task::spawn_blocking(move || links.use_once(&code, events_schema::Timestamp::now()))
         .await
@@ -405,8 +419,7 @@ async fn link_signin(
         return refused("The token of this link was revoked.", "该链接对应的令牌已被吊销。");
     };
     tracing::info!(token_id = %principal.token_id, role = ?principal.role, "signed in to the dashboard with a one-time link");
-    let id = state.web.sessions.create(principal).map_err(|error| WebError::internal(&error))?;
-    Ok((jar.add(session_cookie(id, &headers)), Redirect::to("/")).into_response())
+    start_session(&state, principal, &headers, jar, "/")
 }
 
 #[derive(Debug, Deserialize)]
