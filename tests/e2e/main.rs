@@ -8,6 +8,7 @@
 //!   restart, SIGTERM with appends in flight;
 //! - `layout`: only the CLI depends on a concrete backend; test-only crates stay out of builds;
 //! - `record`: a gate issue's lifecycle through the domain rules, and the status board;
+//! - `reliability`: many writers on one entity and on shared streams, none refused;
 //! - `tamper`: a changed byte is named by `verify`.
 
 // Test code: an unwrap that fails is a failed test.
@@ -19,6 +20,7 @@ mod crash;
 mod http;
 mod layout;
 mod record;
+mod reliability;
 mod tamper;
 
 use std::io::Write;

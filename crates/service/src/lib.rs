@@ -2,7 +2,10 @@
 //!
 //! `execute` is parse -> load -> decide -> append: it catches the views up with the log,
 //! decides the command against the domain state, and appends the events with the expected
-//! version of the command's stream; on a conflict it catches up again and retries. A command
+//! version of the command's stream. The commands of one stream take their turn (a lock per
+//! stream), so a command without an expected version is never refused because others write
+//! the same stream through this service; a conflict with a writer outside it (another node)
+//! makes it catch up again and retry. A command
 //! that names its event id is safe to retry: once that id is in the log, the original
 //! positions come back and nothing new is written.
 
@@ -13,6 +16,7 @@ mod replay;
 pub mod seal_key;
 mod seals;
 mod snapshot;
+mod stream_locks;
 
 use std::collections::HashMap;
 
@@ -29,8 +33,16 @@ pub use replay::{Replay, ReplayStep};
 pub use seals::{DaySeals, ProofError, SealCheck, SealProblem, SealRecord};
 pub use snapshot::PROJECTION_CODE_VERSION;
 
-/// How often `execute` retries after a version conflict before it gives up.
-pub const CONFLICT_RETRIES_MAX: usize = 8;
+/// How often `execute` retries after a version conflict with a writer outside this service
+/// (another node of a cluster) before it gives up. Writers inside it take their turn and
+/// never conflict.
+pub const CONFLICT_RETRIES_MAX: usize = 16;
+
+/// The pause before retry `attempt` (from 1) after a conflict with an outside writer: it
+/// doubles from 1 ms up to 64 ms, so that two nodes racing on one stream fall out of step.
+fn conflict_backoff(attempt: usize) -> std::time::Duration {
+    std::time::Duration::from_millis(1 << attempt.saturating_sub(1).min(6))
+}
 
 /// Why a command was not executed.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +238,8 @@ pub struct Service<S> {
     days: days::Shelf,
     /// Held by the one query doing a long fold of days (see `days::views_before`).
     days_rebuild: tokio::sync::Mutex<()>,
+    /// The commands of one stream take their turn.
+    stream_locks: stream_locks::StreamLocks,
     /// The position the views started from when the service opened (a snapshot's, or 0).
     started_from: u64,
 }
@@ -249,6 +263,7 @@ impl<S: EventStore> Service<S> {
             snapshot_path: None,
             days: days::Shelf::in_memory(),
             days_rebuild: tokio::sync::Mutex::new(()),
+            stream_locks: stream_locks::StreamLocks::default(),
             started_from: 0,
         }
     }
@@ -272,6 +287,7 @@ impl<S: EventStore> Service<S> {
             snapshot_path: Some(snapshot_path),
             days,
             days_rebuild: tokio::sync::Mutex::new(()),
+            stream_locks: stream_locks::StreamLocks::default(),
             started_from,
         };
         service.catch_up().await?;
@@ -341,6 +357,8 @@ impl<S: EventStore> Service<S> {
                 event.event.event_type()
             ))));
         }
+        // In the stream's turn, so that it does not make a command of the stream conflict.
+        let _turn = self.stream_locks.lock(stream_id).await;
         self.store.append(stream_id, expected, events).await
     }
 
@@ -399,7 +417,11 @@ impl<S: EventStore> Service<S> {
         };
         let target = target.map(|event| domain::TargetEvent::of(event.event_id, &event.event, event.stream_id));
         let context = Context { now, occurred_at: meta.occurred_at.unwrap_or(now), actor: meta.actor.clone(), target };
-        for _ in 0..CONFLICT_RETRIES_MAX {
+        let _turn = self.stream_locks.lock(&stream_id).await;
+        for attempt in 0..=CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+            }
             self.catch_up().await?;
             // A retry of a command already in the log (checked on every attempt: a
             // concurrent identical retry may have just landed) gets the original answer,

@@ -125,7 +125,11 @@ impl<S: EventStore> Service<S> {
                 "{day} has not begun yet (today is {today}): only a day that has begun can be sealed"
             ))));
         }
-        for _ in 0..CONFLICT_RETRIES_MAX {
+        let _turn = self.stream_locks.lock(&seals_stream()).await;
+        for attempt in 0..=CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                tokio::time::sleep(crate::conflict_backoff(attempt)).await;
+            }
             let head = self.catch_up().await?;
             let (previous_of_day, previous, version) = {
                 let views = self.views.read().await;
