@@ -160,16 +160,19 @@ async fn authorize_field_command(
             crate::auth::FIELD_BACKDATE_MICROS_MAX / 3_600_000_000
         )));
     }
+    // Another site's checkpoint or issue is answered as an unknown one is, word for word:
+    // field staff cannot learn from the answer which ids exist elsewhere.
+    let unknown = || ApiError::not_found("no checkpoint, issue or site of this token's sites has the id this command names");
     match state.service.site_of(command).await? {
         SiteOf::Site(site) if principal.covers_site(&site) => Ok(()),
-        SiteOf::Site(site) => Err(ApiError::forbidden(format!("site {site} is not one of this token's sites"))),
+        SiteOf::Site(_) => Err(unknown()),
         // About no place in particular (a personal field note): nothing to authorise against,
         // as long as it really names no place (a kind whose place is left out of its facts
         // must not let field staff past the site check).
         SiteOf::Nowhere if names_no_place(command) => Ok(()),
         SiteOf::Nowhere => Err(ApiError::forbidden("this command names a place its kind does not say it belongs to")),
         // The checkpoint or issue it names is unknown: nothing to authorise against.
-        SiteOf::Unknown => Err(ApiError::not_found("the checkpoint, issue or site this command names is unknown")),
+        SiteOf::Unknown => Err(unknown()),
     }
 }
 
@@ -404,12 +407,14 @@ pub async fn issue(
 ) -> Result<Json<IssueRecord>, ApiError> {
     principal.require(Permission::ReadStatus)?;
     let issue_id = EntityId::new(issue_id).map_err(|error| ApiError::invalid(error.to_string()))?;
-    let issue =
-        state.service.issue(&issue_id).await?.ok_or_else(|| ApiError::not_found(format!("no issue {issue_id}")))?;
+    // An issue at another site is answered as an unknown one is: a site-bound token cannot
+    // tell which ids exist elsewhere.
+    let unknown = || ApiError::not_found(format!("no issue {issue_id} at this token's sites"));
+    let issue = state.service.issue(&issue_id).await?.ok_or_else(unknown)?;
     if principal.role.is_site_bound() {
         let sites = state.service.checkpoint_sites().await?;
         if !sites.get(&issue.checkpoint_id).is_some_and(|site| principal.covers_site(site)) {
-            return Err(ApiError::forbidden(format!("issue {issue_id} is not at one of this token's sites")));
+            return Err(unknown());
         }
     }
     Ok(Json(issue))

@@ -226,16 +226,23 @@ async fn commands_need_their_role_and_field_staff_their_sites() {
         assert_eq!(api.command(token, "register-site", site.clone()).await.status, StatusCode::FORBIDDEN);
     }
     assert_eq!(api.command(&api.auditor, "record-patrol-check", check("gate-a")).await.status, StatusCode::FORBIDDEN);
-    // Field staff at site-a: not at site-b, neither checks nor issues.
-    assert_eq!(api.command(&api.field_a, "record-patrol-check", check("gate-b")).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(api.command(&api.field_a, "raise-issue", raise("i-b", "gate-b")).await.status, StatusCode::FORBIDDEN);
+    // Field staff at site-a: not at site-b, neither checks nor issues; and another site's
+    // gate is answered word for word as an unknown gate is.
+    let elsewhere = api.command(&api.field_a, "record-patrol-check", check("gate-b")).await;
+    let unknown = api.command(&api.field_a, "record-patrol-check", check("gate-nowhere")).await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND, "{}", elsewhere.text);
+    assert_eq!(elsewhere.text, unknown.text);
+    assert_eq!(api.command(&api.field_a, "raise-issue", raise("i-b", "gate-b")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(api.head().await, head, "refused commands wrote nothing");
     assert_eq!(api.command(&api.field_a, "record-patrol-check", check("gate-a")).await.status, StatusCode::CREATED);
     assert_eq!(api.command(&api.field_a, "raise-issue", raise("i-a", "gate-a")).await.status, StatusCode::CREATED);
     assert_eq!(api.command(&api.supervisor, "raise-issue", raise("i-b", "gate-b")).await.status, StatusCode::CREATED);
     let act = |issue: &str| json!({"issue_id": issue, "taken_by": "guard-1", "action": "cordon tape"});
     assert_eq!(api.command(&api.field_a, "act-on-issue", act("i-a")).await.status, StatusCode::CREATED);
-    assert_eq!(api.command(&api.field_a, "act-on-issue", act("i-b")).await.status, StatusCode::FORBIDDEN);
+    let elsewhere = api.command(&api.field_a, "act-on-issue", act("i-b")).await;
+    let unknown = api.command(&api.field_a, "act-on-issue", act("i-nowhere")).await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND, "{}", elsewhere.text);
+    assert_eq!(elsewhere.text, unknown.text);
     let escalate = json!({"issue_id": "i-a", "escalated_by": "guard-1", "escalated_to": "subdistrict"});
     assert_eq!(api.command(&api.field_a, "escalate-issue", escalate.clone()).await.status, StatusCode::FORBIDDEN);
     assert_eq!(api.command(&api.supervisor, "escalate-issue", escalate).await.status, StatusCode::CREATED);
@@ -243,7 +250,14 @@ async fn commands_need_their_role_and_field_staff_their_sites() {
     let issues = api.get("/api/v1/issues", &api.field_a).await;
     let ids: Vec<&str> = issues.body.as_array().unwrap().iter().map(|i| i["issue_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["i-a"]);
-    assert_eq!(api.get("/api/v1/issues/i-b", &api.field_a).await.status, StatusCode::FORBIDDEN);
+    let elsewhere = api.get("/api/v1/issues/i-b", &api.field_a).await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    assert_eq!(elsewhere.text, api.get("/api/v1/issues/i-b", &api.field_a).await.text);
+    assert_eq!(
+        elsewhere.text.replace("i-b", "i-x"),
+        api.get("/api/v1/issues/i-x", &api.field_a).await.text,
+        "another site's issue reads as an unknown one"
+    );
     assert_eq!(api.get("/api/v1/status?site=site-b", &api.field_a).await.status, StatusCode::FORBIDDEN);
     let status = api.get("/api/v1/status", &api.field_a).await;
     let gates: Vec<&str> =
@@ -543,7 +557,7 @@ async fn tokens_made_over_http_work_and_are_shown_once() {
     );
     assert_eq!(
         api.command(&token, "record-patrol-check", check_by_guard_2("gate-a")).await.status,
-        StatusCode::FORBIDDEN
+        StatusCode::NOT_FOUND
     );
     let answer =
         api.send(Method::POST, "/api/v1/tokens", Some(&api.admin), Some(br#"{"role": "field"}"#.to_vec())).await;
@@ -696,10 +710,10 @@ async fn field_staff_record_their_own_recent_work_only() {
     assert_eq!(api.command(&api.field_a, "record-patrol-check", check("gate-z")).await.status, StatusCode::NOT_FOUND);
     let elsewhere = json!({"household_ref": "hh-1", "site_id": "site-b", "delivered_by": ["guard-1"],
         "masks_worn": true, "temperature_taken": true, "instructions_given": true, "signed": true});
-    assert_eq!(api.command(&api.field_a, "deliver-quarantine-notice", elsewhere).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.command(&api.field_a, "deliver-quarantine-notice", elsewhere).await.status, StatusCode::NOT_FOUND);
     let inspection = json!({"inspection_id": "in-1", "site_id": "site-b", "inspector_id": "guard-1",
         "kind": "routine", "result": "passed"});
-    assert_eq!(api.command(&api.field_a, "record-inspection", inspection).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.command(&api.field_a, "record-inspection", inspection).await.status, StatusCode::NOT_FOUND);
     let now = events_schema::Timestamp::now().as_microsecond();
     let months_ago = events_schema::Timestamp::from_microsecond(now - 90 * 86_400_000_000);
     let tally = json!({"checkpoint_id": "gate-a", "recorded_by": "guard-1", "period_start": months_ago,
