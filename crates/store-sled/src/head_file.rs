@@ -4,23 +4,23 @@
 //! sled stops recovery at the first record whose checksum fails, which silently drops every
 //! later record. This small file is written after each durable commit and survives that.
 //! It holds two 64-byte slots written alternately, each with its own checksum, so a torn
-//! write can only lose the newest slot, never both. It is synced by a background thread
-//! (not on the append path): after a power loss it may lag the log, which is safe, since it
-//! is only ever a lower bound of what the log must hold.
+//! write can only lose the newest slot, never both. It is written and synced with the group
+//! commit it describes, after the log's own sync and before any of the group's appends is
+//! acknowledged: whatever was acknowledged is named by a synced head, so a power loss that
+//! makes sled drop an acknowledged tail is always found. A crash between the two syncs leaves
+//! the head lagging the log, which is safe: it is only ever a lower bound of what the log
+//! must hold (the events after it are checked link by link on open).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::mpsc;
 
 use events_schema::{CHAIN_HASH_BYTES, ChainHash};
 
 const MAGIC: &[u8; 8] = b"GWHEAD01";
 const SLOT_BYTES: usize = 64;
 const CHECKED_BYTES: usize = SLOT_BYTES - 8;
-/// The shortest time between two background syncs of the head file.
-const HEAD_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The last durable event of the log and its chain hash (position 0 for an empty log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,8 +37,6 @@ impl ChainHead {
 pub(crate) struct HeadFile {
     file: File,
     sequence: u64,
-    /// Wakes the syncer; a full channel means a sync is already due, so sends never block.
-    sync_requests: mpsc::SyncSender<()>,
 }
 
 fn encode_slot(sequence: u64, head: ChainHead) -> [u8; SLOT_BYTES] {
@@ -108,32 +106,17 @@ impl HeadFile {
             }
         };
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let syncer_file = file.try_clone()?;
-        let (sync_requests, wakeups) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new().name("gridwatch-head-sync".into()).spawn(move || {
-            while wakeups.recv().is_ok() {
-                if let Err(error) = syncer_file.sync_data() {
-                    tracing::error!(%error, "syncing the chain-head file failed");
-                }
-                // At most one sync per interval: each costs a device flush, and a head that
-                // lags the log by a moment is still a valid lower bound.
-                std::thread::sleep(HEAD_SYNC_INTERVAL);
-            }
-        })?;
-        Ok(HeadFile { file, sequence, sync_requests })
+        Ok(HeadFile { file, sequence })
     }
 
-    /// Writes `head` into the older slot and asks the syncer to sync it.
-    pub(crate) fn write(&mut self, head: ChainHead) -> io::Result<()> {
+    /// Writes `head` into the older slot, not synced yet.
+    fn write(&mut self, head: ChainHead) -> io::Result<()> {
         self.sequence += 1;
         let offset = (self.sequence % 2) * SLOT_BYTES as u64;
-        self.file.write_all_at(&encode_slot(self.sequence, head), offset)?;
-        // A full channel means a sync is already pending and will cover this write.
-        let _ = self.sync_requests.try_send(());
-        Ok(())
+        self.file.write_all_at(&encode_slot(self.sequence, head), offset)
     }
 
-    /// Writes and syncs `head` before returning (at creation and on close).
+    /// Writes and syncs `head` before returning.
     pub(crate) fn write_synced(&mut self, head: ChainHead) -> io::Result<()> {
         self.write(head)?;
         self.file.sync_data()

@@ -22,6 +22,11 @@ pub mod raw {
     pub fn write_chain_head(store_dir: &std::path::Path, head: crate::ChainHead) -> std::io::Result<()> {
         crate::head_file::HeadFile::open(&store_dir.join("chain-head"), head)?.write_synced(head)
     }
+
+    /// The chain head the store's chain-head file names now (for tests of when it is written).
+    pub fn read_chain_head(store_dir: &std::path::Path) -> std::io::Result<Option<crate::ChainHead>> {
+        crate::head_file::read(&store_dir.join("chain-head"))
+    }
 }
 
 /// Whether `dir` holds a sled store (its chain-head file exists): for commands that only

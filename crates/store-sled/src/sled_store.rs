@@ -14,8 +14,10 @@
 //! group is then made durable, by the writer itself when nothing else waits, or by a syncer
 //! thread while the writer goes on with the next group: sled flush, then `fdatasync` of
 //! sled's data file, because sled 0.34's flush only calls `sync_file_range`, which neither
-//! flushes the device cache nor the file's metadata. Only then is the durable head advanced
-//! and are the appends answered. Readers never see past the durable head. No multi-tree
+//! flushes the device cache nor the file's metadata. Only then is the durable head advanced;
+//! a third thread then writes and syncs the chain-head file and answers the appends (while
+//! the next group's log sync goes on), so every acknowledged append is named by a synced
+//! chain head. Readers never see past the durable head. No multi-tree
 //! transaction is used: the index can always be rebuilt from the log.
 
 use std::collections::HashMap;
@@ -343,14 +345,20 @@ impl SledStore {
         let (durable_sender, durable) = watch::channel(log_end);
         let (requests, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
         let poisoned = Arc::new(OnceLock::new());
+        let (head_jobs, head_job_receiver) = std::sync::mpsc::channel();
+        let head_syncer = HeadSyncer { head_file, written: log_end, poisoned: poisoned.clone(), failure: None };
+        let head_syncer = std::thread::Builder::new()
+            .name("gridwatch-head".into())
+            .spawn(move || head_syncer.run(head_job_receiver))?;
         let syncer = Arc::new(Mutex::new(Syncer {
             db,
             data_file,
-            head_file,
             synced: ChainHead { global_position: log_end, hash: last_hash },
             durable: durable_sender,
             poisoned: poisoned.clone(),
             failure: None,
+            head_jobs: Some(head_jobs),
+            head_syncer: Some(head_syncer),
         }));
         let (sync_jobs, sync_job_receiver) = std::sync::mpsc::sync_channel(SYNC_JOBS_QUEUED_MAX);
         let background_syncer = syncer.clone();
@@ -653,18 +661,71 @@ struct SyncJob {
 }
 
 /// Makes applied groups durable: sled flush, then `fdatasync` of sled's data file (sled 0.34's
-/// flush only calls `sync_file_range`), then the chain-head file; then advances the durable
-/// head and sends the answers. Groups that queued up meanwhile share one flush.
+/// flush only calls `sync_file_range`); then advances the durable head and hands the answers
+/// to the [`HeadSyncer`]. Groups that queued up meanwhile share one flush.
 struct Syncer {
     db: sled::Db,
     /// sled's data file, opened separately so that it can be `fdatasync`ed.
     data_file: File,
-    head_file: HeadFile,
     synced: ChainHead,
     durable: watch::Sender<u64>,
     poisoned: Arc<OnceLock<String>>,
     /// Set when a sync failed: every later job is answered with it.
     failure: Option<String>,
+    /// Where the synced groups' answers go; `None` once closed.
+    head_jobs: Option<std::sync::mpsc::Sender<HeadJob>>,
+    head_syncer: Option<JoinHandle<()>>,
+}
+
+/// Synced groups whose chain head must reach the head file before they are answered.
+struct HeadJob {
+    /// The head to write, or `None` when the groups wrote nothing new (a retry's answer still
+    /// waits for the head jobs before it, which may name its original positions).
+    head: Option<ChainHead>,
+    replies: Vec<(oneshot::Sender<AppendReply>, Result<Committed, Rejection>)>,
+}
+
+/// Owns the chain-head file: writes and syncs the newest synced head of the jobs that queued
+/// up, then answers them, in order. It runs beside the [`Syncer`], so the head file's sync
+/// of one group overlaps the log's sync of the next.
+struct HeadSyncer {
+    head_file: HeadFile,
+    written: u64,
+    poisoned: Arc<OnceLock<String>>,
+    /// Set when writing the head file failed: every later job is answered with it.
+    failure: Option<String>,
+}
+
+impl HeadSyncer {
+    fn run(mut self, jobs: std::sync::mpsc::Receiver<HeadJob>) {
+        while let Ok(first) = jobs.recv() {
+            let mut ready = vec![first];
+            ready.extend(jobs.try_iter());
+            let head = ready.iter().filter_map(|job| job.head).max_by_key(|head| head.global_position);
+            if let (None, Some(head)) = (&self.failure, head) {
+                if head.global_position > self.written {
+                    match self.head_file.write_synced(head) {
+                        Ok(()) => self.written = head.global_position,
+                        Err(error) => {
+                            let reason = format!("writing the chain-head file failed: {error}");
+                            tracing::error!(%reason, "the store stops taking writes");
+                            let _ = self.poisoned.set(reason.clone());
+                            self.failure = Some(reason);
+                        }
+                    }
+                }
+            }
+            for job in ready {
+                for (reply, outcome) in job.replies {
+                    let answer = match &self.failure {
+                        Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+                        None => Ok(outcome),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
 }
 
 impl Syncer {
@@ -676,27 +737,38 @@ impl Syncer {
         }
     }
 
-    /// Makes `jobs` durable (one flush for all) and answers them.
+    /// Makes `jobs` durable (one flush for all) and hands them to the head syncer, which
+    /// answers them; answers them itself with the failure when the sync failed.
     fn complete(&mut self, jobs: Vec<SyncJob>) {
         let applied = jobs.iter().map(|job| job.applied).max_by_key(|head| head.global_position);
+        let mut head = None;
         if let (None, Some(applied)) = (&self.failure, applied) {
             if applied.global_position > self.synced.global_position {
-                if let Err(error) = self.sync(applied) {
-                    let reason = error.to_string();
-                    tracing::error!(%reason, "making appends durable failed; the store stops taking writes");
-                    let _ = self.poisoned.set(reason.clone());
-                    self.failure = Some(reason);
+                match self.sync(applied) {
+                    Ok(()) => head = Some(applied),
+                    Err(error) => {
+                        let reason = error.to_string();
+                        tracing::error!(%reason, "making appends durable failed; the store stops taking writes");
+                        let _ = self.poisoned.set(reason.clone());
+                        self.failure = Some(reason);
+                    }
                 }
             }
         }
-        for job in jobs {
-            for (reply, outcome) in job.replies {
-                let answer = match &self.failure {
-                    Some(reason) => Err(StoreError::Poisoned(reason.clone())),
-                    None => Ok(outcome),
-                };
-                let _ = reply.send(answer);
+        let replies: Vec<_> = jobs.into_iter().flat_map(|job| job.replies).collect();
+        let failed = |replies: Vec<(oneshot::Sender<AppendReply>, _)>, reason: &str| {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(StoreError::Poisoned(reason.to_owned())));
             }
+        };
+        match (&self.failure, &self.head_jobs) {
+            (Some(reason), _) => failed(replies, reason),
+            (None, Some(head_jobs)) => {
+                if let Err(std::sync::mpsc::SendError(job)) = head_jobs.send(HeadJob { head, replies }) {
+                    failed(job.replies, "the chain-head writer stopped");
+                }
+            }
+            (None, None) => failed(replies, "the store is closing"),
         }
     }
 
@@ -707,22 +779,25 @@ impl Syncer {
         self.synced = head;
         // The durable head moves before the head file is written, so that whoever reads
         // the file and then the durable head (as `verify` does) never finds the file ahead.
+        // The head file is written after this (by the head syncer, before any answer goes
+        // out): an acknowledged append is always named by a synced head file, so a tail that
+        // sled loses with a power loss is found on the next open.
         let before = self.durable.send_replace(head.global_position);
         assert!(before < head.global_position, "the durable head only moves forward");
-        self.head_file.write(head)?;
         Ok(())
     }
 
-    /// On close: everything applied (the index too) is flushed, and the chain-head file is
-    /// synced before the store lets go of it.
+    /// On close: everything applied (the index too) is flushed, and the head syncer has
+    /// written the last head and answered every append before the store lets go.
     fn close(&mut self) {
         if self.failure.is_none() {
             if let Err(error) = self.db.flush() {
                 tracing::error!(%error, "flushing on close failed");
             }
-            if let Err(error) = self.head_file.write_synced(self.synced) {
-                tracing::error!(%error, "writing the chain-head file on close failed");
-            }
+        }
+        drop(self.head_jobs.take());
+        if let Some(head_syncer) = self.head_syncer.take() {
+            let _ = head_syncer.join();
         }
     }
 }

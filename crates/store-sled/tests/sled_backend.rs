@@ -35,6 +35,39 @@ impl Harness for SledHarness {
 
 store::conformance_tests!(SledHarness::new());
 
+/// Every acknowledged append is named by the chain-head file by the time it is answered (the
+/// file is written and synced with the group, not later in the background), with appenders
+/// sharing group commits.
+#[test]
+fn the_chain_head_file_names_every_append_before_it_is_answered() {
+    let harness = SledHarness::new();
+    let store = SledStore::open(harness.config()).unwrap();
+    let dir = harness.dir.path().to_owned();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+        let appenders: Vec<_> = (0..16)
+            .map(|k| {
+                let (store, dir) = (store.clone(), dir.clone());
+                tokio::spawn(async move {
+                    let stream = store::EntityId::new(format!("s{k}")).unwrap();
+                    for i in 0..50 {
+                        let committed = store
+                            .append(&stream, ExpectedVersion::Any, vec![note(&format!("{k}/{i}"))])
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        let named = store_sled::raw::read_chain_head(&dir).unwrap().unwrap().global_position;
+                        let position = committed.events[0].global_position;
+                        assert!(named >= position, "answered position {position}, but the head file names {named}");
+                    }
+                })
+            })
+            .collect();
+        for appender in appenders {
+            appender.await.unwrap();
+        }
+    });
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
