@@ -26,11 +26,15 @@ impl Server {
         Server::start_with(data, &[])
     }
 
-    /// `gridwatch serve --addr 127.0.0.1:0 EXTRA...` on `data`.
+    /// `gridwatch serve --addr 127.0.0.1:0 EXTRA...` on `data`, its log beside `data`.
     pub(crate) fn start_with(data: &Path, extra: &[&str]) -> Server {
+        Server::start_logging(data, &data.with_extension("server.log"), extra)
+    }
+
+    /// `gridwatch serve --addr 127.0.0.1:0 EXTRA...` on `data`, its log appended to `log`.
+    pub(crate) fn start_logging(data: &Path, log: &Path, extra: &[&str]) -> Server {
         // Appended to, so that the log of every start is kept.
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("server.log")).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut child = gridwatch(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(extra)

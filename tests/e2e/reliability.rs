@@ -141,3 +141,194 @@ async fn sixty_four_writers_on_one_gate_and_on_shared_streams_are_never_refused(
     assert_eq!(verified.code, 0, "{}", verified.stderr);
     assert!(verified.stdout.contains(&format!("ok: {} events", log.len() + 1)), "{}", verified.stdout);
 }
+
+/// A size-limited tmpfs mounted for one test (the test command runs as root), unmounted when
+/// dropped.
+struct SmallFilesystem {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFilesystem {
+    fn mount(mib: u64) -> SmallFilesystem {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "gridwatch-test"])
+            .arg(dir.path())
+            .output()
+            .expect("`mount` runs");
+        assert!(
+            mounted.status.success(),
+            "the full-disk tests mount a {mib} MiB tmpfs and must run as root (CI does): {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        SmallFilesystem { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// `count` field notes of about 2 KiB each, as raw event lines.
+fn notes(count: usize, round: usize) -> Value {
+    let text = "queue orderly; tricycles kept outside the line. ".repeat(40);
+    Value::Array(
+        (0..count)
+            .map(|k| {
+                json!({"event_type": "FieldNoteRecorded", "actor": "guard-1",
+                       "data": {"author": "guard-1", "text": format!("{round}/{k}: {text}"), "site_id": "longwu"}})
+            })
+            .collect(),
+    )
+}
+
+/// One raw append of `body` to the notes stream: the status, its `Retry-After`, the body.
+async fn append(http: &reqwest::Client, url: &str, admin: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let response = http
+        .post(format!("{url}/api/v1/streams/notes:guard-1/events"))
+        .bearer_auth(admin)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after =
+        response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+    (status, retry_after, response.json().await.unwrap_or(Value::Null))
+}
+
+/// What the full-disk tests check, with the disk reserve given to the server: fill the disk
+/// until appends are refused, check the refusal and that reads go on, free the space, check
+/// that writes resume without a restart, then that every acknowledged event is in the log.
+async fn a_full_disk_refuses_writes_keeps_reads_and_recovers(reserve_mib: &str, refusal: u16) {
+    let filesystem = SmallFilesystem::mount(32);
+    let data = filesystem.path().join("data");
+    // Space taken by something else on the same disk, freed later by the operator.
+    let filler = filesystem.path().join("filler");
+    // The server's log is kept off the small disk (and after the test, for a failure's cause).
+    let log = std::env::temp_dir().join(format!("gridwatch-full-disk-{reserve_mib}.server.log"));
+    let _ = std::fs::remove_file(&log);
+    let server = Server::start_logging(&data, &log, &["--disk-reserve-mib", reserve_mib, "--cache-mib", "8"]);
+    let admin = server.admin.clone().unwrap();
+    let http = reqwest::Client::new();
+    let url = server.url.clone();
+    register_gate(&http, &url, &admin).await;
+    // The live feed from the start, read throughout: it must see every event once, in order,
+    // across the full disk and the recovery.
+    let live = http.get(format!("{url}/api/v1/events/live?from=1")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let (seen_sender, mut seen) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let reader = tokio::spawn(async move {
+        let mut body = live.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut body).await {
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                if let Some(data) = frame.lines().find_map(|line| line.strip_prefix("data: ")) {
+                    let event: Value = serde_json::from_str(data).unwrap();
+                    let _ = seen_sender.send(event["global_position"].as_u64().unwrap());
+                }
+            }
+        }
+    });
+    std::fs::write(&filler, vec![7u8; 12 * 1024 * 1024]).unwrap();
+
+    let mut acknowledged = 0;
+    let mut round = 0;
+    let (status, retry_after, problem) = loop {
+        round += 1;
+        assert!(round < 500, "the disk never filled up");
+        let (status, retry_after, body) = append(&http, &url, &admin, &notes(100, round)).await;
+        if status != 201 {
+            break (status, retry_after, body);
+        }
+        acknowledged += body["events"].as_array().unwrap().len();
+    };
+    assert_eq!(status, refusal, "{problem}");
+    assert!(retry_after.is_some_and(|seconds| seconds.parse::<u32>().unwrap() > 0), "a refusal says when to retry");
+    if refusal == 507 {
+        assert_eq!(problem["type"], "/problems/disk-full");
+        assert!(problem["detail"].as_str().unwrap().contains("full"), "{problem}");
+    }
+    assert!(acknowledged > 0);
+
+    // Reads go on from what is durable: the board and the issues from the views; a report
+    // and the raw log from the store (which, stopped by a failed write, may answer 503 with
+    // `Retry-After` until it is reopened).
+    let today = std::process::Command::new("date").arg("+%F").env("TZ", "Asia/Shanghai").output().unwrap();
+    let today = String::from_utf8(today.stdout).unwrap().trim().to_owned();
+    for (path, from_views) in [
+        ("/api/v1/status".to_owned(), true),
+        ("/api/v1/issues".to_owned(), true),
+        (format!("/api/v1/report?day={today}"), false),
+        ("/api/v1/events?from=1&limit=10".to_owned(), false),
+    ] {
+        let response = http.get(format!("{url}{path}")).bearer_auth(&admin).send().await.unwrap();
+        let status = response.status().as_u16();
+        if from_views || refusal == 507 {
+            assert_eq!(status, 200, "{path} while the disk is full");
+        } else {
+            assert!(
+                status == 200 || (status == 503 && response.headers().contains_key("retry-after")),
+                "{path} while the store is stopped: {status}"
+            );
+        }
+    }
+
+    // The operator frees space: writes resume by themselves.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        round += 1;
+        let (status, _, body) = append(&http, &url, &admin, &notes(10, round)).await;
+        if status == 201 {
+            acknowledged += body["events"].as_array().unwrap().len();
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "writes did not resume once space was freed: {status} {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, _, body) = append(&http, &url, &admin, &notes(10, round + 1)).await;
+    assert_eq!(status, 201, "{body}");
+    acknowledged += 10;
+    let ready = http.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The live feed saw every event of the log once, in order, with no gap.
+    let head: u64 = {
+        let response = http.get(format!("{url}/readyz")).send().await.unwrap();
+        response.json::<Value>().await.unwrap()["head_position"].as_u64().unwrap()
+    };
+    let mut positions = Vec::new();
+    while positions.last() != Some(&head) {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(30), seen.recv()).await;
+        positions.push(next.expect("the live feed goes on after the recovery").unwrap());
+    }
+    assert_eq!(positions, (1..=head).collect::<Vec<_>>());
+    reader.abort();
+
+    // Nothing acknowledged was lost: after a restart the log verifies and holds every note.
+    drop(server);
+    let verified = crate::run(&data, &["verify"], "");
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    let stored = crate::events(&data, &["--stream", "notes:guard-1", "--limit", "10000"]);
+    assert_eq!(stored.len(), acknowledged, "every acknowledged note, and only those");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_refused_with_507_before_anything_is_written() {
+    a_full_disk_refuses_writes_keeps_reads_and_recovers("8", 507).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_meets_a_full_disk_stops_the_store_which_reopens_itself() {
+    // No reserve: sled itself meets the full disk in the middle of a write.
+    a_full_disk_refuses_writes_keeps_reads_and_recovers("0", 503).await;
+}

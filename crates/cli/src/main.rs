@@ -37,6 +37,11 @@ pub(crate) struct Cli {
     /// sled's page cache size in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     cache_mib: u64,
+    /// Free space (MiB) to leave on the data directory's filesystem: appends that would
+    /// leave less are refused (HTTP 507) before anything is written, reads go on, and writes
+    /// resume by themselves once space is freed. 0 turns the check off.
+    #[arg(long, global = true, default_value_t = store_sled::DISK_RESERVE_BYTES_DEFAULT / (1024 * 1024))]
+    disk_reserve_mib: u64,
     /// The file of the key that signs day seals: outside the data directory by default, so
     /// that no copy of the data carries it (`gridwatch seal-key create` makes it).
     #[arg(long, global = true, default_value = "./gridwatch-seal.key")]
@@ -175,7 +180,7 @@ impl Failure {
             ErrorClass::Invalid => Failure::BadInput(error),
             ErrorClass::NotFound | ErrorClass::Conflict => Failure::Conflict(error),
             ErrorClass::Integrity => Failure::Integrity(error),
-            ErrorClass::Unavailable | ErrorClass::Internal => Failure::Operating(error),
+            ErrorClass::Unavailable | ErrorClass::StorageFull | ErrorClass::Internal => Failure::Operating(error),
         }
     }
 }

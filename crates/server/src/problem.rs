@@ -17,7 +17,14 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub detail: String,
+    /// Seconds for a `Retry-After` header (a store that is full or being reopened).
+    pub retry_after: Option<u32>,
 }
+
+/// `Retry-After` of a 503 while the store is reopened after a failed write (it takes a
+/// moment), and of a 507 while the disk is full (an operator must free space first).
+pub const RETRY_AFTER_UNAVAILABLE_SECONDS: u32 = 2;
+pub const RETRY_AFTER_STORAGE_FULL_SECONDS: u32 = 30;
 
 /// The body of a problem response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -32,7 +39,7 @@ pub struct Problem {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, kind, detail: detail.into() }
+        ApiError { status, kind, detail: detail.into(), retry_after: None }
     }
 
     /// 400: the request could not be read (malformed JSON, a bad query parameter).
@@ -82,6 +89,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).expect("a problem body serializes");
         let mut response = (self.status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -91,16 +101,28 @@ impl IntoResponse for ApiError {
 
 impl ApiError {
     /// The problem for a failure of class `class` (the one mapping, shared with the CLI's
-    /// exit codes): 422, 404, 409, 503, or 500 with the cause logged and hidden.
+    /// exit codes): 422, 404, 409, 503 or 507 with `Retry-After`, or 500 with the cause
+    /// logged and hidden.
     fn classed(class: ErrorClass, kind: &'static str, error: &dyn std::fmt::Display) -> ApiError {
         match class {
             ErrorClass::Invalid => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, kind, error.to_string()),
             ErrorClass::NotFound => ApiError::new(StatusCode::NOT_FOUND, kind, error.to_string()),
             ErrorClass::Conflict => ApiError::new(StatusCode::CONFLICT, kind, error.to_string()),
             ErrorClass::Unavailable => {
-                let mut problem = ApiError::internal(error);
-                problem.status = StatusCode::SERVICE_UNAVAILABLE;
-                problem.kind = "unavailable";
+                tracing::warn!(%error, "the store is unavailable");
+                let mut problem = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the log is not taking work right now (it is being reopened after a failed write, \
+                     or the server is stopping); nothing of this request was written: retry it",
+                );
+                problem.retry_after = Some(RETRY_AFTER_UNAVAILABLE_SECONDS);
+                problem
+            }
+            ErrorClass::StorageFull => {
+                tracing::warn!(%error, "a write was refused: the disk is full");
+                let mut problem = ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-full", error.to_string());
+                problem.retry_after = Some(RETRY_AFTER_STORAGE_FULL_SECONDS);
                 problem
             }
             ErrorClass::Integrity | ErrorClass::Internal => ApiError::internal(error),
@@ -109,7 +131,7 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
-    /// 503 when the store stopped taking work (reopen needed), 500 otherwise.
+    /// 503 while the store is reopened, 507 when its disk is full, 500 otherwise.
     fn from(error: StoreError) -> ApiError {
         ApiError::classed(ErrorClass::of_store(&error), "internal-error", &error)
     }

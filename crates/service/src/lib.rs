@@ -73,8 +73,12 @@ pub enum ErrorClass {
     /// The log's current state does not allow it: a transition the entity's state does not
     /// allow, a stream that moved on, an event id used by another command (HTTP 409, exit 3).
     Conflict,
-    /// The store stopped taking work or is closed (HTTP 503, exit 1).
+    /// The store stopped taking work for now (it is being reopened after a failed write) or
+    /// is closed (HTTP 503 with `Retry-After`, exit 1).
     Unavailable,
+    /// The disk holding the log is full: the write was refused whole, reads go on, and
+    /// writes resume by themselves once space is freed (HTTP 507 with `Retry-After`, exit 1).
+    StorageFull,
     /// The log was found altered or cut short (HTTP 500, exit 4).
     Integrity,
     /// Anything else: I/O, the backend (HTTP 500, exit 1).
@@ -87,6 +91,7 @@ impl ErrorClass {
         match error {
             StoreError::Corrupt { .. } | StoreError::Truncated { .. } | StoreError::Damaged(_) => ErrorClass::Integrity,
             StoreError::Poisoned(_) | StoreError::Closed | StoreError::InUse(_) => ErrorClass::Unavailable,
+            StoreError::StorageFull(_) => ErrorClass::StorageFull,
             StoreError::Backend(_) | StoreError::Io(_) => ErrorClass::Internal,
         }
     }
@@ -379,10 +384,22 @@ impl<S: EventStore> Service<S> {
     }
 
     /// Applies every event the views have not seen yet.
+    ///
+    /// While the store is stopped for a moment (being reopened after a failed write), the
+    /// views answer as they stand: they hold only what was durable. A command decided on them
+    /// still appends with the expected version of its stream, so it cannot land on a stream
+    /// that moved on meanwhile.
     pub async fn catch_up(&self) -> Result<u64, StoreError> {
         // Most calls find nothing new: a shared lock and the store's head answer that
         // without making concurrent readers wait for one another.
-        let head = self.store.head_position().await?;
+        let head = match self.store.head_position().await {
+            Ok(head) => head,
+            Err(StoreError::Poisoned(reason)) => {
+                tracing::warn!(%reason, "the store is being reopened; answering from the views as they stand");
+                return Ok(self.views.read().await.position);
+            }
+            Err(error) => return Err(error),
+        };
         {
             let views = self.views.read().await;
             if views.position >= head {

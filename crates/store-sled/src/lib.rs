@@ -8,7 +8,7 @@ mod index;
 mod sled_store;
 
 pub use head_file::ChainHead;
-pub use sled_store::{SledConfig, SledStore, verify_dir};
+pub use sled_store::{DISK_RESERVE_BYTES_DEFAULT, SledConfig, SledStore, verify_dir};
 
 /// Raw access to a store directory's sled database, for tests that damage it on purpose
 /// and benchmarks that measure raw sled next to the store. Never used by the store itself.

@@ -76,11 +76,43 @@ pub struct SledConfig {
     pub cache_capacity_bytes: u64,
     /// The most events one group commit writes; more waiting appends go in the next group.
     pub group_commit_events_max: usize,
+    /// Free space the store leaves on the data directory's filesystem: a group that would
+    /// be written with less free is refused whole (`StorageFull`) before anything is written,
+    /// so that sled never meets a full disk in the middle of a write; reads go on, and writes
+    /// resume by themselves once space is freed. 0 turns the check off.
+    pub disk_reserve_bytes: u64,
+}
+
+/// The default of [`SledConfig::disk_reserve_bytes`]: room for sled to start new segments
+/// (4 MiB each) and write a snapshot of its page table.
+pub const DISK_RESERVE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// The least free space a stopped store waits for before it is reopened (two segments).
+const REOPEN_ROOM_BYTES_MIN: u64 = 2 * SLED_SEGMENT_BYTES as u64;
+
+impl SledConfig {
+    /// Whether a store stopped by a failed write can be reopened with hope of success: its
+    /// filesystem has room again (the reserve, and at least two sled segments). An unreadable
+    /// free space counts as room: the open itself will tell.
+    pub fn has_room_to_reopen(&self) -> bool {
+        free_bytes(&self.dir).map_or(true, |free| free >= self.disk_reserve_bytes.max(REOPEN_ROOM_BYTES_MIN))
+    }
+}
+
+/// Bytes free to unprivileged writers on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stats = rustix::fs::statvfs(dir)?;
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 impl SledConfig {
     pub fn new(dir: impl Into<PathBuf>) -> SledConfig {
-        SledConfig { dir: dir.into(), cache_capacity_bytes: 64 * 1024 * 1024, group_commit_events_max: 8_192 }
+        SledConfig {
+            dir: dir.into(),
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            group_commit_events_max: 8_192,
+            disk_reserve_bytes: DISK_RESERVE_BYTES_DEFAULT,
+        }
     }
 }
 
@@ -98,7 +130,9 @@ struct Inner {
     requests: Option<mpsc::Sender<AppendRequest>>,
     /// The durable head: the last position the writer flushed and acknowledged.
     durable: watch::Receiver<u64>,
-    /// Set once when a write fails; from then on the store refuses all work.
+    /// Set once when a write fails; from then on the store refuses every append (what it had
+    /// not made durable may or may not be on disk: only a fresh open can say) and goes on
+    /// answering reads of what is durable.
     poisoned: Arc<OnceLock<String>>,
     writer: Option<JoinHandle<()>>,
     head_path: PathBuf,
@@ -374,6 +408,8 @@ impl SledStore {
             stream_heads: HashMap::new(),
             poisoned: poisoned.clone(),
             group_commit_events_max: config.group_commit_events_max.max(1),
+            dir: config.dir.clone(),
+            disk_reserve_bytes: config.disk_reserve_bytes,
             sync_jobs,
             syncer: syncer.clone(),
         };
@@ -396,6 +432,13 @@ impl SledStore {
         })
     }
 
+    /// `result`, or, when it is a failure to read from a store stopped by a failed write,
+    /// `Poisoned`: a reopen cures it.
+    fn stopped_or<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        stopped_or(&self.inner.poisoned, result)
+    }
+
+    /// Whether the store still takes appends.
     fn check_usable(&self) -> Result<(), StoreError> {
         match self.inner.poisoned.get() {
             Some(reason) => Err(StoreError::Poisoned(reason.clone())),
@@ -409,7 +452,6 @@ impl SledStore {
 
     /// Synchronous `read_all`, for tools and benchmarks that run outside an async runtime.
     fn read_all_blocking(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.check_usable()?;
         read_log(&self.inner.log, from_position, self.durable_head(), limit.min(READ_PAGE_EVENTS_MAX))
     }
 
@@ -418,7 +460,6 @@ impl SledStore {
     /// global position; `Err` is kept for I/O errors.
     /// [`EventStore::verify`] on the calling thread, for tools and tests outside a runtime.
     pub fn verify_blocking(&self) -> Result<VerifyReport, StoreError> {
-        self.check_usable()?;
         // The head file is read before the durable head: the syncer writes it before it
         // advances the durable head, so with appends going on it can only be behind.
         let chain_head = head_file::read(&self.inner.head_path);
@@ -647,6 +688,9 @@ struct Writer {
     stream_heads: HashMap<EntityId, u64>,
     poisoned: Arc<OnceLock<String>>,
     group_commit_events_max: usize,
+    /// The data directory, and the free space to leave on its filesystem.
+    dir: PathBuf,
+    disk_reserve_bytes: u64,
     sync_jobs: std::sync::mpsc::SyncSender<SyncJob>,
     /// A std `Mutex`: it is only taken by the writer and syncer threads, never across an await.
     syncer: Arc<Mutex<Syncer>>,
@@ -905,6 +949,16 @@ impl Writer {
         }
         let stream_heads = std::mem::take(&mut group.stream_heads);
         if failure.is_none() && group.writes > 0 {
+            if let Some(full) = self.disk_full() {
+                // Refused before anything was written: the store stays usable.
+                tracing::warn!(reason = %full, "appends refused: the disk is full");
+                self.next_position = position_before;
+                self.last_hash = hash_before;
+                for request in requests {
+                    let _ = request.reply.send(Err(StoreError::StorageFull(full.clone())));
+                }
+                return None;
+            }
             group.close_entry();
             failure = self.apply(group).err();
         }
@@ -926,6 +980,28 @@ impl Writer {
         let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
         let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
         Some(SyncJob { applied, replies })
+    }
+
+    /// Why the next group must not be written, if the data directory's filesystem has less
+    /// free space than the reserve.
+    fn disk_full(&self) -> Option<String> {
+        if self.disk_reserve_bytes == 0 {
+            return None;
+        }
+        match free_bytes(&self.dir) {
+            Ok(free) if free < self.disk_reserve_bytes => Some(format!(
+                "{} MiB free on the filesystem of {}, under the {} MiB kept in reserve",
+                free / (1024 * 1024),
+                self.dir.display(),
+                self.disk_reserve_bytes / (1024 * 1024)
+            )),
+            Ok(_) => None,
+            // Not knowing is no reason to refuse: the write itself will tell.
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the free space of the data directory");
+                None
+            }
+        }
     }
 
     /// Applies a decided group: its log entries to sled (in memory until the syncer
@@ -1056,28 +1132,33 @@ impl EventStore for SledStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.check_usable()?;
-        let head = self.durable_head();
-        let from_version = from_version.max(1);
-        let limit = limit.min(READ_PAGE_EVENTS_MAX);
-        let mut positions = self.inner.index.stream_positions(stream_id, from_version, limit)?;
-        // Versions and positions rise together: what is past the durable head is the tail.
-        positions.retain(|&position| position <= head);
-        let events = read_positions(&self.inner.log, &positions)?;
-        for (offset, event) in events.iter().enumerate() {
-            let expected_version = from_version + offset as u64;
-            if event.stream_id != *stream_id || event.stream_version != expected_version {
-                return Err(StoreError::Corrupt {
-                    global_position: event.global_position,
-                    reason: format!("the index says {stream_id} version {expected_version} is here"),
-                });
+        // Once stopped by a failed write, sled may fail a read too (a read can make it
+        // rewrite a page): that is the stop's doing, and a reopen cures it.
+        self.stopped_or((|| {
+            let head = self.durable_head();
+            let from_version = from_version.max(1);
+            let limit = limit.min(READ_PAGE_EVENTS_MAX);
+            let mut positions = self.inner.index.stream_positions(stream_id, from_version, limit)?;
+            // Versions and positions rise together: what is past the durable head is the tail.
+            positions.retain(|&position| position <= head);
+            let events = read_positions(&self.inner.log, &positions)?;
+            for (offset, event) in events.iter().enumerate() {
+                let expected_version = from_version + offset as u64;
+                if event.stream_id != *stream_id || event.stream_version != expected_version {
+                    return Err(StoreError::Corrupt {
+                        global_position: event.global_position,
+                        reason: format!("the index says {stream_id} version {expected_version} is here"),
+                    });
+                }
             }
-        }
-        Ok(events)
+            Ok(events)
+        })())
     }
 
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_all_blocking(from_position, limit)
+        self.stopped_or((|| {
+            self.read_all_blocking(from_position, limit)
+        })())
     }
 
     async fn read_occurred(
@@ -1087,37 +1168,38 @@ impl EventStore for SledStore {
         after: Option<(Timestamp, u64)>,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.check_usable()?;
-        let head = self.durable_head();
-        let limit = limit.min(READ_PAGE_EVENTS_MAX);
-        let after = after.map(|(at, position)| (at.as_microsecond(), position));
-        // Readers never see past the durable head (the index's overlay may hold more).
-        let found =
-            self.inner.index.occurred_page(from.as_microsecond(), until.as_microsecond(), after, head, limit)?;
-        let positions: Vec<u64> = found.iter().map(|&(_, position)| position).collect();
-        let events = read_positions(&self.inner.log, &positions)?;
-        for (event, &(at, position)) in events.iter().zip(&found) {
-            if event.global_position != position || event.occurred_at.as_microsecond() != at {
-                return Err(StoreError::Corrupt {
-                    global_position: position,
-                    reason: "the occurred-at index names an event that happened at another time".into(),
-                });
+        self.stopped_or((|| {
+            let head = self.durable_head();
+            let limit = limit.min(READ_PAGE_EVENTS_MAX);
+            let after = after.map(|(at, position)| (at.as_microsecond(), position));
+            // Readers never see past the durable head (the index's overlay may hold more).
+            let found =
+                self.inner.index.occurred_page(from.as_microsecond(), until.as_microsecond(), after, head, limit)?;
+            let positions: Vec<u64> = found.iter().map(|&(_, position)| position).collect();
+            let events = read_positions(&self.inner.log, &positions)?;
+            for (event, &(at, position)) in events.iter().zip(&found) {
+                if event.global_position != position || event.occurred_at.as_microsecond() != at {
+                    return Err(StoreError::Corrupt {
+                        global_position: position,
+                        reason: "the occurred-at index names an event that happened at another time".into(),
+                    });
+                }
             }
-        }
-        Ok(events)
+            Ok(events)
+        })())
     }
 
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.check_usable()?;
-        let head = self.durable_head();
-        match self.inner.index.event_position(event_id)? {
-            Some(position) if position <= head => Ok(read_log(&self.inner.log, position, position, 1)?.pop()),
-            _ => Ok(None),
-        }
+        self.stopped_or((|| {
+            let head = self.durable_head();
+            match self.inner.index.event_position(event_id)? {
+                Some(position) if position <= head => Ok(read_log(&self.inner.log, position, position, 1)?.pop()),
+                _ => Ok(None),
+            }
+        })())
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        self.check_usable()?;
         Ok(self.durable_head())
     }
 
@@ -1147,6 +1229,17 @@ impl EventStore for SledStore {
     }
 }
 
+/// `result`, or `Poisoned` when it is a failure to read and `poisoned` is set.
+fn stopped_or<T>(poisoned: &OnceLock<String>, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    match (result, poisoned.get()) {
+        (Err(StoreError::Backend(error)), Some(reason)) => {
+            Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}")))
+        }
+        (Err(StoreError::Io(error)), Some(reason)) => Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}"))),
+        (result, _) => result,
+    }
+}
+
 /// Feeds one subscription: catch-up reads from the log up to the durable head, then waits
 /// for the head to move. Returns when the subscriber or the store goes away, or on an error
 /// (which is sent to the subscriber first).
@@ -1167,10 +1260,9 @@ async fn pump_subscription(
             }
             continue;
         }
-        let page = match poisoned.get() {
-            Some(reason) => Err(StoreError::Poisoned(reason.clone())),
-            None => read_log(log, next, head, SUBSCRIPTION_PAGE_EVENTS),
-        };
+        // A stopped store still serves what is durable; its subscriptions end when it is
+        // dropped (to be reopened), which closes the durable head's channel.
+        let page = stopped_or(poisoned, read_log(log, next, head, SUBSCRIPTION_PAGE_EVENTS));
         match page {
             Ok(events) => {
                 for event in events {

@@ -11,13 +11,16 @@
 //! - an append is acknowledged only once it is durable;
 //! - appends are idempotent by event id: a retry returns the original positions;
 //! - `subscribe` delivers every event from a position on, catch-up then live, with no gap and
-//!   no duplicate, and a slow subscriber never holds up writers.
+//!   no duplicate, and a slow subscriber never holds up writers;
+//! - a failed write stops appends (`Poisoned`) but not reads of what is durable; an append
+//!   refused for want of space (`StorageFull`) writes nothing and stops nothing.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod dyn_store;
 #[cfg(feature = "memory")]
 pub mod memory;
+mod recovering;
 
 use std::future::Future;
 
@@ -25,6 +28,7 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub use dyn_store::DynStore;
+pub use recovering::{Opener, Probe, Recovering};
 pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp};
 
 /// The most events one append may carry.
@@ -143,11 +147,17 @@ pub enum StoreError {
     /// checks refused it); `verify` may still find where the intact part ends.
     #[error("the stored log is damaged: {0}")]
     Damaged(String),
-    /// A write failed and the store stopped taking work. The appends answered with this may
-    /// or may not be in the log: reopen the store and retry them with the same event ids,
-    /// which returns the original positions of those that were written.
-    #[error("the store stopped after a failed write ({0}); reopen it to recover")]
+    /// A write failed and the store stopped taking appends (it still answers reads of what
+    /// is durable). The appends answered with this may or may not be in the log: once the
+    /// store is reopened (a [`Recovering`] store does it by itself), retry them with the same
+    /// event ids, which returns the original positions of those that were written.
+    #[error("the store stopped taking writes after a failed write ({0}) until it is reopened")]
     Poisoned(String),
+    /// The disk (or the backend's storage) has too little room left for the append: it was
+    /// refused whole, before anything was written, and the store goes on taking reads.
+    /// Writes resume by themselves once room is freed.
+    #[error("the disk holding the log is full ({0}): the append was refused and nothing was written; writes resume by themselves once space is freed")]
+    StorageFull(String),
     #[error("the store is closed")]
     Closed,
 }

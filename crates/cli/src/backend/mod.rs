@@ -7,7 +7,9 @@
 mod days_bench;
 pub mod sled_bench;
 
-use store::{DynStore, StoreError, VerifyReport};
+use std::sync::Arc;
+
+use store::{DynStore, Recovering, StoreError, VerifyReport};
 use store_sled::{SledConfig, SledStore};
 
 use crate::{Cli, Failure};
@@ -30,14 +32,24 @@ impl Backend {
 fn sled_config(cli: &Cli) -> SledConfig {
     let mut config = SledConfig::new(&cli.data);
     config.cache_capacity_bytes = cli.cache_mib * 1024 * 1024;
+    config.disk_reserve_bytes = cli.disk_reserve_mib * 1024 * 1024;
     config
 }
 
-/// Opens the configured backend. A log found altered or cut short is an integrity
+/// Opens the configured backend, reopened by itself in the background whenever it stops
+/// after a failed write ([`Recovering`]). A log found altered or cut short is an integrity
 /// failure (exit 4); anything else that keeps it from opening is an operating one.
 pub fn open(cli: &Cli) -> Result<DynStore, Failure> {
     let opened = match cli.store {
-        Backend::Sled => SledStore::open(sled_config(cli)).map(|store| DynStore::new(cli.store.name(), store)),
+        Backend::Sled => {
+            let config = sled_config(cli);
+            let probe: store::Probe = {
+                let config = config.clone();
+                Arc::new(move || config.has_room_to_reopen())
+            };
+            let opener: store::Opener<SledStore> = Arc::new(move || SledStore::open(config.clone()));
+            Recovering::open(opener, probe).map(|store| DynStore::new(cli.store.name(), store))
+        }
     };
     opened.map_err(|error| {
         let context = format!("cannot open the {} store in {}", cli.store.name(), cli.data.display());
