@@ -34,8 +34,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use store::{
-    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, READ_PAGE_EVENTS_MAX,
-    Rejection, StoreError, VerifyProblem, VerifyReport, chain_hash, validate_append,
+    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, LogEnd,
+    READ_PAGE_EVENTS_MAX, Rejection, StoreError, StoredRecord, VerifyProblem, VerifyReport, chain_hash, check_restore,
+    validate_append,
 };
 
 use crate::OrStoreError;
@@ -151,10 +152,31 @@ type AppendReply = Result<Result<Committed, Rejection>, StoreError>;
 
 #[derive(Debug)]
 struct AppendRequest {
-    stream_id: EntityId,
-    expected: ExpectedVersion,
-    events: Vec<NewEvent>,
+    work: Work,
     reply: oneshot::Sender<AppendReply>,
+}
+
+/// What an append request asks the writer to write.
+#[derive(Debug)]
+enum Work {
+    /// New events for one stream.
+    Append { stream_id: EntityId, expected: ExpectedVersion, events: Vec<NewEvent> },
+    /// Records another log recorded, byte for byte (a restore): always a group of its own,
+    /// since they bring their own `recorded_at`.
+    Restore(Vec<StoredRecord>),
+}
+
+impl Work {
+    fn len(&self) -> usize {
+        match self {
+            Work::Append { events, .. } => events.len(),
+            Work::Restore(records) => records.len(),
+        }
+    }
+
+    fn is_restore(&self) -> bool {
+        matches!(self, Work::Restore(_))
+    }
 }
 
 /// One stored event inside a log entry.
@@ -277,6 +299,21 @@ fn next_recorded_at(now: Timestamp, last: Timestamp) -> Timestamp {
 /// Reads and checks the log from `from` up to `through` (inclusive), at most `limit` events.
 /// Each record's chain hash is recomputed from the one before it.
 fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    read_log_as(log, from, through, limit, |global_position, record, hash| {
+        decode_record(global_position, record, hash)
+            .map_err(|error| StoreError::Corrupt { global_position, reason: error.to_string() })
+    })
+}
+
+/// Like [`read_log`], each chain-checked record made into a `T` by `make(position, bytes,
+/// hash)`.
+fn read_log_as<T>(
+    log: &sled::Tree,
+    from: u64,
+    through: u64,
+    limit: usize,
+    make: impl Fn(u64, &[u8], ChainHash) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let from = from.max(1);
     if from > through || limit == 0 {
         return Ok(Vec::new());
@@ -310,10 +347,7 @@ fn read_log(log: &sled::Tree, from: u64, through: u64, limit: usize) -> Result<V
                 return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
             }
             previous = hash;
-            events.push(
-                decode_record(global_position, record, hash)
-                    .map_err(|error| StoreError::Corrupt { global_position, reason: error.to_string() })?,
-            );
+            events.push(make(global_position, record, hash)?);
         }
     }
     if events.len() < wanted && expected <= through {
@@ -436,6 +470,15 @@ impl SledStore {
     /// `Poisoned`: a reopen cures it.
     fn stopped_or<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         stopped_or(&self.inner.poisoned, result)
+    }
+
+    /// Hands `work` to the writer and waits for its answer.
+    async fn send(&self, work: Work) -> Result<Result<Committed, Rejection>, StoreError> {
+        self.check_usable()?;
+        let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        requests.send(AppendRequest { work, reply }).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Whether the store still takes appends.
@@ -860,6 +903,8 @@ struct Group {
     /// The position and chain hash of the last frame pushed (or of the log's last event
     /// before the group): each new frame must link to it.
     chain_tip: (u64, ChainHash),
+    /// The last `recorded_at` of a restored group (its records bring their own).
+    restored_recorded_at: Option<Timestamp>,
 }
 
 impl Group {
@@ -892,13 +937,20 @@ impl Group {
 
 impl Writer {
     fn run(mut self, mut requests: mpsc::Receiver<AppendRequest>) {
-        while let Some(first) = requests.blocking_recv() {
-            let mut events = first.events.len();
+        // A restore met while filling a group waits for the next one.
+        let mut held: Option<AppendRequest> = None;
+        while let Some(first) = held.take().or_else(|| requests.blocking_recv()) {
+            let mut events = first.work.len();
+            let alone = first.work.is_restore();
             let mut group = vec![first];
-            while events < self.group_commit_events_max {
+            while !alone && events < self.group_commit_events_max {
                 match requests.try_recv() {
+                    Ok(request) if request.work.is_restore() => {
+                        held = Some(request);
+                        break;
+                    }
                     Ok(request) => {
-                        events += request.events.len();
+                        events += request.work.len();
                         group.push(request);
                     }
                     Err(_) => break,
@@ -948,6 +1000,7 @@ impl Writer {
             }
         }
         let stream_heads = std::mem::take(&mut group.stream_heads);
+        let restored_recorded_at = group.restored_recorded_at;
         if failure.is_none() && group.writes > 0 {
             if let Some(full) = self.disk_full() {
                 // Refused before anything was written: the store stays usable.
@@ -975,7 +1028,7 @@ impl Writer {
         }
         self.stream_heads.extend(stream_heads);
         if self.next_position > position_before {
-            self.last_recorded_at = recorded_at;
+            self.last_recorded_at = restored_recorded_at.unwrap_or(recorded_at);
         }
         let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
         let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
@@ -1036,19 +1089,84 @@ impl Writer {
         recorded_at: Timestamp,
         group: &mut Group,
     ) -> Result<Result<Committed, Rejection>, StoreError> {
-        if let Err(rejection) = validate_append(&request.events) {
+        match &request.work {
+            Work::Append { stream_id, expected, events } => {
+                self.decide_append(stream_id, *expected, events, recorded_at, group)
+            }
+            Work::Restore(records) => self.decide_restore(records, group),
+        }
+    }
+
+    /// Decides a restore (a group of its own): the records must continue the log exactly.
+    fn decide_restore(
+        &mut self,
+        records: &[StoredRecord],
+        group: &mut Group,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        let end = LogEnd {
+            position: self.next_position - 1,
+            hash: self.last_hash,
+            recorded_at: (self.next_position > 1).then_some(self.last_recorded_at),
+        };
+        let checked = check_restore(
+            records,
+            end,
+            |stream_id| self.stream_head(group, stream_id),
+            |event_id| Ok(self.find_event(group, event_id)?.is_some()),
+        )?;
+        let events = match checked {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let mut appended = Vec::with_capacity(events.len());
+        for (record, event) in records.iter().zip(&events) {
+            group.push_frame(record.global_position, &record.bytes, &record.hash);
+            let entry = AppendedEvent {
+                event_id: event.event_id,
+                global_position: event.global_position,
+                stream_version: event.stream_version,
+            };
+            group.event_ids.insert(event.event_id, (event.stream_id.clone(), entry));
+            group.stream_heads.insert(event.stream_id.clone(), event.stream_version);
+            group.index_entries.push(IndexEntry {
+                stream_id: event.stream_id.clone(),
+                stream_version: event.stream_version,
+                global_position: event.global_position,
+                event_id: event.event_id,
+                occurred_at: event.occurred_at,
+            });
+            appended.push(entry);
+        }
+        let last = events.last().expect("checked: at least one record");
+        group.writes += events.len();
+        group.restored_recorded_at = Some(last.recorded_at);
+        self.next_position = last.global_position + 1;
+        self.last_hash = last.hash;
+        Ok(Ok(Committed { events: appended, deduplicated: false }))
+    }
+
+    fn decide_append(
+        &mut self,
+        stream_id: &EntityId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        recorded_at: Timestamp,
+        group: &mut Group,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        let request_events = events;
+        if let Err(rejection) = validate_append(request_events) {
             return Ok(Err(rejection));
         }
         // Idempotency: a retry of an earlier append gets the original answer.
         let mut found = Vec::new();
-        for event in &request.events {
+        for event in request_events {
             if let Some(earlier) = self.find_event(group, event.event_id)? {
                 found.push(earlier);
             }
         }
         if let Some((_, first)) = found.first() {
-            let whole_retry = found.len() == request.events.len()
-                && found.iter().all(|(stream_id, _)| *stream_id == request.stream_id);
+            let whole_retry = found.len() == request_events.len()
+                && found.iter().all(|(found_stream, _)| found_stream == stream_id);
             if !whole_retry {
                 return Ok(Err(Rejection::EventIdInUse {
                     event_id: first.event_id,
@@ -1058,25 +1176,25 @@ impl Writer {
             let events = found.into_iter().map(|(_, appended)| appended).collect();
             return Ok(Ok(Committed { events, deduplicated: true }));
         }
-        let current = self.stream_head(group, &request.stream_id)?;
-        if !request.expected.admits(current) {
+        let current = self.stream_head(group, &stream_id)?;
+        if !expected.admits(current) {
             return Ok(Err(Rejection::WrongExpectedVersion {
-                stream_id: request.stream_id.clone(),
-                expected: request.expected,
+                stream_id: stream_id.clone(),
+                expected,
                 actual: current,
             }));
         }
         // Encode everything before touching the group, so a rejected event writes nothing.
         let mut previous = self.last_hash;
-        let mut records = Vec::with_capacity(request.events.len());
-        let mut appended = Vec::with_capacity(request.events.len());
-        for (offset, event) in request.events.iter().enumerate() {
+        let mut records = Vec::with_capacity(request_events.len());
+        let mut appended = Vec::with_capacity(request_events.len());
+        for (offset, event) in request_events.iter().enumerate() {
             // Checked: a position or version past u64 is a bug, not an operating error.
             let offset = offset as u64;
             let global_position = self.next_position.checked_add(offset).expect("global positions fit in u64");
             let stream_version = current.checked_add(1 + offset).expect("stream versions fit in u64");
             let mut record = Vec::with_capacity(256);
-            encode_record(&request.stream_id, stream_version, recorded_at, event, &mut record);
+            encode_record(&stream_id, stream_version, recorded_at, event, &mut record);
             if record.len() > EVENT_SIZE_BYTES_MAX {
                 return Ok(Err(Rejection::Invalid(format!(
                     "event {} encodes to {} bytes; at most {EVENT_SIZE_BYTES_MAX}",
@@ -1092,18 +1210,18 @@ impl Writer {
         }
         for ((record, hash), appended) in records.iter().zip(&appended) {
             group.push_frame(appended.global_position, record, hash);
-            group.event_ids.insert(appended.event_id, (request.stream_id.clone(), *appended));
+            group.event_ids.insert(appended.event_id, (stream_id.clone(), *appended));
         }
         let last = appended.last().expect("validated: at least one event");
         assert!(last.stream_version > current && last.global_position >= self.next_position, "heads only move forward");
-        group.index_entries.extend(appended.iter().zip(&request.events).map(|(a, event)| IndexEntry {
-            stream_id: request.stream_id.clone(),
+        group.index_entries.extend(appended.iter().zip(request_events).map(|(a, event)| IndexEntry {
+            stream_id: stream_id.clone(),
             stream_version: a.stream_version,
             global_position: a.global_position,
             event_id: a.event_id,
             occurred_at: event.occurred_at,
         }));
-        group.stream_heads.insert(request.stream_id.clone(), last.stream_version);
+        group.stream_heads.insert(stream_id.clone(), last.stream_version);
         group.writes += appended.len();
         self.next_position = last.global_position + 1;
         self.last_hash = previous;
@@ -1118,12 +1236,7 @@ impl EventStore for SledStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Result<Committed, Rejection>, StoreError> {
-        self.check_usable()?;
-        let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest { stream_id: stream_id.clone(), expected, events, reply };
-        requests.send(request).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.send(Work::Append { stream_id: stream_id.clone(), expected, events }).await
     }
 
     async fn read_stream(
@@ -1201,6 +1314,17 @@ impl EventStore for SledStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(self.durable_head())
+    }
+
+    async fn read_records(&self, from_position: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        let limit = limit.min(READ_PAGE_EVENTS_MAX);
+        self.stopped_or(read_log_as(&self.inner.log, from_position, self.durable_head(), limit, |position, bytes, hash| {
+            Ok(StoredRecord { global_position: position, bytes: bytes.to_vec(), hash })
+        }))
+    }
+
+    async fn restore_records(&self, records: Vec<StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
+        self.send(Work::Restore(records)).await
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {

@@ -15,7 +15,9 @@ use events_schema::{EntityId, Event, FieldNoteRecorded, NewEvent, RecordedEvent,
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::{AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, ExpectedVersion, Rejection, chain_hash};
+use crate::{
+    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, ExpectedVersion, Rejection, StoredRecord, chain_hash,
+};
 
 /// Storage for one test: opening it again after the previous store was dropped must show
 /// everything that was acknowledged.
@@ -43,6 +45,7 @@ macro_rules! conformance_tests {
             acknowledged_appends_survive_a_restart,
             every_record_is_chained_to_the_one_before,
             events_are_read_by_when_they_happened,
+            a_restore_copies_records_byte_for_byte_and_the_log_goes_on,
         );
         #[test]
         fn model_based_random_operations() {
@@ -409,6 +412,66 @@ pub async fn every_record_is_chained_to_the_one_before<H: Harness>(harness: &H) 
         );
         previous = event.hash;
     }
+}
+
+/// `count` records of another log: notes on streams `r0`..`r2`, chained from the start,
+/// recorded a second apart in 2020.
+fn foreign_records(count: u64) -> Vec<StoredRecord> {
+    let mut previous = [0u8; 32];
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    (1..=count)
+        .map(|position| {
+            let stream = format!("r{}", position % 3);
+            let version = versions.entry(stream.clone()).or_insert(0);
+            *version += 1;
+            let recorded_at =
+                Timestamp::from_microsecond(1_582_156_800_000_000 + position as i64 * 1_000_000).expect("a valid time");
+            let mut bytes = Vec::new();
+            encode_record(&id(&stream), *version, recorded_at, &note(&format!("restored {position}")), &mut bytes);
+            let hash = chain_hash(&previous, position, &bytes);
+            previous = hash;
+            StoredRecord { global_position: position, bytes, hash }
+        })
+        .collect()
+}
+
+/// Rule: `restore_records` writes records of another log byte for byte (same chain, same
+/// positions, versions, ids and times), all or nothing, only where they continue the log;
+/// the restored log survives a restart and new appends continue its chain.
+pub async fn a_restore_copies_records_byte_for_byte_and_the_log_goes_on<H: Harness>(harness: &H) {
+    let records = foreign_records(25);
+    let store = harness.open().await;
+    // A gap, a broken link, or a record that does not start where the log ends: refused,
+    // nothing written.
+    let mut gap = records[..3].to_vec();
+    gap.remove(1);
+    let mut broken = records[..3].to_vec();
+    broken[2].bytes[5] ^= 1;
+    for bad in [gap, broken, records[1..3].to_vec(), Vec::new()] {
+        let refused = store.restore_records(bad).await.unwrap();
+        assert!(matches!(refused, Err(Rejection::Invalid(_))), "{refused:?}");
+        assert_eq!(store.head_position().await.unwrap(), 0, "a refused restore writes nothing");
+    }
+    let committed = store.restore_records(records[..10].to_vec()).await.unwrap().unwrap();
+    assert_eq!(committed.events.len(), 10);
+    store.restore_records(records[10..].to_vec()).await.unwrap().unwrap();
+    // Again: the records are in the log now, so they no longer continue it.
+    assert!(store.restore_records(records[10..].to_vec()).await.unwrap().is_err());
+    drop(store);
+    let store = harness.open().await;
+    assert_eq!(store.read_records(1, 100).await.unwrap(), records, "byte for byte, after a restart");
+    let events = store.read_all(1, 100).await.unwrap();
+    assert_eq!(events.len(), 25);
+    assert_eq!(events[24].hash, records[24].hash);
+    assert_eq!(events[24].stream_version, 9, "r1 holds positions 1, 4, ..., 25");
+    assert_eq!(store.read_stream(&id("r1"), 1, 100).await.unwrap().len(), 9);
+    // The log goes on from the restored one: its streams and its chain.
+    let appended = append_ok(&store, "r1", ExpectedVersion::Exact(9), notes(2, "after the restore")).await;
+    assert_eq!(appended.events[0].global_position, 26);
+    let report = store.verify().await.unwrap();
+    assert_eq!((report.events, report.problem), (27, None));
+    let next = store.read_records(26, 1).await.unwrap();
+    assert_eq!(next[0].hash, chain_hash(&records[24].hash, 26, &next[0].bytes));
 }
 
 /// A note that happened `minutes` after 2020-02-20T00:00:00Z.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     Committed, EntityId, EventStore, EventStream, ExpectedVersion, NewEvent, RecordedEvent, Rejection, StoreError,
-    Timestamp, VerifyReport,
+    StoredRecord, Timestamp, VerifyReport,
 };
 
 /// The object-safe form of [`EventStore`], implemented for every backend.
@@ -39,6 +39,11 @@ trait ObjectStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>>;
     fn read_event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<RecordedEvent>, StoreError>>;
     fn head_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn read_records(&self, from_position: u64, limit: usize) -> BoxFuture<'_, Result<Vec<StoredRecord>, StoreError>>;
+    fn restore_records(
+        &self,
+        records: Vec<StoredRecord>,
+    ) -> BoxFuture<'_, Result<Result<Committed, Rejection>, StoreError>>;
     fn subscribe(&self, from_position: u64) -> EventStream;
     fn verify(&self) -> BoxFuture<'_, Result<VerifyReport, StoreError>>;
 }
@@ -82,6 +87,17 @@ impl<S: EventStore> ObjectStore for S {
 
     fn head_position(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(EventStore::head_position(self))
+    }
+
+    fn read_records(&self, from_position: u64, limit: usize) -> BoxFuture<'_, Result<Vec<StoredRecord>, StoreError>> {
+        Box::pin(EventStore::read_records(self, from_position, limit))
+    }
+
+    fn restore_records(
+        &self,
+        records: Vec<StoredRecord>,
+    ) -> BoxFuture<'_, Result<Result<Committed, Rejection>, StoreError>> {
+        Box::pin(EventStore::restore_records(self, records))
     }
 
     fn subscribe(&self, from_position: u64) -> EventStream {
@@ -161,6 +177,21 @@ impl EventStore for DynStore {
 
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.backend.head_position()
+    }
+
+    fn read_records(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
+        self.backend.read_records(from_position, limit)
+    }
+
+    fn restore_records(
+        &self,
+        records: Vec<StoredRecord>,
+    ) -> impl Future<Output = Result<Result<Committed, Rejection>, StoreError>> + Send {
+        self.backend.restore_records(records)
     }
 
     fn subscribe(&self, from_position: u64) -> EventStream {

@@ -21,6 +21,7 @@ mod dyn_store;
 #[cfg(feature = "memory")]
 pub mod memory;
 mod recovering;
+mod restore;
 
 use std::future::Future;
 
@@ -29,6 +30,7 @@ use uuid::Uuid;
 
 pub use dyn_store::DynStore;
 pub use recovering::{Opener, Probe, Recovering};
+pub use restore::{LogEnd, StoredRecord, check_restore};
 pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp};
 
 /// The most events one append may carry.
@@ -37,6 +39,8 @@ pub const APPEND_EVENTS_MAX: usize = 1_000;
 pub const EVENT_SIZE_BYTES_MAX: usize = events_schema::RECORD_BYTES_MAX;
 /// The most events one read returns.
 pub const READ_PAGE_EVENTS_MAX: usize = 10_000;
+/// The most records one `restore_records` call writes.
+pub const RESTORE_RECORDS_MAX: usize = 1_000;
 
 /// What the writer expects the stream to look like before the append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,6 +240,24 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The durable event with id `event_id`, if the log holds one.
     fn read_event(&self, event_id: Uuid) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send;
+
+    /// Up to `limit` durable records from `from_position` (inclusive) on, as the log holds
+    /// them (the bytes its chain covers): what a backup copies.
+    fn read_records(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send;
+
+    /// Writes `records`, read from another log with `read_records`, at the end of this one,
+    /// byte for byte, as one all-or-nothing unit, once they are checked to continue it (see
+    /// [`check_restore`]): positions, chain links, stream versions, event ids, `recorded_at`.
+    /// A log restored this way has the same chain, record for record, as the one it came
+    /// from, and goes on from it.
+    fn restore_records(
+        &self,
+        records: Vec<StoredRecord>,
+    ) -> impl Future<Output = Result<Result<Committed, Rejection>, StoreError>> + Send;
 
     /// The global position of the last durable event (0 when the log is empty).
     fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;

@@ -158,6 +158,37 @@ impl MemoryLog {
         Ok(Committed { events: appended, deduplicated: false })
     }
 
+    fn restore(&mut self, records: Vec<crate::StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
+        let end = crate::LogEnd {
+            position: self.records.len() as u64,
+            hash: self.records.last().map_or([0; CHAIN_HASH_BYTES], |(event, _)| event.hash),
+            recorded_at: self.records.last().map(|(event, _)| event.recorded_at),
+        };
+        let events = match crate::check_restore(
+            &records,
+            end,
+            |stream_id| Ok(self.streams.get(stream_id).map_or(0, |versions| versions.len() as u64)),
+            |event_id| Ok(self.by_event_id.contains_key(&event_id)),
+        )? {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let mut appended = Vec::with_capacity(events.len());
+        for (event, record) in events.into_iter().zip(records) {
+            let index = self.records.len();
+            appended.push(AppendedEvent {
+                event_id: event.event_id,
+                global_position: event.global_position,
+                stream_version: event.stream_version,
+            });
+            self.by_event_id.insert(event.event_id, index);
+            self.streams.entry(event.stream_id.clone()).or_default().push(index);
+            self.occurred.insert((event.occurred_at, event.global_position));
+            self.records.push((event, record.bytes));
+        }
+        Ok(Ok(Committed { events: appended, deduplicated: false }))
+    }
+
     fn verify(&self) -> VerifyReport {
         let mut report = VerifyReport { events: 0, last_hash: [0; CHAIN_HASH_BYTES], problem: None };
         let mut versions: HashMap<&EntityId, u64> = HashMap::new();
@@ -252,6 +283,38 @@ impl EventStore for MemoryStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(lock(&self.log).records.len() as u64)
+    }
+
+    async fn read_records(&self, from_position: u64, limit: usize) -> Result<Vec<crate::StoredRecord>, StoreError> {
+        let log = lock(&self.log);
+        let start = usize::try_from(from_position.max(1) - 1).unwrap_or(usize::MAX);
+        Ok(log
+            .records
+            .iter()
+            .skip(start)
+            .take(limit.min(READ_PAGE_EVENTS_MAX))
+            .map(|(event, bytes)| crate::StoredRecord {
+                global_position: event.global_position,
+                bytes: bytes.clone(),
+                hash: event.hash,
+            })
+            .collect())
+    }
+
+    async fn restore_records(
+        &self,
+        records: Vec<crate::StoredRecord>,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        let mut log = lock(&self.log);
+        let outcome = log.restore(records);
+        let head = log.records.len() as u64;
+        drop(log);
+        self.head.send_if_modified(|current| {
+            let moved = *current < head;
+            *current = head.max(*current);
+            moved
+        });
+        outcome
     }
 
     fn subscribe(&self, from_position: u64) -> EventStream {

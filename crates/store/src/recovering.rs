@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     Committed, EntityId, EventStore, EventStream, ExpectedVersion, NewEvent, RecordedEvent, Rejection, StoreError,
-    Timestamp, VerifyReport,
+    StoredRecord, Timestamp, VerifyReport,
 };
 
 /// How long a call waits for a backend being reopened before it answers `Poisoned`.
@@ -230,6 +230,14 @@ impl<S: EventStore> EventStore for Recovering<S> {
         self.with(|store| async move { store.head_position().await }).await
     }
 
+    async fn read_records(&self, from_position: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        self.with(|store| async move { store.read_records(from_position, limit).await }).await
+    }
+
+    async fn restore_records(&self, records: Vec<StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
+        self.with(|store| async move { store.restore_records(records).await }).await
+    }
+
     /// The backend's subscription; when the backend stops after a failed write (or is
     /// closed under it for a reopen), the same subscription goes on from the reopened
     /// backend at the position it had reached.
@@ -351,6 +359,13 @@ mod tests {
         }
         async fn head_position(&self) -> Result<u64, StoreError> {
             self.store.head_position().await
+        }
+        async fn read_records(&self, from: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+            self.store.read_records(from, limit).await
+        }
+        async fn restore_records(&self, records: Vec<StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
+            self.check()?;
+            self.store.restore_records(records).await
         }
         fn subscribe(&self, from_position: u64) -> EventStream {
             self.store.subscribe(from_position)
