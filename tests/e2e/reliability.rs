@@ -332,3 +332,119 @@ async fn a_write_that_meets_a_full_disk_stops_the_store_which_reopens_itself() {
     // No reserve: sled itself meets the full disk in the middle of a write.
     a_full_disk_refuses_writes_keeps_reads_and_recovers("0", 503).await;
 }
+
+/// `gridwatch ARGS` on `data` with `GRIDWATCH_TOKEN` set.
+fn run_with_token(data: &std::path::Path, args: &[&str], token: &str) -> crate::Output {
+    let output = crate::gridwatch(data).args(args).env("GRIDWATCH_TOKEN", token).output().unwrap();
+    crate::Output {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_writers_restores_the_identical_chain_which_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let key = root.path().join("seal.key");
+    let key_arg = key.to_str().unwrap();
+    let made = crate::run(&data, &["--seal-key", key_arg, "seal-key", "create"], "");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let server = Server::start_with(&data, &["--seal-key", key_arg]);
+    let admin = server.admin.clone().unwrap();
+    let http = reqwest::Client::new();
+    let url = server.url.clone();
+    register_gate(&http, &url, &admin).await;
+    let today = std::process::Command::new("date").arg("+%F").env("TZ", "Asia/Shanghai").output().unwrap();
+    let today = String::from_utf8(today.stdout).unwrap().trim().to_owned();
+    let sealed = http.post(format!("{url}/api/v1/days/{today}/seal")).bearer_auth(&admin).send().await.unwrap();
+    assert!(sealed.status().is_success(), "{}", sealed.text().await.unwrap());
+
+    // Writers go on throughout the backups.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, admin, stop) = (http.clone(), url.clone(), admin.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut written = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, body) = command(&http, &url, &admin, "record-patrol-check",
+                        json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"})).await;
+                    assert_eq!(status, 201, "{body}");
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let by_cli = root.path().join("backup.ndjson");
+    let (data_for_cli, dest, token) = (data.clone(), by_cli.clone(), admin.clone());
+    let backed_up = tokio::task::spawn_blocking(move || {
+        run_with_token(&data_for_cli, &["backup", dest.to_str().unwrap()], &token)
+    })
+    .await
+    .unwrap();
+    assert_eq!(backed_up.code, 0, "{}", backed_up.stderr);
+    let over_http = http.post(format!("{url}/api/v1/backup")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(over_http.status(), 200);
+    let by_http = root.path().join("backup-http.ndjson");
+    std::fs::write(&by_http, over_http.bytes().await.unwrap()).unwrap();
+    // A field token may not take one.
+    let field = crate::http::token(&data, &["--role", "field", "--site", "longwu", "--actor", "guard-1"]);
+    let refused = http.post(format!("{url}/api/v1/backup")).bearer_auth(&field).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await.unwrap();
+    }
+    assert!(written > 0);
+    drop(server);
+    let original = crate::events(&data, &["--limit", "10000"]);
+
+    for backup in [&by_cli, &by_http] {
+        let header: Value =
+            serde_json::from_str(std::fs::read_to_string(backup).unwrap().lines().next().unwrap()).unwrap();
+        let head = header["head_position"].as_u64().unwrap() as usize;
+        assert!(head > 7 && head < original.len(), "taken while writers went on: {head} of {}", original.len());
+        let restored = root.path().join(format!("restored-{head}"));
+        let done = crate::run(&restored, &["--seal-key", key_arg, "restore", backup.to_str().unwrap()], "");
+        assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+        assert!(done.stdout.contains("chain intact") && done.stdout.contains("1 day seals hold (signatures checked)"), "{}", done.stdout);
+        // The identical chain: every event, hash and seal, as the original held them.
+        let copy = crate::events(&restored, &["--limit", "10000"]);
+        assert_eq!(copy, original[..head]);
+        assert_eq!(header["head_hash"], original[head - 1]["hash"]);
+
+        // The restored store goes on: a server on it takes new events on the same chain.
+        let server = Server::start_with(&restored, &["--seal-key", key_arg]);
+        let admin = server.admin.clone().expect("a restored store's first start makes an admin token");
+        let (status, body) = command(&http, &server.url, &admin, "record-patrol-check",
+            json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"})).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["events"][0]["global_position"], head as u64 + 1);
+        drop(server);
+        let verified = crate::run(&restored, &["--seal-key", key_arg, "verify"], "");
+        assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+        assert!(verified.stdout.contains(&format!("ok: {} events", head + 1)), "{}", verified.stdout);
+    }
+
+    // A changed byte in a backup is refused, naming its line, and leaves no store behind.
+    let text = std::fs::read_to_string(&by_cli).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut line: Value = serde_json::from_str(&lines[5]).unwrap();
+    let record = line["record"].as_str().unwrap().to_owned();
+    let flipped = if record.as_bytes()[10] == b'A' { 'B' } else { 'A' };
+    line["record"] = Value::String(format!("{}{flipped}{}", &record[..10], &record[11..]));
+    lines[5] = line.to_string();
+    let tampered = root.path().join("tampered.ndjson");
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let target = root.path().join("from-tampered");
+    let refused = crate::run(&target, &["restore", tampered.to_str().unwrap()], "");
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("position 5"), "{}", refused.stderr);
+    assert!(!target.exists(), "a refused restore leaves nothing behind");
+}

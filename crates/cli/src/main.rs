@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod append;
 mod backend;
+mod backup;
 mod bench_http;
 mod bench_projections;
 mod days;
@@ -76,6 +77,12 @@ enum Command {
     Export(days::ExportArgs),
     /// Print one event with its inclusion proof in its day's sealed Merkle root.
     Prove(days::ProveArgs),
+    /// Write a consistent backup of the whole log to a file, while writers go on (through
+    /// the running server, with an admin token in GRIDWATCH_TOKEN, when one holds the store).
+    Backup(backup::BackupArgs),
+    /// Rebuild a store in --data (new or empty) from a backup file: the identical hash chain
+    /// and seals; then verify it.
+    Restore(backup::RestoreArgs),
     /// Do something through the domain rules (raise an issue, record a check, ...).
     Record(record::RecordArgs),
     /// The live status of every checkpoint, rolled up by site, grid and community.
@@ -302,6 +309,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             existing_store(&cli)?;
             days::export(&cli, args).await
         }
+        Command::Backup(args) => {
+            existing_store(&cli)?;
+            backup::backup(&cli, args).await
+        }
+        Command::Restore(args) => backup::restore(&cli, args).await,
         Command::Prove(args) => {
             existing_store(&cli)?;
             days::prove(&cli, args).await

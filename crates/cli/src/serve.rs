@@ -253,6 +253,10 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     println!("listening on http://{address}");
     use std::io::Write;
     std::io::stdout().flush()?;
+    // Where this server answers, for the CLI's commands that must go through it while it
+    // holds the store (`gridwatch backup`); removed again on a clean stop.
+    let url_file = cli.data.join(crate::backup::SERVER_URL_FILE);
+    std::fs::write(&url_file, format!("http://{address}\n"))?;
     tracing::info!(%address, data = %cli.data.display(), "serving");
     let grace = Duration::from_millis(args.shutdown_grace_ms);
     let finished = tokio::select! {
@@ -260,6 +264,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => false,
     };
     days.abort();
+    let _ = std::fs::remove_file(&url_file);
     // Every acknowledged append is already durable; the snapshot only makes the next
     // start faster.
     if let Err(error) = service.save_snapshot().await {

@@ -68,6 +68,8 @@ pub enum Permission {
     AppendLog,
     /// Creating tokens.
     ManageTokens,
+    /// Backups of the whole log.
+    Backup,
 }
 
 impl Role {

@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/days/{day}/seals", get(routes::day_seals))
         .route("/api/v1/days/{day}/seal", post(routes::seal_day))
         .route("/api/v1/events/{event_id}/proof", get(routes::event_proof))
+        .route("/api/v1/backup", post(routes::backup))
         .merge(commands)
         .merge(appends)
         .merge(dashboard())

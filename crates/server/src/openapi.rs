@@ -14,7 +14,7 @@ use crate::{live, routes};
         routes::execute_command, routes::status, routes::issues, routes::issue, routes::timeline, routes::replay,
         routes::report, routes::events, live::live, routes::append_events, routes::create_token,
         routes::list_tokens, routes::revoke_token, routes::healthz,
-        routes::readyz, routes::metrics, routes::openapi, routes::verify, routes::seal_key, routes::day_export, routes::day_seals, routes::seal_day, routes::event_proof,
+        routes::readyz, routes::metrics, routes::openapi, routes::verify, routes::seal_key, routes::day_export, routes::day_seals, routes::seal_day, routes::event_proof, routes::backup,
     ),
     components(schemas(
         routes::CommandRequest, routes::AppendResponse, routes::AppendedEventBody, routes::TokenRequest,

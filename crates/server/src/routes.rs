@@ -934,6 +934,54 @@ pub async fn openapi() -> Json<&'static serde_json::Value> {
     Json(crate::openapi_document())
 }
 
+/// A consistent backup of the whole log as it stands when asked, streamed as NDJSON (the
+/// README's "Backup and restore"): the header names the head position and its chain hash,
+/// then every record up to it. Writers go on meanwhile; `gridwatch restore` rebuilds a store
+/// with the identical chain from it.
+#[utoipa::path(
+    post, path = "/api/v1/backup", tag = "operations",
+    responses(
+        (status = 200, description = "the backup, header line first", body = String, content_type = "application/x-ndjson"),
+        (status = 403, body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn backup(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    principal.require(Permission::Backup)?;
+    let (header_sender, header) = tokio::sync::oneshot::channel();
+    let (lines, body) = tokio::sync::mpsc::channel::<Result<String, store::StoreError>>(4);
+    let service = state.service.clone();
+    // A task of its own reads the log a page at a time while the client takes the lines;
+    // it ends when the client goes away.
+    tokio::spawn(async move {
+        let (head, mut stream) = match service.backup().await {
+            Ok(backup) => backup,
+            Err(error) => {
+                let _ = header_sender.send(Err(error));
+                return;
+            }
+        };
+        let _ = header_sender.send(Ok(head));
+        while let Some(line) = futures::StreamExt::next(&mut stream).await {
+            if let Err(error) = &line {
+                tracing::error!(%error, "a backup failed while it was sent; the client gets a cut-off body");
+            }
+            if lines.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    let head = header.await.map_err(|error| ApiError::internal(&error))??;
+    tracing::info!(head_position = head.head_position, "backup started");
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body));
+    let name = format!("attachment; filename=\"gridwatch-backup-{}.ndjson\"", head.head_position);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson".to_owned()), (header::CONTENT_DISPOSITION, name)],
+        body,
+    )
+        .into_response())
+}
+
 pub async fn no_route() -> ApiError {
     ApiError::not_found("no such route; the API is described at /api/openapi.json")
 }

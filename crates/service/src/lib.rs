@@ -9,6 +9,7 @@
 //! that names its event id is safe to retry: once that id is in the log, the original
 //! positions come back and nothing new is written.
 
+pub mod backup;
 pub mod day_file;
 mod days;
 pub mod demo;
