@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test of gridwatch: installs what the browser test needs when it is missing (Debian's
+# Every test of gridwatch: installs what the tests need when it is missing (Debian's
 # Chromium and CJK fonts, Node.js and npm, the npm packages of tests/browser at their locked
-# versions; no browser download), then runs the whole cargo test suite. Idempotent and quiet
-# when everything is there already. Extra arguments go to `cargo test`.
+# versions with no browser download; Python's venv for schemathesis; cargo-fuzz), then runs
+# the whole cargo test suite, every fuzz target for a bounded time (fuzz/run.sh) and
+# schemathesis against the API's OpenAPI document (tests/api/run.sh). Idempotent and quiet
+# when everything is there already. With arguments, only `cargo test` runs, with them.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +14,9 @@ command -v node > /dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm > /dev/null 2>&1 || need_apt+=(npm)
 # Chinese pages in the screenshots (phones have these fonts; a bare server does not).
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+# schemathesis runs in a venv of its own; the full-disk tests mount a tmpfs.
+python3 -c 'import venv, ensurepip' > /dev/null 2>&1 || need_apt+=(python3 python3-venv)
+command -v mount > /dev/null 2>&1 || need_apt+=(mount)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && ! command -v sudo > /dev/null 2>&1; then
         echo "test.sh: ${need_apt[*]} missing and no root to install them with apt-get" >&2
@@ -32,4 +37,17 @@ if [ ! -f "$stamp" ] || ! cmp -s tests/browser/package-lock.json tests/browser/n
     cp tests/browser/package-lock.json tests/browser/node_modules/.installed-lock
 fi
 
-exec cargo test --workspace --locked "$@"
+if [ "$#" -gt 0 ]; then
+    exec cargo test --workspace --locked "$@"
+fi
+cargo test --workspace --locked
+
+# Coverage-guided fuzzing of every input edge, from the corpora in fuzz/corpus.
+if ! cargo fuzz --version > /dev/null 2>&1; then
+    echo "test.sh: installing cargo-fuzz (cargo install)"
+    cargo install cargo-fuzz --locked --version 0.13.2 --quiet
+fi
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./fuzz/run.sh
+
+# The API against its own OpenAPI document, on the debug binary the tests built.
+./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch"

@@ -269,6 +269,30 @@ impl EventLine {
     }
 }
 
+/// Writes every number of `value` that is a whole number written with a fraction (`494.0`)
+/// as the integer it is: JSON (and JSON Schema's `integer`) make no difference between the
+/// two, and the payloads' integer fields must not either.
+pub fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                // Exact: every whole number under 2^53 is an f64 and an i64 alike.
+                *number = serde_json::Number::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
+}
+
+/// Reads one value as `T`, whole numbers written with a fraction taken as integers.
+fn from_json_value<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T, serde_json::Error> {
+    whole_numbers_as_integers(&mut value);
+    serde_json::from_value(value)
+}
+
 /// Parses event lines as a client submits them: NDJSON (one [`EventLine`] per line, blank
 /// lines skipped) or, when the text starts with `[`, one JSON array of them. Fills in what
 /// the lines leave out (see [`EventLine::into_new_event`]); the first bad line (or array
@@ -277,13 +301,13 @@ pub fn parse_event_lines(input: &str, default_actor: &EntityId, now: Timestamp) 
     let lines: Vec<(usize, Result<EventLine, serde_json::Error>)> = if input.trim_start().starts_with('[') {
         let values: Vec<serde_json::Value> =
             serde_json::from_str(input).map_err(|error| format!("not a JSON array of events: {error}"))?;
-        values.into_iter().enumerate().map(|(index, value)| (index + 1, serde_json::from_value(value))).collect()
+        values.into_iter().enumerate().map(|(index, value)| (index + 1, from_json_value(value))).collect()
     } else {
         input
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(index, line)| (index + 1, serde_json::from_str(line)))
+            .map(|(index, line)| (index + 1, serde_json::from_str(line).and_then(from_json_value)))
             .collect()
     };
     let mut events = Vec::with_capacity(lines.len());
@@ -298,4 +322,25 @@ pub fn parse_event_lines(input: &str, default_actor: &EntityId, now: Timestamp) 
         return Err("no events given".to_owned());
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_an_integer_and_a_fraction_is_not() {
+        let actor = EntityId::new("cli").expect("valid");
+        let now = Timestamp::from_microsecond(1_582_156_800_000_000).expect("valid");
+        let line = |interval: &str| {
+            format!(
+                r#"{{"event_type":"CheckpointScheduleSet","data":{{"checkpoint_id":"gate-1","check_interval_minutes":{interval},"active_from":"08:00","active_until":"20:00"}}}}"#
+            )
+        };
+        let events = parse_event_lines(&line("30.0"), &actor, now).expect("30.0 is the integer 30");
+        let Event::CheckpointScheduleSet(schedule) = &events[0].event else { panic!("{:?}", events[0].event) };
+        assert_eq!(schedule.check_interval_minutes, 30);
+        assert!(parse_event_lines(&line("30.5"), &actor, now).is_err());
+        assert!(parse_event_lines(&line("-1.0"), &actor, now).is_err());
+    }
 }

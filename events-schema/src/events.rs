@@ -64,6 +64,7 @@ payloads! {
     /// A community (unit of local administration) was registered.
     pub struct CommunityRegistered {
         pub community_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub name: String,
         /// Where it sits, e.g. "Cuizhu subdistrict, Luohu district".
         pub parent_area: Option<String>,
@@ -73,6 +74,7 @@ payloads! {
     pub struct GridRegistered {
         pub grid_id: EntityId,
         pub community_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub name: String,
     }
 
@@ -80,6 +82,7 @@ payloads! {
     pub struct SiteRegistered {
         pub site_id: EntityId,
         pub grid_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub name: String,
         pub kind: SiteKind,
     }
@@ -88,12 +91,14 @@ payloads! {
     pub struct CheckpointRegistered {
         pub checkpoint_id: EntityId,
         pub site_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub name: String,
     }
 
     /// A checkpoint was closed: no checks are expected or accepted until it reopens.
     pub struct CheckpointClosed {
         pub checkpoint_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub reason: String,
     }
 
@@ -106,6 +111,7 @@ payloads! {
     /// A staff member joined; `display_name` is what the team calls them, not a legal name.
     pub struct StaffRegistered {
         pub staff_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub display_name: String,
         pub role: StaffRole,
         pub grid_id: Option<EntityId>,
@@ -115,6 +121,7 @@ payloads! {
     pub struct TeamFormed {
         pub team_id: EntityId,
         pub grid_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub name: String,
         #[serde(default)]
         pub member_ids: Vec<EntityId>,
@@ -123,6 +130,7 @@ payloads! {
     /// How often a checkpoint must be checked, and during which local hours.
     pub struct CheckpointScheduleSet {
         pub checkpoint_id: EntityId,
+        #[schemars(range(min = 1, max = 1440))]
         pub check_interval_minutes: u32,
         /// Local time of day the schedule starts (e.g. `07:00`).
         #[schemars(with = "String")]
@@ -179,6 +187,7 @@ payloads! {
         pub round_id: EntityId,
         pub grid_id: EntityId,
         pub led_by: EntityId,
+        #[schemars(length(min = 1))]
         pub checklist: Vec<ChecklistItem>,
     }
 
@@ -206,6 +215,7 @@ payloads! {
         pub raised_by: EntityId,
         pub category: IssueCategory,
         pub severity: Severity,
+        #[schemars(pattern(r"\S"))]
         pub summary: String,
         pub details: Option<String>,
     }
@@ -227,6 +237,7 @@ payloads! {
     pub struct GateIssueActionTaken {
         pub issue_id: EntityId,
         pub taken_by: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub action: String,
     }
 
@@ -242,6 +253,7 @@ payloads! {
     pub struct GateIssueResolved {
         pub issue_id: EntityId,
         pub resolved_by: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub resolution: String,
     }
 
@@ -258,6 +270,7 @@ payloads! {
     pub struct GateIssueReopened {
         pub issue_id: EntityId,
         pub reopened_by: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub reason: String,
     }
 
@@ -277,14 +290,17 @@ payloads! {
     pub struct SuppliesDelivered {
         pub delivered_by: EntityId,
         /// Who received them, as a role or place ("gate staff at site-x", "relief office").
+        #[schemars(pattern(r"\S"))]
         pub recipient: String,
         pub purpose: Option<String>,
+        #[schemars(length(min = 1))]
         pub items: Vec<SupplyItem>,
     }
 
     /// A directive (a new rule from above) arrived.
     pub struct DirectiveReceived {
         pub directive_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub title: String,
         pub issued_by: String,
         pub summary: Option<String>,
@@ -295,6 +311,7 @@ payloads! {
     /// A supervision-ledger task was assigned.
     pub struct LedgerTaskAssigned {
         pub task_id: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub title: String,
         pub assignee_id: EntityId,
         #[schemars(with = "Option<String>")]
@@ -311,6 +328,7 @@ payloads! {
     /// A free-text note from the field: the daily diary of a staff member.
     pub struct FieldNoteRecorded {
         pub author: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub text: String,
         pub site_id: Option<EntityId>,
         pub weather: Option<Weather>,
@@ -320,6 +338,7 @@ payloads! {
     pub struct EventCorrected {
         pub corrected_event_id: Uuid,
         pub corrected_by: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub reason: String,
         pub replacement: Box<Event>,
     }
@@ -328,6 +347,7 @@ payloads! {
     pub struct EventRetracted {
         pub retracted_event_id: Uuid,
         pub retracted_by: EntityId,
+        #[schemars(pattern(r"\S"))]
         pub reason: String,
     }
 
@@ -368,6 +388,7 @@ payloads! {
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
     pub item_id: EntityId,
+    #[schemars(pattern(r"\S"))]
     pub label: String,
 }
 
@@ -375,7 +396,9 @@ pub struct ChecklistItem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupplyItem {
+    #[schemars(pattern(r"\S"))]
     pub item: String,
+    #[schemars(range(min = 1))]
     pub quantity: u32,
     pub unit: Option<String>,
 }

@@ -19,6 +19,7 @@ pub use encoding::{EventJsonError, serialize_event_data};
 pub use envelope::{
     CHAIN_HASH_BYTES, CODEC_BINCODE_V1, ChainHash, DecodeError, EnvelopeJson, EventLine, NewEvent,
     OCCURRED_AT_SKEW_MICROS_MAX, RECORD_BYTES_MAX, RecordedEvent, decode_record, encode_record, parse_event_lines,
+    whole_numbers_as_integers,
 };
 pub use events::*;
 pub use facts::{Access, Amendment, Amends, EntityKind, EntityRef, EventFacts, Place, Stream, StreamKind};

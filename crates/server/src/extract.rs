@@ -74,12 +74,13 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 }
 
 /// Parses a JSON body: a syntax error is 400, a body of the wrong shape (wrong types,
-/// unknown or missing fields) is 422.
+/// unknown or missing fields) is 422. A whole number written with a fraction (`3.0`) is the
+/// integer it is, as JSON has it.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(format!("body: {error}")),
-        _ => ApiError::malformed(format!("body is not valid JSON: {error}")),
-    })
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| ApiError::malformed(format!("body is not valid JSON: {error}")))?;
+    events_schema::whole_numbers_as_integers(&mut value);
+    serde_json::from_value(value).map_err(|error| ApiError::invalid(format!("body: {error}")))
 }
 
 /// The one path parameter of a route, as text; a bad one (not UTF-8) is a 400 problem.

@@ -36,6 +36,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub use auth::{Role, TokenFile};
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
+pub use routes::{CommandRequest, parse_command_body};
 
 /// The service the server runs over: any backend, behind the store boundary (the server never
 /// names one; the CLI opens the configured backend).

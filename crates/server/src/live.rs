@@ -30,6 +30,7 @@ const TOKEN_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub struct LiveParams {
     /// The first global position to send; `Last-Event-ID` (the last position received)
     /// takes precedence. Without either, only events after the current head are sent.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub from: Option<u64>,
 }
 
@@ -60,6 +61,9 @@ pub async fn live(
         ),
         None => None,
     };
+    if let Some(from) = params.from {
+        crate::routes::check_position("from", from)?;
+    }
     let from = match (last_event_id, params.from) {
         (Some(last), _) => last.saturating_add(1),
         (None, Some(from)) => from.max(1),

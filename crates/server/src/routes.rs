@@ -82,6 +82,15 @@ fn appended(state: &AppState, stream_id: &EntityId, committed: Committed) -> Res
     response
 }
 
+/// Positions are int64 in the API (as the document says): a larger one is refused, not
+/// read as "after the end".
+pub(crate) fn check_position(name: &str, position: u64) -> Result<(), ApiError> {
+    if i64::try_from(position).is_err() {
+        return Err(ApiError::invalid(format!("{name} {position} is beyond the largest position, {}", i64::MAX)));
+    }
+    Ok(())
+}
+
 /// The stream version an `If-Match: "N"` header asks for.
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
@@ -209,14 +218,10 @@ pub async fn execute_command(
     // Every role that writes at all may write field commands: a role that may not is told
     // so before its body is even read.
     principal.require(Permission::WriteField)?;
-    let request: CommandRequest = parse_json(&body)?;
-    refuse_tokens(&body)?;
-    let command: Command =
-        serde_json::from_value(serde_json::json!({ "command": request.command, "data": request.data }))
-            .map_err(|error| ApiError::invalid(format!("not a valid command: {error}")))?;
+    let (request, command) = parse_command_body(&body)?;
     let expected_version = match (request.expected_version, if_match(&headers)?) {
         (Some(body), Some(header)) if body != header => {
-            return Err(ApiError::malformed(format!("expected_version {body} and If-Match {header} disagree")));
+            return Err(ApiError::invalid(format!("expected_version {body} and If-Match {header} disagree")));
         }
         (body, header) => body.or(header),
     };
@@ -230,6 +235,18 @@ pub async fn execute_command(
     };
     let committed = run_command(&state, &principal, &command, meta).await?;
     Ok(appended(&state, &stream_id, committed))
+}
+
+/// The body of `POST /api/v1/commands` read into its request and its command: malformed JSON
+/// is 400, a body holding an access token or not naming a valid command 422. Pure, so that
+/// it can be fuzzed.
+pub fn parse_command_body(body: &[u8]) -> Result<(CommandRequest, Command), ApiError> {
+    let request: CommandRequest = parse_json(body)?;
+    refuse_tokens(body)?;
+    let command: Command =
+        serde_json::from_value(serde_json::json!({ "command": request.command, "data": request.data }))
+            .map_err(|error| ApiError::invalid(format!("not a valid command: {error}")))?;
+    Ok((request, command))
 }
 
 /// Runs `command` for `principal` (the API's commands and the dashboard's forms alike): the
@@ -690,6 +707,7 @@ fn choice<T: serde::de::DeserializeOwned>(text: Option<&str>, name: &str, defaul
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// The first global position (1 when not given).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub from: Option<u64>,
     /// At most this many events (1,000 when not given; at most 10,000).
     #[param(minimum = 1, maximum = 10_000)]
@@ -714,7 +732,9 @@ pub async fn events(
     if limit == 0 || limit > READ_PAGE_EVENTS_MAX {
         return Err(ApiError::invalid(format!("limit must be 1 to {READ_PAGE_EVENTS_MAX}")));
     }
-    let page = state.service.events(params.from.unwrap_or(1).max(1), limit).await?;
+    let from = params.from.unwrap_or(1).max(1);
+    check_position("from", from)?;
+    let page = state.service.events(from, limit).await?;
     let ndjson = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
