@@ -19,7 +19,7 @@ head=0
 for cycle in $(seq 1 "$cycles"); do
     [ "$cycle" -eq 1 ] || start_server
     rm -f "$work"/acked.*
-    TOKEN="$token" GATES=8 ACKED_FILE="$work/acked" wrk -t2 -c8 -d3s -s tests/soak/write.lua "$url" > "$work/wrk.log" 2>&1 &
+    TOKEN="$token" PAUSE_MS=10 GATES=8 ACKED_FILE="$work/acked" wrk -t2 -c8 -d3s -s tests/soak/write.lua "$url" > "$work/wrk.log" 2>&1 &
     load=$!
     # Somewhere in the load's first second and a half.
     sleep "0.$(( 100 + RANDOM % 900 ))"

@@ -6,8 +6,10 @@
 # event must be in the log (the events stored but never acknowledged are those in flight
 # at the kill) and `gridwatch verify` must pass.
 #
-# Load, all at once, for each minute: wrk with 8 connections writing patrol checks over 8
-# gates, 8 more all on one gate, 4 reading the status board, 2 reading a day's report; 6
+# The server starts with the demo month loaded. Load, all at once, for each minute (bounded: each connection pauses between an answer and
+# its next request): wrk with 8 connections writing patrol checks over 8 gates (40 ms
+# pauses), 8 more all on one gate (80 ms), 4 reading the status board (10 ms), 2 reading
+# the report of a demo day (500 ms); 6
 # live-feed subscribers (curl), 2 of them slow (2 KB/s, so the server cuts them off and they
 # reconnect). Needs wrk (Debian's; installed when missing) and curl (tests/soak/lib.sh).
 set -euo pipefail
@@ -22,10 +24,12 @@ cleanup() {
     echo "soak: data and logs kept in $work"
 }
 trap cleanup EXIT
-start_server
+SERVE_ARGS="--demo" start_server
 register_gates
 head_at_start="$(curl -sf "$url/readyz" | sed 's/.*"head_position":\([0-9]*\).*/\1/')"
-today="$(TZ=Asia/Shanghai date +%F)"
+# Reports are read of a day of the demo month: a finished day, as an auditor reads it (the
+# writers fill today, whose report grows with it).
+report_day=2020-02-20
 
 subscribe() {   # $1: extra curl options (a rate limit for the slow ones)
     while true; do
@@ -44,13 +48,13 @@ printf '|---|---|---|---|---|---|---|---|---|---|\n'
 acked_total=0
 for minute in $(seq 1 "$minutes"); do
     export TOKEN="$token"
-    GATES=8 ACKED_FILE="$work/acked" wrk -t2 -c8 -d60s -s tests/soak/write.lua "$url" > "$work/w.$minute" 2>&1 &
+    PAUSE_MS=40 GATES=8 ACKED_FILE="$work/acked" wrk -t2 -c8 -d60s -s tests/soak/write.lua "$url" > "$work/w.$minute" 2>&1 &
     writers=$!
-    GATES=1 ACKED_FILE="$work/acked-one" wrk -t1 -c8 -d60s -s tests/soak/write.lua "$url" > "$work/o.$minute" 2>&1 &
+    PAUSE_MS=80 GATES=1 ACKED_FILE="$work/acked-one" wrk -t1 -c8 -d60s -s tests/soak/write.lua "$url" > "$work/o.$minute" 2>&1 &
     one_gate=$!
-    READ_PATH=/api/v1/status wrk -t1 -c4 -d60s -s tests/soak/read.lua "$url" > "$work/s.$minute" 2>&1 &
+    PAUSE_MS=10 READ_PATH=/api/v1/status wrk -t1 -c4 -d60s -s tests/soak/read.lua "$url" > "$work/s.$minute" 2>&1 &
     status=$!
-    READ_PATH="/api/v1/report?day=$today" wrk -t1 -c2 -d60s -s tests/soak/read.lua "$url" > "$work/r.$minute" 2>&1 &
+    PAUSE_MS=500 READ_PATH="/api/v1/report?day=$report_day" wrk -t1 -c2 -d60s -s tests/soak/read.lua "$url" > "$work/r.$minute" 2>&1 &
     report=$!
     note=""
     if [ "$minute" -eq "$kill_at" ]; then

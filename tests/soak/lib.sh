@@ -9,8 +9,8 @@ port=$(( 20000 + RANDOM % 20000 ))
 url="http://127.0.0.1:$port"
 server=""
 
-start_server() {
-    "$binary" --data "$work/data" serve --addr "127.0.0.1:$port" >> "$work/server.out" 2>> "$work/server.log" &
+start_server() {   # SERVE_ARGS: more arguments of `serve` (e.g. --demo)
+    "$binary" --data "$work/data" serve --addr "127.0.0.1:$port" ${SERVE_ARGS:-} >> "$work/server.out" 2>> "$work/server.log" &
     server=$!
     for _ in $(seq 1 600); do
         curl -sf "$url/readyz" > /dev/null 2>&1 && return

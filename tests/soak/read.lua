@@ -8,6 +8,13 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
+-- Milliseconds between one answer and a connection's next request (the load is bounded).
+local pause = tonumber(os.getenv("PAUSE_MS") or "0")
+
+function delay()
+   return pause
+end
+
 function init(args)
    bad = 0
 end

@@ -13,8 +13,19 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
+-- Milliseconds between one answer and a connection's next request (the load is bounded).
+local pause = tonumber(os.getenv("PAUSE_MS") or "0")
+
+function delay()
+   return pause
+end
+
 function init(args)
-   math.randomseed(os.time() + id * 7919)
+   -- Seeded from the kernel: several wrk processes start in the same second.
+   local urandom = io.open("/dev/urandom", "rb")
+   local bytes = urandom:read(4)
+   urandom:close()
+   math.randomseed(bytes:byte(1) * 16777216 + bytes:byte(2) * 65536 + bytes:byte(3) * 256 + bytes:byte(4))
    sequence = 0
    created = 0
    refused = 0
@@ -23,9 +34,9 @@ end
 
 local function uuid_v7()
    local ms = math.floor(os.time() * 1000) + sequence % 1000
-   return string.format("%08x-%04x-7%03x-%04x-%04x%08x",
+   return string.format("%08x-%04x-7%03x-%04x-%04x%04x%04x",
       math.floor(ms / 65536), ms % 65536, math.random(0, 4095),
-      0x8000 + math.random(0, 0x3fff), math.random(0, 0xffff), math.random(0, 0xffffffff))
+      0x8000 + math.random(0, 0x3fff), math.random(0, 0xffff), math.random(0, 0xffff), math.random(0, 0xffff))
 end
 
 function request()
