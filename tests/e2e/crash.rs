@@ -102,3 +102,33 @@ fn acknowledged_appends_survive_sigkill() {
     }
     assert!(acknowledged.len() > KILLS, "the binary barely appended anything; the test proves little");
 }
+
+/// A server that is killed, not stopped, has saved the views' snapshot once they moved
+/// `--snapshot-every-events` past the last one: its next start folds on from there, not from
+/// the log's start.
+#[test]
+fn a_killed_server_starts_again_from_its_periodic_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let snapshot = data.join("views.snapshot");
+    let server = crate::http::Server::start_logging(&data, &log, &["--demo", "--snapshot-every-events", "1000"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !snapshot.exists() {
+        assert!(std::time::Instant::now() < deadline, "no snapshot within 60 s of the demo's load");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Drop kills the process (SIGKILL): no clean stop, no snapshot of the stop.
+    drop(server);
+    let head = events(&data, &["--from", "1", "--limit", "10000000"]).len() as u64;
+    assert!(head > 1_000, "the demo loaded {head} events");
+    let again = crate::http::Server::start_logging(&data, &log, &[]);
+    drop(again);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let starts: Vec<u64> = text
+        .lines()
+        .filter_map(|line| line.split("the views start from position ").nth(1))
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(starts, [0, head], "the first start folded from 0, the second from the snapshot at the head");
+}

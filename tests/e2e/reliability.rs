@@ -64,8 +64,7 @@ async fn all_at_once(
 
 /// Every event of the log, read through the server.
 async fn log_positions(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
-    let response =
-        http.get(format!("{url}/api/v1/events?from=1&limit=10000")).bearer_auth(token).send().await.unwrap();
+    let response = http.get(format!("{url}/api/v1/events?from=1&limit=10000")).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -93,14 +92,22 @@ async fn sixty_four_writers_on_one_gate_and_on_shared_streams_are_never_refused(
     register_gate(&http, &url, &admin).await;
 
     // One gate: the same checkpoint stream.
-    let checks = all_at_once(&http, &url, &admin, "record-patrol-check", |_| {
-        json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"})
-    })
+    let checks = all_at_once(
+        &http,
+        &url,
+        &admin,
+        "record-patrol-check",
+        |_| json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"}),
+    )
     .await;
     // One author's notes: one stream.
-    let notes = all_at_once(&http, &url, &admin, "record-field-note", |k| {
-        json!({"author": "guard-1", "text": format!("note {k}: queue orderly"), "site_id": "longwu"})
-    })
+    let notes = all_at_once(
+        &http,
+        &url,
+        &admin,
+        "record-field-note",
+        |k| json!({"author": "guard-1", "text": format!("note {k}: queue orderly"), "site_id": "longwu"}),
+    )
     .await;
     let log = log_positions(&http, &url, &admin).await;
     assert_in_log(&log, &checks, "PatrolCheckRecorded", "checkpoint:longwu-main");
@@ -114,9 +121,13 @@ async fn sixty_four_writers_on_one_gate_and_on_shared_streams_are_never_refused(
             event["event_id"].as_str().unwrap().to_owned()
         })
         .collect();
-    let retractions = all_at_once(&http, &url, &admin, "retract-event", |k| {
-        json!({"retracted_event_id": note_ids[k], "retracted_by": "guard-1", "reason": "written twice"})
-    })
+    let retractions = all_at_once(
+        &http,
+        &url,
+        &admin,
+        "retract-event",
+        |k| json!({"retracted_event_id": note_ids[k], "retracted_by": "guard-1", "reason": "written twice"}),
+    )
     .await;
     let log = log_positions(&http, &url, &admin).await;
     assert_in_log(&log, &retractions, "EventRetracted", "corrections");
@@ -133,8 +144,7 @@ async fn sixty_four_writers_on_one_gate_and_on_shared_streams_are_never_refused(
     assert_eq!(status, 201, "{body}");
     let stale = json!({"command": "record-patrol-check", "expected_version": 1,
                        "data": {"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"}});
-    let response =
-        http.post(format!("{url}/api/v1/commands")).bearer_auth(&admin).json(&stale).send().await.unwrap();
+    let response = http.post(format!("{url}/api/v1/commands")).bearer_auth(&admin).json(&stale).send().await.unwrap();
     assert_eq!(response.status(), 409);
     drop(server);
     let verified = crate::run(&data, &["verify"], "");
@@ -198,8 +208,7 @@ async fn append(http: &reqwest::Client, url: &str, admin: &str, body: &Value) ->
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let retry_after =
-        response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+    let retry_after = response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
     (status, retry_after, response.json().await.unwrap_or(Value::Null))
 }
 
@@ -369,8 +378,14 @@ async fn a_backup_taken_under_writers_restores_the_identical_chain_which_goes_on
             tokio::spawn(async move {
                 let mut written = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let (status, body) = command(&http, &url, &admin, "record-patrol-check",
-                        json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"})).await;
+                    let (status, body) = command(
+                        &http,
+                        &url,
+                        &admin,
+                        "record-patrol-check",
+                        json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"}),
+                    )
+                    .await;
                     assert_eq!(status, 201, "{body}");
                     written += 1;
                 }
@@ -381,11 +396,10 @@ async fn a_backup_taken_under_writers_restores_the_identical_chain_which_goes_on
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let by_cli = root.path().join("backup.ndjson");
     let (data_for_cli, dest, token) = (data.clone(), by_cli.clone(), admin.clone());
-    let backed_up = tokio::task::spawn_blocking(move || {
-        run_with_token(&data_for_cli, &["backup", dest.to_str().unwrap()], &token)
-    })
-    .await
-    .unwrap();
+    let backed_up =
+        tokio::task::spawn_blocking(move || run_with_token(&data_for_cli, &["backup", dest.to_str().unwrap()], &token))
+            .await
+            .unwrap();
     assert_eq!(backed_up.code, 0, "{}", backed_up.stderr);
     let over_http = http.post(format!("{url}/api/v1/backup")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(over_http.status(), 200);
@@ -413,7 +427,11 @@ async fn a_backup_taken_under_writers_restores_the_identical_chain_which_goes_on
         let restored = root.path().join(format!("restored-{head}"));
         let done = crate::run(&restored, &["--seal-key", key_arg, "restore", backup.to_str().unwrap()], "");
         assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
-        assert!(done.stdout.contains("chain intact") && done.stdout.contains("1 day seals hold (signatures checked)"), "{}", done.stdout);
+        assert!(
+            done.stdout.contains("chain intact") && done.stdout.contains("1 day seals hold (signatures checked)"),
+            "{}",
+            done.stdout
+        );
         // The identical chain: every event, hash and seal, as the original held them.
         let copy = crate::events(&restored, &["--limit", "10000"]);
         assert_eq!(copy, original[..head]);
@@ -422,8 +440,14 @@ async fn a_backup_taken_under_writers_restores_the_identical_chain_which_goes_on
         // The restored store goes on: a server on it takes new events on the same chain.
         let server = Server::start_with(&restored, &["--seal-key", key_arg]);
         let admin = server.admin.clone().expect("a restored store's first start makes an admin token");
-        let (status, body) = command(&http, &server.url, &admin, "record-patrol-check",
-            json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"})).await;
+        let (status, body) = command(
+            &http,
+            &server.url,
+            &admin,
+            "record-patrol-check",
+            json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"}),
+        )
+        .await;
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["events"][0]["global_position"], head as u64 + 1);
         drop(server);

@@ -50,7 +50,10 @@ fn partial(dest: &Path) -> PathBuf {
 
 pub async fn backup(cli: &Cli, args: &BackupArgs) -> Result<(), Failure> {
     if args.dest.exists() {
-        return Err(Failure::BadInput(anyhow::anyhow!("{} exists; a backup never overwrites a file", args.dest.display())));
+        return Err(Failure::BadInput(anyhow::anyhow!(
+            "{} exists; a backup never overwrites a file",
+            args.dest.display()
+        )));
     }
     let temporary = partial(&args.dest);
     let mut file = std::fs::File::create(&temporary)?;
@@ -140,7 +143,8 @@ async fn from_server(url: &str, out: &mut impl Write) -> Result<(String, u64), F
     }
     let header: service::backup::BackupHeader = serde_json::from_slice(&first_line).map_err(operating)?;
     let records = lines.saturating_sub(1);
-    let last_position = serde_json::from_slice::<serde_json::Value>(&last_line).ok().and_then(|line| line["position"].as_u64());
+    let last_position =
+        serde_json::from_slice::<serde_json::Value>(&last_line).ok().and_then(|line| line["position"].as_u64());
     if records != header.head_position || (records > 0 && last_position != Some(header.head_position)) {
         return Err(operating(format!(
             "the backup came cut short: {records} records of the {} its header names",
@@ -167,18 +171,23 @@ pub async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<(), Failure> {
     let existed = cli.data.exists();
     let restored = async {
         let service = crate::record::open_log(cli)?;
-        let header = service.restore(std::io::BufReader::new(input)).await.map_err(|error| {
-            match error {
-                service::backup::RestoreError::Store(error) => Failure::from(error),
-                other => Failure::BadInput(anyhow::Error::new(other).context(format!("{} cannot be restored", args.src.display()))),
-            }
+        let header = service.restore(std::io::BufReader::new(input)).await.map_err(|error| match error {
+            service::backup::RestoreError::Store(error) => Failure::from(error),
+            other => Failure::BadInput(
+                anyhow::Error::new(other).context(format!("{} cannot be restored", args.src.display())),
+            ),
         })?;
         Ok::<_, Failure>(header)
     }
     .await;
     match restored {
         Ok(header) => {
-            println!("restored {} events, head {}, into {}", header.head_position, header.head_hash, cli.data.display());
+            println!(
+                "restored {} events, head {}, into {}",
+                header.head_position,
+                header.head_hash,
+                cli.data.display()
+            );
             // The same checks as `gridwatch verify`: the chain, then every day seal.
             crate::verify(cli).await
         }

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// it (later arrivals go into an addendum seal of the same day).
     #[arg(long, default_value_t = 60)]
     seal_grace_minutes: u64,
+    /// The views' snapshot is saved (checked once a minute) when they have moved this many
+    /// events past the last one, so that a server killed rather than stopped starts again by
+    /// folding at most about this many events. It is saved on every clean stop too.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every_events: u64,
     /// The dashboard's address as its users reach it (e.g. `https://gate.example.org`), for
     /// what is printed on paper: the gate posters' QR codes. Without it, the address the
     /// browser asked for.
@@ -161,14 +166,17 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
 }
 
 /// The server's work on days, once a minute: seal each day whose grace period for late
-/// arrivals has passed (with an addendum for what arrived after its seal), and bring the day
-/// checkpoints forward so that a query of any day reads that day only.
+/// arrivals has passed (with an addendum for what arrived after its seal), bring the day
+/// checkpoints forward so that a query of any day reads that day only, and save the views'
+/// snapshot when they have moved `snapshot_every` events past the last one.
 async fn keep_days(
     service: Arc<crate::record::CliService>,
     key: Option<Arc<service::seal_key::SealKey>>,
     grace: Duration,
+    snapshot_every: u64,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
+    let mut saved_at = service.started_from();
     loop {
         every.tick().await;
         // Off the async workers, as the heavy reads are: the first round on an old store
@@ -187,10 +195,21 @@ async fn keep_days(
                 if let Err(error) = service.checkpoint_days().await {
                     tracing::warn!(%error, "bringing the day checkpoints forward failed");
                 }
+                if service.position().await < saved_at + snapshot_every {
+                    return saved_at;
+                }
+                match service.save_snapshot().await {
+                    Ok(position) => position.unwrap_or(saved_at),
+                    Err(error) => {
+                        tracing::warn!(%error, "saving the views' snapshot failed; trying again in a minute");
+                        saved_at
+                    }
+                }
             })
         });
-        if let Err(error) = round.await {
-            tracing::warn!(%error, "the day keeper's round failed");
+        match round.await {
+            Ok(position) => saved_at = position,
+            Err(error) => tracing::warn!(%error, "the day keeper's round failed"),
         }
     }
 }
@@ -211,6 +230,7 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 
 pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let service = crate::record::open_service(cli).await?;
+    tracing::info!("the views start from position {} (0: folded from the log's start)", service.started_from());
     if args.demo {
         let events = service.load_demo().await.map_err(|error| Failure::Operating(error.into()))?;
         tracing::info!(events, "the demo month is loaded");
@@ -245,8 +265,12 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         ..ServerConfig::default()
     };
     let service = Arc::new(service);
-    let days =
-        tokio::spawn(keep_days(service.clone(), seal_key.clone(), Duration::from_secs(args.seal_grace_minutes * 60)));
+    let days = tokio::spawn(keep_days(
+        service.clone(),
+        seal_key.clone(),
+        Duration::from_secs(args.seal_grace_minutes * 60),
+        args.snapshot_every_events,
+    ));
     let state = AppState::new(service.clone(), tokens, config);
     let shutdown = state.shutdown.clone();
     let stop = stop_signal()?;

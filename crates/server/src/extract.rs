@@ -77,8 +77,8 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 /// unknown or missing fields) is 422. A whole number written with a fraction (`3.0`) is the
 /// integer it is, as JSON has it.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|error| ApiError::malformed(format!("body is not valid JSON: {error}")))?;
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| ApiError::malformed(format!("body is not valid JSON: {error}")))?;
     events_schema::whole_numbers_as_integers(&mut value);
     serde_json::from_value(value).map_err(|error| ApiError::invalid(format!("body: {error}")))
 }

@@ -136,7 +136,9 @@ fn say_exactly_what_is_accepted(document: &mut serde_json::Value) {
         .filter(|event| event.facts().access() == events_schema::Access::System)
         .map(|event| event.event_type().to_owned())
         .collect();
-    if let Some(variants) = document.pointer_mut("/components/schemas/CommandRequest/oneOf").and_then(|v| v.as_array_mut()) {
+    if let Some(variants) =
+        document.pointer_mut("/components/schemas/CommandRequest/oneOf").and_then(|v| v.as_array_mut())
+    {
         variants.retain(|variant| {
             let data = variant["properties"]["data"]["$ref"].as_str().unwrap_or_default();
             !system.iter().any(|kind| data.ends_with(&format!("/{kind}")))
@@ -145,7 +147,9 @@ fn say_exactly_what_is_accepted(document: &mut serde_json::Value) {
     // Event ids are UUIDv7s (the log is ordered by them within a millisecond).
     let v7 = json!({"oneOf": [{"type": "null"}, {"type": "string", "format": "uuid",
         "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"}]});
-    if let Some(variants) = document.pointer_mut("/components/schemas/CommandRequest/oneOf").and_then(|v| v.as_array_mut()) {
+    if let Some(variants) =
+        document.pointer_mut("/components/schemas/CommandRequest/oneOf").and_then(|v| v.as_array_mut())
+    {
         for variant in variants.iter_mut() {
             variant["properties"]["event_id"] = v7.clone();
         }
@@ -213,12 +217,21 @@ fn say_exactly_what_is_accepted(document: &mut serde_json::Value) {
         }),
     );
     let parameters = [
-        ("/paths/~1api~1v1~1commands/post/parameters", "If-Match",
-         json!({"type": "string", "pattern": "^\\s*(W/)?\"?\\+?[0-9]{1,19}\"?\\s*$"})),
-        ("/paths/~1api~1v1~1days~1{day}~1export/get/parameters", "format",
-         json!({"type": "string", "enum": ["ndjson", "cloudevents"]})),
-        ("/paths/~1api~1v1~1events~1live/get/parameters", "Last-Event-ID",
-         json!({"type": "string", "pattern": "^\\s*\\+?[0-9]{1,19}\\s*$"})),
+        (
+            "/paths/~1api~1v1~1commands/post/parameters",
+            "If-Match",
+            json!({"type": "string", "pattern": "^\\s*(W/)?\"?\\+?[0-9]{1,19}\"?\\s*$"}),
+        ),
+        (
+            "/paths/~1api~1v1~1days~1{day}~1export/get/parameters",
+            "format",
+            json!({"type": "string", "enum": ["ndjson", "cloudevents"]}),
+        ),
+        (
+            "/paths/~1api~1v1~1events~1live/get/parameters",
+            "Last-Event-ID",
+            json!({"type": "string", "pattern": "^\\s*\\+?[0-9]{1,19}\\s*$"}),
+        ),
     ];
     for (pointer, name, schema) in parameters {
         if let Some(list) = document.pointer_mut(pointer).and_then(|list| list.as_array_mut()) {

@@ -171,7 +171,8 @@ async fn authorize_field_command(
     }
     // Another site's checkpoint or issue is answered as an unknown one is, word for word:
     // field staff cannot learn from the answer which ids exist elsewhere.
-    let unknown = || ApiError::not_found("no checkpoint, issue or site of this token's sites has the id this command names");
+    let unknown =
+        || ApiError::not_found("no checkpoint, issue or site of this token's sites has the id this command names");
     match state.service.site_of(command).await? {
         SiteOf::Site(site) if principal.covers_site(&site) => Ok(()),
         SiteOf::Site(_) => Err(unknown()),
@@ -995,10 +996,7 @@ pub async fn backup(State(state): State<AppState>, principal: Principal) -> Resu
     tracing::info!(head_position = head.head_position, "backup started");
     let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body));
     let name = format!("attachment; filename=\"gridwatch-backup-{}.ndjson\"", head.head_position);
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson".to_owned()), (header::CONTENT_DISPOSITION, name)],
-        body,
-    )
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson".to_owned()), (header::CONTENT_DISPOSITION, name)], body)
         .into_response())
 }
 

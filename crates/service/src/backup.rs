@@ -71,8 +71,11 @@ pub enum RestoreError {
 
 /// The record line of `record`, without its newline.
 fn record_line(record: &StoredRecord) -> String {
-    let line =
-        RecordLine { position: record.global_position, record: BASE64.encode(&record.bytes), hash: hex::encode(record.hash) };
+    let line = RecordLine {
+        position: record.global_position,
+        record: BASE64.encode(&record.bytes),
+        hash: hex::encode(record.hash),
+    };
     serde_json::to_string(&line).expect("a record line serialises")
 }
 
@@ -131,7 +134,10 @@ async fn restore<S: EventStore>(store: &S, input: impl BufRead) -> Result<Backup
     if header.format != BACKUP_FORMAT || header.version != BACKUP_VERSION {
         return Err(malformed(
             1,
-            format!("format {} version {}; this build reads {BACKUP_FORMAT} version {BACKUP_VERSION}", header.format, header.version),
+            format!(
+                "format {} version {}; this build reads {BACKUP_FORMAT} version {BACKUP_VERSION}",
+                header.format, header.version
+            ),
         ));
     }
     if store.head_position().await? != 0 {

@@ -305,10 +305,14 @@ impl<S: EventStore> Service<S> {
     pub async fn save_snapshot(&self) -> Result<Option<u64>, StoreError> {
         let Some(path) = &self.snapshot_path else { return Ok(None) };
         self.catch_up().await?;
-        let views = self.views.read().await;
-        let hash = self.hash_at(views.position).await?;
-        snapshot::save(path, &views, &self.time_zone, hash)?;
-        Ok(Some(views.position))
+        let (copy, position) = {
+            let views = self.views.read().await;
+            let hash = self.hash_at(views.position).await?;
+            (snapshot::copy(&views, &self.time_zone, hash), views.position)
+        };
+        // Encoded and written with the views free again: appends do not wait for the disk.
+        snapshot::save(path, &copy)?;
+        Ok(Some(position))
     }
 
     /// The position the views started from when the service opened: a snapshot's, or 0.

@@ -37,8 +37,12 @@ struct Saved {
     stream_versions: Vec<(EntityId, u64)>,
 }
 
-pub(crate) fn save(path: &Path, views: &Views, time_zone: &TimeZone, hash: ChainHash) -> Result<(), StoreError> {
-    let saved = Saved {
+/// What a snapshot holds, copied from the views (under their lock) so that encoding and
+/// writing it happen after the lock is released.
+pub(crate) struct Copy(Saved);
+
+pub(crate) fn copy(views: &Views, time_zone: &TimeZone, hash: ChainHash) -> Copy {
+    Copy(Saved {
         time_zone: time_zone.iana_name().unwrap_or_default().to_owned(),
         position: views.position,
         hash,
@@ -50,10 +54,14 @@ pub(crate) fn save(path: &Path, views: &Views, time_zone: &TimeZone, hash: Chain
         days: views.days.clone(),
         seals: views.seals.clone(),
         stream_versions: views.stream_versions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-    };
+    })
+}
+
+/// Writes `copy` to `path` atomically (a synced temporary file renamed over it).
+pub(crate) fn save(path: &Path, copy: &Copy) -> Result<(), StoreError> {
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&PROJECTION_CODE_VERSION.to_be_bytes());
-    bincode::serde::encode_into_std_write(&saved, &mut bytes, bincode::config::standard())
+    bincode::serde::encode_into_std_write(&copy.0, &mut bytes, bincode::config::standard())
         .map_err(|error| std::io::Error::other(error.to_string()))?;
     let temporary = path.with_extension("new");
     std::fs::write(&temporary, &bytes)?;

@@ -1165,8 +1165,8 @@ impl Writer {
             }
         }
         if let Some((_, first)) = found.first() {
-            let whole_retry = found.len() == request_events.len()
-                && found.iter().all(|(found_stream, _)| found_stream == stream_id);
+            let whole_retry =
+                found.len() == request_events.len() && found.iter().all(|(found_stream, _)| found_stream == stream_id);
             if !whole_retry {
                 return Ok(Err(Rejection::EventIdInUse {
                     event_id: first.event_id,
@@ -1176,7 +1176,7 @@ impl Writer {
             let events = found.into_iter().map(|(_, appended)| appended).collect();
             return Ok(Ok(Committed { events, deduplicated: true }));
         }
-        let current = self.stream_head(group, &stream_id)?;
+        let current = self.stream_head(group, stream_id)?;
         if !expected.admits(current) {
             return Ok(Err(Rejection::WrongExpectedVersion {
                 stream_id: stream_id.clone(),
@@ -1194,7 +1194,7 @@ impl Writer {
             let global_position = self.next_position.checked_add(offset).expect("global positions fit in u64");
             let stream_version = current.checked_add(1 + offset).expect("stream versions fit in u64");
             let mut record = Vec::with_capacity(256);
-            encode_record(&stream_id, stream_version, recorded_at, event, &mut record);
+            encode_record(stream_id, stream_version, recorded_at, event, &mut record);
             if record.len() > EVENT_SIZE_BYTES_MAX {
                 return Ok(Err(Rejection::Invalid(format!(
                     "event {} encodes to {} bytes; at most {EVENT_SIZE_BYTES_MAX}",
@@ -1269,9 +1269,7 @@ impl EventStore for SledStore {
     }
 
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.stopped_or((|| {
-            self.read_all_blocking(from_position, limit)
-        })())
+        self.stopped_or(self.read_all_blocking(from_position, limit))
     }
 
     async fn read_occurred(
@@ -1318,9 +1316,13 @@ impl EventStore for SledStore {
 
     async fn read_records(&self, from_position: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
         let limit = limit.min(READ_PAGE_EVENTS_MAX);
-        self.stopped_or(read_log_as(&self.inner.log, from_position, self.durable_head(), limit, |position, bytes, hash| {
-            Ok(StoredRecord { global_position: position, bytes: bytes.to_vec(), hash })
-        }))
+        self.stopped_or(read_log_as(
+            &self.inner.log,
+            from_position,
+            self.durable_head(),
+            limit,
+            |position, bytes, hash| Ok(StoredRecord { global_position: position, bytes: bytes.to_vec(), hash }),
+        ))
     }
 
     async fn restore_records(&self, records: Vec<StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
@@ -1359,7 +1361,9 @@ fn stopped_or<T>(poisoned: &OnceLock<String>, result: Result<T, StoreError>) -> 
         (Err(StoreError::Backend(error)), Some(reason)) => {
             Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}")))
         }
-        (Err(StoreError::Io(error)), Some(reason)) => Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}"))),
+        (Err(StoreError::Io(error)), Some(reason)) => {
+            Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}")))
+        }
         (result, _) => result,
     }
 }

@@ -29,9 +29,9 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 pub use dyn_store::DynStore;
+pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp};
 pub use recovering::{Opener, Probe, Recovering};
 pub use restore::{LogEnd, StoredRecord, check_restore};
-pub use events_schema::{ChainHash, EntityId, NewEvent, RecordedEvent, Timestamp};
 
 /// The most events one append may carry.
 pub const APPEND_EVENTS_MAX: usize = 1_000;
@@ -160,7 +160,9 @@ pub enum StoreError {
     /// The disk (or the backend's storage) has too little room left for the append: it was
     /// refused whole, before anything was written, and the store goes on taking reads.
     /// Writes resume by themselves once room is freed.
-    #[error("the disk holding the log is full ({0}): the append was refused and nothing was written; writes resume by themselves once space is freed")]
+    #[error(
+        "the disk holding the log is full ({0}): the append was refused and nothing was written; writes resume by themselves once space is freed"
+    )]
     StorageFull(String),
     #[error("the store is closed")]
     Closed,

@@ -129,7 +129,8 @@ impl<S: EventStore> Recovering<S> {
     fn noticed(&self, failed: &Weak<S>, error: &StoreError) {
         use std::sync::atomic::Ordering;
         let StoreError::Poisoned(reason) = error else { return };
-        let in_use = matches!(&*self.shared.slot.borrow(), Slot::Open(store) if Weak::ptr_eq(&Arc::downgrade(store), failed));
+        let in_use =
+            matches!(&*self.shared.slot.borrow(), Slot::Open(store) if Weak::ptr_eq(&Arc::downgrade(store), failed));
         if !in_use || self.shared.recovering.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -168,7 +169,8 @@ impl<S: EventStore> Recovering<S> {
     async fn replaced(&self, old: &Weak<S>) {
         let mut slot = self.shared.slot.subscribe();
         loop {
-            let still = matches!(&*slot.borrow_and_update(), Slot::Open(store) if Weak::ptr_eq(&Arc::downgrade(store), old));
+            let still =
+                matches!(&*slot.borrow_and_update(), Slot::Open(store) if Weak::ptr_eq(&Arc::downgrade(store), old));
             if !still || slot.changed().await.is_err() {
                 return;
             }
@@ -303,8 +305,8 @@ impl<S: EventStore> EventStore for Recovering<S> {
 
 #[cfg(all(test, feature = "memory"))]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
     use crate::memory::{MemoryLog, MemoryStore};
@@ -363,7 +365,10 @@ mod tests {
         async fn read_records(&self, from: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
             self.store.read_records(from, limit).await
         }
-        async fn restore_records(&self, records: Vec<StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
+        async fn restore_records(
+            &self,
+            records: Vec<StoredRecord>,
+        ) -> Result<Result<Committed, Rejection>, StoreError> {
             self.check()?;
             self.store.restore_records(records).await
         }
@@ -382,7 +387,11 @@ mod tests {
         let opener: Opener<Flaky> = {
             let (log, broken) = (log.clone(), broken.clone());
             Arc::new(move || {
-                Ok(Flaky { store: MemoryStore::over(log.clone()), broken: broken.clone(), stopped: AtomicBool::new(false) })
+                Ok(Flaky {
+                    store: MemoryStore::over(log.clone()),
+                    broken: broken.clone(),
+                    stopped: AtomicBool::new(false),
+                })
             })
         };
         let probe: Probe = {

@@ -57,7 +57,8 @@ pub fn check_restore(
     let mut events = Vec::with_capacity(records.len());
     for (offset, record) in records.iter().enumerate() {
         let position = end.position + 1 + offset as u64;
-        let refuse = |reason: String| Rejection::Invalid(format!("record at position {}: {reason}", record.global_position));
+        let refuse =
+            |reason: String| Rejection::Invalid(format!("record at position {}: {reason}", record.global_position));
         if record.global_position != position {
             return Ok(Err(refuse(format!("the log continues at position {position}"))));
         }
