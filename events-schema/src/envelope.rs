@@ -182,6 +182,18 @@ impl Serialize for EventDataJson<'_> {
 }
 
 impl RecordedEvent {
+    /// The event as it was before the log recorded it (what an append of it again would be).
+    pub fn to_new_event(&self) -> NewEvent {
+        NewEvent {
+            event_id: self.event_id,
+            occurred_at: self.occurred_at,
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            event: self.event.clone(),
+        }
+    }
+
     /// The JSON view of this event.
     pub fn to_json(&self) -> EnvelopeJson<'_> {
         EnvelopeJson {

@@ -114,14 +114,7 @@ fn golden_samples_still_decode_and_reencode_identically() {
                     file.display(),
                     line_number + 1
                 );
-                let new = NewEvent {
-                    event_id: recorded.event_id,
-                    occurred_at: recorded.occurred_at,
-                    actor: recorded.actor.clone(),
-                    correlation_id: recorded.correlation_id,
-                    causation_id: recorded.causation_id,
-                    event: recorded.event.clone(),
-                };
+                let new = recorded.to_new_event();
                 let mut again = Vec::new();
                 encode_record(&recorded.stream_id, recorded.stream_version, recorded.recorded_at, &new, &mut again);
                 assert_eq!(again, bytes, "the encoder changed the bytes of {}:{}", file.display(), line_number + 1);

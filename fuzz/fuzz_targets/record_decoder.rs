@@ -2,19 +2,12 @@
 //! decodes encodes back to a record that decodes to the same event.
 #![no_main]
 
-use events_schema::{NewEvent, decode_record, encode_record};
+use events_schema::{decode_record, encode_record};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(event) = decode_record(7, bytes, [0; 32]) else { return };
-    let new = NewEvent {
-        event_id: event.event_id,
-        occurred_at: event.occurred_at,
-        actor: event.actor.clone(),
-        correlation_id: event.correlation_id,
-        causation_id: event.causation_id,
-        event: event.event.clone(),
-    };
+    let new = event.to_new_event();
     let mut again = Vec::new();
     encode_record(&event.stream_id, event.stream_version, event.recorded_at, &new, &mut again);
     let decoded = decode_record(7, &again, [0; 32]).expect("a re-encoded record decodes");

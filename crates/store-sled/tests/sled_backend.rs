@@ -398,14 +398,7 @@ fn recorded_at_never_goes_backwards_and_verify_names_a_record_that_does() {
             } else {
                 event.recorded_at
             };
-            let new = events_schema::NewEvent {
-                event_id: event.event_id,
-                occurred_at: event.occurred_at,
-                actor: event.actor.clone(),
-                correlation_id: event.correlation_id,
-                causation_id: event.causation_id,
-                event: event.event.clone(),
-            };
+            let new = event.to_new_event();
             let mut record = Vec::new();
             events_schema::encode_record(&event.stream_id, event.stream_version, recorded_at, &new, &mut record);
             let hash = chain_hash(&previous, event.global_position, &record);

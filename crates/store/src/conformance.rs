@@ -394,14 +394,7 @@ pub async fn every_record_is_chained_to_the_one_before<H: Harness>(harness: &H) 
     }
     let mut previous = [0u8; 32];
     for event in all_events(&store).await {
-        let new = NewEvent {
-            event_id: event.event_id,
-            occurred_at: event.occurred_at,
-            actor: event.actor.clone(),
-            correlation_id: event.correlation_id,
-            causation_id: event.causation_id,
-            event: event.event.clone(),
-        };
+        let new = event.to_new_event();
         let mut bytes = Vec::new();
         encode_record(&event.stream_id, event.stream_version, event.recorded_at, &new, &mut bytes);
         assert_eq!(
