@@ -2,7 +2,8 @@
 # Every test of gridwatch: installs what the tests need when it is missing (Debian's
 # Chromium and CJK fonts, Node.js and npm, the npm packages of tests/browser at their locked
 # versions with no browser download; Python's venv for schemathesis; cargo-fuzz), then runs
-# the whole cargo test suite, every fuzz target for a bounded time (fuzz/run.sh) and
+# the whole cargo test suite (the clustered backend's against a three-node NATS cluster that
+# tests/nats/cluster.sh installs and starts), every fuzz target for a bounded time (fuzz/run.sh) and
 # schemathesis against the API's OpenAPI document (tests/api/run.sh). Idempotent and quiet
 # when everything is there already. With arguments, only `cargo test` runs, with them.
 set -euo pipefail
@@ -37,8 +38,17 @@ if [ ! -f "$stamp" ] || ! cmp -s tests/browser/package-lock.json tests/browser/n
     cp tests/browser/package-lock.json tests/browser/node_modules/.installed-lock
 fi
 
+# The clustered backend's tests run against a real three-node NATS JetStream cluster on
+# loopback (the pinned nats-server, installed by tests/nats/cluster.sh when missing), started
+# fresh for this run and stopped when it ends.
+nats_dir="$(mktemp -d)"
+trap './tests/nats/cluster.sh stop "$nats_dir"; rm -rf "$nats_dir"' EXIT
+GRIDWATCH_TEST_NATS_URLS="$(./tests/nats/cluster.sh start "$nats_dir")"
+export GRIDWATCH_TEST_NATS_URLS
+
 if [ "$#" -gt 0 ]; then
-    exec cargo test --workspace --locked "$@"
+    cargo test --workspace --locked "$@"
+    exit
 fi
 cargo test --workspace --locked
 

@@ -395,16 +395,22 @@ impl<S: EventStore> Service<S> {
     /// still appends with the expected version of its stream, so it cannot land on a stream
     /// that moved on meanwhile.
     pub async fn catch_up(&self) -> Result<u64, StoreError> {
-        // Most calls find nothing new: a shared lock and the store's head answer that
-        // without making concurrent readers wait for one another.
-        let head = match self.store.head_position().await {
-            Ok(head) => head,
+        match self.fold_new_events().await {
+            // A store stopped by a failed write (being reopened) still has the views folded
+            // from what was durable: answer from them, as they stand.
             Err(StoreError::Poisoned(reason)) => {
                 tracing::warn!(%reason, "the store is being reopened; answering from the views as they stand");
-                return Ok(self.views.read().await.position);
+                Ok(self.views.read().await.position)
             }
-            Err(error) => return Err(error),
-        };
+            folded => folded,
+        }
+    }
+
+    /// Folds what the store holds past the views into them; the views' position.
+    async fn fold_new_events(&self) -> Result<u64, StoreError> {
+        // Most calls find nothing new: a shared lock and the store's head answer that
+        // without making concurrent readers wait for one another.
+        let head = self.store.head_position().await?;
         {
             let views = self.views.read().await;
             if views.position >= head {

@@ -1,0 +1,598 @@
+//! The clustered backend: the event log on one NATS JetStream stream.
+//!
+//! - **Layout.** One stream (file storage, R3 by default, delete and purge denied, atomic
+//!   batches allowed), one subject per event stream ([`subject`]). A message's payload is the
+//!   record as `events_schema::encode_record` writes it; its stream sequence is the event's
+//!   global position.
+//! - **Writes.** An append reads its stream's last message from the stream leader, checks
+//!   the expected version against it, and publishes with `Nats-Expected-Last-Subject-Sequence`
+//!   (so two writers on one stream, on any node, cannot both land) and `Nats-Msg-Id` = the
+//!   event id (JetStream's dedupe window). A multi-event append is one atomic batch
+//!   (ADR-50). A conflict with another writer is answered as a conflict only when the caller
+//!   gave an expected version that no longer holds; otherwise it is retried.
+//! - **The chain and the reads.** Concurrent writers cannot compute a chain over the global
+//!   order, so every node computes it as it reads the stream in order ([`mirror`]): each
+//!   message becomes a record at its sequence, chained to the one before, checked like a
+//!   restore (no hole, stream versions dense, event ids new, `recorded_at` never back) and
+//!   written to a local sled store, the node's **mirror**. A node refuses a stream whose
+//!   records do not continue its chain. Every read is answered from the mirror; an append
+//!   returns once the mirror holds it (read-your-writes on the node that wrote), and other
+//!   nodes see it as soon as their mirror reads it.
+//! - **Idempotency beyond the dedupe window.** Before it publishes, an append waits until
+//!   the mirror holds its stream's last message and looks its event ids up there: a retry
+//!   of an earlier append gets the original positions, whenever it comes.
+
+mod mirror;
+mod subject;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use events_schema::{EntityId, NewEvent, RecordedEvent, Timestamp, encode_record};
+use futures::StreamExt;
+use store::{
+    AppendedEvent, Committed, EVENT_SIZE_BYTES_MAX, EventStore, EventStream, ExpectedVersion, LogEnd, Rejection,
+    StoreError, StoredRecord, VerifyProblem, VerifyReport, check_restore, validate_append,
+};
+use store_sled::{SledConfig, SledStore};
+use uuid::Uuid;
+
+/// How to reach the cluster and where this node keeps its mirror.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// The servers to connect to (any of them will do; the client finds the others).
+    pub urls: Vec<String>,
+    /// The JetStream stream that holds the log.
+    pub stream: String,
+    /// The subjects' prefix (`PREFIX.>` is the stream's only subject filter).
+    pub subject_prefix: String,
+    /// Replicas of the stream when this node creates it.
+    pub replicas: usize,
+    /// Where this node's mirror of the log lives (a sled store).
+    pub mirror_dir: PathBuf,
+    /// How the client proves who it is; never logged.
+    pub credentials: Credentials,
+    /// How long one request to the cluster (a publish ack included) may take.
+    pub request_timeout: Duration,
+}
+
+/// The client's credentials.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    #[default]
+    None,
+    Token(String),
+    UserPassword(String, String),
+    /// A `.creds` file (JWT and NKey seed).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credentials::None => "none",
+            Credentials::Token(_) => "token (hidden)",
+            Credentials::UserPassword(..) => "user and password (hidden)",
+            Credentials::File(_) => "creds file",
+        })
+    }
+}
+
+impl NatsConfig {
+    /// The defaults for a cluster at `urls`, the mirror in `mirror_dir`.
+    pub fn new(urls: Vec<String>, mirror_dir: impl Into<PathBuf>) -> NatsConfig {
+        NatsConfig {
+            urls,
+            stream: "GRIDWATCH".into(),
+            subject_prefix: "gw".into(),
+            replicas: 3,
+            mirror_dir: mirror_dir.into(),
+            credentials: Credentials::None,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How often an append retries after a conflict with a writer on another node (or one of
+/// JetStream's in-flight refusals) before it gives up.
+const CONFLICT_RETRIES_MAX: u32 = 64;
+/// How long an append waits for the mirror to read what it needs.
+const MIRROR_WAIT: Duration = Duration::from_secs(30);
+/// How long opening waits for the mirror to read the stream as it stood (a new node reads
+/// the whole log).
+const MIRROR_OPEN_WAIT: Duration = Duration::from_secs(3600);
+
+/// The log on a JetStream stream; clones share the connection and the mirror.
+#[derive(Clone, Debug)]
+pub struct NatsStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: async_nats::Client,
+    stream: stream::Stream,
+    prefix: String,
+    mirror: mirror::Mirror,
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string().into())
+}
+
+impl NatsStore {
+    /// Connects, creates the stream if it is not there (refusing one whose settings do not
+    /// protect the log), opens the mirror and starts reading the stream into it.
+    pub async fn open(config: NatsConfig) -> Result<NatsStore, StoreError> {
+        let mut options = async_nats::ConnectOptions::new()
+            .request_timeout(Some(config.request_timeout))
+            .retry_on_initial_connect()
+            .max_reconnects(None);
+        options = match &config.credentials {
+            Credentials::None => options,
+            Credentials::Token(token) => options.token(token.clone()),
+            Credentials::UserPassword(user, password) => options.user_and_password(user.clone(), password.clone()),
+            Credentials::File(path) => options.credentials_file(path).await.map_err(backend)?,
+        };
+        let addresses: Vec<async_nats::ServerAddr> =
+            config.urls.iter().map(|url| url.parse()).collect::<Result<_, _>>().map_err(backend)?;
+        let client = tokio::time::timeout(config.request_timeout * 3, options.connect(addresses))
+            .await
+            .map_err(|_| backend(format!("no NATS server answered at {}", config.urls.join(","))))?
+            .map_err(backend)?;
+        let mut context = jetstream::new(client.clone());
+        context.set_timeout(config.request_timeout);
+        let stream = open_stream(&context, &config).await?;
+        let mirror_store = open_mirror(&config)?;
+        let mirror = mirror::Mirror::start(mirror_store, stream.clone(), subject::all(&config.subject_prefix)).await?;
+        let store = NatsStore { inner: Arc::new(Inner { client, stream, prefix: config.subject_prefix, mirror }) };
+        // Opened once the mirror holds the stream as it stood: a node answers no read from
+        // less than what was acknowledged before it started.
+        let last = store.stream_last_sequence().await?;
+        store.inner.mirror.wait_for(last, MIRROR_OPEN_WAIT).await?;
+        Ok(store)
+    }
+
+    /// The local mirror (for tests and tools that compare it with the stream).
+    pub fn mirror(&self) -> &SledStore {
+        self.inner.mirror.store()
+    }
+
+    /// The stream's last sequence, as its leader says.
+    async fn stream_last_sequence(&self) -> Result<u64, StoreError> {
+        let mut stream = self.inner.stream.clone();
+        Ok(stream.info().await.map_err(backend)?.state.last_sequence)
+    }
+
+    /// The sequence and version of `stream_id`'s last message (0, 0 for none), from the leader.
+    async fn last_of(&self, subject: &str) -> Result<(u64, u64), StoreError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        match self.inner.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(message) => {
+                let event =
+                    events_schema::decode_record(message.sequence, &message.payload, [0; 32]).map_err(|error| {
+                        StoreError::Corrupt { global_position: message.sequence, reason: error.to_string() }
+                    })?;
+                Ok((message.sequence, event.stream_version))
+            }
+            Err(error) if matches!(error.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok((0, 0)),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    /// The earlier append these events were part of, if the mirror holds any of them: the
+    /// original positions when it was this very append, a rejection when it was another.
+    async fn earlier(
+        &self,
+        stream_id: &EntityId,
+        events: &[NewEvent],
+    ) -> Result<Option<Result<Committed, Rejection>>, StoreError> {
+        let mut found = Vec::new();
+        for event in events {
+            if let Some(earlier) = self.inner.mirror.store().read_event(event.event_id).await? {
+                found.push(earlier);
+            }
+        }
+        let Some(first) = found.first() else { return Ok(None) };
+        if found.len() != events.len() || found.iter().any(|earlier| earlier.stream_id != *stream_id) {
+            return Ok(Some(Err(Rejection::EventIdInUse {
+                event_id: first.event_id,
+                global_position: first.global_position,
+            })));
+        }
+        Ok(Some(Ok(Committed { events: found.iter().map(appended).collect(), deduplicated: true })))
+    }
+
+    /// Publishes the records of one append as one unit: a single message, or an atomic
+    /// batch. Returns the last sequence and whether JetStream found it a duplicate.
+    async fn publish(&self, subject: &str, after: u64, records: Vec<(Uuid, Vec<u8>)>) -> Result<Published, StoreError> {
+        let count = records.len();
+        let batch_id = Uuid::now_v7().simple().to_string();
+        let mut ack = None;
+        for (index, (event_id, bytes)) in records.into_iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.to_string().as_str());
+            if index == 0 {
+                headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, after.to_string().as_str());
+            }
+            if count > 1 {
+                headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
+                headers.insert(async_nats::header::NATS_BATCH_SEQUENCE, (index + 1).to_string().as_str());
+            }
+            let last = index + 1 == count;
+            if last && count > 1 {
+                headers.insert(async_nats::header::NATS_BATCH_COMMIT, async_nats::header::NATS_BATCH_COMMIT_FINAL);
+            }
+            if last {
+                ack = Some(self.inner.client.request_with_headers(subject.to_owned(), headers, bytes.into()).await);
+            } else {
+                self.inner
+                    .client
+                    .publish_with_headers(subject.to_owned(), headers, bytes.into())
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        let reply = match ack {
+            Some(Ok(reply)) => reply,
+            Some(Err(error)) => return Ok(Published::Lost(error.to_string())),
+            None => return Err(backend("nothing to publish")),
+        };
+        published(&reply.payload)
+    }
+}
+
+/// What the cluster answered to a publish.
+#[derive(Debug)]
+enum Published {
+    Stored {
+        last_sequence: u64,
+        duplicate: bool,
+    },
+    /// Another writer moved the stream first (or JetStream refused it while another publish
+    /// to the subject was in flight).
+    Conflict,
+    /// An event id of the batch is a duplicate inside the dedupe window (the whole batch is
+    /// refused for it).
+    DuplicateInBatch,
+    /// No answer: the append may or may not be in the log.
+    Lost(String),
+}
+
+/// JetStream's answer to a publish.
+fn published(payload: &[u8]) -> Result<Published, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        seq: Option<u64>,
+        #[serde(default)]
+        duplicate: bool,
+        error: Option<ApiError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ApiError {
+        #[serde(default)]
+        err_code: u64,
+        #[serde(default)]
+        description: String,
+    }
+    let answer: Answer = serde_json::from_slice(payload)
+        .map_err(|error| backend(format!("JetStream's answer to a publish is not JSON ({error})")))?;
+    match (answer.seq, answer.error) {
+        (_, Some(error)) => match error.err_code {
+            // Wrong last sequence, and a publish to a subject with another one in flight.
+            10071 | 10164 => Ok(Published::Conflict),
+            10201 => Ok(Published::DuplicateInBatch),
+            _ => Err(backend(format!("JetStream refused the publish: {} ({})", error.description, error.err_code))),
+        },
+        (Some(seq), None) => Ok(Published::Stored { last_sequence: seq, duplicate: answer.duplicate }),
+        (None, None) => Err(backend("JetStream answered a publish without a sequence")),
+    }
+}
+
+fn appended(event: &RecordedEvent) -> AppendedEvent {
+    AppendedEvent {
+        event_id: event.event_id,
+        global_position: event.global_position,
+        stream_version: event.stream_version,
+    }
+}
+
+async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Result<stream::Stream, StoreError> {
+    let wanted = stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![subject::all(&config.subject_prefix)],
+        storage: stream::StorageType::File,
+        num_replicas: config.replicas,
+        deny_delete: true,
+        deny_purge: true,
+        allow_atomic_publish: true,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let mut stream = context.get_or_create_stream(wanted).await.map_err(backend)?;
+    let info = stream.info().await.map_err(backend)?;
+    let found = &info.config;
+    if !found.deny_delete
+        || !found.deny_purge
+        || !found.allow_atomic_publish
+        || found.storage != stream::StorageType::File
+    {
+        return Err(backend(format!(
+            "stream {} exists without the settings that protect the log (file storage, deny delete, deny purge, allow atomic)",
+            config.stream
+        )));
+    }
+    Ok(stream)
+}
+
+fn open_mirror(config: &NatsConfig) -> Result<SledStore, StoreError> {
+    let mut sled = SledConfig::new(&config.mirror_dir);
+    sled.cache_capacity_bytes = 64 * 1024 * 1024;
+    SledStore::open(sled)
+}
+
+impl EventStore for NatsStore {
+    async fn append(
+        &self,
+        stream_id: &EntityId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Result<Committed, Rejection>, StoreError> {
+        if let Err(rejection) = validate_append(&events) {
+            return Ok(Err(rejection));
+        }
+        self.inner.mirror.usable()?;
+        let subject = subject::of(&self.inner.prefix, stream_id);
+        for attempt in 0..CONFLICT_RETRIES_MAX {
+            let (after, version) = self.last_of(&subject).await?;
+            // Every earlier append of this stream is in the mirror once it holds `after`.
+            self.inner.mirror.wait_for(after, MIRROR_WAIT).await?;
+            if let Some(outcome) = self.earlier(stream_id, &events).await? {
+                return Ok(outcome);
+            }
+            if !expected.admits(version) {
+                return Ok(Err(Rejection::WrongExpectedVersion {
+                    stream_id: stream_id.clone(),
+                    expected,
+                    actual: version,
+                }));
+            }
+            let recorded_at = Timestamp::now();
+            let mut records = Vec::with_capacity(events.len());
+            for (offset, event) in events.iter().enumerate() {
+                let mut bytes = Vec::new();
+                encode_record(stream_id, version + 1 + offset as u64, recorded_at, event, &mut bytes);
+                if bytes.len() > EVENT_SIZE_BYTES_MAX {
+                    return Ok(Err(Rejection::Invalid(format!(
+                        "event {} is {} bytes stored; at most {EVENT_SIZE_BYTES_MAX}",
+                        event.event_id,
+                        bytes.len()
+                    ))));
+                }
+                records.push((event.event_id, bytes));
+            }
+            match self.publish(&subject, after, records).await? {
+                Published::Stored { last_sequence, duplicate } => {
+                    self.inner.mirror.wait_for(last_sequence, MIRROR_WAIT).await?;
+                    if duplicate {
+                        // Stored earlier (a retry inside the dedupe window): the mirror says where.
+                        continue;
+                    }
+                    let first = last_sequence + 1 - events.len() as u64;
+                    let stored = self.inner.mirror.store().read_all(first, events.len()).await?;
+                    let ours = stored.len() == events.len()
+                        && stored.iter().zip(&events).all(|(stored, event)| stored.event_id == event.event_id);
+                    if !ours {
+                        return Err(StoreError::Corrupt {
+                            global_position: first,
+                            reason: "the stream acknowledged an append at positions that hold other events".into(),
+                        });
+                    }
+                    return Ok(Ok(Committed { events: stored.iter().map(appended).collect(), deduplicated: false }));
+                }
+                Published::Conflict => {}
+                Published::DuplicateInBatch => {
+                    // Some of these ids are in the stream: wait for the mirror to read them.
+                    let last = self.stream_last_sequence().await?;
+                    self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
+                }
+                Published::Lost(reason) => {
+                    tracing::warn!(%reason, "a publish got no answer; looking for it in the stream");
+                    let last = self.stream_last_sequence().await?;
+                    self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
+        }
+        Err(backend(format!("gave up on stream {stream_id} after {CONFLICT_RETRIES_MAX} conflicts with other writers")))
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &EntityId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.mirror.store().read_stream(stream_id, from_version, limit).await
+    }
+
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.mirror.store().read_all(from_position, limit).await
+    }
+
+    async fn read_occurred(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        after: Option<(Timestamp, u64)>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.mirror.store().read_occurred(from, until, after, limit).await
+    }
+
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.inner.mirror.store().read_event(event_id).await
+    }
+
+    async fn read_records(&self, from_position: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        self.inner.mirror.store().read_records(from_position, limit).await
+    }
+
+    async fn restore_records(&self, records: Vec<StoredRecord>) -> Result<Result<Committed, Rejection>, StoreError> {
+        self.inner.mirror.usable()?;
+        let last = self.stream_last_sequence().await?;
+        self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
+        let mirror = self.inner.mirror.store();
+        let end = match mirror.read_all(last, 1).await?.pop() {
+            Some(event) => {
+                LogEnd { position: event.global_position, hash: event.hash, recorded_at: Some(event.recorded_at) }
+            }
+            None => LogEnd { position: 0, hash: [0; 32], recorded_at: None },
+        };
+        let mut versions = std::collections::HashMap::new();
+        for record in &records {
+            if let Ok(event) = events_schema::decode_record(record.global_position, &record.bytes, record.hash) {
+                if !versions.contains_key(&event.stream_id) {
+                    let version = mirror
+                        .read_stream(&event.stream_id, 1, usize::MAX)
+                        .await?
+                        .last()
+                        .map_or(0, |e| e.stream_version);
+                    versions.insert(event.stream_id.clone(), version);
+                }
+            }
+        }
+        let mut known = std::collections::HashSet::new();
+        for record in &records {
+            if let Ok(event) = events_schema::decode_record(record.global_position, &record.bytes, record.hash) {
+                if mirror.read_event(event.event_id).await?.is_some() {
+                    known.insert(event.event_id);
+                }
+            }
+        }
+        let events = match check_restore(
+            &records,
+            end,
+            |stream| Ok(versions.get(stream).copied().unwrap_or(0)),
+            |id| Ok(known.contains(&id)),
+        )? {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        // One atomic batch at the stream's end: `Nats-Expected-Last-Sequence` on its first
+        // message refuses it whole if anything was written meanwhile.
+        let batch_id = Uuid::now_v7().simple().to_string();
+        let count = records.len();
+        let mut reply = None;
+        for (index, (record, event)) in records.iter().zip(&events).enumerate() {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, event.event_id.to_string().as_str());
+            if index == 0 {
+                headers.insert(async_nats::header::NATS_EXPECTED_LAST_SEQUENCE, end.position.to_string().as_str());
+            }
+            headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
+            headers.insert(async_nats::header::NATS_BATCH_SEQUENCE, (index + 1).to_string().as_str());
+            let subject = subject::of(&self.inner.prefix, &event.stream_id);
+            if index + 1 == count {
+                headers.insert(async_nats::header::NATS_BATCH_COMMIT, async_nats::header::NATS_BATCH_COMMIT_FINAL);
+                reply = Some(
+                    self.inner
+                        .client
+                        .request_with_headers(subject, headers, record.bytes.clone().into())
+                        .await
+                        .map_err(backend)?,
+                );
+            } else {
+                self.inner
+                    .client
+                    .publish_with_headers(subject, headers, record.bytes.clone().into())
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        let Some(reply) = reply else { return Err(backend("nothing to restore")) };
+        match published(&reply.payload)? {
+            Published::Stored { last_sequence, .. } => {
+                self.inner.mirror.wait_for(last_sequence, MIRROR_WAIT).await?;
+                let written = mirror.read_records(end.position + 1, count).await?;
+                if written != records {
+                    return Err(StoreError::Corrupt {
+                        global_position: end.position + 1,
+                        reason: "the restored records read back differ from those sent".into(),
+                    });
+                }
+                Ok(Ok(Committed { events: events.iter().map(appended).collect(), deduplicated: false }))
+            }
+            Published::Conflict | Published::DuplicateInBatch => Ok(Err(Rejection::Invalid(
+                "the log moved while it was being restored into; nothing was written".into(),
+            ))),
+            Published::Lost(reason) => Err(backend(reason)),
+        }
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.inner.mirror.store().head_position().await
+    }
+
+    fn subscribe(&self, from_position: u64) -> EventStream {
+        self.inner.mirror.store().subscribe(from_position)
+    }
+
+    /// The mirror's own checks, then the stream read again from its first message: every
+    /// message must give the record the mirror holds at its sequence (a message changed in
+    /// the cluster since this node read it fails here), and the mirror must reach the end.
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mirror = self.inner.mirror.store();
+        let report = mirror.verify().await?;
+        if report.problem.is_some() {
+            return Ok(report);
+        }
+        let last = self.stream_last_sequence().await?;
+        let mut checked = 0;
+        let mut messages = mirror::read_stream_from(&self.inner.stream, 1, subject::all(&self.inner.prefix)).await?;
+        let mut chain = mirror::Chain::default();
+        while checked < last {
+            let Some(message) = messages.next().await else { break };
+            let (sequence, payload) = message?;
+            let record = match chain.next(sequence, &payload) {
+                Ok(record) => record,
+                Err(reason) => {
+                    return Ok(VerifyReport {
+                        events: checked,
+                        last_hash: chain.hash(),
+                        problem: Some(VerifyProblem { global_position: sequence, reason }),
+                    });
+                }
+            };
+            let held = mirror.read_records(sequence, 1).await?.pop();
+            if held.as_ref() != Some(&record) {
+                return Ok(VerifyReport {
+                    events: checked,
+                    last_hash: chain.hash(),
+                    problem: Some(VerifyProblem {
+                        global_position: sequence,
+                        reason: "the stream's message differs from the record this node read there before".into(),
+                    }),
+                });
+            }
+            checked = sequence;
+        }
+        if checked < last || report.events < last {
+            return Ok(VerifyReport {
+                events: checked.min(report.events),
+                last_hash: chain.hash(),
+                problem: Some(VerifyProblem {
+                    global_position: checked.min(report.events) + 1,
+                    reason: format!(
+                        "the stream ends at {last}, but this node could read only to {}",
+                        checked.min(report.events)
+                    ),
+                }),
+            });
+        }
+        Ok(VerifyReport { events: last, last_hash: chain.hash(), problem: None })
+    }
+}

@@ -1,0 +1,219 @@
+//! The node's mirror: the stream read in order, each message made a record chained to the
+//! one before ([`Chain`]), and written to a local sled store with `restore_records` (which
+//! checks what a restore checks: positions without holes, the chain links, stream versions,
+//! event ids, `recorded_at`). Every read of the node is answered from it. A stream whose
+//! records do not continue the chain stops the mirror: the node then refuses appends and
+//! says why, and its reads stay at what it had checked.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use bytes::Bytes;
+use events_schema::{ChainHash, Timestamp, decode_record};
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use store::{EventStore, RESTORE_RECORDS_MAX, StoreError, StoredRecord, chain_hash};
+use store_sled::SledStore;
+use tokio::sync::watch;
+
+/// Where the chain stands: the last position read, its hash and its `recorded_at`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Chain {
+    position: u64,
+    hash: ChainHash,
+    recorded_at: Option<Timestamp>,
+}
+
+impl Chain {
+    pub(crate) fn hash(&self) -> ChainHash {
+        self.hash
+    }
+
+    /// The record of the message at `sequence` with `payload`, chained on.
+    ///
+    /// The payload is the record its writer encoded, `recorded_at` from the writer's clock;
+    /// writers on several nodes have several clocks, so a `recorded_at` earlier than the one
+    /// before it is raised to it (the record is then encoded again with that time). Every node
+    /// reading the same stream computes the same records and the same chain.
+    pub(crate) fn next(&mut self, sequence: u64, payload: &[u8]) -> Result<StoredRecord, String> {
+        if sequence != self.position + 1 {
+            return Err(format!("the stream skips from position {} to {sequence}", self.position));
+        }
+        let event = decode_record(sequence, payload, [0; 32]).map_err(|error| error.to_string())?;
+        let (bytes, recorded_at) = match self.recorded_at {
+            Some(before) if event.recorded_at < before => {
+                let mut bytes = Vec::with_capacity(payload.len());
+                events_schema::encode_record(
+                    &event.stream_id,
+                    event.stream_version,
+                    before,
+                    &event.to_new_event(),
+                    &mut bytes,
+                );
+                (bytes, before)
+            }
+            _ => (payload.to_vec(), event.recorded_at),
+        };
+        let hash = chain_hash(&self.hash, sequence, &bytes);
+        *self = Chain { position: sequence, hash, recorded_at: Some(recorded_at) };
+        Ok(StoredRecord { global_position: sequence, bytes, hash })
+    }
+}
+
+/// The stream's messages from `start` on, in order, as (sequence, payload): those already
+/// there, then each new one (an ordered consumer: no acks, recreated by the client on a gap).
+pub(crate) async fn read_stream_from(
+    stream: &stream::Stream,
+    start: u64,
+    filter: String,
+) -> Result<BoxStream<'static, Result<(u64, Bytes), StoreError>>, StoreError> {
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
+            ..Default::default()
+        })
+        .await
+        .map_err(crate::backend)?;
+    let messages = consumer.messages().await.map_err(crate::backend)?;
+    Ok(messages
+        .map(|message| {
+            let message = message.map_err(crate::backend)?;
+            let sequence = message.info().map_err(crate::backend)?.stream_sequence;
+            Ok((sequence, message.message.payload))
+        })
+        .boxed())
+}
+
+/// The mirror and the task that keeps it up with the stream.
+#[derive(Debug)]
+pub(crate) struct Mirror {
+    store: SledStore,
+    head: watch::Receiver<u64>,
+    /// Why the mirror stopped, once the stream failed its checks.
+    stopped: Arc<OnceLock<(u64, String)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Mirror {
+    /// Starts reading `stream` (its subjects `filter`) into `store` from where it ends.
+    pub(crate) async fn start(store: SledStore, stream: stream::Stream, filter: String) -> Result<Mirror, StoreError> {
+        let head = store.head_position().await?;
+        let chain = match store.read_all(head, 1).await?.pop() {
+            Some(last) => {
+                Chain { position: last.global_position, hash: last.hash, recorded_at: Some(last.recorded_at) }
+            }
+            None => Chain::default(),
+        };
+        let (sender, receiver) = watch::channel(head);
+        let stopped = Arc::new(OnceLock::new());
+        let task = tokio::spawn(follow(store.clone(), stream, filter, chain, sender, stopped.clone()));
+        Ok(Mirror { store, head: receiver, stopped, task })
+    }
+
+    pub(crate) fn store(&self) -> &SledStore {
+        &self.store
+    }
+
+    /// `Err` once the stream failed the mirror's checks.
+    pub(crate) fn usable(&self) -> Result<(), StoreError> {
+        match self.stopped.get() {
+            Some((position, reason)) => Err(StoreError::Corrupt {
+                global_position: *position,
+                reason: format!("this node refuses the stream from here: {reason}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the mirror holds position `position`.
+    pub(crate) async fn wait_for(&self, position: u64, timeout: Duration) -> Result<(), StoreError> {
+        let mut head = self.head.clone();
+        let reached = tokio::time::timeout(timeout, head.wait_for(|head| *head >= position)).await;
+        self.usable()?;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(StoreError::Closed),
+            Err(_) => Err(StoreError::Backend(
+                format!("this node's mirror did not reach position {position} within {} s", timeout.as_secs()).into(),
+            )),
+        }
+    }
+}
+
+/// The mirror's task: read, chain, check and write, in batches of what is there, forever;
+/// a lost connection or consumer is recreated from the mirror's end.
+async fn follow(
+    store: SledStore,
+    stream: stream::Stream,
+    filter: String,
+    mut chain: Chain,
+    head: watch::Sender<u64>,
+    stopped: Arc<OnceLock<(u64, String)>>,
+) {
+    loop {
+        let mut messages = match read_stream_from(&stream, chain.position + 1, filter.clone()).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "the mirror cannot read the stream; trying again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let mut batch = Vec::new();
+            match messages.next().await {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "the mirror lost the stream; reading again from its end");
+                    break;
+                }
+                None => break,
+            }
+            while batch.len() < RESTORE_RECORDS_MAX {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    _ => break,
+                }
+            }
+            let mut next = chain;
+            let mut records = Vec::with_capacity(batch.len());
+            for (sequence, payload) in &batch {
+                match next.next(*sequence, payload) {
+                    Ok(record) => records.push(record),
+                    Err(reason) => {
+                        stop(&stopped, *sequence, reason);
+                        return;
+                    }
+                }
+            }
+            match store.restore_records(records).await {
+                Ok(Ok(_)) => {
+                    chain = next;
+                    head.send_replace(chain.position);
+                }
+                Ok(Err(rejection)) => {
+                    stop(&stopped, chain.position + 1, rejection.to_string());
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the mirror could not write; reading again from its end in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn stop(stopped: &OnceLock<(u64, String)>, position: u64, reason: String) {
+    tracing::error!(position, %reason, "the stream does not continue this node's chain; refusing it from here");
+    let _ = stopped.set((position, reason));
+}
