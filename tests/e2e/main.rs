@@ -16,6 +16,7 @@
 
 mod browser;
 mod cli;
+mod cluster;
 mod crash;
 mod http;
 mod layout;

@@ -35,6 +35,17 @@ pub(crate) struct Cli {
     /// The backend that holds the log.
     #[arg(long = "store", global = true, value_enum, default_value = "sled")]
     store: backend::Backend,
+    /// The NATS servers of the cluster (`--store nats`), comma-separated; any of them will
+    /// do. Credentials come from the environment (GRIDWATCH_NATS_CREDS, GRIDWATCH_NATS_TOKEN,
+    /// or GRIDWATCH_NATS_USER and GRIDWATCH_NATS_PASSWORD), never from the command line.
+    #[arg(long, global = true, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The JetStream stream that holds the log (`--store nats`); created if missing.
+    #[arg(long, global = true, default_value = "GRIDWATCH")]
+    nats_stream: String,
+    /// Replicas of the stream when this node creates it (`--store nats`).
+    #[arg(long, global = true, default_value_t = 3)]
+    nats_replicas: usize,
     /// sled's page cache size in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     cache_mib: u64,
@@ -56,7 +67,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API (and the live feed) over the embedded store.
+    /// Serve the HTTP API (and the live feed) over the configured store.
     Serve(serve::ServeArgs),
     /// Access tokens for the HTTP API.
     #[command(subcommand)]

@@ -47,7 +47,8 @@ pub struct NatsConfig {
     pub urls: Vec<String>,
     /// The JetStream stream that holds the log.
     pub stream: String,
-    /// The subjects' prefix (`PREFIX.>` is the stream's only subject filter).
+    /// The subjects' prefix (`PREFIX.>` is the stream's only subject filter); by default the
+    /// stream's name, so that two logs on one cluster never share a subject.
     pub subject_prefix: String,
     /// Replicas of the stream when this node creates it.
     pub replicas: usize,
@@ -82,12 +83,13 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl NatsConfig {
-    /// The defaults for a cluster at `urls`, the mirror in `mirror_dir`.
-    pub fn new(urls: Vec<String>, mirror_dir: impl Into<PathBuf>) -> NatsConfig {
+    /// The defaults for the log in stream `stream` of a cluster at `urls`, this node's mirror
+    /// in `mirror_dir`.
+    pub fn new(urls: Vec<String>, stream: &str, mirror_dir: impl Into<PathBuf>) -> NatsConfig {
         NatsConfig {
             urls,
-            stream: "GRIDWATCH".into(),
-            subject_prefix: "gw".into(),
+            stream: stream.to_owned(),
+            subject_prefix: stream.to_owned(),
             replicas: 3,
             mirror_dir: mirror_dir.into(),
             credentials: Credentials::None,

@@ -21,7 +21,7 @@ impl NatsHarness {
     fn new() -> NatsHarness {
         NatsHarness {
             dir: tempfile::tempdir().unwrap(),
-            name: format!("t{}", uuid::Uuid::now_v7().simple()),
+            name: format!("T{}", uuid::Uuid::now_v7().simple()),
             opens: AtomicU32::new(0),
         }
     }
@@ -42,9 +42,7 @@ impl Harness for NatsHarness {
     type Store = NatsStore;
     async fn open(&self) -> NatsStore {
         let open = self.opens.fetch_add(1, Ordering::Relaxed);
-        let mut config = NatsConfig::new(cluster_urls(), self.dir.path().join(format!("mirror-{open}")));
-        config.stream = self.name.to_uppercase();
-        config.subject_prefix = self.name.clone();
+        let config = NatsConfig::new(cluster_urls(), &self.name, self.dir.path().join(format!("mirror-{open}")));
         NatsStore::open(config).await.unwrap()
     }
 }

@@ -19,12 +19,16 @@ use crate::{Cli, Failure};
 pub enum Backend {
     /// The embedded default: a sled database in `--data`, no services needed.
     Sled,
+    /// A NATS JetStream cluster (`--nats-url`), shared by every node; this node keeps its
+    /// mirror of the log (what it answers reads from) in `--data`/nats-mirror.
+    Nats,
 }
 
 impl Backend {
     fn name(self) -> &'static str {
         match self {
             Backend::Sled => "sled",
+            Backend::Nats => "nats",
         }
     }
 }
@@ -50,6 +54,8 @@ pub fn open(cli: &Cli) -> Result<DynStore, Failure> {
             let opener: store::Opener<SledStore> = Arc::new(move || SledStore::open(config.clone()));
             Recovering::open(opener, probe).map(|store| DynStore::new(cli.store.name(), store))
         }
+        // The client reconnects by itself (to any node of the cluster); nothing to reopen.
+        Backend::Nats => open_nats(cli).map(|store| DynStore::new(cli.store.name(), store)),
     };
     opened.map_err(|error| {
         let context = format!("cannot open the {} store in {}", cli.store.name(), cli.data.display());
@@ -65,6 +71,7 @@ pub fn open(cli: &Cli) -> Result<DynStore, Failure> {
 pub fn exists(cli: &Cli) -> bool {
     match cli.store {
         Backend::Sled => store_sled::exists(&cli.data),
+        Backend::Nats => store_sled::exists(&cli.data.join(NATS_MIRROR_DIR)),
     }
 }
 
@@ -73,5 +80,47 @@ pub fn exists(cli: &Cli) -> bool {
 pub fn verify(cli: &Cli) -> Result<VerifyReport, StoreError> {
     match cli.store {
         Backend::Sled => store_sled::verify_dir(sled_config(cli)),
+        Backend::Nats => {
+            use store::EventStore;
+            let store = open_nats(cli)?;
+            block_on(store.verify())
+        }
     }
+}
+
+/// Where a node keeps its mirror of a NATS-held log, inside `--data`.
+const NATS_MIRROR_DIR: &str = "nats-mirror";
+
+/// The NATS backend's settings, from the command line and (credentials only) the
+/// environment: `GRIDWATCH_NATS_CREDS` (a `.creds` file), `GRIDWATCH_NATS_TOKEN`, or
+/// `GRIDWATCH_NATS_USER` with `GRIDWATCH_NATS_PASSWORD`; never from arguments, which other
+/// users of the machine and process listings can read.
+fn nats_config(cli: &Cli) -> Result<store_nats::NatsConfig, StoreError> {
+    let urls: Vec<String> =
+        cli.nats_url.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_owned).collect();
+    let mut config = store_nats::NatsConfig::new(urls, &cli.nats_stream, cli.data.join(NATS_MIRROR_DIR));
+    config.replicas = cli.nats_replicas;
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    config.credentials = if let Some(file) = variable("GRIDWATCH_NATS_CREDS") {
+        store_nats::Credentials::File(file.into())
+    } else if let Some(token) = variable("GRIDWATCH_NATS_TOKEN") {
+        store_nats::Credentials::Token(token)
+    } else if let (Some(user), Some(password)) = (variable("GRIDWATCH_NATS_USER"), variable("GRIDWATCH_NATS_PASSWORD"))
+    {
+        store_nats::Credentials::UserPassword(user, password)
+    } else {
+        store_nats::Credentials::None
+    };
+    Ok(config)
+}
+
+fn open_nats(cli: &Cli) -> Result<store_nats::NatsStore, StoreError> {
+    let config = nats_config(cli)?;
+    block_on(store_nats::NatsStore::open(config))
+}
+
+/// Runs `future` to its end from the synchronous code that opens a backend (inside the
+/// CLI's multi-threaded runtime).
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
