@@ -103,6 +103,8 @@ impl NatsConfig {
 const CONFLICT_RETRIES_MAX: u32 = 64;
 /// How long an append waits for the mirror to read what it needs.
 const MIRROR_WAIT: Duration = Duration::from_secs(30);
+/// How often `verify` makes its reader of the stream again after it failed.
+const VERIFY_READ_RETRIES: u32 = 10;
 /// How long opening waits for the mirror to read the stream as it stood (a new node reads
 /// the whole log).
 const MIRROR_OPEN_WAIT: Duration = Duration::from_secs(3600);
@@ -554,11 +556,23 @@ impl EventStore for NatsStore {
         }
         let last = self.stream_last_sequence().await?;
         let mut checked = 0;
-        let mut messages = mirror::read_stream_from(&self.inner.stream, 1, subject::all(&self.inner.prefix)).await?;
+        let filter = subject::all(&self.inner.prefix);
+        let mut messages = mirror::read_stream_from(&self.inner.stream, 1, filter.clone()).await?;
         let mut chain = mirror::Chain::default();
+        let mut failures = 0;
         while checked < last {
             let Some(message) = messages.next().await else { break };
-            let (sequence, payload) = message?;
+            let (sequence, payload) = match message {
+                Ok(message) => message,
+                // A consumer that lost its server (or a heartbeat) is made again from here.
+                Err(error) if failures < VERIFY_READ_RETRIES => {
+                    tracing::warn!(%error, position = checked + 1, "verify: reading the stream again from here");
+                    failures += 1;
+                    messages = mirror::read_stream_from(&self.inner.stream, checked + 1, filter.clone()).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let record = match chain.next(sequence, &payload) {
                 Ok(record) => record,
                 Err(reason) => {

@@ -17,6 +17,10 @@ use store::{EventStore, RESTORE_RECORDS_MAX, StoreError, StoredRecord, chain_has
 use store_sled::SledStore;
 use tokio::sync::watch;
 
+/// How long the mirror waits for a message before it asks whether the stream has moved
+/// on without it (a consumer whose server was lost stalls rather than fails).
+const STALL_CHECK: Duration = Duration::from_secs(2);
+
 /// Where the chain stands: the last position read, its hash and its `recorded_at`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Chain {
@@ -169,13 +173,27 @@ async fn follow(
         };
         loop {
             let mut batch = Vec::new();
-            match messages.next().await {
-                Some(Ok(message)) => batch.push(message),
-                Some(Err(error)) => {
+            match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+                Ok(Some(Ok(message))) => batch.push(message),
+                Ok(Some(Err(error))) => {
                     tracing::warn!(%error, "the mirror lost the stream; reading again from its end");
                     break;
                 }
-                None => break,
+                Ok(None) => break,
+                // Quiet: fine if the stream has nothing new, a stalled consumer (its server
+                // lost, say) if it has.
+                Err(_) => {
+                    let mut stream = stream.clone();
+                    match tokio::time::timeout(STALL_CHECK, stream.info()).await {
+                        Ok(Ok(info)) if info.state.last_sequence <= chain.position => continue,
+                        Ok(Ok(_)) => tracing::warn!("the mirror's consumer stalled; reading again from its end"),
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "the stream does not answer; reading again from the mirror's end")
+                        }
+                        Err(_) => tracing::warn!("the stream does not answer; reading again from the mirror's end"),
+                    }
+                    break;
+                }
             }
             while batch.len() < RESTORE_RECORDS_MAX {
                 match messages.next().now_or_never() {

@@ -1,0 +1,187 @@
+//! The NATS backend while the cluster loses a node: a three-node cluster of its own
+//! (tests/nats/cluster.sh on other ports), two API nodes (two stores, two mirrors) appending
+//! at once, the stream leader killed with SIGKILL mid-write, then (separately) a follower.
+//! Clients retry a failed append with the same event ids, as the API's clients do. Every
+//! acknowledged event must be in the log afterwards, once, in one order, with the chain
+//! intact on both API nodes, and appends must go on after a new leader is elected.
+
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use store::conformance::note;
+use store::{EntityId, EventStore, ExpectedVersion};
+use store_nats::{NatsConfig, NatsStore};
+
+/// A cluster of three nodes on ports from `base`, stopped when dropped.
+struct Cluster {
+    dir: PathBuf,
+    urls: Vec<String>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/nats/cluster.sh")
+}
+
+impl Cluster {
+    fn start(dir: &Path, base: u16) -> Cluster {
+        let output = std::process::Command::new(script())
+            .args(["start", dir.to_str().unwrap()])
+            .env("NATS_PORT_BASE", base.to_string())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "cluster.sh start: {}", String::from_utf8_lossy(&output.stderr));
+        let urls = String::from_utf8(output.stdout).unwrap().trim().split(',').map(str::to_owned).collect();
+        Cluster { dir: dir.to_owned(), urls }
+    }
+
+    fn kill(&self, node: &str) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("{node}.pid"))).unwrap();
+        let killed = std::process::Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+        assert!(killed.success());
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script()).args(["stop", self.dir.to_str().unwrap()]).status();
+    }
+}
+
+/// The server name of the stream's leader.
+async fn leader(urls: &[String], stream: &str) -> String {
+    let addresses: Vec<async_nats::ServerAddr> = urls.iter().map(|url| url.parse().unwrap()).collect();
+    let client = async_nats::connect(addresses).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    let mut stream = context.get_stream(stream).await.unwrap();
+    stream.info().await.unwrap().cluster.as_ref().and_then(|cluster| cluster.leader.clone()).unwrap()
+}
+
+/// Appends from `writers` tasks on `stores` (round-robin) until `stop`; each append is
+/// retried with the same event id until it is acknowledged. Returns event id -> position.
+async fn write_until(
+    stores: &[NatsStore],
+    writers: usize,
+    stop: Arc<AtomicBool>,
+) -> (HashMap<uuid::Uuid, u64>, Duration) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|k| {
+            let (store, stop) = (stores[k % stores.len()].clone(), stop.clone());
+            tokio::spawn(async move {
+                let stream = EntityId::new(format!("gate-{}", k % 3)).unwrap();
+                let mut acked = HashMap::new();
+                let mut longest_gap = Duration::ZERO;
+                let mut last_ack = Instant::now();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let event = note(&format!("writer {k} event {i}"));
+                    loop {
+                        match store.append(&stream, ExpectedVersion::Any, vec![event.clone()]).await {
+                            Ok(Ok(committed)) => {
+                                acked.insert(event.event_id, committed.events[0].global_position);
+                                longest_gap = longest_gap.max(last_ack.elapsed());
+                                last_ack = Instant::now();
+                                break;
+                            }
+                            Ok(Err(rejection)) => {
+                                panic!("an append without an expected version was refused: {rejection}")
+                            }
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    }
+                    i += 1;
+                }
+                (acked, longest_gap)
+            })
+        })
+        .collect();
+    let mut acked = HashMap::new();
+    let mut gap = Duration::ZERO;
+    for task in tasks {
+        let (one, longest) = task.await.unwrap();
+        acked.extend(one);
+        gap = gap.max(longest);
+    }
+    (acked, gap)
+}
+
+/// Every acknowledged event at its position, once; both mirrors equal and verified.
+async fn check(stores: &[NatsStore], acked: &HashMap<uuid::Uuid, u64>) {
+    let head = *acked.values().max().unwrap();
+    for store in stores {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.head_position().await.unwrap() < head {
+            assert!(Instant::now() < deadline, "a node's mirror did not reach {head}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut all = Vec::new();
+        loop {
+            let page = store.read_all(all.len() as u64 + 1, 10_000).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            all.extend(page);
+        }
+        let mut seen = HashMap::new();
+        for event in &all {
+            assert!(seen.insert(event.event_id, event.global_position).is_none(), "event {} twice", event.event_id);
+        }
+        for (id, position) in acked {
+            assert_eq!(seen.get(id), Some(position), "acknowledged event {id} not at its position");
+        }
+        let report = store.verify().await.unwrap();
+        assert_eq!(report.problem, None);
+    }
+    let a = stores[0].read_records(1, 100_000).await.unwrap();
+    let b = stores[1].read_records(1, 100_000).await.unwrap();
+    assert_eq!(a, b, "the two API nodes computed different records or chains");
+}
+
+async fn kill_mid_write(base: u16, pick: impl Fn(&str) -> String) {
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&root.path().join("cluster"), base);
+    let name = format!("F{}", uuid::Uuid::now_v7().simple());
+    let open = |k: usize| {
+        NatsStore::open(NatsConfig::new(cluster.urls.clone(), &name, root.path().join(format!("mirror-{k}"))))
+    };
+    let stores = vec![open(0).await.unwrap(), open(1).await.unwrap()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn({
+        let (stores, stop) = (stores.clone(), stop.clone());
+        async move { write_until(&stores, 8, stop).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader = leader(&cluster.urls, &name).await;
+    let victim = pick(&leader);
+    cluster.kill(&victim);
+    eprintln!("killed {victim} (the leader was {leader})");
+    let killed_at = Instant::now();
+    // Writes go on once the remaining two agree on a leader.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, gap) = writing.await.unwrap();
+    eprintln!("{} appends acknowledged; longest pause between acknowledgements {gap:?}", acked.len());
+    assert!(acked.values().any(|_| true));
+    let after_kill = acked.len();
+    assert!(after_kill > 0 && killed_at.elapsed() > Duration::from_secs(12));
+    check(&stores, &acked).await;
+    // And appends go on now.
+    let more = stores[0].append(&EntityId::new("gate-0").unwrap(), ExpectedVersion::Any, vec![note("after")]).await;
+    assert!(matches!(more, Ok(Ok(_))), "{more:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_mid_write_loses_no_acknowledged_event() {
+    kill_mid_write(15222, |leader| leader.to_owned()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_follower_mid_write_loses_no_acknowledged_event() {
+    kill_mid_write(15522, |leader| ["n0", "n1", "n2"].into_iter().find(|node| *node != leader).unwrap().to_owned())
+        .await;
+}
