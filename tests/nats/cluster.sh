@@ -73,6 +73,12 @@ for _ in $(seq 1 300); do
         curl -sf "http://127.0.0.1:$((base + 200 + n))/healthz?js-enabled-only=true" > /dev/null 2>&1 \
             && curl -s "http://127.0.0.1:$((base + 200 + n))/jsz" 2> /dev/null | grep -q '"leader"' && ready=$((ready + 1))
     done
+    for n in 0 1 2; do
+        kill -0 "$(cat "$dir/n$n.pid")" 2> /dev/null && continue
+        tail -5 "$dir/n$n.log" >&2
+        echo "tests/nats: node n$n stopped (are ports $base.. taken? NATS_PORT_BASE picks others)" >&2
+        exit 1
+    done
     if [ "$ready" -eq 3 ]; then
         echo "nats://127.0.0.1:$base,nats://127.0.0.1:$((base + 1)),nats://127.0.0.1:$((base + 2))"
         exit 0
