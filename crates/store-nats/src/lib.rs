@@ -296,6 +296,25 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
     }
 }
 
+/// `operation` again, a second later, while it fails (up to [`VERIFY_READ_RETRIES`] times):
+/// for `verify`'s reads of the stream, which a node lost a moment ago (the client still
+/// reconnecting, a new leader being elected) can make fail for a few seconds.
+async fn retrying<T, F: std::future::Future<Output = Result<T, StoreError>>>(
+    mut operation: impl FnMut() -> F,
+) -> Result<T, StoreError> {
+    let mut failures = 0;
+    loop {
+        match operation().await {
+            Err(error) if failures < VERIFY_READ_RETRIES => {
+                tracing::warn!(%error, "verify: the stream did not answer; trying again in a second");
+                failures += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 fn appended(event: &RecordedEvent) -> AppendedEvent {
     AppendedEvent {
         event_id: event.event_id,
@@ -554,10 +573,10 @@ impl EventStore for NatsStore {
         if report.problem.is_some() {
             return Ok(report);
         }
-        let last = self.stream_last_sequence().await?;
+        let last = retrying(|| self.stream_last_sequence()).await?;
         let mut checked = 0;
         let filter = subject::all(&self.inner.prefix);
-        let mut messages = mirror::read_stream_from(&self.inner.stream, 1, filter.clone()).await?;
+        let mut messages = retrying(|| mirror::read_stream_from(&self.inner.stream, 1, filter.clone())).await?;
         let mut chain = mirror::Chain::default();
         let mut failures = 0;
         while checked < last {
@@ -568,7 +587,8 @@ impl EventStore for NatsStore {
                 Err(error) if failures < VERIFY_READ_RETRIES => {
                     tracing::warn!(%error, position = checked + 1, "verify: reading the stream again from here");
                     failures += 1;
-                    messages = mirror::read_stream_from(&self.inner.stream, checked + 1, filter.clone()).await?;
+                    messages =
+                        retrying(|| mirror::read_stream_from(&self.inner.stream, checked + 1, filter.clone())).await?;
                     continue;
                 }
                 Err(error) => return Err(error),
