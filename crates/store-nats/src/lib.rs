@@ -141,6 +141,13 @@ impl NatsStore {
             Credentials::UserPassword(user, password) => options.user_and_password(user.clone(), password.clone()),
             Credentials::File(path) => options.credentials_file(path).await.map_err(backend)?,
         };
+        if config.urls.iter().any(|url| url.contains('@')) {
+            return Err(backend(
+                "a NATS URL with credentials in it (user:password@ or token@) is refused: they would show in \
+                 process listings and logs; give them in GRIDWATCH_NATS_CREDS, GRIDWATCH_NATS_TOKEN or \
+                 GRIDWATCH_NATS_USER and GRIDWATCH_NATS_PASSWORD",
+            ));
+        }
         let addresses: Vec<async_nats::ServerAddr> =
             config.urls.iter().map(|url| url.parse()).collect::<Result<_, _>>().map_err(backend)?;
         let client = tokio::time::timeout(config.request_timeout * 3, options.connect(addresses))
@@ -286,8 +293,12 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
         .map_err(|error| backend(format!("JetStream's answer to a publish is not JSON ({error})")))?;
     match (answer.seq, answer.error) {
         (_, Some(error)) => match error.err_code {
-            // Wrong last sequence, and a publish to a subject with another one in flight.
-            10071 | 10164 => Ok(Published::Conflict),
+            // Wrong last sequence, and a publish to a subject with another one in flight:
+            // conflicts. Then what a leader change or a busy cluster answers for a moment,
+            // with nothing written (expected-sequence checks not ready, too many requests,
+            // a membership change, a batch that lost a message on the way): tried again,
+            // like a conflict.
+            10071 | 10164 | 10163 | 10167 | 10202 | 10176 => Ok(Published::Conflict),
             10201 => Ok(Published::DuplicateInBatch),
             _ => Err(backend(format!("JetStream refused the publish: {} ({})", error.description, error.err_code))),
         },
@@ -338,14 +349,24 @@ async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Resul
     let mut stream = context.get_or_create_stream(wanted).await.map_err(backend)?;
     let info = stream.info().await.map_err(backend)?;
     let found = &info.config;
-    if !found.deny_delete
-        || !found.deny_purge
-        || !found.allow_atomic_publish
-        || found.storage != stream::StorageType::File
-    {
+    // Limits delete messages as surely as a delete would: none may be set.
+    let unlimited = |limit: i64| limit <= 0;
+    let protected = found.deny_delete
+        && found.deny_purge
+        && found.allow_atomic_publish
+        && found.storage == stream::StorageType::File
+        && found.retention == stream::RetentionPolicy::Limits
+        && found.max_age.is_zero()
+        && unlimited(found.max_messages)
+        && unlimited(found.max_bytes)
+        && unlimited(found.max_messages_per_subject)
+        && found.subjects == [subject::all(&config.subject_prefix)];
+    if !protected {
         return Err(backend(format!(
-            "stream {} exists without the settings that protect the log (file storage, deny delete, deny purge, allow atomic)",
-            config.stream
+            "stream {} exists without the settings that protect the log (file storage, deny delete, deny purge, \
+             allow atomic, limits retention with no limit set, subjects exactly {})",
+            config.stream,
+            subject::all(&config.subject_prefix)
         )));
     }
     Ok(stream)
@@ -371,8 +392,11 @@ impl EventStore for NatsStore {
         let subject = subject::of(&self.inner.prefix, stream_id);
         for attempt in 0..CONFLICT_RETRIES_MAX {
             let (after, version) = self.last_of(&subject).await?;
-            // Every earlier append of this stream is in the mirror once it holds `after`.
-            self.inner.mirror.wait_for(after, MIRROR_WAIT).await?;
+            // Every earlier append is in the mirror once it holds the stream's last message:
+            // an event id used before, on any stream, is found there (one still in flight
+            // is JetStream's dedupe window's to find).
+            let last = self.stream_last_sequence().await?;
+            self.inner.mirror.wait_for(last.max(after), MIRROR_WAIT).await?;
             if let Some(outcome) = self.earlier(stream_id, &events).await? {
                 return Ok(outcome);
             }
@@ -479,11 +503,7 @@ impl EventStore for NatsStore {
         for record in &records {
             if let Ok(event) = events_schema::decode_record(record.global_position, &record.bytes, record.hash) {
                 if !versions.contains_key(&event.stream_id) {
-                    let version = mirror
-                        .read_stream(&event.stream_id, 1, usize::MAX)
-                        .await?
-                        .last()
-                        .map_or(0, |e| e.stream_version);
+                    let (_, version) = self.last_of(&subject::of(&self.inner.prefix, &event.stream_id)).await?;
                     versions.insert(event.stream_id.clone(), version);
                 }
             }
@@ -569,18 +589,25 @@ impl EventStore for NatsStore {
     /// the cluster since this node read it fails here), and the mirror must reach the end.
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mirror = self.inner.mirror.store();
+        // The stream's end first, and the mirror holding it, so that appends during the
+        // check are not taken for a mirror that falls short.
+        let last = retrying(|| self.stream_last_sequence()).await?;
+        self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
         let report = mirror.verify().await?;
         if report.problem.is_some() {
             return Ok(report);
         }
-        let last = retrying(|| self.stream_last_sequence()).await?;
         let mut checked = 0;
         let filter = subject::all(&self.inner.prefix);
         let mut messages = retrying(|| mirror::read_stream_from(&self.inner.stream, 1, filter.clone())).await?;
         let mut chain = mirror::Chain::default();
         let mut failures = 0;
         while checked < last {
-            let Some(message) = messages.next().await else { break };
+            let message = match tokio::time::timeout(MIRROR_WAIT, messages.next()).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(_) => Err(backend("the stream's reader stalled")),
+            };
             let (sequence, payload) = match message {
                 Ok(message) => message,
                 // A consumer that lost its server (or a heartbeat) is made again from here.

@@ -48,3 +48,43 @@ impl Harness for NatsHarness {
 }
 
 store::conformance_tests!(NatsHarness::new());
+
+/// A stream that exists with a limit set (which would delete acknowledged events as surely
+/// as a delete) is refused, not used.
+#[test]
+fn a_stream_whose_limits_would_delete_events_is_refused() {
+    store::conformance::runtime().block_on(async {
+        let name = format!("L{}", uuid::Uuid::now_v7().simple());
+        let addresses: Vec<async_nats::ServerAddr> = cluster_urls().iter().map(|url| url.parse().unwrap()).collect();
+        let context = async_nats::jetstream::new(async_nats::connect(addresses).await.unwrap());
+        context
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{name}.>")],
+                num_replicas: 3,
+                deny_delete: true,
+                deny_purge: true,
+                allow_atomic_publish: true,
+                max_age: std::time::Duration::from_secs(86_400),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let refused = NatsStore::open(NatsConfig::new(cluster_urls(), &name, dir.path().join("mirror"))).await;
+        let error = refused.err().expect("a stream with max_age is refused").to_string();
+        assert!(error.contains("settings that protect the log"), "{error}");
+    });
+}
+
+/// Credentials in a URL would show in process listings and logs: refused before connecting.
+#[test]
+fn a_url_with_credentials_in_it_is_refused() {
+    store::conformance::runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let urls = vec!["nats://user:secret@127.0.0.1:1".to_owned()];
+        let error =
+            NatsStore::open(NatsConfig::new(urls, "X", dir.path().join("mirror"))).await.err().unwrap().to_string();
+        assert!(error.contains("GRIDWATCH_NATS_CREDS") && !error.contains("secret"), "{error}");
+    });
+}
