@@ -72,7 +72,7 @@ fn a_stream_whose_limits_would_delete_events_is_refused() {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let refused = NatsStore::open(NatsConfig::new(cluster_urls(), &name, dir.path().join("mirror"))).await;
-        let error = refused.err().expect("a stream with max_age is refused").to_string();
+        let error = refused.expect_err("a stream with max_age is refused").to_string();
         assert!(error.contains("settings that protect the log"), "{error}");
     });
 }
