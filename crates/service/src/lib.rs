@@ -305,13 +305,13 @@ impl<S: EventStore> Service<S> {
     pub async fn save_snapshot(&self) -> Result<Option<u64>, StoreError> {
         let Some(path) = &self.snapshot_path else { return Ok(None) };
         self.catch_up().await?;
-        let (copy, position) = {
+        let (taken, position) = {
             let views = self.views.read().await;
             let hash = self.hash_at(views.position).await?;
-            (snapshot::copy(&views, &self.time_zone, hash), views.position)
+            (snapshot::take(&views, &self.time_zone, hash), views.position)
         };
         // Encoded and written with the views free again: appends do not wait for the disk.
-        snapshot::save(path, &copy)?;
+        snapshot::save(path, &taken)?;
         Ok(Some(position))
     }
 

@@ -39,10 +39,10 @@ struct Saved {
 
 /// What a snapshot holds, copied from the views (under their lock) so that encoding and
 /// writing it happen after the lock is released.
-pub(crate) struct Copy(Saved);
+pub(crate) struct Taken(Saved);
 
-pub(crate) fn copy(views: &Views, time_zone: &TimeZone, hash: ChainHash) -> Copy {
-    Copy(Saved {
+pub(crate) fn take(views: &Views, time_zone: &TimeZone, hash: ChainHash) -> Taken {
+    Taken(Saved {
         time_zone: time_zone.iana_name().unwrap_or_default().to_owned(),
         position: views.position,
         hash,
@@ -57,11 +57,14 @@ pub(crate) fn copy(views: &Views, time_zone: &TimeZone, hash: ChainHash) -> Copy
     })
 }
 
-/// Writes `copy` to `path` atomically (a synced temporary file renamed over it).
-pub(crate) fn save(path: &Path, copy: &Copy) -> Result<(), StoreError> {
+/// Writes `taken` to `path` atomically (a synced temporary file renamed over it), one save
+/// at a time (the periodic one and the one of a stop share the temporary file).
+pub(crate) fn save(path: &Path, taken: &Taken) -> Result<(), StoreError> {
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SAVING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&PROJECTION_CODE_VERSION.to_be_bytes());
-    bincode::serde::encode_into_std_write(&copy.0, &mut bytes, bincode::config::standard())
+    bincode::serde::encode_into_std_write(&taken.0, &mut bytes, bincode::config::standard())
         .map_err(|error| std::io::Error::other(error.to_string()))?;
     let temporary = path.with_extension("new");
     std::fs::write(&temporary, &bytes)?;
