@@ -93,7 +93,7 @@ impl NatsConfig {
             replicas: 3,
             mirror_dir: mirror_dir.into(),
             credentials: Credentials::None,
-            request_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(3),
         }
     }
 }
