@@ -55,11 +55,8 @@ async fn two_nodes_on_one_stream_take_commands_on_one_gate_and_answer_the_same_l
             let (http, start) = (http.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                let body = json!({"command": "record-patrol-check",
-                    "data": {"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"}});
-                let response =
-                    http.post(format!("{url}/api/v1/commands")).bearer_auth(&token).json(&body).send().await.unwrap();
-                (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+                let data = json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"});
+                crate::reliability::command(&http, &url, &token, "record-patrol-check", data).await
             })
         })
         .collect();

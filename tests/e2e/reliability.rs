@@ -10,7 +10,13 @@ use crate::http::Server;
 /// Clients writing at the same time.
 const CLIENTS: usize = 64;
 
-async fn command(http: &reqwest::Client, url: &str, token: &str, command: &str, data: Value) -> (u16, Value) {
+pub(crate) async fn command(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    command: &str,
+    data: Value,
+) -> (u16, Value) {
     let body = json!({"command": command, "data": data});
     let response = http.post(format!("{url}/api/v1/commands")).bearer_auth(token).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))

@@ -499,18 +499,16 @@ impl EventStore for NatsStore {
             }
             None => LogEnd { position: 0, hash: [0; 32], recorded_at: None },
         };
+        // What `check_restore` asks of the log: each stream's last version (from the leader)
+        // and whether an event id is in it already.
         let mut versions = std::collections::HashMap::new();
+        let mut known = std::collections::HashSet::new();
         for record in &records {
             if let Ok(event) = events_schema::decode_record(record.global_position, &record.bytes, record.hash) {
                 if !versions.contains_key(&event.stream_id) {
                     let (_, version) = self.last_of(&subject::of(&self.inner.prefix, &event.stream_id)).await?;
                     versions.insert(event.stream_id.clone(), version);
                 }
-            }
-        }
-        let mut known = std::collections::HashSet::new();
-        for record in &records {
-            if let Ok(event) = events_schema::decode_record(record.global_position, &record.bytes, record.hash) {
                 if mirror.read_event(event.event_id).await?.is_some() {
                     known.insert(event.event_id);
                 }
