@@ -20,6 +20,19 @@ fn node(root: &std::path::Path, name: &str, stream: &str) -> Server {
     Server::start_with(&root.join(name), &["--store", "nats", "--nats-url", &urls, "--nats-stream", stream])
 }
 
+/// Waits until `token` gets `status` from `path` on the node at `url`.
+async fn until_status(http: &reqwest::Client, url: &str, token: &str, path: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = http.get(format!("{url}{path}")).bearer_auth(token).send().await.unwrap();
+        if response.status() == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url}{path} still answers {} (waited for {status})", response.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn get(http: &reqwest::Client, url: &str, token: &str, path: &str) -> Value {
     let response = http.get(format!("{url}{path}")).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200, "{path}");
@@ -32,7 +45,11 @@ async fn two_nodes_on_one_stream_take_commands_on_one_gate_and_answer_the_same_l
     let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
     let a = node(root.path(), "a", &stream);
     let b = node(root.path(), "b", &stream);
-    let (admin_a, admin_b) = (a.admin.clone().unwrap(), b.admin.clone().unwrap());
+    // One first start for the cluster: B finds the tokens A made, and A's admin token works
+    // on B.
+    assert!(b.admin.is_none(), "only the cluster's first start prints an admin token");
+    let admin_a = a.admin.clone().unwrap();
+    let admin_b = admin_a.clone();
     let http = reqwest::Client::new();
     crate::reliability::register_gate(&http, &a.url, &admin_a).await;
     // The gate registered through A reaches B's views: then B can take checks at it.
@@ -112,4 +129,74 @@ async fn two_nodes_on_one_stream_take_commands_on_one_gate_and_answer_the_same_l
         assert_eq!(verified["events"], head, "{verified}");
     }
     assert_eq!(verified_a["head_hash"], verified_b["head_hash"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_shared_by_the_nodes_as_hashes_and_revoked_everywhere() {
+    let root = tempfile::tempdir().unwrap();
+    let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+    let a = node(root.path(), "a", &stream);
+    let b = node(root.path(), "b", &stream);
+    assert!(b.admin.is_none(), "only the cluster's first start prints an admin token");
+    let admin = a.admin.clone().unwrap();
+    let http = reqwest::Client::new();
+    get(&http, &b.url, &admin, "/api/v1/status").await;
+
+    // A token made on A works on B, and B lists it.
+    let response = http
+        .post(format!("{}/api/v1/tokens", a.url))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "auditor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let made: Value = response.json().await.unwrap();
+    let auditor = made["token"].as_str().unwrap().to_owned();
+    until_status(&http, &b.url, &auditor, "/api/v1/verify", 200).await;
+    let listed = get(&http, &b.url, &admin, "/api/v1/tokens").await;
+    assert!(listed.to_string().contains(made["token_id"].as_str().unwrap()), "{listed}");
+
+    // One made by `gridwatch token create` against the cluster works on both nodes.
+    let urls = cluster_urls();
+    let cluster_flags = ["--store", "nats", "--nats-url", &urls, "--nats-stream", &stream];
+    let mut args = cluster_flags.to_vec();
+    args.extend(["token", "create", "--role", "supervisor"]);
+    let created = crate::run(&root.path().join("tool"), &args, "");
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let supervisor = created.stdout.lines().last().unwrap().trim().to_owned();
+    assert!(supervisor.starts_with("gw_"), "{}", created.stdout);
+    until_status(&http, &a.url, &supervisor, "/api/v1/status", 200).await;
+    until_status(&http, &b.url, &supervisor, "/api/v1/status", 200).await;
+
+    // Revoked on B: refused on A too, within a moment, and by the tool's listing.
+    let token_id = made["token_id"].as_str().unwrap();
+    let response = http.delete(format!("{}/api/v1/tokens/{token_id}", b.url)).bearer_auth(&admin).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    until_status(&http, &a.url, &auditor, "/api/v1/status", 401).await;
+    until_status(&http, &b.url, &auditor, "/api/v1/status", 401).await;
+    let mut args = cluster_flags.to_vec();
+    args.extend(["token", "list"]);
+    let listing = crate::run(&root.path().join("tool"), &args, "");
+    assert_eq!(listing.code, 0, "{}", listing.stderr);
+    assert!(!listing.stdout.contains(token_id), "{}", listing.stdout);
+    assert!(listing.stdout.contains("supervisor"), "{}", listing.stdout);
+
+    // The bucket holds the hashes, never a token's text; the revoked token's record is gone.
+    let config = store_nats::NatsConfig::new(urls.split(',').map(str::to_owned).collect(), &stream, root.path());
+    let bucket = store_nats::SharedBucket::open(&config, "TOKENS").await.unwrap();
+    let entries = bucket.entries().await.unwrap();
+    let records: Vec<&(String, Vec<u8>)> = entries.iter().filter(|(key, _)| key.starts_with("token.")).collect();
+    assert_eq!(records.len(), 2, "the admin and the supervisor tokens: {entries:?}");
+    for (key, value) in &entries {
+        let text = String::from_utf8_lossy(value);
+        for secret in [&admin, &auditor, &supervisor] {
+            assert!(!text.contains(secret.as_str()), "{key} holds a token's text");
+        }
+        assert!(!key.contains(token_id), "the revoked token's record is still there: {key}");
+    }
+    for (_, value) in records {
+        let record: Value = serde_json::from_slice(value).unwrap();
+        assert_eq!(record["token_hash"].as_str().unwrap().len(), 64, "{record}");
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use events_schema::EntityId;
-use server::{AppState, Role, ServerConfig, TokenFile};
+use server::{AppState, Role, ServerConfig};
 
 use crate::{Cli, Failure};
 
@@ -115,31 +115,34 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
     let args = match command {
         TokenCommand::Create(args) => args,
         TokenCommand::List => {
-            for token in TokenFile::new(&cli.data).list()? {
+            for token in crate::backend::tokens(cli)?.list()? {
                 println!("{}", serde_json::to_string(&token).map_err(|error| Failure::Operating(error.into()))?);
             }
             return Ok(());
         }
         TokenCommand::Link { token_id, link } => {
             let token_id = server::auth::id_of(token_id);
-            if !TokenFile::new(&cli.data).is_live(token_id) {
-                return Err(Failure::BadInput(anyhow!("no live token {token_id} in {}", cli.data.display())));
+            if !crate::backend::tokens(cli)?.is_live(token_id) {
+                return Err(Failure::BadInput(anyhow!(
+                    "no live token {token_id} {}",
+                    crate::backend::tokens_place(cli)
+                )));
             }
             return print_link(cli, token_id, link);
         }
         TokenCommand::Revoke { token_id } => {
             let token_id = server::auth::id_of(token_id);
-            return if TokenFile::new(&cli.data).revoke(token_id)? {
+            return if crate::backend::tokens(cli)?.revoke(token_id)? {
                 println!("token {token_id} revoked");
                 Ok(())
             } else {
-                Err(Failure::BadInput(anyhow!("no live token {token_id} in {}", cli.data.display())))
+                Err(Failure::BadInput(anyhow!("no live token {token_id} {}", crate::backend::tokens_place(cli))))
             };
         }
     };
     let sites = args.sites.iter().map(|site| entity("--site", site)).collect::<Result<Vec<_>, _>>()?;
     let actor = args.actor.as_deref().map(|actor| entity("--actor", actor)).transpose()?;
-    let made = TokenFile::new(&cli.data).create(args.role, sites, actor).map_err(|error| match error.kind() {
+    let made = crate::backend::tokens(cli)?.create(args.role, sites, actor).map_err(|error| match error.kind() {
         std::io::ErrorKind::InvalidInput => Failure::BadInput(anyhow!("{error} (--actor, --site)")),
         _ => Failure::Operating(error.into()),
     })?;
@@ -235,7 +238,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         let events = service.load_demo().await.map_err(|error| Failure::Operating(error.into()))?;
         tracing::info!(events, "the demo month is loaded");
     }
-    let tokens = Arc::new(TokenFile::new(&cli.data));
+    let tokens = crate::backend::tokens(cli)?;
     // Only on a first start: an installation whose admin tokens were all revoked makes a new
     // one with `gridwatch token create --role admin`, not by printing it at every start.
     if tokens.is_new()? {

@@ -178,10 +178,24 @@ struct Loaded {
     size_seen: u64,
 }
 
-/// The token file of one data directory.
+/// Where the tokens live when every node of a cluster shares them: a store outside the log
+/// (the hashes only, as in the file). Its calls block: they are made off the async workers.
+pub trait SharedTokens: Send + Sync + std::fmt::Debug {
+    /// Stores a token's record (its hash, never its text) under its id, durably.
+    fn put(&self, token_id: &str, record: Vec<u8>) -> std::io::Result<()>;
+    /// Removes a token's record.
+    fn remove(&self, token_id: &str) -> std::io::Result<()>;
+    /// `true` for the first caller ever, on any node, and never again: the installation's
+    /// first start, which makes an admin token.
+    fn claim_first_start(&self) -> std::io::Result<bool>;
+}
+
+/// The tokens of one data directory (its token file) or of a cluster ([`SharedTokens`]).
 #[derive(Debug)]
 pub struct TokenFile {
     path: PathBuf,
+    /// When set, the tokens are in it and the file is not read.
+    shared: Option<std::sync::Arc<dyn SharedTokens>>,
     /// A std lock: held only for in-memory lookups and the short read of new lines.
     loaded: RwLock<Loaded>,
     /// Held for a whole read-and-apply of new lines, so that no reload can miss lines that
@@ -242,8 +256,34 @@ impl TokenFile {
     pub fn new(data_dir: &Path) -> TokenFile {
         TokenFile {
             path: data_dir.join(TOKEN_FILE_NAME),
+            shared: None,
             loaded: RwLock::new(Loaded::default()),
             reloading: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// The tokens of a cluster, in `shared`; `data_dir` keeps what stays with the node (its
+    /// sign-in links). Empty until the follower of `shared` hands it the records.
+    pub fn shared(data_dir: &Path, shared: std::sync::Arc<dyn SharedTokens>) -> TokenFile {
+        TokenFile { shared: Some(shared), ..TokenFile::new(data_dir) }
+    }
+
+    /// Takes one change of the shared tokens: a token's record, or `None` when it was
+    /// revoked. A record that does not parse is skipped with a warning (it authenticates
+    /// nothing).
+    pub fn apply_shared(&self, token_id: &str, record: Option<&[u8]>) {
+        let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match record.map(serde_json::from_slice::<TokenRecord>) {
+            Some(Ok(record)) if record.token_id == token_id => {
+                loaded.by_id.insert(record.token_id.clone(), record);
+            }
+            Some(Ok(_)) | Some(Err(_)) => {
+                tracing::warn!(token_id, "skipping a shared token record that does not parse or names another id");
+                loaded.by_id.remove(token_id);
+            }
+            None => {
+                loaded.by_id.remove(token_id);
+            }
         }
     }
 
@@ -298,6 +338,10 @@ impl TokenFile {
     /// Reads the lines added since the last read, if the file grew (one stat tells). A file
     /// that shrank or vanished (replaced by hand) is read again from the start.
     fn catch_up(&self) -> std::io::Result<()> {
+        if self.shared.is_some() {
+            // The follower of the shared tokens keeps them current.
+            return Ok(());
+        }
         let length = match std::fs::metadata(&self.path) {
             Ok(metadata) => metadata.len(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
@@ -316,6 +360,9 @@ impl TokenFile {
 
     /// Whether the file has never held a token (a first start).
     pub fn is_new(&self) -> std::io::Result<bool> {
+        if let Some(shared) = &self.shared {
+            return shared.claim_first_start();
+        }
         self.catch_up()?;
         Ok(self.read_loaded().size_seen == 0)
     }
@@ -382,7 +429,14 @@ impl TokenFile {
             created_at: Timestamp::now(),
             token_hash: hash_of(&token).to_hex().to_string(),
         };
-        self.append_line(&record)?;
+        match &self.shared {
+            Some(shared) => {
+                let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+                shared.put(&record.token_id, bytes.clone())?;
+                self.apply_shared(&record.token_id, Some(&bytes));
+            }
+            None => self.append_line(&record)?,
+        }
         if self.read_loaded().by_id.get(&record.token_id) != Some(&record) {
             return Err(std::io::Error::other(format!(
                 "the token file {} did not take the new token",
@@ -400,7 +454,15 @@ impl TokenFile {
         if !self.read_loaded().by_id.contains_key(token_id) {
             return Ok(false);
         }
-        self.append_line(&Revocation { revoked_token_id: token_id.to_owned(), revoked_at: Timestamp::now() })?;
+        match &self.shared {
+            Some(shared) => {
+                shared.remove(token_id)?;
+                self.apply_shared(token_id, None);
+            }
+            None => {
+                self.append_line(&Revocation { revoked_token_id: token_id.to_owned(), revoked_at: Timestamp::now() })?
+            }
+        }
         Ok(true)
     }
 
@@ -554,6 +616,78 @@ mod tests {
         let next = file.create(Role::Supervisor, vec![], None).unwrap();
         assert_eq!(fresh.authenticate(&next.token).unwrap().role, Role::Supervisor);
         assert_eq!(TokenFile::new(dir.path()).authenticate(&next.token).unwrap().role, Role::Supervisor);
+    }
+
+    /// A bucket every node shares, in memory: its followers are the nodes' token stores.
+    #[derive(Debug, Default)]
+    struct Bucket {
+        records: std::sync::Mutex<HashMap<String, Vec<u8>>>,
+        followers: std::sync::Mutex<Vec<std::sync::Weak<TokenFile>>>,
+        first_start_claimed: std::sync::atomic::AtomicBool,
+    }
+
+    impl Bucket {
+        fn tell(&self, token_id: &str, record: Option<&[u8]>) {
+            for follower in self.followers.lock().unwrap().iter().filter_map(|follower| follower.upgrade()) {
+                follower.apply_shared(token_id, record);
+            }
+        }
+
+        fn node(self: &std::sync::Arc<Bucket>, dir: &Path) -> std::sync::Arc<TokenFile> {
+            let node = std::sync::Arc::new(TokenFile::shared(dir, self.clone()));
+            for (token_id, record) in self.records.lock().unwrap().iter() {
+                node.apply_shared(token_id, Some(record));
+            }
+            self.followers.lock().unwrap().push(std::sync::Arc::downgrade(&node));
+            node
+        }
+    }
+
+    impl SharedTokens for Bucket {
+        fn put(&self, token_id: &str, record: Vec<u8>) -> std::io::Result<()> {
+            self.records.lock().unwrap().insert(token_id.to_owned(), record.clone());
+            self.tell(token_id, Some(&record));
+            Ok(())
+        }
+
+        fn remove(&self, token_id: &str) -> std::io::Result<()> {
+            self.records.lock().unwrap().remove(token_id);
+            self.tell(token_id, None);
+            Ok(())
+        }
+
+        fn claim_first_start(&self) -> std::io::Result<bool> {
+            Ok(!self.first_start_claimed.swap(true, std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn shared_tokens_live_in_the_bucket_as_hashes_and_not_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = std::sync::Arc::new(Bucket::default());
+        let a = bucket.node(&dir.path().join("a"));
+        assert!(a.is_new().unwrap(), "the first start");
+        let admin = a.create(Role::Admin, vec![], None).unwrap();
+        let b = bucket.node(&dir.path().join("b"));
+        assert!(!b.is_new().unwrap(), "one first start for every node");
+        assert_eq!(b.authenticate(&admin.token).unwrap().role, Role::Admin, "read when the node starts");
+        let field = b.create(Role::Field, vec![], Some(EntityId::new("guard-1").unwrap())).unwrap();
+        assert_eq!(a.authenticate(&field.token).unwrap().actor.as_str(), "guard-1", "followed after");
+        for record in bucket.records.lock().unwrap().values() {
+            let text = String::from_utf8_lossy(record);
+            assert!(!text.contains(&admin.token) && !text.contains(&field.token), "no token text: {text}");
+        }
+        assert!(!dir.path().join("a").join(TOKEN_FILE_NAME).exists(), "the file is not written");
+        assert!(a.revoke(&field.record.token_id).unwrap());
+        assert_eq!(b.authenticate(&field.token), None, "revoked everywhere");
+        assert!(!b.revoke(&field.record.token_id).unwrap(), "already revoked");
+        // A record that does not parse, or names another token, authenticates nothing.
+        b.apply_shared(&admin.record.token_id, Some(b"{\"token_id\":"));
+        assert_eq!(b.authenticate(&admin.token), None);
+        let record = serde_json::to_vec(&admin.record).unwrap();
+        b.apply_shared("000000000000", Some(&record));
+        assert_eq!(b.list().unwrap().len(), 0, "{:?}", b.list());
+        assert_eq!(a.list().unwrap().len(), 1);
     }
 
     #[test]

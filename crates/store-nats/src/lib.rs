@@ -22,8 +22,11 @@
 //!   the mirror holds its stream's last message and looks its event ids up there: a retry
 //!   of an earlier append gets the original positions, whenever it comes.
 
+mod bucket;
 mod mirror;
 mod subject;
+
+pub use bucket::SharedBucket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -131,31 +134,7 @@ impl NatsStore {
     /// Connects, creates the stream if it is not there (refusing one whose settings do not
     /// protect the log), opens the mirror and starts reading the stream into it.
     pub async fn open(config: NatsConfig) -> Result<NatsStore, StoreError> {
-        let mut options = async_nats::ConnectOptions::new()
-            .request_timeout(Some(config.request_timeout))
-            .retry_on_initial_connect()
-            .max_reconnects(None);
-        options = match &config.credentials {
-            Credentials::None => options,
-            Credentials::Token(token) => options.token(token.clone()),
-            Credentials::UserPassword(user, password) => options.user_and_password(user.clone(), password.clone()),
-            Credentials::File(path) => options.credentials_file(path).await.map_err(backend)?,
-        };
-        if config.urls.iter().any(|url| url.contains('@')) {
-            return Err(backend(
-                "a NATS URL with credentials in it (user:password@ or token@) is refused: they would show in \
-                 process listings and logs; give them in GRIDWATCH_NATS_CREDS, GRIDWATCH_NATS_TOKEN or \
-                 GRIDWATCH_NATS_USER and GRIDWATCH_NATS_PASSWORD",
-            ));
-        }
-        let addresses: Vec<async_nats::ServerAddr> =
-            config.urls.iter().map(|url| url.parse()).collect::<Result<_, _>>().map_err(backend)?;
-        let client = tokio::time::timeout(config.request_timeout * 3, options.connect(addresses))
-            .await
-            .map_err(|_| backend(format!("no NATS server answered at {}", config.urls.join(","))))?
-            .map_err(backend)?;
-        let mut context = jetstream::new(client.clone());
-        context.set_timeout(config.request_timeout);
+        let (client, context) = connect(&config).await?;
         let stream = open_stream(&context, &config).await?;
         let mirror_store = open_mirror(&config)?;
         let mirror = mirror::Mirror::start(mirror_store, stream.clone(), subject::all(&config.subject_prefix)).await?;
@@ -332,6 +311,37 @@ fn appended(event: &RecordedEvent) -> AppendedEvent {
         global_position: event.global_position,
         stream_version: event.stream_version,
     }
+}
+
+/// Connects to the cluster with the configured credentials, refusing URLs that carry them,
+/// and makes the JetStream context every request goes through.
+pub(crate) async fn connect(config: &NatsConfig) -> Result<(async_nats::Client, jetstream::Context), StoreError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .request_timeout(Some(config.request_timeout))
+        .retry_on_initial_connect()
+        .max_reconnects(None);
+    options = match &config.credentials {
+        Credentials::None => options,
+        Credentials::Token(token) => options.token(token.clone()),
+        Credentials::UserPassword(user, password) => options.user_and_password(user.clone(), password.clone()),
+        Credentials::File(path) => options.credentials_file(path).await.map_err(backend)?,
+    };
+    if config.urls.iter().any(|url| url.contains('@')) {
+        return Err(backend(
+            "a NATS URL with credentials in it (user:password@ or token@) is refused: they would show in \
+             process listings and logs; give them in GRIDWATCH_NATS_CREDS, GRIDWATCH_NATS_TOKEN or \
+             GRIDWATCH_NATS_USER and GRIDWATCH_NATS_PASSWORD",
+        ));
+    }
+    let addresses: Vec<async_nats::ServerAddr> =
+        config.urls.iter().map(|url| url.parse()).collect::<Result<_, _>>().map_err(backend)?;
+    let client = tokio::time::timeout(config.request_timeout * 3, options.connect(addresses))
+        .await
+        .map_err(|_| backend(format!("no NATS server answered at {}", config.urls.join(","))))?
+        .map_err(backend)?;
+    let mut context = jetstream::new(client.clone());
+    context.set_timeout(config.request_timeout);
+    Ok((client, context))
 }
 
 async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Result<stream::Stream, StoreError> {

@@ -124,3 +124,62 @@ fn open_nats(cli: &Cli) -> Result<store_nats::NatsStore, StoreError> {
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
+
+/// The API tokens of the configured backend: the token file in `--data` on sled; on NATS
+/// the cluster's bucket `<stream>_TOKENS` (hashes only, as in the file), shared by every
+/// node, read whole before this returns and followed after.
+pub fn tokens(cli: &Cli) -> Result<Arc<server::TokenFile>, StoreError> {
+    match cli.store {
+        Backend::Sled => Ok(Arc::new(server::TokenFile::new(&cli.data))),
+        Backend::Nats => {
+            let config = nats_config(cli)?;
+            let bucket = block_on(store_nats::SharedBucket::open(&config, TOKEN_BUCKET))?;
+            let tokens = Arc::new(server::TokenFile::shared(&cli.data, Arc::new(NatsTokens(bucket.clone()))));
+            let follower = Arc::downgrade(&tokens);
+            block_on(bucket.follow(move |key, record| {
+                if let (Some(tokens), Some(token_id)) = (follower.upgrade(), key.strip_prefix(TOKEN_KEY_PREFIX)) {
+                    tokens.apply_shared(token_id, record);
+                }
+            }))?;
+            Ok(tokens)
+        }
+    }
+}
+
+/// Where [`tokens`] keeps them, for messages.
+pub fn tokens_place(cli: &Cli) -> String {
+    match cli.store {
+        Backend::Sled => format!("in {}", cli.data.display()),
+        Backend::Nats => format!("in the bucket {}_{TOKEN_BUCKET} of the cluster", cli.nats_stream),
+    }
+}
+
+/// The name of the tokens' bucket, after the stream's name.
+const TOKEN_BUCKET: &str = "TOKENS";
+/// A token's key in the bucket: this and its id.
+const TOKEN_KEY_PREFIX: &str = "token.";
+/// The key that the installation's first start creates.
+const FIRST_START_KEY: &str = "first-start";
+
+/// The tokens' bucket, for [`server::TokenFile`].
+#[derive(Debug)]
+struct NatsTokens(store_nats::SharedBucket);
+
+fn io_error(error: StoreError) -> std::io::Error {
+    std::io::Error::other(error)
+}
+
+impl server::auth::SharedTokens for NatsTokens {
+    fn put(&self, token_id: &str, record: Vec<u8>) -> std::io::Result<()> {
+        block_on(self.0.put(&format!("{TOKEN_KEY_PREFIX}{token_id}"), record)).map_err(io_error)
+    }
+
+    fn remove(&self, token_id: &str) -> std::io::Result<()> {
+        block_on(self.0.delete(&format!("{TOKEN_KEY_PREFIX}{token_id}"))).map_err(io_error)
+    }
+
+    fn claim_first_start(&self) -> std::io::Result<bool> {
+        let now = events_schema::Timestamp::now().to_string().into_bytes();
+        block_on(self.0.create(FIRST_START_KEY, now)).map_err(io_error)
+    }
+}

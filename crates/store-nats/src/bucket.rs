@@ -1,0 +1,158 @@
+//! A small replicated key-value bucket beside the log (JetStream KV): for what every node
+//! must share but the immutable log must never hold, such as the hashes of the API tokens.
+//!
+//! A node keeps its own copy of the bucket in memory: [`SharedBucket::follow`] reads every
+//! key's current value, then follows every change from a background task (an ordered
+//! consumer, made again from the last revision it applied if it ever ends), so lookups never
+//! wait for the cluster and a change made on one node reaches the others within the time of
+//! one message.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use futures::StreamExt;
+use store::StoreError;
+
+use crate::{NatsConfig, backend, connect};
+
+/// The longest value the bucket takes.
+const VALUE_BYTES_MAX: i32 = 64 * 1024;
+/// How long a follower waits before it makes its watch again after it ended.
+const REWATCH_PAUSE: Duration = Duration::from_millis(500);
+/// How long reading the bucket may wait for its next value.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
+
+/// One bucket, `<stream>_<name>`, shared by every node of the log in `<stream>`.
+#[derive(Clone, Debug)]
+pub struct SharedBucket {
+    kv: kv::Store,
+    /// The bucket's own stream, asked for its last revision.
+    stream: stream::Stream,
+}
+
+/// Whether a change is a value or the key's removal.
+fn value_of(entry: &kv::Entry) -> Option<&[u8]> {
+    match entry.operation {
+        kv::Operation::Put => Some(&entry.value),
+        kv::Operation::Delete | kv::Operation::Purge => None,
+    }
+}
+
+impl SharedBucket {
+    /// Connects and opens the bucket, making it (file storage, the log's replica count, one
+    /// value kept per key: a removed key's last value is gone from the cluster) if it is not
+    /// there.
+    pub async fn open(config: &NatsConfig, name: &str) -> Result<SharedBucket, StoreError> {
+        let (_client, context) = connect(config).await?;
+        let bucket = format!("{}_{name}", config.stream);
+        let kv = match context.get_key_value(&bucket).await {
+            Ok(kv) => kv,
+            Err(error) if error.kind() == jetstream::context::KeyValueErrorKind::GetBucket => context
+                .create_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    description: "gridwatch: shared by the nodes of one log, never part of it".to_owned(),
+                    history: 1,
+                    max_value_size: VALUE_BYTES_MAX,
+                    storage: stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|error| backend(format!("cannot make the bucket {bucket}: {error}")))?,
+            Err(error) => return Err(backend(format!("cannot open the bucket {bucket}: {error}"))),
+        };
+        let stream = context.get_stream(&kv.stream_name).await.map_err(backend)?;
+        Ok(SharedBucket { kv, stream })
+    }
+
+    /// Stores `value` under `key`, durably on the cluster once this returns.
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.kv.put(key, value.into()).await.map(drop).map_err(backend)
+    }
+
+    /// Stores `value` under `key` unless the key is there already: `false` if it was.
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        match self.kv.create(key, value.into()).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    /// Removes `key` (and its value) from the bucket.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.kv.delete(key).await.map_err(backend)
+    }
+
+    /// Every key's current value.
+    pub async fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut entries = Vec::new();
+        self.follow_until_current(|key, value| {
+            if let Some(value) = value {
+                entries.push((key.to_owned(), value.to_vec()));
+            }
+        })
+        .await?;
+        Ok(entries)
+    }
+
+    /// Calls `apply` with every key's current value (returning once it has), then, from a
+    /// background task, with every change after (`None`: the key was removed), in the order
+    /// the cluster took them, for as long as the runtime runs.
+    pub async fn follow(&self, mut apply: impl FnMut(&str, Option<&[u8]>) + Send + 'static) -> Result<(), StoreError> {
+        let (mut watch, mut applied) = self.follow_until_current(&mut apply).await?;
+        let kv = self.kv.clone();
+        tokio::spawn(async move {
+            loop {
+                while let Some(entry) = watch.next().await {
+                    match entry {
+                        Ok(entry) => {
+                            applied = entry.revision;
+                            apply(&entry.key, value_of(&entry));
+                        }
+                        Err(error) => tracing::warn!(bucket = %kv.name, %error, "the bucket's watch failed"),
+                    }
+                }
+                // The watch ended: make it again from the next revision.
+                loop {
+                    tokio::time::sleep(REWATCH_PAUSE).await;
+                    match kv.watch_all_from_revision(applied + 1).await {
+                        Ok(again) => {
+                            watch = again;
+                            break;
+                        }
+                        Err(error) => tracing::warn!(bucket = %kv.name, %error, "cannot watch the bucket again"),
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Applies every key's current value; returns the watch, to follow the changes after,
+    /// and the last revision applied.
+    async fn follow_until_current(
+        &self,
+        mut apply: impl FnMut(&str, Option<&[u8]>),
+    ) -> Result<(kv::Watch, u64), StoreError> {
+        let mut stream = self.stream.clone();
+        let last = stream.info().await.map_err(backend)?.state.last_sequence;
+        let mut watch = self.kv.watch_with_history(">").await.map_err(backend)?;
+        let mut applied = 0;
+        // The bucket's last message is the last of its key: the watch delivers it.
+        while applied < last {
+            let next = tokio::time::timeout(CATCH_UP_WAIT, watch.next())
+                .await
+                .map_err(|_| backend(format!("the bucket {} was not read within {CATCH_UP_WAIT:?}", self.kv.name)))?;
+            match next {
+                Some(Ok(entry)) => {
+                    applied = entry.revision;
+                    apply(&entry.key, value_of(&entry));
+                }
+                Some(Err(error)) => return Err(backend(format!("cannot read the bucket {}: {error}", self.kv.name))),
+                None => return Err(backend(format!("the bucket {}'s watch ended", self.kv.name))),
+            }
+        }
+        Ok((watch, applied))
+    }
+}
