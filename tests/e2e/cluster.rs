@@ -200,3 +200,82 @@ async fn tokens_are_shared_by_the_nodes_as_hashes_and_revoked_everywhere() {
         assert_eq!(record["token_hash"].as_str().unwrap().len(), 64, "{record}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sealing_the_same_day_at_once_make_one_seal() {
+    let root = tempfile::tempdir().unwrap();
+    let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+    let key = root.path().join("seal.key");
+    let key_arg = key.to_str().unwrap();
+    let made = crate::run(&root.path().join("tool"), &["--seal-key", key_arg, "seal-key", "create"], "");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let urls = cluster_urls();
+    let flags = ["--store", "nats", "--nats-url", &urls, "--nats-stream", &stream, "--seal-key", key_arg];
+    let a = Server::start_with(&root.path().join("a"), &flags);
+    let b = Server::start_with(&root.path().join("b"), &flags);
+    let admin = a.admin.clone().unwrap();
+    let http = reqwest::Client::new();
+    crate::reliability::register_gate(&http, &a.url, &admin).await;
+    for _ in 0..3 {
+        let data = json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"});
+        let (status, body) = crate::reliability::command(&http, &a.url, &admin, "record-patrol-check", data).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let day = crate::http::today().to_string();
+    // Both nodes hold the day's events before they seal.
+    let head = get(&http, &a.url, &admin, "/api/v1/events?from=1&limit=100").await.as_array().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&http, &b.url, &admin, "/api/v1/events?from=1&limit=100").await.as_array().unwrap().len() < head {
+        assert!(Instant::now() < deadline, "B never read A's events");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Eight sealers on each node, all at once.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let sealers: Vec<_> = (0..16)
+        .map(|k| {
+            let url = if k % 2 == 0 { a.url.clone() } else { b.url.clone() };
+            let (http, start, admin, day) = (http.clone(), start.clone(), admin.clone(), day.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let response =
+                    http.post(format!("{url}/api/v1/days/{day}/seal")).bearer_auth(&admin).send().await.unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut seal_ids = Vec::new();
+    for sealer in sealers {
+        let (status, body) = sealer.await.unwrap();
+        match status {
+            201 => seal_ids.push(body["event_id"].as_str().unwrap().to_owned()),
+            200 => assert_eq!(body, Value::Null),
+            other => panic!("sealing answered {other}: {body}"),
+        }
+    }
+    seal_ids.sort();
+    seal_ids.dedup();
+    assert_eq!(seal_ids.len(), 1, "every sealer that made a seal names the same one: {seal_ids:?}");
+
+    // One seal of the day, sequence 1, covering all of its events, on both nodes.
+    for node in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let seals = loop {
+            let seals = get(&http, &node.url, &admin, &format!("/api/v1/days/{day}/seals")).await;
+            if !seals["seals"].as_array().unwrap().is_empty() {
+                break seals;
+            }
+            assert!(Instant::now() < deadline, "{} never read the seal", node.url);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let listed = seals["seals"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{seals}");
+        assert_eq!(listed[0]["event_id"].as_str().unwrap(), seal_ids[0]);
+        assert_eq!(seals["unsealed_events"], 0, "{seals}");
+        let log = get(&http, &node.url, &admin, "/api/v1/events?from=1&limit=100").await;
+        let sealed = log.as_array().unwrap().iter().filter(|event| event["event_type"] == "DaySealed").count();
+        assert_eq!(sealed, 1, "one seal in the log: {log}");
+        let verified = get(&http, &node.url, &admin, "/api/v1/verify").await;
+        assert_eq!(verified["intact"], true, "{verified}");
+    }
+}

@@ -293,7 +293,7 @@ async fn a_gate_issue_lifecycle_over_http_survives_a_restart() {
     assert_eq!(verify.code, 0, "{}", verify.stderr);
 }
 
-fn today() -> jiff::civil::Date {
+pub(crate) fn today() -> jiff::civil::Date {
     projections::local_day(events_schema::Timestamp::now(), &jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
 }
 
