@@ -106,6 +106,8 @@ impl NatsConfig {
 const CONFLICT_RETRIES_MAX: u32 = 64;
 /// How long an append waits for the mirror to read what it needs.
 const MIRROR_WAIT: Duration = Duration::from_secs(30);
+/// How often the client pings its server (three unanswered pings: it connects to another).
+const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `verify` makes its reader of the stream again after it failed.
 const VERIFY_READ_RETRIES: u32 = 10;
 /// How long opening waits for the mirror to read the stream as it stood (a new node reads
@@ -319,7 +321,10 @@ pub(crate) async fn connect(config: &NatsConfig) -> Result<(async_nats::Client, 
     let mut options = async_nats::ConnectOptions::new()
         .request_timeout(Some(config.request_timeout))
         .retry_on_initial_connect()
-        .max_reconnects(None);
+        .max_reconnects(None)
+        // A server that stops answering (paused, cut off) is left for another after three
+        // unanswered pings, about 3 s, instead of the default 3 minutes.
+        .ping_interval(PING_INTERVAL);
     options = match &config.credentials {
         Credentials::None => options,
         Credentials::Token(token) => options.token(token.clone()),

@@ -203,7 +203,15 @@ async fn follow(
             }
             let mut next = chain;
             let mut records = Vec::with_capacity(batch.len());
+            let mut replayed = false;
             for (sequence, payload) in &batch {
+                if *sequence <= next.position {
+                    // Already held: the client made its ordered consumer again from the
+                    // stream's start (async-nats does when the consumer had delivered nothing
+                    // yet). Not a break in the chain: read again from the mirror's end.
+                    replayed = true;
+                    break;
+                }
                 match next.next(*sequence, payload) {
                     Ok(record) => records.push(record),
                     Err(reason) => {
@@ -212,10 +220,24 @@ async fn follow(
                     }
                 }
             }
+            if records.is_empty() {
+                tracing::warn!(
+                    position = chain.position,
+                    "the stream was delivered again from its start; reading from the mirror's end"
+                );
+                break;
+            }
             match store.restore_records(records).await {
                 Ok(Ok(_)) => {
                     chain = next;
                     head.send_replace(chain.position);
+                    if replayed {
+                        tracing::warn!(
+                            position = chain.position,
+                            "the stream was delivered again from its start; reading from the mirror's end"
+                        );
+                        break;
+                    }
                 }
                 Ok(Err(rejection)) => {
                     stop(&stopped, chain.position + 1, rejection.to_string());

@@ -1,6 +1,7 @@
 //! The NATS backend while the cluster loses a node: a three-node cluster of its own
 //! (tests/nats/cluster.sh on other ports), two API nodes (two stores, two mirrors) appending
-//! at once, the stream leader killed with SIGKILL mid-write, then (separately) a follower.
+//! at once, the stream leader killed with SIGKILL mid-write, then (separately) a follower,
+//! then the leader paused with SIGSTOP and resumed (it must catch up).
 //! Clients retry a failed append with the same event ids, as the API's clients do. Every
 //! acknowledged event must be in the log afterwards, once, in one order, with the chain
 //! intact on both API nodes, and appends must go on after a new leader is elected.
@@ -41,9 +42,25 @@ impl Cluster {
     }
 
     fn kill(&self, node: &str) {
+        self.signal(node, "-KILL");
+    }
+
+    fn signal(&self, node: &str, signal: &str) {
         let pid = std::fs::read_to_string(self.dir.join(format!("{node}.pid"))).unwrap();
-        let killed = std::process::Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
-        assert!(killed.success());
+        let sent = std::process::Command::new("kill").args([signal, pid.trim()]).status().unwrap();
+        assert!(sent.success(), "kill {signal} {node}");
+    }
+
+    /// The stream's last sequence as `node`'s own replica holds it (its monitoring port).
+    fn replica_last_sequence(&self, base: u16, node: &str, stream: &str) -> Option<u64> {
+        let index: u16 = node.trim_start_matches('n').parse().unwrap();
+        let url = format!("http://127.0.0.1:{}/jsz?accounts=true&streams=true", base + 200 + index);
+        let output = std::process::Command::new("curl").args(["-sf", &url]).output().unwrap();
+        let jsz: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        jsz["account_details"].as_array()?.iter().find_map(|account| {
+            account["stream_detail"].as_array()?.iter().find(|detail| detail["name"] == stream)?["state"]["last_seq"]
+                .as_u64()
+        })
     }
 }
 
@@ -193,4 +210,52 @@ async fn killing_the_stream_leader_mid_write_loses_no_acknowledged_event() {
 async fn killing_a_follower_mid_write_loses_no_acknowledged_event() {
     kill_mid_write(15522, |leader| ["n0", "n1", "n2"].into_iter().find(|node| *node != leader).unwrap().to_owned())
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
+    let base = 15822;
+    let root = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&root.path().join("cluster"), base);
+    let name = format!("P{}", uuid::Uuid::now_v7().simple());
+    let open = |k: usize| {
+        NatsStore::open(NatsConfig::new(cluster.urls.clone(), &name, root.path().join(format!("mirror-{k}"))))
+    };
+    let stores = vec![open(0).await.unwrap(), open(1).await.unwrap()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn({
+        let (stores, stop) = (stores.clone(), stop.clone());
+        async move { write_until(&stores, 8, stop).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let paused = leader(&cluster.urls, &name).await;
+    cluster.signal(&paused, "-STOP");
+    let held_at = stores[0].head_position().await.unwrap();
+    eprintln!("paused {paused} at position {held_at}");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The other two elected a leader and took writes without the paused node.
+    let during = stores[0].head_position().await.unwrap();
+    assert!(during > held_at, "no append landed while {paused} was paused ({held_at} -> {during})");
+    cluster.signal(&paused, "-CONT");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, gap) = writing.await.unwrap();
+    eprintln!("{} appends acknowledged; longest pause between acknowledgements {gap:?}", acked.len());
+    check(&stores, &acked).await;
+    // The resumed node's own replica reaches the stream's end.
+    let head = *acked.values().max().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let replica = cluster.replica_last_sequence(base, &paused, &name);
+        if replica.is_some_and(|last| last >= head) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{paused} did not catch up: its replica is at {replica:?}, the log at {head}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let more = stores[1].append(&EntityId::new("gate-1").unwrap(), ExpectedVersion::Any, vec![note("after")]).await;
+    assert!(matches!(more, Ok(Ok(_))), "{more:?}");
 }
