@@ -181,9 +181,10 @@ struct Loaded {
 /// Where the tokens live when every node of a cluster shares them: a store outside the log
 /// (the hashes only, as in the file). Its calls block: they are made off the async workers.
 pub trait SharedTokens: Send + Sync + std::fmt::Debug {
-    /// Stores a token's record (its hash, never its text) under its id, durably.
+    /// Stores a token's record (its hash, never its text) under its id, durably; returns once
+    /// this node's [`TokenFile::apply_shared`] has taken it (changes apply in their order).
     fn put(&self, token_id: &str, record: Vec<u8>) -> std::io::Result<()>;
-    /// Removes a token's record.
+    /// Removes a token's record; returns once this node has applied the removal.
     fn remove(&self, token_id: &str) -> std::io::Result<()>;
     /// `true` for the first caller ever, on any node, and never again: the installation's
     /// first start, which makes an admin token.
@@ -431,9 +432,7 @@ impl TokenFile {
         };
         match &self.shared {
             Some(shared) => {
-                let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-                shared.put(&record.token_id, bytes.clone())?;
-                self.apply_shared(&record.token_id, Some(&bytes));
+                shared.put(&record.token_id, serde_json::to_vec(&record).map_err(std::io::Error::other)?)?
             }
             None => self.append_line(&record)?,
         }
@@ -455,10 +454,7 @@ impl TokenFile {
             return Ok(false);
         }
         match &self.shared {
-            Some(shared) => {
-                shared.remove(token_id)?;
-                self.apply_shared(token_id, None);
-            }
+            Some(shared) => shared.remove(token_id)?,
             None => {
                 self.append_line(&Revocation { revoked_token_id: token_id.to_owned(), revoked_at: Timestamp::now() })?
             }

@@ -28,6 +28,10 @@ pub struct SharedBucket {
     kv: kv::Store,
     /// The bucket's own stream, asked for its last revision.
     stream: stream::Stream,
+    /// The last revision the follower applied (0 until [`SharedBucket::follow`]).
+    applied: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Whether a follower runs: then a change returns once it has applied it.
+    following: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Whether a change is a value or the key's removal.
@@ -62,12 +66,19 @@ impl SharedBucket {
             Err(error) => return Err(backend(format!("cannot open the bucket {bucket}: {error}"))),
         };
         let stream = context.get_stream(&kv.stream_name).await.map_err(backend)?;
-        Ok(SharedBucket { kv, stream })
+        Ok(SharedBucket {
+            kv,
+            stream,
+            applied: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            following: Default::default(),
+        })
     }
 
-    /// Stores `value` under `key`, durably on the cluster once this returns.
+    /// Stores `value` under `key`, durably on the cluster once this returns, and applied by
+    /// this node's follower if it has one (so that its changes are seen in their order).
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.kv.put(key, value.into()).await.map(drop).map_err(backend)
+        let revision = self.kv.put(key, value.into()).await.map_err(backend)?;
+        self.until_applied(revision).await
     }
 
     /// Stores `value` under `key` unless the key is there already: `false` if it was.
@@ -81,7 +92,24 @@ impl SharedBucket {
 
     /// Removes `key` (and its value) from the bucket.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.kv.delete(key).await.map_err(backend)
+        self.kv.delete(key).await.map_err(backend)?;
+        // The delete's revision is not returned: the bucket's last one is at least it.
+        let mut stream = self.stream.clone();
+        let revision = stream.info().await.map_err(backend)?.state.last_sequence;
+        self.until_applied(revision).await
+    }
+
+    /// Waits until the follower, if there is one, has applied `revision`.
+    async fn until_applied(&self, revision: u64) -> Result<(), StoreError> {
+        if !self.following.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(CATCH_UP_WAIT, applied.wait_for(|applied| *applied >= revision))
+            .await
+            .map_err(|_| backend(format!("the bucket {}'s change {revision} was not read back", self.kv.name)))?
+            .map(drop)
+            .map_err(backend)
     }
 
     /// Every key's current value.
@@ -101,7 +129,9 @@ impl SharedBucket {
     /// the cluster took them, for as long as the runtime runs.
     pub async fn follow(&self, mut apply: impl FnMut(&str, Option<&[u8]>) + Send + 'static) -> Result<(), StoreError> {
         let (mut watch, mut applied) = self.follow_until_current(&mut apply).await?;
-        let kv = self.kv.clone();
+        self.applied.send_replace(applied);
+        self.following.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (kv, applied_to) = (self.kv.clone(), self.applied.clone());
         tokio::spawn(async move {
             loop {
                 while let Some(entry) = watch.next().await {
@@ -109,6 +139,7 @@ impl SharedBucket {
                         Ok(entry) => {
                             applied = entry.revision;
                             apply(&entry.key, value_of(&entry));
+                            applied_to.send_replace(applied);
                         }
                         Err(error) => tracing::warn!(bucket = %kv.name, %error, "the bucket's watch failed"),
                     }
