@@ -304,3 +304,56 @@ async fn two_nodes_sealing_the_same_day_at_once_make_one_seal() {
         assert_eq!(verified["intact"], true, "{verified}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_backup_restores_into_a_new_stream_with_the_identical_chain() {
+    let root = tempfile::tempdir().unwrap();
+    let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+    let a = node(root.path(), "a", &stream);
+    let admin = a.admin.clone().unwrap();
+    let http = reqwest::Client::new();
+    crate::reliability::register_gate(&http, &a.url, &admin).await;
+    for _ in 0..20 {
+        let data = json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"});
+        let (status, body) = crate::reliability::command(&http, &a.url, &admin, "record-patrol-check", data).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let response = http.post(format!("{}/api/v1/backup", a.url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let backup = root.path().join("backup.ndjson");
+    std::fs::write(&backup, response.bytes().await.unwrap()).unwrap();
+    let original = get(&http, &a.url, &admin, "/api/v1/events?from=1&limit=10000").await;
+    let head = original.as_array().unwrap().len() as u64;
+
+    // Restored into another stream of the cluster, from a node of its own.
+    let copy = format!("{stream}COPY");
+    let urls = cluster_urls();
+    let restored = crate::run(
+        &root.path().join("b"),
+        &["--store", "nats", "--nats-url", &urls, "--nats-stream", &copy, "restore", backup.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(restored.code, 0, "{}{}", restored.stdout, restored.stderr);
+    assert!(restored.stdout.contains("chain intact"), "{}", restored.stdout);
+    // Into a stream that holds events already: refused, nothing written.
+    let again = crate::run(
+        &root.path().join("c"),
+        &["--store", "nats", "--nats-url", &urls, "--nats-stream", &copy, "restore", backup.to_str().unwrap()],
+        "",
+    );
+    assert_ne!(again.code, 0, "{}", again.stdout);
+    assert!(again.stderr.contains("already holds events"), "{}", again.stderr);
+
+    // A node on the copy answers the same log, hash for hash, and goes on from its end.
+    let b = node(root.path(), "b", &copy);
+    let admin_b = b.admin.clone().expect("the copy's first start makes its own admin token");
+    let log = get(&http, &b.url, &admin_b, "/api/v1/events?from=1&limit=10000").await;
+    assert_eq!(log, original, "the restored stream holds another log");
+    let data = json!({"checkpoint_id": "longwu-main", "staff_id": "guard-1", "result": "ok"});
+    let (status, body) = crate::reliability::command(&http, &b.url, &admin_b, "record-patrol-check", data).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["events"][0]["global_position"], head + 1);
+    let verified = get(&http, &b.url, &admin_b, "/api/v1/verify").await;
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert_eq!(verified["events"], head + 1, "{verified}");
+}
