@@ -281,6 +281,13 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
             // like a conflict.
             10071 | 10164 | 10163 | 10167 | 10202 | 10176 => Ok(Published::Conflict),
             10201 => Ok(Published::DuplicateInBatch),
+            // No room: the account's or a server's storage limit (10047), a cluster without
+            // the resources for the write (10023), memory (10028). Nothing was written, and
+            // the next append goes through once there is room again.
+            10047 | 10023 | 10028 => Err(StoreError::StorageFull(format!(
+                "JetStream: {} ({}): give the cluster more room (max_file_store, the disks)",
+                error.description, error.err_code
+            ))),
             _ => Err(backend(format!("JetStream refused the publish: {} ({})", error.description, error.err_code))),
         },
         (Some(seq), None) => Ok(Published::Stored { last_sequence: seq, duplicate: answer.duplicate }),
@@ -670,5 +677,29 @@ impl EventStore for NatsStore {
             });
         }
         Ok(VerifyReport { events: last, last_hash: chain.hash(), problem: None })
+    }
+}
+
+#[cfg(test)]
+mod published_tests {
+    use super::*;
+
+    #[test]
+    fn jetstream_answers_are_read_as_what_they_mean() {
+        let stored = published(br#"{"stream":"S","seq":7,"duplicate":true}"#).unwrap();
+        assert!(matches!(stored, Published::Stored { last_sequence: 7, duplicate: true }), "{stored:?}");
+        let conflict = published(br#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}"#);
+        assert!(matches!(conflict, Ok(Published::Conflict)), "{conflict:?}");
+        for code in [10047, 10023, 10028] {
+            let answer = format!(
+                r#"{{"error":{{"code":500,"err_code":{code},"description":"insufficient storage resources available"}}}}"#
+            );
+            match published(answer.as_bytes()) {
+                Err(StoreError::StorageFull(reason)) => assert!(reason.contains("insufficient"), "{reason}"),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        let other = published(br#"{"error":{"code":503,"err_code":10008,"description":"jetstream not enabled"}}"#);
+        assert!(matches!(other, Err(StoreError::Backend(_))), "{other:?}");
     }
 }
