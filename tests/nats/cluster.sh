@@ -8,7 +8,8 @@
 #   tests/nats/cluster.sh stop DIR      stops them (SIGTERM, then SIGKILL)
 #
 # Each node: its own store directory and ports, explicit routes to the other two, and
-# `sync_interval: always` (every write fsynced before it is acknowledged). Ports come from
+# `sync_interval: always` (every write fsynced before it is acknowledged); NATS_MAX_FILE_STORE
+# (bytes), when set, limits each node's file store (for the disk-full test). Ports come from
 # NATS_PORT_BASE (default 14222): clients BASE..BASE+2, routes BASE+100.., monitoring BASE+200...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -53,7 +54,8 @@ listen: 127.0.0.1:$((base + n))
 http: 127.0.0.1:$((base + 200 + n))
 jetstream {
     store_dir: "$dir/n$n"
-    sync_interval: always
+    sync_interval: always${NATS_MAX_FILE_STORE:+
+    max_file_store: $NATS_MAX_FILE_STORE}
 }
 cluster {
     name: gridwatch-test

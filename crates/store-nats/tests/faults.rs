@@ -31,11 +31,17 @@ fn script() -> PathBuf {
 
 impl Cluster {
     fn start(dir: &Path, base: u16) -> Cluster {
-        let output = std::process::Command::new(script())
-            .args(["start", dir.to_str().unwrap()])
-            .env("NATS_PORT_BASE", base.to_string())
-            .output()
-            .unwrap();
+        Cluster::start_limited(dir, base, None)
+    }
+
+    /// With each node's file store limited to `max_file_store` bytes, when given.
+    fn start_limited(dir: &Path, base: u16, max_file_store: Option<u64>) -> Cluster {
+        let mut command = std::process::Command::new(script());
+        command.args(["start", dir.to_str().unwrap()]).env("NATS_PORT_BASE", base.to_string());
+        if let Some(bytes) = max_file_store {
+            command.env("NATS_MAX_FILE_STORE", bytes.to_string());
+        }
+        let output = command.output().unwrap();
         assert!(output.status.success(), "cluster.sh start: {}", String::from_utf8_lossy(&output.stderr));
         let urls = String::from_utf8(output.stdout).unwrap().trim().split(',').map(str::to_owned).collect();
         Cluster { dir: dir.to_owned(), urls }
@@ -271,4 +277,49 @@ async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     let more =
         writing.stores[1].append(&EntityId::new("gate-1").unwrap(), ExpectedVersion::Any, vec![note("after")]).await;
     assert!(matches!(more, Ok(Ok(_))), "{more:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cluster_refuses_appends_clearly_and_takes_them_again_once_it_has_room() {
+    let base = 16122;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cluster");
+    let cluster = Cluster::start_limited(&dir, base, Some(200_000));
+    let name = format!("D{}", uuid::Uuid::now_v7().simple());
+    let store =
+        NatsStore::open(NatsConfig::new(cluster.urls.clone(), &name, root.path().join("mirror"))).await.unwrap();
+    let gate = EntityId::new("gate-0").unwrap();
+    let mut acked = 0u64;
+    let refusal = loop {
+        match store.append(&gate, ExpectedVersion::Any, vec![note(&"x".repeat(400))]).await {
+            Ok(Ok(_)) => acked += 1,
+            Ok(Err(rejection)) => panic!("refused: {rejection}"),
+            Err(error) => break error,
+        }
+        assert!(acked < 10_000, "200 kB took 10,000 appends");
+    };
+    eprintln!("full after {acked} appends: {refusal}");
+    assert!(matches!(refusal, store::StoreError::StorageFull(_)), "{refusal:?}");
+    // Nothing of the refused append was written; the log is intact and readable.
+    assert_eq!(store.head_position().await.unwrap(), acked);
+    assert_eq!(store.verify().await.unwrap().problem, None);
+    // More room (the limit raised, the configuration reloaded): appends go on, no restart.
+    for node in ["n0", "n1", "n2"] {
+        let config = dir.join(format!("{node}.conf"));
+        let text =
+            std::fs::read_to_string(&config).unwrap().replace("max_file_store: 200000", "max_file_store: 100000000");
+        std::fs::write(&config, text).unwrap();
+        cluster.signal(node, "-HUP");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match store.append(&gate, ExpectedVersion::Any, vec![note("after")]).await {
+            Ok(Ok(committed)) => {
+                assert_eq!(committed.events[0].global_position, acked + 1);
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "appends did not resume: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
