@@ -61,3 +61,7 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./fuzz/run.sh
 
 # The API against its own OpenAPI document, on the debug binary the tests built.
 ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch"
+# And against a node on the NATS cluster (a stream of its own; 25 examples per operation:
+# every request is a round trip to the cluster).
+SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-25}" ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch" --store nats \
+    --nats-url "$GRIDWATCH_TEST_NATS_URLS" --nats-stream "API$(date +%s%N)"

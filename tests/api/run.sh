@@ -3,10 +3,14 @@
 # `gridwatch serve --demo` on a free loopback port, every check on, with the exceptions
 # that schemathesis.toml documents; any failure fails the run. ./test.sh runs it.
 #
-#   tests/api/run.sh [GRIDWATCH_BINARY]      (SCHEMATHESIS_EXAMPLES, default 50 per operation)
+#   tests/api/run.sh GRIDWATCH_BINARY [GLOBAL FLAGS...]   (SCHEMATHESIS_EXAMPLES, default 50 per operation)
+#
+# The flags after the binary go to gridwatch before `serve` (e.g. `--store nats --nats-url
+# URLS --nats-stream NAME`, for a NATS-backed node).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 binary="${1:?the gridwatch binary to test}"
+shift
 examples="${SCHEMATHESIS_EXAMPLES:-50}"
 venv="$here/.venv"
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$(sed -n 's/^schemathesis==//p' "$here/requirements.txt")"; then
@@ -21,7 +25,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$binary" --data "$work/data" serve --addr 127.0.0.1:0 --demo >"$work/out" 2>"$work/server.log" &
+"$binary" --data "$work/data" "$@" serve --addr 127.0.0.1:0 --demo >"$work/out" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 600); do
     grep -q '^listening on ' "$work/out" 2>/dev/null && break
@@ -40,4 +44,4 @@ if ! "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/
     exit 1
 fi
 summary="$(grep -E 'test cases|generated' "$work/report.txt" | tail -1 | sed 's/^ *//')"
-echo "schemathesis: $summary, 0 failures, $((SECONDS - started)) s"
+echo "schemathesis${1:+ ($*)}: $summary, 0 failures, $((SECONDS - started)) s"

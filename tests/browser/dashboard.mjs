@@ -326,7 +326,9 @@ try {
       }
       await page.goto(`${base}/days/2020-02-20/replay`);
       const sealedWords = await page.locator(".integrity").innerText();
-      check(size === "desk" ? /later arrivals/.test(sealedWords) : /Sealed and verified \(1/.test(sealedWords),
+      // The desk's late arrivals show as not sealed yet, or, if the server's minute sealer
+      // came first, as covered by an addendum.
+      check(size === "desk" ? /later arrivals|Sealed and verified \(2 seals/.test(sealedWords) : /Sealed and verified \(1/.test(sealedWords),
         `${size} replay: the day's integrity: "${sealedWords.trim()}"`);
       await accessible(page, `${size} replay`);
       const raised = page.locator("li.event", { hasText: "courier congestion" });
