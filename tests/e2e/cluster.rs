@@ -33,6 +33,17 @@ async fn until_status(http: &reqwest::Client, url: &str, token: &str, path: &str
     }
 }
 
+/// Two nodes on a new stream of the test cluster; the admin token of the cluster's first
+/// start (A's: B, started second, finds it in the shared bucket and prints none).
+fn two_nodes(root: &std::path::Path) -> (String, Server, Server, String) {
+    let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+    let a = node(root, "a", &stream);
+    let b = node(root, "b", &stream);
+    assert!(b.admin.is_none(), "only the cluster's first start prints an admin token");
+    let admin = a.admin.clone().unwrap();
+    (stream, a, b, admin)
+}
+
 async fn get(http: &reqwest::Client, url: &str, token: &str, path: &str) -> Value {
     let response = http.get(format!("{url}{path}")).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200, "{path}");
@@ -42,13 +53,8 @@ async fn get(http: &reqwest::Client, url: &str, token: &str, path: &str) -> Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_stream_take_commands_on_one_gate_and_answer_the_same_log() {
     let root = tempfile::tempdir().unwrap();
-    let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
-    let a = node(root.path(), "a", &stream);
-    let b = node(root.path(), "b", &stream);
-    // One first start for the cluster: B finds the tokens A made, and A's admin token works
-    // on B.
-    assert!(b.admin.is_none(), "only the cluster's first start prints an admin token");
-    let admin_a = a.admin.clone().unwrap();
+    // One first start for the cluster: A's admin token works on B.
+    let (_stream, a, b, admin_a) = two_nodes(root.path());
     let admin_b = admin_a.clone();
     let http = reqwest::Client::new();
     crate::reliability::register_gate(&http, &a.url, &admin_a).await;
@@ -134,11 +140,7 @@ async fn two_nodes_on_one_stream_take_commands_on_one_gate_and_answer_the_same_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_shared_by_the_nodes_as_hashes_and_revoked_everywhere() {
     let root = tempfile::tempdir().unwrap();
-    let stream = format!("E2E{}", uuid::Uuid::now_v7().simple()).to_uppercase();
-    let a = node(root.path(), "a", &stream);
-    let b = node(root.path(), "b", &stream);
-    assert!(b.admin.is_none(), "only the cluster's first start prints an admin token");
-    let admin = a.admin.clone().unwrap();
+    let (stream, a, b, admin) = two_nodes(root.path());
     let http = reqwest::Client::new();
     get(&http, &b.url, &admin, "/api/v1/status").await;
 
