@@ -266,6 +266,8 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
     #[derive(serde::Deserialize)]
     struct ApiError {
         #[serde(default)]
+        code: u16,
+        #[serde(default)]
         err_code: u64,
         #[serde(default)]
         description: String,
@@ -281,6 +283,13 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
             // like a conflict.
             10071 | 10164 | 10163 | 10167 | 10202 | 10176 => Ok(Published::Conflict),
             10201 => Ok(Published::DuplicateInBatch),
+            // "Duplicate message id is in process": a publish with this event id (another
+            // node's, or our own retry's) is staged and may yet land. Its outcome is looked
+            // for in the stream, like an answer that never came.
+            10158 => Ok(Published::Lost(format!("{} ({})", error.description, error.err_code))),
+            // "raft: not leader" (503 with no JetStream code): the proposal went to a node
+            // that had just lost the leadership; nothing is known to be written.
+            0 if error.code == 503 => Ok(Published::Lost(error.description)),
             // No room: the account's or a server's storage limit (10047), a cluster without
             // the resources for the write (10023), memory (10028). Nothing was written, and
             // the next append goes through once there is room again.
@@ -469,7 +478,7 @@ impl EventStore for NatsStore {
                     self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
                 }
                 Published::Lost(reason) => {
-                    tracing::warn!(%reason, "a publish got no answer; looking for it in the stream");
+                    tracing::warn!(%reason, "a publish's outcome is unknown; looking for it in the stream");
                     let last = self.stream_last_sequence().await?;
                     self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
                 }
@@ -699,6 +708,11 @@ mod published_tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
+        let in_flight =
+            published(br#"{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}"#);
+        assert!(matches!(in_flight, Ok(Published::Lost(_))), "{in_flight:?}");
+        let not_leader = published(br#"{"error":{"code":503,"description":"raft: not leader"}}"#);
+        assert!(matches!(not_leader, Ok(Published::Lost(_))), "{not_leader:?}");
         let other = published(br#"{"error":{"code":503,"err_code":10008,"description":"jetstream not enabled"}}"#);
         assert!(matches!(other, Err(StoreError::Backend(_))), "{other:?}");
     }

@@ -88,3 +88,34 @@ fn a_url_with_credentials_in_it_is_refused() {
         assert!(error.contains("GRIDWATCH_NATS_CREDS") && !error.contains("secret"), "{error}");
     });
 }
+
+/// Two nodes appending the same event at the same moment (two sealers of one day; a client
+/// retrying on another node) both get its one position back: JetStream answers the second
+/// "duplicate message id is in process" (10158) while the first is in flight, and that is an
+/// append whose outcome is looked for, never an error.
+#[test]
+fn the_same_event_appended_on_two_nodes_at_once_is_stored_once_and_both_get_its_position() {
+    store::conformance::runtime().block_on(async {
+        use store::{EntityId, EventStore, ExpectedVersion};
+        let harness = NatsHarness::new();
+        let (a, b) = (harness.open().await, harness.open().await);
+        let rounds = 40;
+        for round in 0..rounds {
+            let stream = EntityId::new(format!("s-{round}")).unwrap();
+            let event = store::conformance::note("twice");
+            let (from_a, from_b) = tokio::join!(
+                a.append(&stream, ExpectedVersion::NoStream, vec![event.clone()]),
+                b.append(&stream, ExpectedVersion::NoStream, vec![event.clone()]),
+            );
+            let (from_a, from_b) = (from_a.unwrap().unwrap(), from_b.unwrap().unwrap());
+            assert_eq!(from_a.events, from_b.events, "round {round}: both name the one stored event");
+            assert!(from_a.deduplicated != from_b.deduplicated, "round {round}: one of them stored it");
+        }
+        let head = a.head_position().await.unwrap();
+        assert_eq!(head, rounds, "each event once");
+        let all = a.read_all(1, 1000).await.unwrap();
+        let mut ids: Vec<_> = all.iter().map(|event| event.event_id).collect();
+        ids.dedup();
+        assert_eq!(ids.len() as u64, rounds);
+    });
+}
