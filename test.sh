@@ -18,6 +18,9 @@ command -v npm > /dev/null 2>&1 || need_apt+=(npm)
 # schemathesis runs in a venv of its own; the full-disk tests mount a tmpfs.
 python3 -c 'import venv, ensurepip' > /dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v mount > /dev/null 2>&1 || need_apt+=(mount)
+# The NATS cluster's readiness checks; the network-cut test's namespaces and veth pairs.
+command -v curl > /dev/null 2>&1 || need_apt+=(curl)
+command -v ip > /dev/null 2>&1 || need_apt+=(iproute2)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && ! command -v sudo > /dev/null 2>&1; then
         echo "test.sh: ${need_apt[*]} missing and no root to install them with apt-get" >&2

