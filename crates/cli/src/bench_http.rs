@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 use crate::Failure;
 
 /// A child server process, killed when dropped.
-struct Spawned {
+pub(crate) struct Spawned {
     child: Child,
-    url: String,
-    token: Option<String>,
+    pub(crate) url: String,
+    pub(crate) token: Option<String>,
 }
 
 impl Drop for Spawned {
@@ -32,7 +32,7 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server(args: &[&str]) -> anyhow::Result<Spawned> {
+pub(crate) fn spawn_server(args: &[&str]) -> anyhow::Result<Spawned> {
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe)
         .args(args)
@@ -72,9 +72,9 @@ pub async fn minimal_server(addr: std::net::SocketAddr) -> Result<(), Failure> {
 }
 
 /// What one phase measured.
-struct Phase {
-    ok: u64,
-    failed: u64,
+pub(crate) struct Phase {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
     seconds: f64,
     /// Microseconds, sorted.
     latencies_us: Vec<u32>,
@@ -91,24 +91,24 @@ fn percentile(sorted: &[u32], fraction: f64) -> f64 {
 }
 
 impl Phase {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.ok as f64 / self.seconds
     }
 
-    fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         percentile(&self.latencies_us, 0.99)
     }
 
-    fn p50_ms(&self) -> f64 {
+    pub(crate) fn p50_ms(&self) -> f64 {
         percentile(&self.latencies_us, 0.50)
     }
 }
 
-type MakeRequest =
+pub(crate) type MakeRequest =
     Arc<dyn Fn(&reqwest::Client, usize, u64) -> (reqwest::RequestBuilder, Option<uuid::Uuid>) + Send + Sync>;
 
 /// `connections` tasks, each sending one request after another for `duration`.
-async fn load(client: &reqwest::Client, connections: usize, duration: Duration, make: MakeRequest) -> Phase {
+pub(crate) async fn load(client: &reqwest::Client, connections: usize, duration: Duration, make: MakeRequest) -> Phase {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..connections)
@@ -153,7 +153,7 @@ async fn load(client: &reqwest::Client, connections: usize, duration: Duration, 
     phase
 }
 
-fn report(name: &str, phase: &Phase, baseline: Option<(&str, &Phase)>) {
+pub(crate) fn report(name: &str, phase: &Phase, baseline: Option<(&str, &Phase)>) {
     let mut line = format!(
         "{name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} answered, {} failed)",
         phase.rate(),
@@ -195,6 +195,61 @@ async fn watch_live(response: reqwest::Response, stop: CancellationToken) -> Has
     }
 }
 
+/// Sends one command; an answer that is not a success fails.
+pub(crate) async fn command(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    name: &str,
+    data: serde_json::Value,
+) -> Result<(), Failure> {
+    let body = json!({"command": name, "data": data});
+    let response = client
+        .post(format!("{url}/api/v1/commands"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|error| Failure::Operating(error.into()))?;
+    if !response.status().is_success() {
+        return Err(Failure::Operating(anyhow!("{name}: {}", response.status())));
+    }
+    Ok(())
+}
+
+/// One gate per connection (`bench-gate-N` at the site `longwu`), as in the field (a guard
+/// per gate): commands on different entities never conflict.
+pub(crate) async fn register_gates(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    gates: usize,
+) -> Result<(), Failure> {
+    for gate in 0..gates {
+        let data = json!({"checkpoint_id": format!("bench-gate-{gate}"), "site_id": "longwu",
+                          "name": format!("Bench gate {gate}")});
+        command(client, url, token, "register-checkpoint", data).await?;
+    }
+    Ok(())
+}
+
+/// A patrol check at `bench-gate-{gate}` by `guard-1`.
+fn patrol_check(gate: usize) -> serde_json::Value {
+    json!({"checkpoint_id": format!("bench-gate-{gate}"), "staff_id": "guard-1", "result": "ok",
+           "staff_present": true, "protective_gear_worn": true, "thermometer_working": true,
+           "health_code_scan_enforced": true, "note": "bench"})
+}
+
+/// Durable patrol checks, each connection at its own gate, each with a new event id.
+pub(crate) fn patrol_checks(url: &str, token: &str) -> MakeRequest {
+    let (url, token) = (url.to_owned(), token.to_owned());
+    Arc::new(move |client, gate, _| {
+        let event_id = uuid::Uuid::now_v7();
+        let body = json!({"command": "record-patrol-check", "data": patrol_check(gate), "event_id": event_id});
+        (client.post(format!("{url}/api/v1/commands")).bearer_auth(&token).json(&body), Some(event_id))
+    })
+}
+
 pub async fn run(root: &Path, seconds: f64, connections: usize) -> Result<(), Failure> {
     let duration = Duration::from_secs_f64(seconds);
     let data = root.join("data");
@@ -223,22 +278,7 @@ pub async fn run(root: &Path, seconds: f64, connections: usize) -> Result<(), Fa
     report("GET /api/v1/status (demo board)", &status_phase, Some(("the minimal GET", &minimal_get)));
     println!("  target: at least 0.50x of the minimal handler");
 
-    // One gate per connection, as in the field (a guard per gate): commands on different
-    // entities never conflict.
-    for gate in 0..connections {
-        let body = json!({"command": "register-checkpoint", "data": {
-            "checkpoint_id": format!("bench-gate-{gate}"), "site_id": "longwu", "name": format!("Bench gate {gate}")}});
-        let response = client
-            .post(format!("{}/api/v1/commands", served.url))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| Failure::Operating(error.into()))?;
-        if !response.status().is_success() {
-            return Err(Failure::Operating(anyhow!("registering bench gates: {}", response.status())));
-        }
-    }
+    register_gates(&client, &served.url, &admin, connections).await?;
 
     let (url, token) = (served.url.clone(), admin.clone());
     let status: MakeRequest =
@@ -246,14 +286,10 @@ pub async fn run(root: &Path, seconds: f64, connections: usize) -> Result<(), Fa
     let big_board = load(&client, connections, duration, status).await;
     let gates = 8 + connections;
     report(&format!("GET /api/v1/status ({gates} gates)"), &big_board, Some(("the minimal GET", &minimal_get)));
-    let check = |gate: usize| {
-        json!({"checkpoint_id": format!("bench-gate-{gate}"), "staff_id": "guard-1", "result": "ok",
-               "staff_present": true, "protective_gear_worn": true, "thermometer_working": true,
-               "health_code_scan_enforced": true, "note": "bench"})
-    };
     let url = minimal.url.clone();
     let minimal_post: MakeRequest = Arc::new(move |client, gate, _| {
-        let body = json!({"command": "record-patrol-check", "data": check(gate), "event_id": uuid::Uuid::now_v7()});
+        let body =
+            json!({"command": "record-patrol-check", "data": patrol_check(gate), "event_id": uuid::Uuid::now_v7()});
         (client.post(format!("{url}/ping")).json(&body), None)
     });
     let minimal_post = load(&client, connections, duration, minimal_post).await;
@@ -267,13 +303,7 @@ pub async fn run(root: &Path, seconds: f64, connections: usize) -> Result<(), Fa
         .map_err(|error| Failure::Operating(error.into()))?;
     let stop = CancellationToken::new();
     let watcher = tokio::spawn(watch_live(live, stop.clone()));
-    let (url, token) = (served.url.clone(), admin.clone());
-    let command: MakeRequest = Arc::new(move |client, gate, _| {
-        let event_id = uuid::Uuid::now_v7();
-        let body = json!({"command": "record-patrol-check", "data": check(gate), "event_id": event_id});
-        (client.post(format!("{url}/api/v1/commands")).bearer_auth(&token).json(&body), Some(event_id))
-    });
-    let commands = load(&client, connections, duration, command).await;
+    let commands = load(&client, connections, duration, patrol_checks(&served.url, &admin)).await;
     report("POST /api/v1/commands (durable patrol checks)", &commands, Some(("the minimal POST", &minimal_post)));
     println!("  target: p99 under 20 ms");
 
@@ -281,7 +311,7 @@ pub async fn run(root: &Path, seconds: f64, connections: usize) -> Result<(), Fa
     // refused, and each waits for its own durable append.
     let (url, token) = (served.url.clone(), admin.clone());
     let one_gate: MakeRequest = Arc::new(move |client, _, _| {
-        let body = json!({"command": "record-patrol-check", "data": check(0), "event_id": uuid::Uuid::now_v7()});
+        let body = json!({"command": "record-patrol-check", "data": patrol_check(0), "event_id": uuid::Uuid::now_v7()});
         (client.post(format!("{url}/api/v1/commands")).bearer_auth(&token).json(&body), None)
     });
     let one_entity = load(&client, connections, duration, one_gate).await;

@@ -343,7 +343,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             record::report(&cli, args).await
         }
         Command::Demo => record::demo(&cli).await,
-        Command::Bench(args) => backend::sled_bench::run(args).await,
+        Command::Bench(args) => backend::sled_bench::run(args, &cli).await,
         Command::BenchFold { events } => bench_projections::fold(*events),
         Command::BenchMinimalServer { addr } => bench_http::minimal_server(*addr).await,
         Command::StressAppend(args) => stress::run(record::open_log(&cli)?, args).await,

@@ -22,6 +22,7 @@
 //!   the mirror holds its stream's last message and looks its event ids up there: a retry
 //!   of an earlier append gets the original positions, whenever it comes.
 
+pub mod baseline;
 mod bucket;
 mod mirror;
 mod subject;
@@ -126,6 +127,10 @@ struct Inner {
     stream: stream::Stream,
     prefix: String,
     mirror: mirror::Mirror,
+    /// How recently the mirror must have held the whole stream for an append to rely on
+    /// JetStream's dedupe window for the event ids acknowledged since: a quarter of the
+    /// stream's `duplicate_window`.
+    dedupe_trust: Duration,
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -137,10 +142,12 @@ impl NatsStore {
     /// protect the log), opens the mirror and starts reading the stream into it.
     pub async fn open(config: NatsConfig) -> Result<NatsStore, StoreError> {
         let (client, context) = connect(&config).await?;
-        let stream = open_stream(&context, &config).await?;
+        let mut stream = open_stream(&context, &config).await?;
+        let dedupe_trust = stream.info().await.map_err(backend)?.config.duplicate_window / 4;
         let mirror_store = open_mirror(&config)?;
         let mirror = mirror::Mirror::start(mirror_store, stream.clone(), subject::all(&config.subject_prefix)).await?;
-        let store = NatsStore { inner: Arc::new(Inner { client, stream, prefix: config.subject_prefix, mirror }) };
+        let inner = Inner { client, stream, prefix: config.subject_prefix, mirror, dedupe_trust };
+        let store = NatsStore { inner: Arc::new(inner) };
         // Opened once the mirror holds the stream as it stood: a node answers no read from
         // less than what was acknowledged before it started.
         let last = store.stream_last_sequence().await?;
@@ -421,17 +428,37 @@ impl EventStore for NatsStore {
         }
         self.inner.mirror.usable()?;
         let subject = subject::of(&self.inner.prefix, stream_id);
+        // The first attempt takes the stream's end from this node's mirror, with no round
+        // trip: right unless another node appended to this stream since the mirror read it,
+        // and then JetStream refuses the publish (its expected last subject sequence is
+        // checked by the leader) and the next attempt asks the leader.
+        let mut guess = true;
         for attempt in 0..CONFLICT_RETRIES_MAX {
-            let (after, version) = self.last_of(&subject).await?;
-            // Every earlier append is in the mirror once it holds the stream's last message:
-            // an event id used before, on any stream, is found there (one still in flight
-            // is JetStream's dedupe window's to find).
-            let last = self.stream_last_sequence().await?;
-            self.inner.mirror.wait_for(last.max(after), MIRROR_WAIT).await?;
+            let (after, version) = if guess {
+                let (version, position) = self.inner.mirror.store().stream_end(stream_id)?;
+                (position, version)
+            } else {
+                self.last_of(&subject).await?
+            };
+            // An event id used before, on any stream, must be found: in the mirror, for one
+            // acknowledged before the mirror last held the whole stream; by JetStream's
+            // dedupe window, for one since (or still in flight), when that moment is well
+            // inside the window. Otherwise the mirror first reads up to the stream's end.
+            if self.inner.mirror.caught_up_within(self.inner.dedupe_trust) {
+                self.inner.mirror.wait_for(after, MIRROR_WAIT).await?;
+            } else {
+                let last = self.stream_last_sequence().await?;
+                self.inner.mirror.wait_for(last.max(after), MIRROR_WAIT).await?;
+            }
             if let Some(outcome) = self.earlier(stream_id, &events).await? {
                 return Ok(outcome);
             }
             if !expected.admits(version) {
+                if guess {
+                    // Never refused on the mirror's word: the leader says.
+                    guess = false;
+                    continue;
+                }
                 return Ok(Err(Rejection::WrongExpectedVersion {
                     stream_id: stream_id.clone(),
                     expected,
@@ -471,14 +498,21 @@ impl EventStore for NatsStore {
                     }
                     return Ok(Ok(Committed { events: stored.iter().map(appended).collect(), deduplicated: false }));
                 }
+                Published::Conflict if guess => {
+                    // The mirror's end was behind the stream's: ask the leader, at once.
+                    guess = false;
+                    continue;
+                }
                 Published::Conflict => {}
                 Published::DuplicateInBatch => {
+                    guess = false;
                     // Some of these ids are in the stream: wait for the mirror to read them.
                     let last = self.stream_last_sequence().await?;
                     self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
                 }
                 Published::Lost(reason) => {
                     tracing::warn!(%reason, "a publish's outcome is unknown; looking for it in the stream");
+                    guess = false;
                     let last = self.stream_last_sequence().await?;
                     self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
                 }
@@ -637,7 +671,7 @@ impl EventStore for NatsStore {
                 Ok(None) => break,
                 Err(_) => Err(backend("the stream's reader stalled")),
             };
-            let (sequence, payload) = match message {
+            let (sequence, payload, _) = match message {
                 Ok(message) => message,
                 // A consumer that lost its server (or a heartbeat) is made again from here.
                 Err(error) if failures < VERIFY_READ_RETRIES => {

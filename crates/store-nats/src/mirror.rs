@@ -5,8 +5,8 @@
 //! records do not continue the chain stops the mirror: the node then refuses appends and
 //! says why, and its reads stay at what it had checked.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{consumer, stream};
 use bytes::Bytes;
@@ -65,13 +65,17 @@ impl Chain {
     }
 }
 
-/// The stream's messages from `start` on, in order, as (sequence, payload): those already
-/// there, then each new one (an ordered consumer: no acks, recreated by the client on a gap).
+/// One message of the stream as read: its sequence, its payload, and how many messages the
+/// stream held after it when it was delivered.
+pub(crate) type Delivered = (u64, Bytes, u64);
+
+/// The stream's messages from `start` on, in order: those already there, then each new one
+/// (an ordered consumer: no acks, recreated by the client on a gap).
 pub(crate) async fn read_stream_from(
     stream: &stream::Stream,
     start: u64,
     filter: String,
-) -> Result<BoxStream<'static, Result<(u64, Bytes), StoreError>>, StoreError> {
+) -> Result<BoxStream<'static, Result<Delivered, StoreError>>, StoreError> {
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter,
@@ -84,8 +88,9 @@ pub(crate) async fn read_stream_from(
     Ok(messages
         .map(|message| {
             let message = message.map_err(crate::backend)?;
-            let sequence = message.info().map_err(crate::backend)?.stream_sequence;
-            Ok((sequence, message.message.payload))
+            let info = message.info().map_err(crate::backend)?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
+            Ok((sequence, message.message.payload, pending))
         })
         .boxed())
 }
@@ -97,6 +102,9 @@ pub(crate) struct Mirror {
     head: watch::Receiver<u64>,
     /// Why the mirror stopped, once the stream failed its checks.
     stopped: Arc<OnceLock<(u64, String)>>,
+    /// When the mirror last held the whole stream: it had written a message the stream held
+    /// nothing after, or the stream's leader said it held nothing more.
+    caught_up: Arc<Mutex<Option<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -118,8 +126,17 @@ impl Mirror {
         };
         let (sender, receiver) = watch::channel(head);
         let stopped = Arc::new(OnceLock::new());
-        let task = tokio::spawn(follow(store.clone(), stream, filter, chain, sender, stopped.clone()));
-        Ok(Mirror { store, head: receiver, stopped, task })
+        let caught_up = Arc::new(Mutex::new(None));
+        let state = Following { head: sender, stopped: stopped.clone(), caught_up: caught_up.clone() };
+        let task = tokio::spawn(follow(store.clone(), stream, filter, chain, state));
+        Ok(Mirror { store, head: receiver, stopped, caught_up, task })
+    }
+
+    /// Whether the mirror held the whole stream at some moment within the last `within`:
+    /// then every message acknowledged more than `within` ago is in it.
+    pub(crate) fn caught_up_within(&self, within: Duration) -> bool {
+        let caught_up = *self.caught_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        caught_up.is_some_and(|at| at.elapsed() < within)
     }
 
     pub(crate) fn store(&self) -> &SledStore {
@@ -152,16 +169,23 @@ impl Mirror {
     }
 }
 
-/// The mirror's task: read, chain, check and write, in batches of what is there, forever;
-/// a lost connection or consumer is recreated from the mirror's end.
-async fn follow(
-    store: SledStore,
-    stream: stream::Stream,
-    filter: String,
-    mut chain: Chain,
+/// What the mirror's task tells the rest of the node.
+struct Following {
     head: watch::Sender<u64>,
     stopped: Arc<OnceLock<(u64, String)>>,
-) {
+    caught_up: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Following {
+    fn caught_up(&self, at: Instant) {
+        *self.caught_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
+    }
+}
+
+/// The mirror's task: read, chain, check and write, in batches of what is there, forever;
+/// a lost connection or consumer is recreated from the mirror's end.
+async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut chain: Chain, state: Following) {
+    let Following { head, stopped, .. } = &state;
     loop {
         let mut messages = match read_stream_from(&stream, chain.position + 1, filter.clone()).await {
             Ok(messages) => messages,
@@ -172,7 +196,7 @@ async fn follow(
             }
         };
         loop {
-            let mut batch = Vec::new();
+            let mut batch: Vec<Delivered> = Vec::new();
             match tokio::time::timeout(STALL_CHECK, messages.next()).await {
                 Ok(Some(Ok(message))) => batch.push(message),
                 Ok(Some(Err(error))) => {
@@ -184,8 +208,12 @@ async fn follow(
                 // lost, say) if it has.
                 Err(_) => {
                     let mut stream = stream.clone();
+                    let asked = Instant::now();
                     match tokio::time::timeout(STALL_CHECK, stream.info()).await {
-                        Ok(Ok(info)) if info.state.last_sequence <= chain.position => continue,
+                        Ok(Ok(info)) if info.state.last_sequence <= chain.position => {
+                            state.caught_up(asked);
+                            continue;
+                        }
                         Ok(Ok(_)) => tracing::warn!("the mirror's consumer stalled; reading again from its end"),
                         Ok(Err(error)) => {
                             tracing::warn!(%error, "the stream does not answer; reading again from the mirror's end")
@@ -201,10 +229,12 @@ async fn follow(
                     _ => break,
                 }
             }
+            // Held the whole stream once these are written, if the last had nothing after it.
+            let whole = batch.last().is_some_and(|(_, _, pending)| *pending == 0).then(Instant::now);
             let mut next = chain;
             let mut records = Vec::with_capacity(batch.len());
             let mut replayed = false;
-            for (sequence, payload) in &batch {
+            for (sequence, payload, _) in &batch {
                 if *sequence <= next.position {
                     // Already held: the client made its ordered consumer again from the
                     // stream's start (async-nats does when the consumer had delivered nothing
@@ -215,7 +245,7 @@ async fn follow(
                 match next.next(*sequence, payload) {
                     Ok(record) => records.push(record),
                     Err(reason) => {
-                        stop(&stopped, *sequence, reason);
+                        stop(stopped, *sequence, reason);
                         return;
                     }
                 }
@@ -231,6 +261,9 @@ async fn follow(
                 Ok(Ok(_)) => {
                     chain = next;
                     head.send_replace(chain.position);
+                    if let (Some(at), false) = (whole, replayed) {
+                        state.caught_up(at);
+                    }
                     if replayed {
                         tracing::warn!(
                             position = chain.position,
@@ -240,7 +273,7 @@ async fn follow(
                     }
                 }
                 Ok(Err(rejection)) => {
-                    stop(&stopped, chain.position + 1, rejection.to_string());
+                    stop(stopped, chain.position + 1, rejection.to_string());
                     return;
                 }
                 Err(error) => {

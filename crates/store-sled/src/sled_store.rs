@@ -493,6 +493,25 @@ impl SledStore {
         *self.inner.durable.borrow()
     }
 
+    /// `stream_id`'s last version and the global position it is at, `(0, 0)` when the stream
+    /// has no events: one index lookup, no read of the log (the NATS backend's mirror answers
+    /// its writers' first guess of a stream's end with it).
+    pub fn stream_end(&self, stream_id: &EntityId) -> Result<(u64, u64), StoreError> {
+        let version = self.inner.index.stream_version(stream_id)?;
+        if version == 0 {
+            return Ok((0, 0));
+        }
+        match self.inner.index.stream_position(stream_id, version)? {
+            Some(position) if position <= self.durable_head() => Ok((version, position)),
+            // Still being written: no guess rather than a wrong one.
+            Some(_) => Ok((0, 0)),
+            None => Err(StoreError::Corrupt {
+                global_position: 0,
+                reason: format!("the index has {stream_id} at version {version} and no position for it"),
+            }),
+        }
+    }
+
     /// Synchronous `read_all`, for tools and benchmarks that run outside an async runtime.
     fn read_all_blocking(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         read_log(&self.inner.log, from_position, self.durable_head(), limit.min(READ_PAGE_EVENTS_MAX))

@@ -482,3 +482,24 @@ fn a_store_indexed_before_the_occurred_at_index_existed_is_reindexed_on_open() {
     assert_eq!(found, 25, "every event is found by when it happened after the upgrade");
     assert_eq!(store.verify_blocking().unwrap().problem, None);
 }
+
+/// `stream_end` names each stream's last version and its position, and (0, 0) for a stream
+/// with no events, also after a reopen (from the index in sled, not the writer's memory).
+#[test]
+fn a_streams_end_is_its_last_version_at_its_position() {
+    let harness = SledHarness::new();
+    fill(&harness, 7);
+    let store = SledStore::open(harness.config()).unwrap();
+    let end = |id: &str| store.stream_end(&store::EntityId::new(id).unwrap()).unwrap();
+    // Events 1..=7 round-robin over s1, s2, s0: s1 holds 1, 4, 7; s2 holds 2, 5; s0 3, 6.
+    assert_eq!(end("s1"), (3, 7));
+    assert_eq!(end("s2"), (2, 5));
+    assert_eq!(end("s0"), (2, 6));
+    assert_eq!(end("none"), (0, 0));
+    runtime().block_on(async {
+        let s2 = store::EntityId::new("s2").unwrap();
+        let committed = store.append(&s2, ExpectedVersion::Exact(2), vec![note("more")]).await.unwrap().unwrap();
+        assert_eq!(committed.events[0].global_position, 8);
+    });
+    assert_eq!(end("s2"), (3, 8));
+}

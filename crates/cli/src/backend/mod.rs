@@ -4,6 +4,7 @@
 //! verify one that may not even open), and the sled backend's benchmark with its raw-sled
 //! baseline.
 
+mod cluster_bench;
 mod days_bench;
 pub mod sled_bench;
 

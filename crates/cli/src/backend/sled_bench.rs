@@ -45,6 +45,11 @@ pub struct BenchArgs {
     /// Concurrent connections of the HTTP load.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Measure the NATS backend on the cluster of `--nats-url` (`./bench-cluster.sh` starts
+    /// a three-node one on loopback) beside sled on this disk: durable appends with 1, 16
+    /// and 64 appenders, and durable commands over HTTP at `--connections`.
+    #[arg(long)]
+    cluster: bool,
     /// Where to put the benchmark's stores (a fresh folder inside it, removed afterwards).
     /// Must be on the disk you want to measure.
     #[arg(long)]
@@ -155,8 +160,11 @@ fn store_config(dir: &Path) -> SledConfig {
     SledConfig::new(dir)
 }
 
-async fn appenders(
-    store: &SledStore,
+/// `concurrency` tasks appending `events_per_append` events at a time to a stream each,
+/// for `duration`; returns the events appended. Any backend (`gridwatch bench --cluster`
+/// runs it on NATS beside sled).
+pub(super) async fn appenders(
+    store: &store::DynStore,
     concurrency: usize,
     events_per_append: usize,
     duration: Duration,
@@ -226,7 +234,7 @@ async fn store_rate(
     events_per_append: usize,
     duration: Duration,
 ) -> Result<(f64, f64), Failure> {
-    let store = SledStore::open(store_config(dir))?;
+    let store = store::DynStore::new("sled", SledStore::open(store_config(dir))?);
     let started = Instant::now();
     let count = appenders(&store, concurrency, events_per_append, duration).await?;
     let elapsed = started.elapsed();
@@ -415,7 +423,7 @@ async fn projections_bench(root: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
+pub async fn run(args: &BenchArgs, cli: &crate::Cli) -> Result<(), Failure> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; run `cargo run --release -- bench` for real figures");
     }
@@ -431,6 +439,10 @@ pub async fn run(args: &BenchArgs) -> Result<(), Failure> {
     }
     if args.days {
         return super::days_bench::run(root.path(), &args.sizes).await;
+    }
+    if args.cluster {
+        let config = super::nats_config(cli)?;
+        return super::cluster_bench::run(root.path(), config, args.seconds, args.connections).await;
     }
     let root = root.path();
     let duration = Duration::from_secs_f64(args.seconds);
