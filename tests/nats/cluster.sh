@@ -82,7 +82,11 @@ if [ -n "${NATS_NETNS:-}" ]; then
     fi
     for n in 0 1 2; do
         ns="${prefix}n$n"
-        [ -e "/run/netns/$ns" ] && ip link show "${prefix}v$n" > /dev/null 2>&1 && continue
+        if [ -e "/run/netns/$ns" ] && ip link show "${prefix}v$n" > /dev/null 2>&1; then
+            # Made before: on the bridge and up again (a run that stopped mid-cut left it down).
+            ip link set "${prefix}v$n" master "${prefix}br" up
+            continue
+        fi
         # What an earlier run left half made goes first.
         ip netns del "$ns" 2> /dev/null || true
         ip link del "${prefix}v$n" 2> /dev/null || true

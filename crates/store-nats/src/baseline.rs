@@ -87,3 +87,18 @@ pub async fn publish_rate(
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
+
+/// Deletes the stream named `config.stream` and the key-value buckets named after it
+/// (`<stream>_<name>` for each of `buckets`), what a benchmark made; one that is not there is
+/// no error.
+pub async fn remove(config: &NatsConfig, buckets: &[&str]) -> Result<(), StoreError> {
+    let (_, context) = connect(config).await?;
+    for bucket in buckets {
+        let _ = context.delete_key_value(format!("{}_{bucket}", config.stream)).await;
+    }
+    match context.delete_stream(&config.stream).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.to_string().contains("not found") => Ok(()),
+        Err(error) => Err(backend(error)),
+    }
+}

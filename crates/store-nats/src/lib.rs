@@ -31,7 +31,7 @@ pub use bucket::SharedBucket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
@@ -127,10 +127,6 @@ struct Inner {
     stream: stream::Stream,
     prefix: String,
     mirror: mirror::Mirror,
-    /// How recently the mirror must have held the whole stream for an append to rely on
-    /// JetStream's dedupe window for the event ids acknowledged since: a quarter of the
-    /// stream's `duplicate_window`.
-    dedupe_trust: Duration,
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -141,17 +137,25 @@ impl NatsStore {
     /// Connects, creates the stream if it is not there (refusing one whose settings do not
     /// protect the log), opens the mirror and starts reading the stream into it.
     pub async fn open(config: NatsConfig) -> Result<NatsStore, StoreError> {
+        // Before anything is made in the cluster.
+        mirror_named_for(&config)?;
         let (client, context) = connect(&config).await?;
         let mut stream = open_stream(&context, &config).await?;
-        let dedupe_trust = stream.info().await.map_err(backend)?.config.duplicate_window / 4;
+        let info = stream.info().await.map_err(backend)?;
+        let (stream_last, window) = (info.state.last_sequence, info.config.duplicate_window);
         let mirror_store = open_mirror(&config)?;
+        mirror_of_this_log(&config, &mirror_store, stream_last).await?;
+        std::fs::write(config.mirror_dir.join(MIRROR_STREAM_FILE), format!("{}\n", config.stream)).map_err(backend)?;
         let mirror = mirror::Mirror::start(mirror_store, stream.clone(), subject::all(&config.subject_prefix)).await?;
-        let inner = Inner { client, stream, prefix: config.subject_prefix, mirror, dedupe_trust };
+        mirror.held().dedupe_window(window);
+        let inner = Inner { client, stream, prefix: config.subject_prefix, mirror };
         let store = NatsStore { inner: Arc::new(inner) };
         // Opened once the mirror holds the stream as it stood: a node answers no read from
         // less than what was acknowledged before it started.
+        let asked = Instant::now();
         let last = store.stream_last_sequence().await?;
         store.inner.mirror.wait_for(last, MIRROR_OPEN_WAIT).await?;
+        store.inner.mirror.held().whole_before(asked);
         Ok(store)
     }
 
@@ -160,10 +164,12 @@ impl NatsStore {
         self.inner.mirror.store()
     }
 
-    /// The stream's last sequence, as its leader says.
+    /// The stream's last sequence, as its leader says (and its dedupe window, kept).
     async fn stream_last_sequence(&self) -> Result<u64, StoreError> {
         let mut stream = self.inner.stream.clone();
-        Ok(stream.info().await.map_err(backend)?.state.last_sequence)
+        let info = stream.info().await.map_err(backend)?;
+        self.inner.mirror.held().dedupe_window(info.config.duplicate_window);
+        Ok(info.state.last_sequence)
     }
 
     /// The sequence and version of `stream_id`'s last message (0, 0 for none), from the leader.
@@ -203,6 +209,106 @@ impl NatsStore {
             })));
         }
         Ok(Some(Ok(Committed { events: found.iter().map(appended).collect(), deduplicated: true })))
+    }
+
+    /// One attempt at an append: the stream's end (the mirror's guess, or the leader's),
+    /// the event ids looked up, the expected version checked, the publish.
+    async fn attempt(
+        &self,
+        stream_id: &EntityId,
+        subject: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        guess: bool,
+    ) -> Result<Attempt, StoreError> {
+        let (after, version) = if guess {
+            let (version, position) = self.inner.mirror.store().stream_end(stream_id)?;
+            (position, version)
+        } else {
+            self.last_of(subject).await?
+        };
+        self.inner.mirror.wait_for(after, MIRROR_WAIT).await?;
+        // An event id used before, on any stream, must be found: in the mirror, for one
+        // acknowledged before the mirror last held the whole stream; by JetStream's dedupe
+        // window, for one since (or still in flight), when that moment is recent enough.
+        // Otherwise the mirror first reads up to the stream's end as its leader says.
+        if !self.inner.mirror.held().recently() {
+            self.mirror_holds_the_stream().await?;
+        }
+        if let Some(outcome) = self.earlier(stream_id, events).await? {
+            return Ok(Attempt::Done(outcome));
+        }
+        if !expected.admits(version) {
+            if guess {
+                // Never refused on the mirror's word: the leader says.
+                return Ok(Attempt::AskTheLeader);
+            }
+            return Ok(Attempt::Done(Err(Rejection::WrongExpectedVersion {
+                stream_id: stream_id.clone(),
+                expected,
+                actual: version,
+            })));
+        }
+        let recorded_at = Timestamp::now();
+        let mut records = Vec::with_capacity(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            let mut bytes = Vec::new();
+            encode_record(stream_id, version + 1 + offset as u64, recorded_at, event, &mut bytes);
+            if bytes.len() > EVENT_SIZE_BYTES_MAX {
+                return Ok(Attempt::Done(Err(Rejection::Invalid(format!(
+                    "event {} is {} bytes stored; at most {EVENT_SIZE_BYTES_MAX}",
+                    event.event_id,
+                    bytes.len()
+                )))));
+            }
+            records.push((event.event_id, bytes));
+        }
+        let sent = Instant::now();
+        match self.publish(subject, after, records).await? {
+            Published::Stored { last_sequence, duplicate } => {
+                self.inner.mirror.wait_for(last_sequence, MIRROR_WAIT).await?;
+                if duplicate {
+                    // Stored earlier (a retry inside the dedupe window): the mirror says where.
+                    return Ok(Attempt::Again("a duplicate: looked up again".into()));
+                }
+                // The leader numbered this publish after every one it had acknowledged
+                // before it was sent, and the mirror holds it.
+                self.inner.mirror.held().whole_before(sent);
+                let first = last_sequence + 1 - events.len() as u64;
+                let stored = self.inner.mirror.store().read_all(first, events.len()).await?;
+                let ours = stored.len() == events.len()
+                    && stored.iter().zip(events).all(|(stored, event)| stored.event_id == event.event_id);
+                if !ours {
+                    return Err(StoreError::Corrupt {
+                        global_position: first,
+                        reason: "the stream acknowledged an append at positions that hold other events".into(),
+                    });
+                }
+                Ok(Attempt::Done(Ok(Committed { events: stored.iter().map(appended).collect(), deduplicated: false })))
+            }
+            // The mirror's end was behind the stream's: ask the leader, at once.
+            Published::Conflict if guess => Ok(Attempt::AskTheLeader),
+            Published::Conflict => Ok(Attempt::Again("a conflict with another writer".into())),
+            Published::DuplicateInBatch => {
+                // Some of these ids are in the stream: the mirror reads them first.
+                self.mirror_holds_the_stream().await?;
+                Ok(Attempt::Again("an event id of the batch is in the stream".into()))
+            }
+            Published::Lost(reason) => {
+                tracing::warn!(%reason, "a publish's outcome is unknown; looking for it in the stream");
+                self.mirror_holds_the_stream().await?;
+                Ok(Attempt::Again(reason))
+            }
+        }
+    }
+
+    /// Waits until the mirror holds the stream as its leader says it stands now.
+    async fn mirror_holds_the_stream(&self) -> Result<(), StoreError> {
+        let asked = Instant::now();
+        let last = self.stream_last_sequence().await?;
+        self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
+        self.inner.mirror.held().whole_before(asked);
+        Ok(())
     }
 
     /// Publishes the records of one append as one unit: a single message, or an atomic
@@ -259,6 +365,15 @@ enum Published {
     DuplicateInBatch,
     /// No answer: the append may or may not be in the log.
     Lost(String),
+}
+
+/// How one attempt at an append ended.
+enum Attempt {
+    Done(Result<Committed, Rejection>),
+    /// The mirror's guess of the stream's end was wrong: ask the leader, at once.
+    AskTheLeader,
+    /// Try again after a pause (why, for the message if it gives up).
+    Again(String),
 }
 
 /// JetStream's answer to a publish.
@@ -410,6 +525,40 @@ async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Resul
     Ok(stream)
 }
 
+/// The file in a mirror's folder that names the stream it was read from.
+const MIRROR_STREAM_FILE: &str = "gridwatch-nats-stream";
+
+/// Refuses a mirror read from another stream (its folder names another), with what to do.
+fn mirror_named_for(config: &NatsConfig) -> Result<(), StoreError> {
+    let dir = config.mirror_dir.display();
+    let named = config.mirror_dir.join(MIRROR_STREAM_FILE);
+    match std::fs::read_to_string(&named) {
+        Ok(name) if name.trim() != config.stream => Err(backend(format!(
+            "this node's mirror in {dir} was read from the stream {}, not {}: give each stream a data folder                  of its own (or remove {dir} to read {} from its start)",
+            name.trim(),
+            config.stream,
+            config.stream
+        ))),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(backend(format!("cannot read {}: {error}", named.display()))),
+    }
+}
+
+/// Refuses a mirror of another log under this stream's name (it holds more than the stream:
+/// the stream was deleted and made again), with what to do.
+async fn mirror_of_this_log(config: &NatsConfig, mirror: &SledStore, stream_last: u64) -> Result<(), StoreError> {
+    let dir = config.mirror_dir.display();
+    let held = mirror.head_position().await?;
+    if held > stream_last {
+        return Err(backend(format!(
+            "this node's mirror in {dir} holds {held} events, the stream {} only {stream_last}: the mirror is of              another log (was the stream deleted and made again?); remove {dir} to read the stream from its start",
+            config.stream
+        )));
+    }
+    Ok(())
+}
+
 fn open_mirror(config: &NatsConfig) -> Result<SledStore, StoreError> {
     let mut sled = SledConfig::new(&config.mirror_dir);
     sled.cache_capacity_bytes = 64 * 1024 * 1024;
@@ -433,93 +582,30 @@ impl EventStore for NatsStore {
         // and then JetStream refuses the publish (its expected last subject sequence is
         // checked by the leader) and the next attempt asks the leader.
         let mut guess = true;
+        let mut last_failure = String::new();
         for attempt in 0..CONFLICT_RETRIES_MAX {
-            let (after, version) = if guess {
-                let (version, position) = self.inner.mirror.store().stream_end(stream_id)?;
-                (position, version)
-            } else {
-                self.last_of(&subject).await?
-            };
-            // An event id used before, on any stream, must be found: in the mirror, for one
-            // acknowledged before the mirror last held the whole stream; by JetStream's
-            // dedupe window, for one since (or still in flight), when that moment is well
-            // inside the window. Otherwise the mirror first reads up to the stream's end.
-            if self.inner.mirror.caught_up_within(self.inner.dedupe_trust) {
-                self.inner.mirror.wait_for(after, MIRROR_WAIT).await?;
-            } else {
-                let last = self.stream_last_sequence().await?;
-                self.inner.mirror.wait_for(last.max(after), MIRROR_WAIT).await?;
-            }
-            if let Some(outcome) = self.earlier(stream_id, &events).await? {
-                return Ok(outcome);
-            }
-            if !expected.admits(version) {
-                if guess {
-                    // Never refused on the mirror's word: the leader says.
+            match self.attempt(stream_id, &subject, expected, &events, guess).await {
+                Ok(Attempt::Done(outcome)) => return Ok(outcome),
+                Ok(Attempt::AskTheLeader) => {
                     guess = false;
                     continue;
                 }
-                return Ok(Err(Rejection::WrongExpectedVersion {
-                    stream_id: stream_id.clone(),
-                    expected,
-                    actual: version,
-                }));
+                Ok(Attempt::Again(reason)) => last_failure = reason,
+                // The cluster did not answer (a leader being elected, a node lost): the next
+                // attempt asks again; an event of this append that did land is found then.
+                Err(StoreError::Backend(reason)) => {
+                    tracing::warn!(%reason, attempt, "an append's request to the cluster failed; trying again");
+                    last_failure = reason.to_string();
+                }
+                Err(error) => return Err(error),
             }
-            let recorded_at = Timestamp::now();
-            let mut records = Vec::with_capacity(events.len());
-            for (offset, event) in events.iter().enumerate() {
-                let mut bytes = Vec::new();
-                encode_record(stream_id, version + 1 + offset as u64, recorded_at, event, &mut bytes);
-                if bytes.len() > EVENT_SIZE_BYTES_MAX {
-                    return Ok(Err(Rejection::Invalid(format!(
-                        "event {} is {} bytes stored; at most {EVENT_SIZE_BYTES_MAX}",
-                        event.event_id,
-                        bytes.len()
-                    ))));
-                }
-                records.push((event.event_id, bytes));
-            }
-            match self.publish(&subject, after, records).await? {
-                Published::Stored { last_sequence, duplicate } => {
-                    self.inner.mirror.wait_for(last_sequence, MIRROR_WAIT).await?;
-                    if duplicate {
-                        // Stored earlier (a retry inside the dedupe window): the mirror says where.
-                        continue;
-                    }
-                    let first = last_sequence + 1 - events.len() as u64;
-                    let stored = self.inner.mirror.store().read_all(first, events.len()).await?;
-                    let ours = stored.len() == events.len()
-                        && stored.iter().zip(&events).all(|(stored, event)| stored.event_id == event.event_id);
-                    if !ours {
-                        return Err(StoreError::Corrupt {
-                            global_position: first,
-                            reason: "the stream acknowledged an append at positions that hold other events".into(),
-                        });
-                    }
-                    return Ok(Ok(Committed { events: stored.iter().map(appended).collect(), deduplicated: false }));
-                }
-                Published::Conflict if guess => {
-                    // The mirror's end was behind the stream's: ask the leader, at once.
-                    guess = false;
-                    continue;
-                }
-                Published::Conflict => {}
-                Published::DuplicateInBatch => {
-                    guess = false;
-                    // Some of these ids are in the stream: wait for the mirror to read them.
-                    let last = self.stream_last_sequence().await?;
-                    self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
-                }
-                Published::Lost(reason) => {
-                    tracing::warn!(%reason, "a publish's outcome is unknown; looking for it in the stream");
-                    guess = false;
-                    let last = self.stream_last_sequence().await?;
-                    self.inner.mirror.wait_for(last, MIRROR_WAIT).await?;
-                }
-            }
+            guess = false;
             tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
         }
-        Err(backend(format!("gave up on stream {stream_id} after {CONFLICT_RETRIES_MAX} conflicts with other writers")))
+        Err(backend(format!(
+            "gave up on stream {stream_id} after {CONFLICT_RETRIES_MAX} attempts (conflicts with other writers, or a \
+             cluster that did not answer); the last: {last_failure}"
+        )))
     }
 
     async fn read_stream(
@@ -671,7 +757,7 @@ impl EventStore for NatsStore {
                 Ok(None) => break,
                 Err(_) => Err(backend("the stream's reader stalled")),
             };
-            let (sequence, payload, _) = match message {
+            let (sequence, payload) = match message {
                 Ok(message) => message,
                 // A consumer that lost its server (or a heartbeat) is made again from here.
                 Err(error) if failures < VERIFY_READ_RETRIES => {

@@ -65,17 +65,13 @@ impl Chain {
     }
 }
 
-/// One message of the stream as read: its sequence, its payload, and how many messages the
-/// stream held after it when it was delivered.
-pub(crate) type Delivered = (u64, Bytes, u64);
-
-/// The stream's messages from `start` on, in order: those already there, then each new one
-/// (an ordered consumer: no acks, recreated by the client on a gap).
+/// The stream's messages from `start` on, in order, as (sequence, payload): those already
+/// there, then each new one (an ordered consumer: no acks, recreated by the client on a gap).
 pub(crate) async fn read_stream_from(
     stream: &stream::Stream,
     start: u64,
     filter: String,
-) -> Result<BoxStream<'static, Result<Delivered, StoreError>>, StoreError> {
+) -> Result<BoxStream<'static, Result<(u64, Bytes), StoreError>>, StoreError> {
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter,
@@ -88,9 +84,8 @@ pub(crate) async fn read_stream_from(
     Ok(messages
         .map(|message| {
             let message = message.map_err(crate::backend)?;
-            let info = message.info().map_err(crate::backend)?;
-            let (sequence, pending) = (info.stream_sequence, info.pending);
-            Ok((sequence, message.message.payload, pending))
+            let sequence = message.info().map_err(crate::backend)?.stream_sequence;
+            Ok((sequence, message.message.payload))
         })
         .boxed())
 }
@@ -102,10 +97,41 @@ pub(crate) struct Mirror {
     head: watch::Receiver<u64>,
     /// Why the mirror stopped, once the stream failed its checks.
     stopped: Arc<OnceLock<(u64, String)>>,
-    /// When the mirror last held the whole stream: it had written a message the stream held
-    /// nothing after, or the stream's leader said it held nothing more.
-    caught_up: Arc<Mutex<Option<Instant>>>,
+    held: Arc<Held>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The latest moment known before which every message the stream acknowledged is in the
+/// mirror (from the leader's word only: its answer to "what is your last sequence", asked at
+/// that moment, or the sequence it gave a publish sent then, once the mirror holds it), and
+/// the stream's dedupe window as last read.
+#[derive(Debug)]
+pub(crate) struct Held {
+    state: Mutex<(Option<Instant>, Duration)>,
+}
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, Duration)> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The mirror holds every message acknowledged before `at`.
+    pub(crate) fn whole_before(&self, at: Instant) {
+        let mut state = self.lock();
+        state.0 = Some(state.0.map_or(at, |known| known.max(at)));
+    }
+
+    pub(crate) fn dedupe_window(&self, window: Duration) {
+        self.lock().1 = window;
+    }
+
+    /// Whether the mirror held the whole stream within the last quarter of the dedupe
+    /// window: then an event id acknowledged since is still inside JetStream's window (with
+    /// three quarters of it to spare for the publish), and one from before is in the mirror.
+    pub(crate) fn recently(&self) -> bool {
+        let (at, window) = *self.lock();
+        at.is_some_and(|at| at.elapsed() < window / 4)
+    }
 }
 
 impl Drop for Mirror {
@@ -126,17 +152,14 @@ impl Mirror {
         };
         let (sender, receiver) = watch::channel(head);
         let stopped = Arc::new(OnceLock::new());
-        let caught_up = Arc::new(Mutex::new(None));
-        let state = Following { head: sender, stopped: stopped.clone(), caught_up: caught_up.clone() };
+        let held = Arc::new(Held { state: Mutex::new((None, Duration::ZERO)) });
+        let state = Following { head: sender, stopped: stopped.clone(), held: held.clone() };
         let task = tokio::spawn(follow(store.clone(), stream, filter, chain, state));
-        Ok(Mirror { store, head: receiver, stopped, caught_up, task })
+        Ok(Mirror { store, head: receiver, stopped, held, task })
     }
 
-    /// Whether the mirror held the whole stream at some moment within the last `within`:
-    /// then every message acknowledged more than `within` ago is in it.
-    pub(crate) fn caught_up_within(&self, within: Duration) -> bool {
-        let caught_up = *self.caught_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        caught_up.is_some_and(|at| at.elapsed() < within)
+    pub(crate) fn held(&self) -> &Held {
+        &self.held
     }
 
     pub(crate) fn store(&self) -> &SledStore {
@@ -173,13 +196,7 @@ impl Mirror {
 struct Following {
     head: watch::Sender<u64>,
     stopped: Arc<OnceLock<(u64, String)>>,
-    caught_up: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Following {
-    fn caught_up(&self, at: Instant) {
-        *self.caught_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
-    }
+    held: Arc<Held>,
 }
 
 /// The mirror's task: read, chain, check and write, in batches of what is there, forever;
@@ -196,7 +213,7 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
             }
         };
         loop {
-            let mut batch: Vec<Delivered> = Vec::new();
+            let mut batch = Vec::new();
             match tokio::time::timeout(STALL_CHECK, messages.next()).await {
                 Ok(Some(Ok(message))) => batch.push(message),
                 Ok(Some(Err(error))) => {
@@ -211,7 +228,8 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                     let asked = Instant::now();
                     match tokio::time::timeout(STALL_CHECK, stream.info()).await {
                         Ok(Ok(info)) if info.state.last_sequence <= chain.position => {
-                            state.caught_up(asked);
+                            state.held.whole_before(asked);
+                            state.held.dedupe_window(info.config.duplicate_window);
                             continue;
                         }
                         Ok(Ok(_)) => tracing::warn!("the mirror's consumer stalled; reading again from its end"),
@@ -229,12 +247,10 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                     _ => break,
                 }
             }
-            // Held the whole stream once these are written, if the last had nothing after it.
-            let whole = batch.last().is_some_and(|(_, _, pending)| *pending == 0).then(Instant::now);
             let mut next = chain;
             let mut records = Vec::with_capacity(batch.len());
             let mut replayed = false;
-            for (sequence, payload, _) in &batch {
+            for (sequence, payload) in &batch {
                 if *sequence <= next.position {
                     // Already held: the client made its ordered consumer again from the
                     // stream's start (async-nats does when the consumer had delivered nothing
@@ -261,9 +277,6 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                 Ok(Ok(_)) => {
                     chain = next;
                     head.send_replace(chain.position);
-                    if let (Some(at), false) = (whole, replayed) {
-                        state.caught_up(at);
-                    }
                     if replayed {
                         tracing::warn!(
                             position = chain.position,

@@ -37,9 +37,11 @@ impl Cluster {
         command.args(["start", dir.to_str().unwrap()]).env("NATS_PORT_BASE", base.to_string());
         command.envs(settings.iter().copied());
         let output = command.output().unwrap();
+        // Made first, so that a start that failed half way is stopped too (when it drops).
+        let mut cluster = Cluster { dir: dir.to_owned(), urls: Vec::new() };
         assert!(output.status.success(), "cluster.sh start: {}", String::from_utf8_lossy(&output.stderr));
-        let urls = String::from_utf8(output.stdout).unwrap().trim().split(',').map(str::to_owned).collect();
-        Cluster { dir: dir.to_owned(), urls }
+        cluster.urls = String::from_utf8(output.stdout).unwrap().trim().split(',').map(str::to_owned).collect();
+        cluster
     }
 
     fn kill(&self, node: &str) {

@@ -119,3 +119,33 @@ fn the_same_event_appended_on_two_nodes_at_once_is_stored_once_and_both_get_its_
         assert_eq!(ids.len() as u64, rounds);
     });
 }
+
+/// A node's mirror read from one stream is refused for another (named in its folder), and
+/// one that holds more than its stream (deleted and made again) too, each with what to do;
+/// nothing is appended through either.
+#[test]
+fn a_mirror_of_another_stream_or_another_log_is_refused() {
+    store::conformance::runtime().block_on(async {
+        use store::{EntityId, EventStore, ExpectedVersion};
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("mirror");
+        let (first, second) =
+            (format!("M{}", uuid::Uuid::now_v7().simple()), format!("N{}", uuid::Uuid::now_v7().simple()));
+        let store = NatsStore::open(NatsConfig::new(cluster_urls(), &first, &mirror)).await.unwrap();
+        let stream = EntityId::new("gate-1").unwrap();
+        for _ in 0..3 {
+            store.append(&stream, ExpectedVersion::Any, vec![store::conformance::note("x")]).await.unwrap().unwrap();
+        }
+        drop(store);
+        let other = NatsStore::open(NatsConfig::new(cluster_urls(), &second, &mirror)).await.err().unwrap().to_string();
+        assert!(other.contains(&format!("read from the stream {first}, not {second}")), "{other}");
+        let addresses: Vec<async_nats::ServerAddr> = cluster_urls().iter().map(|url| url.parse().unwrap()).collect();
+        let context = async_nats::jetstream::new(async_nats::connect(addresses).await.unwrap());
+        assert!(context.get_stream(&second).await.is_err(), "refused before anything was made in the cluster");
+
+        // The first stream deleted (an operator's doing) and made again, empty.
+        context.delete_stream(&first).await.unwrap();
+        let again = NatsStore::open(NatsConfig::new(cluster_urls(), &first, &mirror)).await.err().unwrap().to_string();
+        assert!(again.contains("holds 3 events") && again.contains("only 0"), "{again}");
+    });
+}

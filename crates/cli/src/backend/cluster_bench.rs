@@ -94,15 +94,19 @@ pub async fn run(root: &Path, config: NatsConfig, seconds: f64, connections: usi
         drop(sled);
         let nats_config = fresh_stream(&config, &format!("A{concurrency}"));
         let mirror = root.join(format!("mirror-{concurrency}"));
-        let nats = DynStore::new("nats", NatsStore::open(NatsConfig { mirror_dir: mirror, ..nats_config }).await?);
+        let nats =
+            DynStore::new("nats", NatsStore::open(NatsConfig { mirror_dir: mirror, ..nats_config.clone() }).await?);
         let nats_rate = append_rate(&nats, concurrency, duration).await?;
         drop(nats);
+        store_nats::baseline::remove(&nats_config, &[]).await?;
         let bare = fresh_stream(&config, &format!("RAW{concurrency}"));
         let bare_rate = store_nats::baseline::publish_rate(&bare, concurrency, 1, RECORD_BYTES, duration).await?;
+        store_nats::baseline::remove(&bare, &[]).await?;
         if concurrency == 64 {
             // What the cluster takes when the same messages come in atomic batches of 64.
             let batched = fresh_stream(&config, "RAWBATCH");
             let rate = store_nats::baseline::publish_rate(&batched, 1, 64, RECORD_BYTES, duration).await?;
+            store_nats::baseline::remove(&batched, &[]).await?;
             println!("  bare JetStream, 1 publisher of atomic batches of 64: {rate:.0} messages/s");
         }
         rows.push(Row {
@@ -121,7 +125,8 @@ pub async fn run(root: &Path, config: NatsConfig, seconds: f64, connections: usi
     let nats_data = root.join("serve-nats");
     let nats_data = nats_data.to_string_lossy();
     let urls = config.urls.join(",");
-    let stream = fresh_stream(&config, "HTTP").stream;
+    let http_stream = fresh_stream(&config, "HTTP");
+    let stream = http_stream.stream.clone();
     let replicas = config.replicas.to_string();
     let nats_args = [
         "--data",
@@ -139,6 +144,7 @@ pub async fn run(root: &Path, config: NatsConfig, seconds: f64, connections: usi
         "127.0.0.1:0",
     ];
     let nats_phase = commands(&nats_args, connections, duration).await?;
+    store_nats::baseline::remove(&http_stream, &[super::TOKEN_BUCKET]).await?;
     rows.push(Row {
         measure: format!("HTTP durable commands/s, {connections} connections"),
         nats: nats_phase.rate(),
