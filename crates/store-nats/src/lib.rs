@@ -107,6 +107,10 @@ impl NatsConfig {
 const CONFLICT_RETRIES_MAX: u32 = 64;
 /// How long an append waits for the mirror to read what it needs.
 const MIRROR_WAIT: Duration = Duration::from_secs(30);
+/// The shortest dedupe window (`duplicate_window`) the log's stream may have: an append
+/// relies on it for the event ids acknowledged while it runs (a request may take
+/// `request_timeout`, a wait for the mirror `MIRROR_WAIT`).
+pub(crate) const DUPLICATE_WINDOW_MIN: Duration = Duration::from_secs(60);
 /// How often the client pings its server (three unanswered pings: it connects to another).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `verify` makes its reader of the stream again after it failed.
@@ -513,12 +517,15 @@ async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Resul
         && unlimited(found.max_messages)
         && unlimited(found.max_bytes)
         && unlimited(found.max_messages_per_subject)
+        && found.duplicate_window >= DUPLICATE_WINDOW_MIN
         && found.subjects == [subject::all(&config.subject_prefix)];
     if !protected {
         return Err(backend(format!(
             "stream {} exists without the settings that protect the log (file storage, deny delete, deny purge, \
-             allow atomic, limits retention with no limit set, subjects exactly {})",
+             allow atomic, limits retention with no limit set, a duplicate window of at least {} s, subjects \
+             exactly {})",
             config.stream,
+            DUPLICATE_WINDOW_MIN.as_secs(),
             subject::all(&config.subject_prefix)
         )));
     }

@@ -130,7 +130,7 @@ impl Held {
     /// three quarters of it to spare for the publish), and one from before is in the mirror.
     pub(crate) fn recently(&self) -> bool {
         let (at, window) = *self.lock();
-        at.is_some_and(|at| at.elapsed() < window / 4)
+        window >= crate::DUPLICATE_WINDOW_MIN && at.is_some_and(|at| at.elapsed() < window / 4)
     }
 }
 

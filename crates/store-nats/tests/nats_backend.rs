@@ -50,30 +50,38 @@ impl Harness for NatsHarness {
 store::conformance_tests!(NatsHarness::new());
 
 /// A stream that exists with a limit set (which would delete acknowledged events as surely
-/// as a delete) is refused, not used.
+/// as a delete), or with a dedupe window too short for appends to rely on, is refused, not
+/// used.
 #[test]
 fn a_stream_whose_limits_would_delete_events_is_refused() {
     store::conformance::runtime().block_on(async {
-        let name = format!("L{}", uuid::Uuid::now_v7().simple());
+        use std::time::Duration;
         let addresses: Vec<async_nats::ServerAddr> = cluster_urls().iter().map(|url| url.parse().unwrap()).collect();
         let context = async_nats::jetstream::new(async_nats::connect(addresses).await.unwrap());
-        context
-            .create_stream(async_nats::jetstream::stream::Config {
-                name: name.clone(),
-                subjects: vec![format!("{name}.>")],
-                num_replicas: 3,
-                deny_delete: true,
-                deny_purge: true,
-                allow_atomic_publish: true,
-                max_age: std::time::Duration::from_secs(86_400),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let refused = NatsStore::open(NatsConfig::new(cluster_urls(), &name, dir.path().join("mirror"))).await;
-        let error = refused.expect_err("a stream with max_age is refused").to_string();
-        assert!(error.contains("settings that protect the log"), "{error}");
+        for (what, max_age, duplicate_window) in [
+            ("max_age", Duration::from_secs(86_400), Duration::ZERO),
+            ("a 10 s dedupe window", Duration::ZERO, Duration::from_secs(10)),
+        ] {
+            let name = format!("L{}", uuid::Uuid::now_v7().simple());
+            context
+                .create_stream(async_nats::jetstream::stream::Config {
+                    name: name.clone(),
+                    subjects: vec![format!("{name}.>")],
+                    num_replicas: 3,
+                    deny_delete: true,
+                    deny_purge: true,
+                    allow_atomic_publish: true,
+                    max_age,
+                    duplicate_window,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let refused = NatsStore::open(NatsConfig::new(cluster_urls(), &name, dir.path().join("mirror"))).await;
+            let error = refused.expect_err(what).to_string();
+            assert!(error.contains("settings that protect the log"), "{what}: {error}");
+        }
     });
 }
 
