@@ -305,6 +305,37 @@ async fn two_nodes_sealing_the_same_day_at_once_make_one_seal() {
         let verified = get(&http, &node.url, &admin, "/api/v1/verify").await;
         assert_eq!(verified["intact"], true, "{verified}");
     }
+
+    // The day's export from the node that may not have made the seal, checked offline with
+    // the key the cluster publishes: as on sled.
+    let export = http.get(format!("{}/api/v1/days/{day}/export", b.url)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(export.status(), 200);
+    let file = root.path().join("day.ndjson");
+    std::fs::write(&file, export.text().await.unwrap()).unwrap();
+    let public = root.path().join("public.json");
+    std::fs::write(&public, get(&http, &a.url, &admin, "/api/v1/seal-key").await.to_string()).unwrap();
+    let nowhere = root.path().join("no-data-here");
+    let checked = crate::run(
+        &nowhere,
+        &["verify", "--file", file.to_str().unwrap(), "--public-key", public.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+    assert!(
+        checked.stdout.contains("8 event(s), 1 seal(s)") && checked.stdout.contains("(the key given)"),
+        "{}",
+        checked.stdout
+    );
+    // And a changed byte fails, naming the line.
+    let text = std::fs::read_to_string(&file).unwrap().replacen("guard-1", "guard-2", 1);
+    std::fs::write(&file, text).unwrap();
+    let tampered = crate::run(
+        &nowhere,
+        &["verify", "--file", file.to_str().unwrap(), "--public-key", public.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(tampered.code, 4, "{}", tampered.stdout);
+    assert!(tampered.stderr.contains("line"), "{}", tampered.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
