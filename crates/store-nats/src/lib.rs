@@ -111,6 +111,9 @@ const MIRROR_WAIT: Duration = Duration::from_secs(30);
 /// relies on it for the event ids acknowledged while it runs (a request may take
 /// `request_timeout`, a wait for the mirror `MIRROR_WAIT`).
 pub(crate) const DUPLICATE_WINDOW_MIN: Duration = Duration::from_secs(60);
+/// How long an append goes on trying when the cluster does not answer (a new leader is
+/// elected in 6–7 s) before it fails with the cluster's error.
+const UNANSWERED_RETRY_FOR: Duration = Duration::from_secs(15);
 /// How often the client pings its server (three unanswered pings: it connects to another).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `verify` makes its reader of the stream again after it failed.
@@ -541,7 +544,8 @@ fn mirror_named_for(config: &NatsConfig) -> Result<(), StoreError> {
     let named = config.mirror_dir.join(MIRROR_STREAM_FILE);
     match std::fs::read_to_string(&named) {
         Ok(name) if name.trim() != config.stream => Err(backend(format!(
-            "this node's mirror in {dir} was read from the stream {}, not {}: give each stream a data folder                  of its own (or remove {dir} to read {} from its start)",
+            "this node's mirror in {dir} was read from the stream {}, not {}: give each stream a data folder \
+             of its own (or remove {dir} to read {} from its start)",
             name.trim(),
             config.stream,
             config.stream
@@ -559,7 +563,8 @@ async fn mirror_of_this_log(config: &NatsConfig, mirror: &SledStore, stream_last
     let held = mirror.head_position().await?;
     if held > stream_last {
         return Err(backend(format!(
-            "this node's mirror in {dir} holds {held} events, the stream {} only {stream_last}: the mirror is of              another log (was the stream deleted and made again?); remove {dir} to read the stream from its start",
+            "this node's mirror in {dir} holds {held} events, the stream {} only {stream_last}: the mirror is of \
+             another log (was the stream deleted and made again?); remove {dir} to read the stream from its start",
             config.stream
         )));
     }
@@ -590,6 +595,7 @@ impl EventStore for NatsStore {
         // checked by the leader) and the next attempt asks the leader.
         let mut guess = true;
         let mut last_failure = String::new();
+        let started = Instant::now();
         for attempt in 0..CONFLICT_RETRIES_MAX {
             match self.attempt(stream_id, &subject, expected, &events, guess).await {
                 Ok(Attempt::Done(outcome)) => return Ok(outcome),
@@ -599,8 +605,9 @@ impl EventStore for NatsStore {
                 }
                 Ok(Attempt::Again(reason)) => last_failure = reason,
                 // The cluster did not answer (a leader being elected, a node lost): the next
-                // attempt asks again; an event of this append that did land is found then.
-                Err(StoreError::Backend(reason)) => {
+                // attempt asks again, for as long as an election takes; an event of this
+                // append that did land is found then.
+                Err(StoreError::Backend(reason)) if started.elapsed() < UNANSWERED_RETRY_FOR => {
                     tracing::warn!(%reason, attempt, "an append's request to the cluster failed; trying again");
                     last_failure = reason.to_string();
                 }
