@@ -9,6 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# cargo-fuzz builds from source for minutes: started first, in the background, while the
+# packages install and the tests build and run; waited for before the fuzzing.
+fuzz_install=""
+if [ "$#" -eq 0 ] && ! cargo fuzz --version > /dev/null 2>&1; then
+    echo "test.sh: installing cargo-fuzz (cargo install, in the background)"
+    fuzz_install_log="$(mktemp)"
+    cargo install cargo-fuzz --locked --version 0.13.2 --quiet > "$fuzz_install_log" 2>&1 &
+    fuzz_install=$!
+fi
+
 need_apt=()
 command -v chromium > /dev/null 2>&1 || need_apt+=(chromium)
 command -v node > /dev/null 2>&1 || need_apt+=(nodejs)
@@ -45,7 +55,7 @@ fi
 # loopback (the pinned nats-server, installed by tests/nats/cluster.sh when missing), started
 # fresh for this run and stopped when it ends.
 nats_dir="$(mktemp -d)"
-trap './tests/nats/cluster.sh stop "$nats_dir"; rm -rf "$nats_dir"' EXIT
+trap './tests/nats/cluster.sh stop "$nats_dir"; rm -rf "$nats_dir"; [ -z "$fuzz_install" ] || kill "$fuzz_install" 2> /dev/null || true' EXIT
 GRIDWATCH_TEST_NATS_URLS="$(./tests/nats/cluster.sh start "$nats_dir")"
 export GRIDWATCH_TEST_NATS_URLS
 
@@ -56,15 +66,17 @@ fi
 cargo test --workspace --locked
 
 # Coverage-guided fuzzing of every input edge, from the corpora in fuzz/corpus.
-if ! cargo fuzz --version > /dev/null 2>&1; then
-    echo "test.sh: installing cargo-fuzz (cargo install)"
-    cargo install cargo-fuzz --locked --version 0.13.2 --quiet
+if [ -n "$fuzz_install" ] && ! wait "$fuzz_install"; then
+    cat "$fuzz_install_log" >&2
+    echo "test.sh: cargo-fuzz did not install (above)" >&2
+    exit 1
 fi
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./fuzz/run.sh
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./fuzz/run.sh
 
-# The API against its own OpenAPI document, on the debug binary the tests built.
-./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch"
-# And against a node on the NATS cluster (a stream of its own; 25 examples per operation:
+# The API against its own OpenAPI document, on the debug binary the tests built (20 examples
+# per operation here, about 5,500 cases; tests/api/run.sh alone runs 50).
+SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-20}" ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch"
+# And against a node on the NATS cluster (a stream of its own; 10 examples per operation:
 # every request is a round trip to the cluster).
-SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-25}" ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch" --store nats \
+SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-10}" ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch" --store nats \
     --nats-url "$GRIDWATCH_TEST_NATS_URLS" --nats-stream "API$(date +%s%N)"
