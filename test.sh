@@ -73,10 +73,21 @@ if [ -n "$fuzz_install" ] && ! wait "$fuzz_install"; then
 fi
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ./fuzz/run.sh
 
-# The API against its own OpenAPI document, on the debug binary the tests built (20 examples
-# per operation here, about 5,500 cases; tests/api/run.sh alone runs 50).
-SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-20}" ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch"
-# And against a node on the NATS cluster (a stream of its own; 10 examples per operation:
-# every request is a round trip to the cluster).
-SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-10}" ./tests/api/run.sh "${CARGO_TARGET_DIR:-target}/debug/gridwatch" --store nats \
-    --nats-url "$GRIDWATCH_TEST_NATS_URLS" --nats-stream "API$(date +%s%N)"
+# The API against its own OpenAPI document, on the debug binary the tests built: a demo server
+# (20 examples per operation here; tests/api/run.sh alone runs 50) and, at the same time, a
+# node on the NATS cluster (a stream of its own; 10 examples: every request is a round trip
+# to the cluster).
+./tests/api/run.sh --install
+binary="${CARGO_TARGET_DIR:-target}/debug/gridwatch"
+SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-20}" ./tests/api/run.sh "$binary" &
+on_sled=$!
+SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-10}" ./tests/api/run.sh "$binary" --store nats \
+    --nats-url "$GRIDWATCH_TEST_NATS_URLS" --nats-stream "API$(date +%s%N)" &
+on_nats=$!
+api_failed=0
+wait "$on_sled" || api_failed=1
+wait "$on_nats" || api_failed=1
+if [ "$api_failed" -ne 0 ]; then
+    echo "test.sh: schemathesis found failures (above)" >&2
+    exit 1
+fi

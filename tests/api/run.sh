@@ -4,6 +4,7 @@
 # that schemathesis.toml documents; any failure fails the run. ./test.sh runs it.
 #
 #   tests/api/run.sh GRIDWATCH_BINARY [GLOBAL FLAGS...]   (SCHEMATHESIS_EXAMPLES, default 50 per operation)
+#   tests/api/run.sh --install                            only installs schemathesis if missing
 #
 # The flags after the binary go to gridwatch before `serve` (e.g. `--store nats --nats-url
 # URLS --nats-stream NAME`, for a NATS-backed node).
@@ -18,6 +19,7 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$(sed -n 's/^sche
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi
+[ "$binary" = --install ] && exit 0
 work="$(mktemp -d)"
 server=""
 cleanup() {
