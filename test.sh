@@ -15,7 +15,9 @@ fuzz_install=""
 if [ "$#" -eq 0 ] && ! cargo fuzz --version > /dev/null 2>&1; then
     echo "test.sh: installing cargo-fuzz (cargo install, in the background)"
     fuzz_install_log="$(mktemp)"
-    cargo install cargo-fuzz --locked --version 0.13.2 --quiet > "$fuzz_install_log" 2>&1 &
+    # A build folder of its own: in CARGO_TARGET_DIR it would wait for the tests' build.
+    CARGO_TARGET_DIR="$(mktemp -d)" cargo install cargo-fuzz --locked --version 0.13.2 --quiet \
+        > "$fuzz_install_log" 2>&1 &
     fuzz_install=$!
 fi
 
