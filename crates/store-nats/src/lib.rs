@@ -147,8 +147,14 @@ impl NatsStore {
         // Before anything is made in the cluster.
         mirror_named_for(&config)?;
         let (client, context) = connect(&config).await?;
-        let mut stream = open_stream(&context, &config).await?;
-        let info = stream.info().await.map_err(backend)?;
+        // A busy cluster (a leader being elected, many streams made at once) may not answer
+        // the first time: asked again, a second later, a few times.
+        let stream = open_stream(&context, &config).await?;
+        let info = retrying(|| {
+            let mut stream = stream.clone();
+            async move { stream.info().await.cloned().map_err(backend) }
+        })
+        .await?;
         let (stream_last, window) = (info.state.last_sequence, info.config.duplicate_window);
         let mirror_store = open_mirror(&config)?;
         mirror_of_this_log(&config, &mirror_store, stream_last).await?;
@@ -160,7 +166,7 @@ impl NatsStore {
         // Opened once the mirror holds the stream as it stood: a node answers no read from
         // less than what was acknowledged before it started.
         let asked = Instant::now();
-        let last = store.stream_last_sequence().await?;
+        let last = retrying(|| store.stream_last_sequence()).await?;
         store.inner.mirror.wait_for(last, MIRROR_OPEN_WAIT).await?;
         store.inner.mirror.held().whole_before(asked);
         Ok(store)
@@ -434,8 +440,9 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
 }
 
 /// `operation` again, a second later, while it fails (up to [`VERIFY_READ_RETRIES`] times):
-/// for `verify`'s reads of the stream, which a node lost a moment ago (the client still
-/// reconnecting, a new leader being elected) can make fail for a few seconds.
+/// for opening and for `verify`'s reads of the stream, which a node lost a moment ago (the
+/// client still reconnecting, a new leader being elected) or a busy cluster can make fail
+/// for a few seconds.
 async fn retrying<T, F: std::future::Future<Output = Result<T, StoreError>>>(
     mut operation: impl FnMut() -> F,
 ) -> Result<T, StoreError> {
@@ -443,7 +450,7 @@ async fn retrying<T, F: std::future::Future<Output = Result<T, StoreError>>>(
     loop {
         match operation().await {
             Err(error) if failures < VERIFY_READ_RETRIES => {
-                tracing::warn!(%error, "verify: the stream did not answer; trying again in a second");
+                tracing::warn!(%error, "a request to the cluster failed; trying again in a second");
                 failures += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -506,7 +513,7 @@ async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Resul
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    let mut stream = context.get_or_create_stream(wanted).await.map_err(backend)?;
+    let mut stream = retrying(|| async { context.get_or_create_stream(wanted.clone()).await.map_err(backend) }).await?;
     let info = stream.info().await.map_err(backend)?;
     let found = &info.config;
     // Limits delete messages as surely as a delete would: none may be set.
