@@ -99,27 +99,52 @@ fn measure(dir: &Path, key: &Path, args: &[&str]) -> Result<Measured, Failure> {
     Ok(Measured { seconds, peak_mib })
 }
 
-/// The replay and the report of `day` asked of a service already open in this process (the
-/// query alone, without a process's start and the store's opening): the best of three.
-async fn in_process(dir: &Path, day: Date) -> Result<Vec<(&'static str, f64)>, Failure> {
+/// Each query of `day` asked of a service already open in this process (the query alone,
+/// without a process's start and the store's opening, which is sled's recovery of its page
+/// table and grows with the store): the best of three.
+async fn in_process(
+    dir: &Path,
+    day: Date,
+    noon: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<(&'static str, f64)>, Failure> {
     let store = SledStore::open(SledConfig::new(dir))?;
     let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
     let service =
         service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
             .await?;
     let until = Some(jiff::civil::time(12, 0, 0, 0));
-    let mut replay = f64::INFINITY;
-    let mut report = f64::INFINITY;
+    let mut best = [f64::INFINITY; 5];
     for _ in 0..3 {
+        let mut timed = Vec::with_capacity(best.len());
         let started = Instant::now();
         service.replay(day, until, service::Times::NOW).await?;
-        replay = replay.min(started.elapsed().as_secs_f64());
+        timed.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
         let summary = service.summary(day, day, None, service::Times::NOW).await?;
         projections::render(&summary, projections::Format::Json, projections::Lang::Zh).map_err(operating)?;
-        report = report.min(started.elapsed().as_secs_f64());
+        timed.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        service.status_at_times(service::Times { as_of: Some(noon), known_at: None }, None).await?;
+        timed.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        service.status_at_times(service::Times { as_of: None, known_at: Some(now) }, None).await?;
+        timed.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        service.export_days(day, day, None).await?;
+        timed.push(started.elapsed().as_secs_f64());
+        for (best, seconds) in best.iter_mut().zip(timed) {
+            *best = best.min(seconds);
+        }
     }
-    Ok(vec![("replay of one day, in process", replay), ("report of one day, in process", report)])
+    let names = [
+        "replay of one day, in process",
+        "report of one day, in process",
+        "status as_of noon, in process",
+        "status known_at now, in process",
+        "export of one day, in process",
+    ];
+    Ok(names.into_iter().zip(best).collect())
 }
 
 /// Serves the store in `dir` in this process and times one `GET /api/v1/verify` (the chain
@@ -168,7 +193,10 @@ fn middle_day(events: u64) -> Result<Date, Failure> {
     Ok(projections::local_day(middle, &zone))
 }
 
-pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
+/// The file `fill` writes last: a log without it was not filled to the end.
+const FILLED_MARKER: &str = "filled";
+
+pub async fn run(root: &Path, sizes: &[u64], keep: bool) -> Result<(), Failure> {
     // The smallest log first: the others' figures are compared with its.
     let mut sizes = sizes.to_vec();
     sizes.sort_unstable();
@@ -180,17 +208,33 @@ pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
     let mut rows: Vec<(u64, &'static str, Measured)> = Vec::new();
     for &size in &sizes {
         let dir = root.join(format!("log-{size}"));
-        let started = Instant::now();
-        fill(&dir, size).await?;
-        println!("filled {size} events in {:.1} s", started.elapsed().as_secs_f64());
+        if keep && dir.join(FILLED_MARKER).exists() {
+            println!("using the {size}-event log kept in {}", dir.display());
+        } else {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            let started = Instant::now();
+            fill(&dir, size).await?;
+            std::fs::write(dir.join(FILLED_MARKER), b"")?;
+            println!("filled {size} events in {:.1} s", started.elapsed().as_secs_f64());
+        }
         let day = middle_day(size)?.to_string();
         let noon = format!("{day}T12:00:00+08:00");
         // Every generated event is recorded now, so only "now" is a log time with any events
         // before it: the whole log, as known at this moment.
         let now = Timestamp::now().to_string();
         let key = root.join(format!("seal-{size}.key"));
-        service::seal_key::SealKey::create(&key).map_err(operating)?;
-        let next_day = middle_day(size)?.tomorrow().map_err(operating)?.to_string();
+        if !(keep && key.exists()) {
+            service::seal_key::SealKey::create(&key).map_err(operating)?;
+        }
+        // Each run seals two days that no earlier run sealed (a kept log's seals stay).
+        let runs_file = dir.join("seal-runs");
+        let runs: i64 = std::fs::read_to_string(&runs_file).ok().and_then(|text| text.trim().parse().ok()).unwrap_or(0);
+        std::fs::write(&runs_file, (runs + 1).to_string())?;
+        let sealed_day = middle_day(size)?.checked_add(jiff::Span::new().days(2 * runs)).map_err(operating)?;
+        let next_day = sealed_day.tomorrow().map_err(operating)?.to_string();
+        let sealed_day = sealed_day.to_string();
         let queries: [(&'static str, Vec<&str>); 7] = [
             // The baseline: a process that opens the store and reads one event.
             ("baseline: open, read one event", vec!["events", "--limit", "1"]),
@@ -209,15 +253,20 @@ pub async fn run(root: &Path, sizes: &[u64]) -> Result<(), Failure> {
             rows.push((size, name, best));
         }
         // Sealing changes the log: two days sealed, one each, the better of the two.
-        let first = measure(&dir, &key, &["seal", "--day", &day])?;
+        let first = measure(&dir, &key, &["seal", "--day", &sealed_day])?;
         let second = measure(&dir, &key, &["seal", "--day", &next_day])?;
         rows.push((size, "seal one day", if second.seconds < first.seconds { second } else { first }));
-        for (name, seconds) in in_process(&dir, middle_day(size)?).await? {
+        let in_process_times =
+            in_process(&dir, middle_day(size)?, noon.parse().map_err(operating)?, now.parse().map_err(operating)?)
+                .await?;
+        for (name, seconds) in in_process_times {
             rows.push((size, name, Measured { seconds, peak_mib: f64::NAN }));
         }
         let seconds = verify_over_http(&dir, &key).await?;
         rows.push((size, "GET /api/v1/verify", Measured { seconds, peak_mib: f64::NAN }));
-        std::fs::remove_dir_all(&dir)?;
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
     }
     println!();
     println!(

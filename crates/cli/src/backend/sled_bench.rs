@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// Must be on the disk you want to measure.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// With `--days`: keep the filled logs in this folder and use them again on the next
+    /// run (filling 10M events takes minutes); a log whose fill did not finish is filled anew.
+    #[arg(long)]
+    keep: Option<PathBuf>,
 }
 
 /// Realistic events: the catalogue's samples, round-robin, each with a fresh id.
@@ -438,7 +442,8 @@ pub async fn run(args: &BenchArgs, cli: &crate::Cli) -> Result<(), Failure> {
         return projections_bench(root.path()).await;
     }
     if args.days {
-        return super::days_bench::run(root.path(), &args.sizes).await;
+        return super::days_bench::run(args.keep.as_deref().unwrap_or(root.path()), &args.sizes, args.keep.is_some())
+            .await;
     }
     if args.cluster {
         let config = super::nats_config(cli)?;
