@@ -258,6 +258,22 @@ fn a_day_is_sealed_exported_verified_offline_and_proven_from_the_command_line() 
     let failed = check(&bent);
     assert_eq!(failed.code, 4, "{}", failed.stdout);
     assert!(failed.stderr.contains("line 2:"), "{}", failed.stderr);
+    assert!(ok.stdout.contains(&format!("the export's signature line: signed by {key_id}")), "{}", ok.stdout);
+    // Without its signature line the file proves no line was left out: refused, also when
+    // unsealed events are allowed, unless --allow-unsigned asks for the line-by-line check.
+    let unsigned = dir.path().join("unsigned.ndjson");
+    let body: Vec<&str> = text.lines().collect();
+    std::fs::write(&unsigned, body[..body.len() - 1].join("\n") + "\n").unwrap();
+    let refused = run(
+        &nowhere,
+        &["verify", "--file", unsigned.to_str().unwrap(), "--public-key", public.to_str().unwrap(), "--allow-unsealed"],
+        "",
+    );
+    assert_eq!(refused.code, 4, "{}", refused.stdout);
+    assert!(refused.stderr.contains("--allow-unsigned"), "{}", refused.stderr);
+    let listed = run(&nowhere, &["verify", "--file", unsigned.to_str().unwrap(), "--allow-unsigned"], "");
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("no signature line"), "{}", listed.stdout);
 
     // One event's proof, checked alone.
     let event_id = events(&data, &[])[0]["event_id"].as_str().unwrap().to_owned();

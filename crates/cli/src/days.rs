@@ -57,6 +57,10 @@ pub struct VerifyArgs {
     /// List the events of the file that no seal covers instead of failing.
     #[arg(long, requires = "file")]
     allow_unsealed: bool,
+    /// Check an export without a signature line (made where no seal key was set) line by
+    /// line instead of failing; nothing then proves that no line was left out.
+    #[arg(long, requires = "file")]
+    allow_unsigned: bool,
 }
 
 impl VerifyArgs {
@@ -137,24 +141,31 @@ pub fn verify_file(args: &VerifyArgs, file: &PathBuf) -> Result<(), Failure> {
         }
         None => None,
     };
-    let report = service::day_file::verify_file(&text, trusted.as_ref(), args.allow_unsealed)
+    let leniency =
+        service::day_file::Leniency { allow_unsealed: args.allow_unsealed, allow_unsigned: args.allow_unsigned };
+    let report = service::day_file::verify_file(&text, trusted.as_ref(), leniency)
         .map_err(|error| Failure::Integrity(anyhow::anyhow!("{}: {error}", file.display())))?;
     let days: Vec<String> = report.days.iter().map(Date::to_string).collect();
+    let signers = if report.seal_key_ids.is_empty() { &report.key_ids } else { &report.seal_key_ids };
     println!(
         "ok: {} {}, {} event(s), {} seal(s), signed by {} ({})",
         report.kind,
         days.join(", "),
         report.events,
         report.seals,
-        report.key_ids.join(", "),
+        signers.join(", "),
         if report.key_trusted {
             "the key given"
         } else {
             "the key the file names: pass --public-key to check who signed it"
         }
     );
-    if !report.export_signed {
-        println!("the export has no signature line: nothing proves that no line was left out");
+    match &report.export_key_id {
+        Some(key_id) => println!("the export's signature line: signed by {key_id}"),
+        None if !report.export_signed => {
+            println!("the export has no signature line: nothing proves that no line was left out");
+        }
+        None => {}
     }
     for line in &report.unsealed_lines {
         println!("unsealed: line {line} (covered by no seal yet)");

@@ -889,14 +889,20 @@ async fn a_day_is_sealed_on_demand_exported_and_proven_over_http_for_auditors() 
     assert_eq!(api.get(&format!("/api/v1/days/{today}/export"), &api.field_a).await.status, StatusCode::FORBIDDEN);
     let export = api.get(&format!("/api/v1/days/{today}/export"), &api.auditor).await;
     assert_eq!(export.status, StatusCode::OK, "{}", export.text);
-    let report = service::day_file::verify_file(&export.text, Some(&key.public()), false).unwrap();
+    let report =
+        service::day_file::verify_file(&export.text, Some(&key.public()), service::day_file::Leniency::STRICT).unwrap();
     assert_eq!((report.events, report.seals), (9, 1));
     let first_event = export.text.lines().nth(1).unwrap();
     let event_id =
         serde_json::from_str::<serde_json::Value>(first_event).unwrap()["event_id"].as_str().unwrap().to_owned();
     let proof = api.get(&format!("/api/v1/events/{event_id}/proof"), &api.auditor).await;
     assert_eq!(proof.status, StatusCode::OK, "{}", proof.text);
-    assert_eq!(service::day_file::verify_file(&proof.text, Some(&key.public()), false).unwrap().kind, "proof");
+    assert_eq!(
+        service::day_file::verify_file(&proof.text, Some(&key.public()), service::day_file::Leniency::STRICT)
+            .unwrap()
+            .kind,
+        "proof"
+    );
     let unknown = api.get(&format!("/api/v1/events/{}/proof", uuid::Uuid::now_v7()), &api.auditor).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(api.get("/api/v1/days/not-a-day/seals", &api.auditor).await.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -125,6 +125,10 @@ pub struct FileReport {
     pub key_trusted: bool,
     /// Whether the export's signature line was there and checked (always for a proof).
     pub export_signed: bool,
+    /// The key ids the file's seals (a proof's seal) were signed with.
+    pub seal_key_ids: Vec<String>,
+    /// The key id that signed the export's signature line, when it has one.
+    pub export_key_id: Option<String>,
 }
 
 /// A public key given to `verify`: the JSON of `GET /api/v1/seal-key`, or the 64 hex digits
@@ -237,11 +241,27 @@ fn time_zone_of(header: &Value, line: usize) -> Result<TimeZone, FileError> {
     TimeZone::get(name).map_err(|_| at(line, format!("unknown time zone {name}")))
 }
 
+/// What a check of a file lets through instead of failing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leniency {
+    /// Events no seal covers (late arrivals, today) are listed instead of failing.
+    pub allow_unsealed: bool,
+    /// An export without its signature line (made where no seal key was set) is checked
+    /// line by line instead of failing; nothing then proves that no line was left out.
+    pub allow_unsigned: bool,
+}
+
+impl Leniency {
+    /// Everything must be sealed and the export signed.
+    pub const STRICT: Leniency = Leniency { allow_unsealed: false, allow_unsigned: false };
+}
+
 /// Verifies an export or a proof (told apart by their first line's `format`). With
 /// `trusted`, seals must be signed by that key; without, by a key the file names (which
-/// proves only that the file is consistent, not who made it). With `allow_unsealed`, events
-/// no seal covers are listed instead of failing the check.
-pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: bool) -> Result<FileReport, FileError> {
+/// proves only that the file is consistent, not who made it), and the export's signature
+/// line by a key one of its seals was signed with. `leniency` says what is listed instead of
+/// failing the check.
+pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, leniency: Leniency) -> Result<FileReport, FileError> {
     // (`str::lines` would take "\r\n" for a line end.)
     if let Some(line) = text.split('\n').position(|line| line.ends_with('\r')) {
         return Err(at(line + 1, "the line ends with CR LF: lines end with LF alone"));
@@ -252,7 +272,7 @@ pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: 
         // A CloudEvents export: checked as the export its events give, then each CloudEvent
         // against its line.
         let (native, given) = from_cloudevents(text)?;
-        let report = verify_file(&native, trusted, allow_unsealed)?;
+        let report = verify_file(&native, trusted, leniency)?;
         check_cloudevents(&native, &given)?;
         return Ok(FileReport { kind: "export (CloudEvents)", ..report });
     }
@@ -270,16 +290,27 @@ pub fn verify_file(text: &str, trusted: Option<&PublicSealKey>, allow_unsealed: 
             // The signed last line, when there is one, covers every byte before it.
             let (body, trailer) = split_trailer(text);
             let lines = body.lines().skip(1);
-            let mut report = verify_export(&header, lines, &keys, key_ids, trusted.is_some(), allow_unsealed)?;
+            let mut report = verify_export(&header, lines, &keys, key_ids, trusted.is_some(), leniency.allow_unsealed)?;
             let trailer_line = body.lines().count() + 1;
             match trailer {
-                Some(trailer) => check_trailer(body, trailer, &keys).map_err(|message| at(trailer_line, message))?,
-                None if allow_unsealed => report.export_signed = false,
+                Some(trailer) => {
+                    // Without a trusted key, the file must be signed by a key its seals were
+                    // signed with: a key added to the header signs nothing.
+                    let signers: Vec<PublicSealKey> = match (trusted, report.seal_key_ids.is_empty()) {
+                        (None, false) => {
+                            keys.iter().filter(|key| report.seal_key_ids.contains(&key.key_id)).cloned().collect()
+                        }
+                        _ => keys.clone(),
+                    };
+                    let signer = check_trailer(body, trailer, &signers).map_err(|message| at(trailer_line, message))?;
+                    report.export_key_id = Some(signer);
+                }
+                None if leniency.allow_unsigned => report.export_signed = false,
                 None => {
                     return Err(at(
                         trailer_line,
-                        "the export has no signature line, so nothing proves no line was left out; \
-                         --allow-unsealed checks it without",
+                        "the export has no signature line, so nothing proves that no line (or seal) was \
+                         left out or added; --allow-unsigned checks it line by line without",
                     ));
                 }
             }
@@ -320,7 +351,8 @@ fn split_trailer(text: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn check_trailer(body: &str, trailer: &str, keys: &[PublicSealKey]) -> Result<(), String> {
+/// Checks the signature line `trailer` of `body` against `keys`; the key id that signed it.
+fn check_trailer(body: &str, trailer: &str, keys: &[PublicSealKey]) -> Result<String, String> {
     let value: Value = serde_json::from_str(trailer).map_err(|error| format!("not JSON: {error}"))?;
     if canonical(&value) != trailer {
         return Err("not in canonical (RFC 8785) form: the line was changed".into());
@@ -333,7 +365,8 @@ fn check_trailer(body: &str, trailer: &str, keys: &[PublicSealKey]) -> Result<()
     }
     let key_id = value["key_id"].as_str().unwrap_or_default();
     let signature = value["signature"].as_str().unwrap_or_default();
-    verify_signed(keys, key_id, signature, &export_signing_input(&digest), "export")
+    verify_signed(keys, key_id, signature, &export_signing_input(&digest), "export")?;
+    Ok(key_id.to_owned())
 }
 
 fn verify_export<'a>(
@@ -410,6 +443,7 @@ fn verify_export<'a>(
     }
     let mut unsealed_lines = Vec::new();
     let mut seal_count = 0;
+    let mut seal_key_ids: Vec<String> = Vec::new();
     let mut event_count = 0;
     let mut days: Vec<Date> = events.keys().chain(seals.keys()).copied().collect();
     days.sort();
@@ -427,6 +461,9 @@ fn verify_export<'a>(
                 ));
             }
             check_signature(&seal, keys, line)?;
+            if !seal_key_ids.contains(&seal.key_id) {
+                seal_key_ids.push(seal.key_id.clone());
+            }
             let covered: Vec<&(u64, usize, String)> = day_events
                 .iter()
                 .filter(|(position, ..)| *position > covered_until && *position <= seal.chain_head_position)
@@ -513,6 +550,8 @@ fn verify_export<'a>(
         key_ids,
         key_trusted,
         export_signed: true,
+        seal_key_ids,
+        export_key_id: None,
     })
 }
 
@@ -577,6 +616,8 @@ fn verify_proof(
         key_ids,
         key_trusted,
         export_signed: true,
+        seal_key_ids: vec![seal.key_id.clone()],
+        export_key_id: None,
     })
 }
 
@@ -705,7 +746,7 @@ fn cloudevent_of_envelope(envelope: &Value, line: &str) -> Value {
 
 /// The export lines of a CloudEvents export (the inverse of [`to_cloudevents`]), checking
 /// that each CloudEvent is exactly the one its line gives.
-fn from_cloudevents(text: &str) -> Result<(String, Vec<Value>), FileError> {
+fn from_cloudevents(text: &str) -> Result<(String, Vec<&str>), FileError> {
     let mut native = Vec::new();
     let mut given = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -745,20 +786,23 @@ fn from_cloudevents(text: &str) -> Result<(String, Vec<Value>), FileError> {
             })
         };
         native.push(canonical(&value));
-        given.push(event);
+        given.push(line);
     }
     let native = native.join("\n") + "\n";
     Ok((native, given))
 }
 
-/// Every attribute of every CloudEvent must be the one its export line gives (the extension
-/// attributes that are derived, too), so that no part of a CloudEvent goes unchecked.
-fn check_cloudevents(native: &str, given: &[Value]) -> Result<(), FileError> {
+/// Every CloudEvent must be, byte for byte, the canonical (RFC 8785) one its export line
+/// gives (the derived extension attributes too), so that no part of a CloudEvent goes
+/// unchecked and no line reads differently to another JSON parser (a repeated member, say).
+fn check_cloudevents(native: &str, given: &[&str]) -> Result<(), FileError> {
     let expected = to_cloudevents(native)?;
     for (index, (expected, given)) in expected.lines().zip(given).enumerate() {
-        let expected: Value = serde_json::from_str(expected).expect("made here");
-        if &expected != given {
-            return Err(at(index + 1, "this CloudEvent's attributes are not those of its event (changed?)"));
+        if expected != *given {
+            return Err(at(
+                index + 1,
+                "this CloudEvent is not, byte for byte in canonical (RFC 8785) form, the one its event gives: changed",
+            ));
         }
     }
     Ok(())

@@ -352,18 +352,25 @@ pub(crate) fn period_events(steps: &[DayStep]) -> Vec<projections::PeriodEvent<'
 }
 
 /// The day an event belongs to for the checkpoints: its own, or for a correction or
-/// retraction, that of the event it amends (it changes what is known of that day).
+/// retraction, that of the event it amends (it changes what is known of that day). An
+/// amendment that the log holds before its target (an imported log can) is applied on its
+/// own day, as the day's steps apply it (`DayStep::applied_here`), and so belongs there.
 pub(crate) async fn day_of<S: EventStore>(
     store: &S,
     event: &RecordedEvent,
     time_zone: &TimeZone,
 ) -> Result<Date, StoreError> {
     let mut occurred_at = event.occurred_at;
+    let mut position = event.global_position;
     let mut amends = event.event.facts().amends().map(|amends| amends.event_id());
     for _ in 0..AMENDMENT_DEPTH_MAX {
         let Some(target_id) = amends else { break };
         let Some(target) = store.read_event(target_id).await? else { break };
+        if target.global_position > position {
+            break;
+        }
         occurred_at = target.occurred_at;
+        position = target.global_position;
         amends = target.event.facts().amends().map(|amends| amends.event_id());
     }
     Ok(local_day(occurred_at, time_zone))
@@ -594,6 +601,61 @@ mod tests {
         assert!(ledger.still_holds(day(4), 5, 5), "as the log stood at 5, it still holds");
         assert_eq!(ledger.days(Some(day(2)), day(4)), [day(2), day(3)]);
         assert_eq!(ledger.count(day(2)), 2);
+    }
+
+    /// An imported log may hold a correction before the event it corrects: the day's steps
+    /// then apply it on its own day, and the checkpoints must count it there too.
+    #[tokio::test]
+    async fn an_amendment_stored_before_its_target_belongs_to_its_own_day() {
+        use events_schema::{EntityId, Event, EventCorrected, GridRegistered, NewEvent};
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_sled::SledStore::open(store_sled::SledConfig::new(dir.path())).unwrap();
+        let zone = TimeZone::get(projections::DEFAULT_TIME_ZONE).unwrap();
+        let id = |text: &str| EntityId::new(text).unwrap();
+        let grid = |name: &str| -> Event {
+            GridRegistered { grid_id: id("g"), community_id: id("c"), name: name.into() }.into()
+        };
+        let new = |event_id, occurred_at: &str, event| NewEvent {
+            event_id,
+            occurred_at: occurred_at.parse().unwrap(),
+            actor: id("importer"),
+            correlation_id: None,
+            causation_id: None,
+            event,
+        };
+        let (target_id, correction_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let correction: Event = EventCorrected {
+            corrected_event_id: target_id,
+            corrected_by: id("importer"),
+            reason: "typed in again".into(),
+            replacement: Box::new(grid("Grid 2")),
+        }
+        .into();
+        let appends = [
+            (id("correction"), new(correction_id, "2020-06-03T09:00:00+08:00", correction)),
+            (id("grid:g"), new(target_id, "2020-06-01T09:00:00+08:00", grid("Grid 1"))),
+        ];
+        for (stream, event) in appends {
+            store.append(&stream, store::ExpectedVersion::Any, vec![event]).await.unwrap().unwrap();
+        }
+        let logged = store.read_all(1, 2).await.unwrap();
+        assert_eq!(day_of(&store, &logged[0], &zone).await.unwrap(), day(3), "the correction, before its target");
+        assert_eq!(day_of(&store, &logged[1], &zone).await.unwrap(), day(1));
+        // A correction after its target belongs to the target's day.
+        let later = new(
+            Uuid::now_v7(),
+            "2020-06-04T09:00:00+08:00",
+            EventCorrected {
+                corrected_event_id: target_id,
+                corrected_by: id("importer"),
+                reason: "once more".into(),
+                replacement: Box::new(grid("Grid 3")),
+            }
+            .into(),
+        );
+        store.append(&id("correction"), store::ExpectedVersion::Any, vec![later]).await.unwrap().unwrap();
+        let logged = store.read_all(3, 1).await.unwrap();
+        assert_eq!(day_of(&store, &logged[0], &zone).await.unwrap(), day(1));
     }
 
     #[test]

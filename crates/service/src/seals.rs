@@ -24,14 +24,18 @@ pub(crate) struct SealIndex {
     last_event_by_day: BTreeMap<Date, u64>,
 }
 
-/// The event id of seal `sequence` of local `day` in the log whose first record has hash
-/// `first_hash`: the same on every node, so that two nodes sealing the same day at once make
-/// one seal (the store's idempotency by event id, and JetStream's `Nats-Msg-Id`, answer the
-/// second with the first), never two seals with one sequence. A UUIDv7 like every event id:
-/// its time is the day's start (UTC), its other bits blake3 of the log, day and sequence.
-pub fn seal_event_id(first_hash: &[u8; 32], day: Date, sequence: u32) -> Uuid {
+/// The event id of seal `sequence` of local `day` in `time_zone` in the log whose first
+/// record has hash `first_hash`: the same on every node, so that two nodes sealing the same
+/// day at once make one seal (the store's idempotency by event id, and JetStream's
+/// `Nats-Msg-Id`, answer the second with the first), never two seals with one sequence; and
+/// another once the deployment's time zone changes (its days are other days, sealed anew).
+/// A UUIDv7 like every event id: its time is the day's start (UTC), its other bits blake3 of
+/// the log, time zone, day and sequence.
+pub fn seal_event_id(first_hash: &[u8; 32], time_zone: &str, day: Date, sequence: u32) -> Uuid {
     let mut hasher = blake3::Hasher::new_derive_key("gridwatch 2026 day seal event id");
     hasher.update(first_hash);
+    hasher.update(&(time_zone.len() as u64).to_be_bytes());
+    hasher.update(time_zone.as_bytes());
     hasher.update(day.to_string().as_bytes());
     hasher.update(&sequence.to_be_bytes());
     let mut bits = [0u8; 10];
@@ -177,7 +181,7 @@ impl<S: EventStore> Service<S> {
             };
             seal.signature = hex::encode(key.sign(&day_file::signing_input(&seal)));
             let new = NewEvent {
-                event_id: seal_event_id(&self.hash_at(1).await?, day, seal.sequence),
+                event_id: seal_event_id(&self.hash_at(1).await?, &seal.time_zone, day, seal.sequence),
                 occurred_at: Timestamp::now(),
                 actor: EntityId::new(SEALER).expect("a valid id"),
                 correlation_id: None,
@@ -568,13 +572,15 @@ mod seal_id_tests {
     use super::*;
 
     #[test]
-    fn a_seal_id_is_a_uuidv7_fixed_by_the_log_the_day_and_the_sequence() {
+    fn a_seal_id_is_a_uuidv7_fixed_by_the_log_the_zone_the_day_and_the_sequence() {
         let day: Date = "2020-06-01".parse().unwrap();
-        let id = seal_event_id(&[7; 32], day, 1);
+        let zone = "Asia/Shanghai";
+        let id = seal_event_id(&[7; 32], zone, day, 1);
         assert_eq!(id.get_version(), Some(uuid::Version::SortRand));
-        assert_eq!(id, seal_event_id(&[7; 32], day, 1), "every node makes the same id");
-        assert_ne!(id, seal_event_id(&[7; 32], day, 2), "an addendum has its own");
-        assert_ne!(id, seal_event_id(&[7; 32], "2020-06-02".parse().unwrap(), 1));
-        assert_ne!(id, seal_event_id(&[8; 32], day, 1), "another log's seal has another id");
+        assert_eq!(id, seal_event_id(&[7; 32], zone, day, 1), "every node makes the same id");
+        assert_ne!(id, seal_event_id(&[7; 32], zone, day, 2), "an addendum has its own");
+        assert_ne!(id, seal_event_id(&[7; 32], zone, "2020-06-02".parse().unwrap(), 1));
+        assert_ne!(id, seal_event_id(&[8; 32], zone, day, 1), "another log's seal has another id");
+        assert_ne!(id, seal_event_id(&[7; 32], "UTC", day, 1), "the same date in another zone is another day");
     }
 }

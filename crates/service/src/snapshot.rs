@@ -18,7 +18,7 @@ use crate::seals::SealIndex;
 
 /// Raise this whenever a fold (domain state or projection) changes what it derives from
 /// the same events: every older snapshot is then ignored and the views rebuilt from 0.
-pub const PROJECTION_CODE_VERSION: u32 = 3;
+pub const PROJECTION_CODE_VERSION: u32 = 4;
 
 const MAGIC: &[u8; 8] = b"GWSNAP01";
 
