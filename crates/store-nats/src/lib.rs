@@ -114,6 +114,9 @@ pub(crate) const DUPLICATE_WINDOW_MIN: Duration = Duration::from_secs(60);
 /// How long an append goes on trying when the cluster does not answer (a new leader is
 /// elected in 6–7 s) before it fails with the cluster's error.
 const UNANSWERED_RETRY_FOR: Duration = Duration::from_secs(15);
+/// How long an append goes on trying in all (conflicts, lost answers, a cluster that does
+/// not answer) before it gives up with the last failure.
+const APPEND_DEADLINE: Duration = Duration::from_secs(30);
 /// How often the client pings its server (three unanswered pings: it connects to another).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `verify` makes its reader of the stream again after it failed.
@@ -157,7 +160,7 @@ impl NatsStore {
         .await?;
         let (stream_last, window) = (info.state.last_sequence, info.config.duplicate_window);
         let mirror_store = open_mirror(&config)?;
-        mirror_of_this_log(&config, &mirror_store, stream_last).await?;
+        mirror_of_this_log(&config, &stream, &mirror_store, stream_last).await?;
         std::fs::write(config.mirror_dir.join(MIRROR_STREAM_FILE), format!("{}\n", config.stream)).map_err(backend)?;
         let mirror = mirror::Mirror::start(mirror_store, stream.clone(), subject::all(&config.subject_prefix)).await?;
         mirror.held().dedupe_window(window);
@@ -287,15 +290,25 @@ impl NatsStore {
                 // The leader numbered this publish after every one it had acknowledged
                 // before it was sent, and the mirror holds it.
                 self.inner.mirror.held().whole_before(sent);
-                let first = last_sequence + 1 - events.len() as u64;
+                let Some(first) = (last_sequence + 1).checked_sub(events.len() as u64) else {
+                    return Err(StoreError::Corrupt {
+                        global_position: last_sequence,
+                        reason: format!("the stream acknowledged {} events at position {last_sequence}", events.len()),
+                    });
+                };
                 let stored = self.inner.mirror.store().read_all(first, events.len()).await?;
                 let ours = stored.len() == events.len()
                     && stored.iter().zip(events).all(|(stored, event)| stored.event_id == event.event_id);
                 if !ours {
-                    return Err(StoreError::Corrupt {
-                        global_position: first,
-                        reason: "the stream acknowledged an append at positions that hold other events".into(),
-                    });
+                    // The stream numbered this append where the mirror holds other events: it
+                    // is not the stream the mirror read (made again, restored from an older
+                    // copy). Refused from here on, not followed.
+                    let reason = format!(
+                        "the stream acknowledged an append at position {first}, where this node's mirror holds other \
+                         events: it lost acknowledged events (made again, restored from an older copy?)"
+                    );
+                    self.inner.mirror.refuse_from(first, reason);
+                    self.inner.mirror.usable()?;
                 }
                 Ok(Attempt::Done(Ok(Committed { events: stored.iter().map(appended).collect(), deduplicated: false })))
             }
@@ -309,6 +322,10 @@ impl NatsStore {
             }
             Published::Lost(reason) => {
                 tracing::warn!(%reason, "a publish's outcome is unknown; looking for it in the stream");
+                self.mirror_holds_the_stream().await?;
+                Ok(Attempt::Unknown(reason))
+            }
+            Published::Busy(reason) => {
                 self.mirror_holds_the_stream().await?;
                 Ok(Attempt::Again(reason))
             }
@@ -378,6 +395,10 @@ enum Published {
     DuplicateInBatch,
     /// No answer: the append may or may not be in the log.
     Lost(String),
+    /// Refused for now with nothing of this publish written (another publish of the same
+    /// id in flight, a leader just replaced): its events may still land by another
+    /// publish, so they are looked for in the stream.
+    Busy(String),
 }
 
 /// How one attempt at an append ended.
@@ -387,6 +408,9 @@ enum Attempt {
     AskTheLeader,
     /// Try again after a pause (why, for the message if it gives up).
     Again(String),
+    /// This attempt's publish may have been stored (its answer was lost): try again after a
+    /// pause, and if the events are found, they are this append's own.
+    Unknown(String),
 }
 
 /// JetStream's answer to a publish.
@@ -421,10 +445,10 @@ fn published(payload: &[u8]) -> Result<Published, StoreError> {
             // "Duplicate message id is in process": a publish with this event id (another
             // node's, or our own retry's) is staged and may yet land. Its outcome is looked
             // for in the stream, like an answer that never came.
-            10158 => Ok(Published::Lost(format!("{} ({})", error.description, error.err_code))),
+            10158 => Ok(Published::Busy(format!("{} ({})", error.description, error.err_code))),
             // "raft: not leader" (503 with no JetStream code): the proposal went to a node
             // that had just lost the leadership; nothing is known to be written.
-            0 if error.code == 503 => Ok(Published::Lost(error.description)),
+            0 if error.code == 503 => Ok(Published::Busy(error.description)),
             // No room: the account's or a server's storage limit (10047), a cluster without
             // the resources for the write (10023), memory (10028). Nothing was written, and
             // the next append goes through once there is room again.
@@ -565,13 +589,25 @@ fn mirror_named_for(config: &NatsConfig) -> Result<(), StoreError> {
 
 /// Refuses a mirror of another log under this stream's name (it holds more than the stream:
 /// the stream was deleted and made again), with what to do.
-async fn mirror_of_this_log(config: &NatsConfig, mirror: &SledStore, stream_last: u64) -> Result<(), StoreError> {
+async fn mirror_of_this_log(
+    config: &NatsConfig,
+    stream: &stream::Stream,
+    mirror: &SledStore,
+    stream_last: u64,
+) -> Result<(), StoreError> {
     let dir = config.mirror_dir.display();
     let held = mirror.head_position().await?;
     if held > stream_last {
         return Err(backend(format!(
             "this node's mirror in {dir} holds {held} events, the stream {} only {stream_last}: the mirror is of \
              another log (was the stream deleted and made again?); remove {dir} to read the stream from its start",
+            config.stream
+        )));
+    }
+    if let Some(reason) = mirror::departed(stream, mirror, held, stream_last).await {
+        return Err(backend(format!(
+            "this node's mirror in {dir} is not of the stream {}: {reason}; remove {dir} to read the stream from \
+             its start",
             config.stream
         )));
     }
@@ -603,9 +639,22 @@ impl EventStore for NatsStore {
         let mut guess = true;
         let mut last_failure = String::new();
         let started = Instant::now();
+        // Whether a publish of this call may have landed: its events found later are its own.
+        let mut maybe_stored = false;
         for attempt in 0..CONFLICT_RETRIES_MAX {
+            if attempt > 0 && started.elapsed() >= APPEND_DEADLINE {
+                break;
+            }
             match self.attempt(stream_id, &subject, expected, &events, guess).await {
-                Ok(Attempt::Done(outcome)) => return Ok(outcome),
+                Ok(Attempt::Done(Ok(mut committed))) => {
+                    committed.deduplicated &= !maybe_stored;
+                    return Ok(Ok(committed));
+                }
+                Ok(Attempt::Done(rejected)) => return Ok(rejected),
+                Ok(Attempt::Unknown(reason)) => {
+                    maybe_stored = true;
+                    last_failure = reason;
+                }
                 Ok(Attempt::AskTheLeader) => {
                     guess = false;
                     continue;
@@ -624,8 +673,9 @@ impl EventStore for NatsStore {
             tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
         }
         Err(backend(format!(
-            "gave up on stream {stream_id} after {CONFLICT_RETRIES_MAX} attempts (conflicts with other writers, or a \
-             cluster that did not answer); the last: {last_failure}"
+            "gave up on stream {stream_id} after {:.1} s (conflicts with other writers, or a cluster that did not \
+             answer); the last: {last_failure}",
+            started.elapsed().as_secs_f64()
         )))
     }
 
@@ -742,7 +792,7 @@ impl EventStore for NatsStore {
             Published::Conflict | Published::DuplicateInBatch => Ok(Err(Rejection::Invalid(
                 "the log moved while it was being restored into; nothing was written".into(),
             ))),
-            Published::Lost(reason) => Err(backend(reason)),
+            Published::Lost(reason) | Published::Busy(reason) => Err(backend(reason)),
         }
     }
 
@@ -790,6 +840,11 @@ impl EventStore for NatsStore {
                 }
                 Err(error) => return Err(error),
             };
+            if sequence <= checked {
+                // Delivered again from the stream's start (an ordered consumer made again
+                // before it delivered anything starts there): already checked.
+                continue;
+            }
             let record = match chain.next(sequence, &payload) {
                 Ok(record) => record,
                 Err(reason) => {
@@ -851,9 +906,9 @@ mod published_tests {
         }
         let in_flight =
             published(br#"{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}"#);
-        assert!(matches!(in_flight, Ok(Published::Lost(_))), "{in_flight:?}");
+        assert!(matches!(in_flight, Ok(Published::Busy(_))), "{in_flight:?}");
         let not_leader = published(br#"{"error":{"code":503,"description":"raft: not leader"}}"#);
-        assert!(matches!(not_leader, Ok(Published::Lost(_))), "{not_leader:?}");
+        assert!(matches!(not_leader, Ok(Published::Busy(_))), "{not_leader:?}");
         let other = published(br#"{"error":{"code":503,"err_code":10008,"description":"jetstream not enabled"}}"#);
         assert!(matches!(other, Err(StoreError::Backend(_))), "{other:?}");
     }

@@ -90,6 +90,40 @@ pub(crate) async fn read_stream_from(
         .boxed())
 }
 
+/// Why the stream, which the leader says ends at `stream_last`, is not the one the mirror
+/// read up to `held`, if it is not: it ends before the mirror does, or its message at the
+/// mirror's last position is another event. A stream that lost acknowledged messages
+/// (deleted and made again, restored from an older copy, damaged on every node) is refused
+/// rather than followed, since the mirror would chain new messages onto ones that are gone.
+/// `None` when it is the same, or when the message cannot be read now (asked again later).
+pub(crate) async fn departed(
+    stream: &stream::Stream,
+    mirror: &SledStore,
+    held: u64,
+    stream_last: u64,
+) -> Option<String> {
+    if held == 0 {
+        return None;
+    }
+    if stream_last < held {
+        return Some(format!(
+            "the stream ends at position {stream_last}, before this node's mirror (at {held}): it lost acknowledged \
+             events (deleted and made again, restored from an older copy?)"
+        ));
+    }
+    // The leader's copy (STREAM.MSG.GET), not a replica's.
+    let message = stream.get_raw_message(held).await.ok()?;
+    let theirs = decode_record(held, &message.payload, [0; 32]).ok()?;
+    let ours = mirror.read_all(held, 1).await.ok()?.pop()?;
+    (theirs.event_id != ours.event_id).then(|| {
+        format!(
+            "the stream holds event {} at position {held}, where this node's mirror holds {}: the stream was made \
+             again or restored from another copy",
+            theirs.event_id, ours.event_id
+        )
+    })
+}
+
 /// The mirror and the task that keeps it up with the stream.
 #[derive(Debug)]
 pub(crate) struct Mirror {
@@ -177,6 +211,12 @@ impl Mirror {
         }
     }
 
+    /// Stops the mirror: the stream is not the one it read (`reason` says how it knows).
+    pub(crate) fn refuse_from(&self, position: u64, reason: String) {
+        stop(&self.stopped, position, reason);
+        self.task.abort();
+    }
+
     /// Waits until the mirror holds position `position`.
     pub(crate) async fn wait_for(&self, position: u64, timeout: Duration) -> Result<(), StoreError> {
         let mut head = self.head.clone();
@@ -217,7 +257,8 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
             match tokio::time::timeout(STALL_CHECK, messages.next()).await {
                 Ok(Some(Ok(message))) => batch.push(message),
                 Ok(Some(Err(error))) => {
-                    tracing::warn!(%error, "the mirror lost the stream; reading again from its end");
+                    tracing::warn!(%error, "the mirror lost the stream; reading again from its end in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
                 Ok(None) => break,
@@ -228,8 +269,13 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                     let asked = Instant::now();
                     match tokio::time::timeout(STALL_CHECK, stream.info()).await {
                         Ok(Ok(info)) if info.state.last_sequence <= chain.position => {
+                            let (last, window) = (info.state.last_sequence, info.config.duplicate_window);
+                            if let Some(reason) = departed(&stream, &store, chain.position, last).await {
+                                stop(stopped, chain.position, reason);
+                                return;
+                            }
                             state.held.whole_before(asked);
-                            state.held.dedupe_window(info.config.duplicate_window);
+                            state.held.dedupe_window(window);
                             continue;
                         }
                         Ok(Ok(_)) => tracing::warn!("the mirror's consumer stalled; reading again from its end"),
@@ -244,6 +290,11 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
             while batch.len() < RESTORE_RECORDS_MAX {
                 match messages.next().now_or_never() {
                     Some(Some(Ok(message))) => batch.push(message),
+                    // Seen again (and logged) on the next read, after this batch is written.
+                    Some(Some(Err(error))) => {
+                        tracing::debug!(%error, "the mirror's read failed after a batch; writing the batch first");
+                        break;
+                    }
                     _ => break,
                 }
             }

@@ -157,3 +157,64 @@ fn a_mirror_of_another_stream_or_another_log_is_refused() {
         assert!(again.contains("holds 3 events") && again.contains("only 0"), "{again}");
     });
 }
+
+/// A stream that loses acknowledged events under a running node (an operator deletes it and
+/// makes it again; a restore from an older copy) is refused by the node's mirror, which says
+/// why, rather than followed: the node would chain new events onto ones that are gone. One
+/// made again with as many events as the mirror holds, but other ones, is refused at open.
+#[test]
+fn a_stream_that_lost_acknowledged_events_is_refused_not_followed() {
+    store::conformance::runtime().block_on(async {
+        use store::{EntityId, EventStore, ExpectedVersion};
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("L{}", uuid::Uuid::now_v7().simple());
+        let config = |mirror: &str| NatsConfig::new(cluster_urls(), &name, dir.path().join(mirror));
+        let store = NatsStore::open(config("mirror")).await.unwrap();
+        let stream = EntityId::new("gate-1").unwrap();
+        for _ in 0..3 {
+            store.append(&stream, ExpectedVersion::Any, vec![store::conformance::note("x")]).await.unwrap().unwrap();
+        }
+        // A node that only reads: its mirror finds out on its own, while the stream is quiet.
+        let watcher = NatsStore::open(config("watcher-mirror")).await.unwrap();
+        while watcher.head_position().await.unwrap() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let addresses: Vec<async_nats::ServerAddr> = cluster_urls().iter().map(|url| url.parse().unwrap()).collect();
+        let context = async_nats::jetstream::new(async_nats::connect(addresses).await.unwrap());
+        context.delete_stream(&name).await.unwrap();
+        // Made again by another node, which appends one event: shorter than the mirror.
+        let other = NatsStore::open(config("other-mirror")).await.unwrap();
+        other.append(&stream, ExpectedVersion::Any, vec![store::conformance::note("y")]).await.unwrap().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let refusal = loop {
+            match store.append(&stream, ExpectedVersion::Any, vec![store::conformance::note("z")]).await {
+                Err(error) => break error.to_string(),
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Ok(outcome) => panic!("still appending to a stream that lost events: {outcome:?}"),
+            }
+        };
+        assert!(refusal.contains("refuses the stream") && refusal.contains("lost acknowledged"), "{refusal}");
+        drop(store);
+        // The stream quiet for longer than the mirror's stall check (2 s): it has looked.
+        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+        let own = EntityId::new("watcher").unwrap();
+        let noticed = watcher.append(&own, ExpectedVersion::NoStream, vec![store::conformance::note("w")]).await;
+        let noticed = noticed.expect_err("the watcher refuses the stream").to_string();
+        assert!(noticed.contains("refuses the stream") && noticed.contains("before this node's mirror"), "{noticed}");
+        // Now as long as the mirror, with other events at its positions: refused at open.
+        // (The refused node's own attempt may have landed: an error to its caller, in the
+        // stream all the same.)
+        let last = || async { context.get_stream(&name).await.unwrap().info().await.unwrap().state.last_sequence };
+        while last().await < 3 {
+            other.append(&stream, ExpectedVersion::Any, vec![store::conformance::note("y")]).await.unwrap().unwrap();
+        }
+        assert_eq!(last().await, 3);
+        let reopened = NatsStore::open(config("mirror")).await.err().unwrap().to_string();
+        assert!(
+            reopened.contains("is not of the stream") && reopened.contains("where this node's mirror holds"),
+            "{reopened}"
+        );
+    });
+}
