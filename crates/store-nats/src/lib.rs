@@ -552,13 +552,22 @@ async fn open_stream(context: &jetstream::Context, config: &NatsConfig) -> Resul
         && unlimited(found.max_bytes)
         && unlimited(found.max_messages_per_subject)
         && found.duplicate_window >= DUPLICATE_WINDOW_MIN
-        && found.subjects == [subject::all(&config.subject_prefix)];
+        && found.subjects == [subject::all(&config.subject_prefix)]
+        // A message's own TTL, or a deleted subject's marker, removes messages too.
+        && !found.allow_message_ttl
+        && found.subject_delete_marker_ttl.is_none()
+        // Acknowledged before it is on disk: what Jepsen found losing writes (JetStream
+        // itself refuses it with atomic batches today).
+        && found.persist_mode != Some(stream::PersistenceMode::Async)
+        // Fewer copies than asked for: one node's disk lost is acknowledged events lost.
+        && found.num_replicas >= config.replicas;
     if !protected {
         return Err(backend(format!(
             "stream {} exists without the settings that protect the log (file storage, deny delete, deny purge, \
-             allow atomic, limits retention with no limit set, a duplicate window of at least {} s, subjects \
-             exactly {})",
+             allow atomic, limits retention with no limit set, no message TTLs, the default persist mode, at least \
+             {} replicas, a duplicate window of at least {} s, subjects exactly {})",
             config.stream,
+            config.replicas,
             DUPLICATE_WINDOW_MIN.as_secs(),
             subject::all(&config.subject_prefix)
         )));

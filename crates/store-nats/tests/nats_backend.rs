@@ -50,33 +50,36 @@ impl Harness for NatsHarness {
 store::conformance_tests!(NatsHarness::new());
 
 /// A stream that exists with a limit set (which would delete acknowledged events as surely
-/// as a delete), or with a dedupe window too short for appends to rely on, is refused, not
-/// used.
+/// as a delete), a dedupe window too short for appends to rely on, fewer replicas than asked
+/// for, message TTLs or acknowledgements before the disk write, is refused, not used.
 #[test]
 fn a_stream_whose_limits_would_delete_events_is_refused() {
     store::conformance::runtime().block_on(async {
         use std::time::Duration;
         let addresses: Vec<async_nats::ServerAddr> = cluster_urls().iter().map(|url| url.parse().unwrap()).collect();
         let context = async_nats::jetstream::new(async_nats::connect(addresses).await.unwrap());
-        for (what, max_age, duplicate_window) in [
-            ("max_age", Duration::from_secs(86_400), Duration::ZERO),
-            ("a 10 s dedupe window", Duration::ZERO, Duration::from_secs(10)),
-        ] {
+        use async_nats::jetstream::stream::Config;
+        // (The async persist mode JetStream takes only on a stream of one replica without
+        // atomic batches, which the store refuses for those.)
+        let unsafe_settings: [(&str, fn(&mut Config)); 4] = [
+            ("max_age", |config| config.max_age = Duration::from_secs(86_400)),
+            ("a 10 s dedupe window", |config| config.duplicate_window = Duration::from_secs(10)),
+            ("one replica", |config| config.num_replicas = 1),
+            ("message TTLs", |config| config.allow_message_ttl = true),
+        ];
+        for (what, unsafe_setting) in unsafe_settings {
             let name = format!("L{}", uuid::Uuid::now_v7().simple());
-            context
-                .create_stream(async_nats::jetstream::stream::Config {
-                    name: name.clone(),
-                    subjects: vec![format!("{name}.>")],
-                    num_replicas: 3,
-                    deny_delete: true,
-                    deny_purge: true,
-                    allow_atomic_publish: true,
-                    max_age,
-                    duplicate_window,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            let mut config = Config {
+                name: name.clone(),
+                subjects: vec![format!("{name}.>")],
+                num_replicas: 3,
+                deny_delete: true,
+                deny_purge: true,
+                allow_atomic_publish: true,
+                ..Default::default()
+            };
+            unsafe_setting(&mut config);
+            context.create_stream(config).await.unwrap();
             let dir = tempfile::tempdir().unwrap();
             let refused = NatsStore::open(NatsConfig::new(cluster_urls(), &name, dir.path().join("mirror"))).await;
             let error = refused.expect_err(what).to_string();
