@@ -61,7 +61,8 @@ fn a_stream_whose_limits_would_delete_events_is_refused() {
         use async_nats::jetstream::stream::Config;
         // (The async persist mode JetStream takes only on a stream of one replica without
         // atomic batches, which the store refuses for those.)
-        let unsafe_settings: [(&str, fn(&mut Config)); 4] = [
+        type Setting = fn(&mut Config);
+        let unsafe_settings: [(&str, Setting); 4] = [
             ("max_age", |config| config.max_age = Duration::from_secs(86_400)),
             ("a 10 s dedupe window", |config| config.duplicate_window = Duration::from_secs(10)),
             ("one replica", |config| config.num_replicas = 1),
