@@ -357,6 +357,7 @@ impl NatsStore {
                 headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
                 headers.insert(async_nats::header::NATS_BATCH_SEQUENCE, (index + 1).to_string().as_str());
             }
+            mirror::mark_rest(&mut headers, count - index - 1);
             let last = index + 1 == count;
             if last && count > 1 {
                 headers.insert(async_nats::header::NATS_BATCH_COMMIT, async_nats::header::NATS_BATCH_COMMIT_FINAL);
@@ -767,6 +768,7 @@ impl EventStore for NatsStore {
             }
             headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
             headers.insert(async_nats::header::NATS_BATCH_SEQUENCE, (index + 1).to_string().as_str());
+            mirror::mark_rest(&mut headers, count - index - 1);
             let subject = subject::of(&self.inner.prefix, &event.stream_id);
             if index + 1 == count {
                 headers.insert(async_nats::header::NATS_BATCH_COMMIT, async_nats::header::NATS_BATCH_COMMIT_FINAL);
@@ -837,7 +839,7 @@ impl EventStore for NatsStore {
                 Ok(None) => break,
                 Err(_) => Err(backend("the stream's reader stalled")),
             };
-            let (sequence, payload) = match message {
+            let (sequence, payload, _) = match message {
                 Ok(message) => message,
                 // A consumer that lost its server (or a heartbeat) is made again from here.
                 Err(error) if failures < VERIFY_READ_RETRIES => {

@@ -65,13 +65,29 @@ impl Chain {
     }
 }
 
-/// The stream's messages from `start` on, in order, as (sequence, payload): those already
-/// there, then each new one (an ordered consumer: no acks, recreated by the client on a gap).
+/// The header that tells the mirror how many messages of the same append follow this one
+/// (on every message of a multi-message append but its last; a message without it ends its
+/// append). A reader never sees part of an append: the mirror holds a message back until
+/// its append's last one is there.
+const APPEND_REST_HEADER: &str = "Gridwatch-Append-Rest";
+
+/// Marks a message of an append that has `rest` more messages after it.
+pub(crate) fn mark_rest(headers: &mut async_nats::HeaderMap, rest: usize) {
+    if rest > 0 {
+        headers.insert(APPEND_REST_HEADER, rest.to_string().as_str());
+    }
+}
+
+/// One message of the stream: its sequence, its payload, and whether it ends its append.
+pub(crate) type Message = (u64, Bytes, bool);
+
+/// The stream's messages from `start` on, in order: those already there, then each new
+/// one (an ordered consumer: no acks, recreated by the client on a gap).
 pub(crate) async fn read_stream_from(
     stream: &stream::Stream,
     start: u64,
     filter: String,
-) -> Result<BoxStream<'static, Result<(u64, Bytes), StoreError>>, StoreError> {
+) -> Result<BoxStream<'static, Result<Message, StoreError>>, StoreError> {
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter,
@@ -85,7 +101,9 @@ pub(crate) async fn read_stream_from(
         .map(|message| {
             let message = message.map_err(crate::backend)?;
             let sequence = message.info().map_err(crate::backend)?.stream_sequence;
-            Ok((sequence, message.message.payload))
+            let rest = message.message.headers.as_ref().and_then(|headers| headers.get(APPEND_REST_HEADER));
+            let ends = rest.is_none_or(|rest| rest.as_str() == "0");
+            Ok((sequence, message.message.payload, ends))
         })
         .boxed())
 }
@@ -252,8 +270,10 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                 continue;
             }
         };
+        // Messages read whose append's last message has not come yet (read again with the
+        // consumer, when it is made again).
+        let mut batch: Vec<Message> = Vec::new();
         loop {
-            let mut batch = Vec::new();
             match tokio::time::timeout(STALL_CHECK, messages.next()).await {
                 Ok(Some(Ok(message))) => batch.push(message),
                 Ok(Some(Err(error))) => {
@@ -287,6 +307,8 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                     break;
                 }
             }
+            // (An append is at most `APPEND_EVENTS_MAX` messages, no more than this: a full
+            // batch always ends one.)
             while batch.len() < RESTORE_RECORDS_MAX {
                 match messages.next().now_or_never() {
                     Some(Some(Ok(message))) => batch.push(message),
@@ -298,10 +320,21 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                     _ => break,
                 }
             }
+            // Only whole appends are written: the rest waits for its last message.
+            let Some(whole) = batch.iter().rposition(|(_, _, ends)| *ends).map(|last| last + 1) else {
+                if batch.len() >= RESTORE_RECORDS_MAX {
+                    let first = batch.first().map_or(chain.position + 1, |(sequence, ..)| *sequence);
+                    stop(stopped, first, format!("an append of more than {RESTORE_RECORDS_MAX} messages from here"));
+                    return;
+                }
+                continue;
+            };
+            let held_back = batch.split_off(whole);
+            let complete = std::mem::replace(&mut batch, held_back);
             let mut next = chain;
-            let mut records = Vec::with_capacity(batch.len());
+            let mut records = Vec::with_capacity(complete.len());
             let mut replayed = false;
-            for (sequence, payload) in &batch {
+            for (sequence, payload, _) in &complete {
                 if *sequence <= next.position {
                     // Already held: the client made its ordered consumer again from the
                     // stream's start (async-nats does when the consumer had delivered nothing

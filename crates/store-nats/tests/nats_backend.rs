@@ -222,3 +222,39 @@ fn a_stream_that_lost_acknowledged_events_is_refused_not_followed() {
         );
     });
 }
+
+/// A multi-event append is one atomic batch in the stream, and the other nodes see it whole
+/// too: their mirrors hold a batch's messages back until its last one is there, so a reader
+/// never sees part of an append (here: appends of three events, and a reader on another
+/// node that only ever finds a log of a multiple of three).
+#[test]
+fn another_node_never_sees_part_of_an_append() {
+    store::conformance::runtime().block_on(async {
+        use store::{EntityId, EventStore, ExpectedVersion};
+        let harness = NatsHarness::new();
+        let (writer, reader) = (harness.open().await, harness.open().await);
+        let appends = 60;
+        let target = 3 * appends;
+        let watching = tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let mut seen = std::collections::BTreeSet::new();
+            loop {
+                let head = reader.head_position().await.unwrap();
+                seen.insert(head);
+                if head == target || std::time::Instant::now() > deadline {
+                    break seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        for round in 0..appends {
+            let stream = EntityId::new(format!("gate-{}", round % 4)).unwrap();
+            let events = (0..3).map(|k| store::conformance::note(&format!("{round}.{k}"))).collect();
+            writer.append(&stream, ExpectedVersion::Any, events).await.unwrap().unwrap();
+        }
+        let seen = watching.await.unwrap();
+        assert_eq!(seen.last(), Some(&target), "the reader caught up");
+        let partial: Vec<u64> = seen.iter().copied().filter(|head| head % 3 != 0).collect();
+        assert!(partial.is_empty(), "the reader saw part of an append at {partial:?} (of {} heads seen)", seen.len());
+    });
+}
