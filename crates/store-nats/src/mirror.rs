@@ -312,9 +312,11 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
             while batch.len() < RESTORE_RECORDS_MAX {
                 match messages.next().now_or_never() {
                     Some(Some(Ok(message))) => batch.push(message),
-                    // Seen again (and logged) on the next read, after this batch is written.
+                    // The batch read so far is written first; the consumer goes on from
+                    // there (async-nats remakes an ordered consumer itself), or fails again
+                    // on the next read, which makes it again from the mirror's end.
                     Some(Some(Err(error))) => {
-                        tracing::debug!(%error, "the mirror's read failed after a batch; writing the batch first");
+                        tracing::warn!(%error, "the mirror's read failed after a batch; writing the batch first");
                         break;
                     }
                     _ => break,
