@@ -91,7 +91,14 @@ impl Role {
 
 /// The permission a command needs: its kind's access class, as the catalogue says.
 pub fn permission_for(command: &Command) -> Permission {
-    match command.facts().access() {
+    permission_to_write(command.facts().access())
+}
+
+/// The permission that writing an event of access class `access` needs; correcting or
+/// retracting an event needs it for the amended event's kind too (a supervisor may correct
+/// a patrol check, not a gate's registration).
+pub fn permission_to_write(access: Access) -> Permission {
+    match access {
         Access::Reference | Access::System => Permission::WriteReference,
         Access::Field => Permission::WriteField,
         Access::Operational => Permission::WriteOperational,

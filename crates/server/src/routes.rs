@@ -274,6 +274,14 @@ pub(crate) async fn run_command_telling(
     // The decoded text too: JSON escapes could hide a token from a scan of a raw body.
     refuse_tokens(&serde_json::to_vec(command).map_err(|error| plain(ApiError::internal(&error)))?).map_err(plain)?;
     principal.require(permission_for(command)).map_err(plain)?;
+    if let Some(amends) = command.facts().amends() {
+        // An amendment writes what the amended event said: it needs that kind's permission
+        // too. (An unknown target is refused by the rules, after this.)
+        let target = state.service.event(amends.event_id()).await.map_err(|error| plain(error.into()))?;
+        if let Some(target) = target {
+            principal.require(crate::auth::permission_to_write(target.event.facts().access())).map_err(plain)?;
+        }
+    }
     if principal.role.is_site_bound() {
         authorize_field_command(state, principal, command, meta.occurred_at, meta.event_id).await.map_err(plain)?;
     }

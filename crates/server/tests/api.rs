@@ -272,6 +272,46 @@ async fn commands_need_their_role_and_field_staff_their_sites() {
     assert_eq!(last["actor"], "cadre-1");
 }
 
+/// A correction writes what the corrected event said: a supervisor may correct a patrol
+/// check, not a gate's registration (places and people are the admin's), and a retraction
+/// likewise.
+#[tokio::test]
+async fn amending_an_event_needs_the_permission_of_its_kind() {
+    let api = api().await;
+    assert_eq!(api.command(&api.supervisor, "record-patrol-check", check("gate-a")).await.status, StatusCode::CREATED);
+    let events = api.get("/api/v1/events?limit=1000", &api.auditor).await.body;
+    let id_of = |event_type: &str| {
+        let about_gate_a = |e: &&Value| e["event_type"] == event_type && e["data"]["checkpoint_id"] == "gate-a";
+        events.as_array().unwrap().iter().find(about_gate_a).unwrap()["event_id"].clone()
+    };
+    let (gate, patrol) = (id_of("CheckpointRegistered"), id_of("PatrolCheckRecorded"));
+    let moved: events_schema::Event = events_schema::CheckpointRegistered {
+        checkpoint_id: events_schema::EntityId::new("gate-a").unwrap(),
+        site_id: events_schema::EntityId::new("site-b").unwrap(),
+        name: "A main gate".into(),
+    }
+    .into();
+    let correction = |target: &Value, replacement: Value| json!({"corrected_event_id": target, "corrected_by": "cadre-1", "reason": "typed wrong", "replacement": replacement});
+    let head = api.head().await;
+    let refused =
+        api.command(&api.supervisor, "correct-event", correction(&gate, serde_json::to_value(&moved).unwrap()));
+    let refused = refused.await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let retraction = json!({"retracted_event_id": gate, "retracted_by": "cadre-1", "reason": "not a gate"});
+    assert_eq!(api.command(&api.supervisor, "retract-event", retraction).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.head().await, head, "refused amendments wrote nothing");
+    // The admin may; and the supervisor may correct what a supervisor may write.
+    let done = api.command(&api.admin, "correct-event", correction(&gate, serde_json::to_value(&moved).unwrap())).await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.text);
+    let checked: Value = serde_json::to_value(events_schema::Event::from(events_schema::PatrolCheckRecorded {
+        result: events_schema::CheckResult::IssueFound,
+        ..serde_json::from_value(check("gate-a")).unwrap()
+    }))
+    .unwrap();
+    let done = api.command(&api.supervisor, "correct-event", correction(&patrol, checked)).await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.text);
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_problem_and_changes_nothing() {
     let api = api_with(ServerConfig { command_body_bytes_max: 4096, ..ServerConfig::default() }).await;
