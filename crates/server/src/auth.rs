@@ -247,16 +247,22 @@ pub(crate) fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-/// Whether `text` contains something shaped like a token (so that it is kept out of the log).
+/// Whether `text` contains something shaped like a token, with or without its `gw_`
+/// prefix, or a sign-in link's code (a bearer secret too), so that it is kept out of the log.
 pub fn contains_token(text: &[u8]) -> bool {
     let secret_len = TOKEN_ID_BYTES * 2 + 1 + TOKEN_SECRET_BYTES * 2;
-    text.windows(TOKEN_PREFIX.len() + secret_len).any(|window| {
-        window.starts_with(TOKEN_PREFIX.as_bytes())
-            && window[TOKEN_PREFIX.len()..]
-                .iter()
-                .enumerate()
-                .all(|(index, byte)| if index == TOKEN_ID_BYTES * 2 { *byte == b'_' } else { byte.is_ascii_hexdigit() })
-    })
+    let token = text.windows(secret_len).any(|window| {
+        window
+            .iter()
+            .enumerate()
+            .all(|(index, byte)| if index == TOKEN_ID_BYTES * 2 { *byte == b'_' } else { byte.is_ascii_hexdigit() })
+    });
+    const LINK_PATH: &[u8] = b"/signin/link/";
+    let code_len = crate::signin_links::LINK_CODE_BYTES * 2;
+    let link = text
+        .windows(LINK_PATH.len() + code_len)
+        .any(|window| window.starts_with(LINK_PATH) && window[LINK_PATH.len()..].iter().all(u8::is_ascii_hexdigit));
+    token || link
 }
 
 impl TokenFile {
@@ -538,6 +544,11 @@ impl TokenFile {
 mod tests {
     use super::*;
 
+    /// A token without its `gw_` prefix, as someone might paste it.
+    fn id_of_secret(token: &str) -> &str {
+        token.strip_prefix(TOKEN_PREFIX).unwrap()
+    }
+
     #[test]
     fn tokens_are_stored_as_hashes_and_authenticate() {
         let dir = tempfile::tempdir().unwrap();
@@ -547,6 +558,11 @@ mod tests {
         let stored = std::fs::read_to_string(dir.path().join(TOKEN_FILE_NAME)).unwrap();
         assert!(!stored.contains(&made.token), "the token text is never stored");
         assert!(contains_token(made.token.as_bytes()));
+        // Without its prefix too, and a sign-in link's code; not a chain hash or an id.
+        assert!(contains_token(format!("see {} please", id_of_secret(&made.token)).as_bytes()));
+        let code = "ab".repeat(crate::signin_links::LINK_CODE_BYTES);
+        assert!(contains_token(format!("open https://gw.example/signin/link/{code} now").as_bytes()));
+        assert!(!contains_token(format!("hash {code} of event 0190_1234").as_bytes()));
         // Another process's view of the file sees the new token.
         let other = TokenFile::new(dir.path());
         let principal = other.authenticate(&made.token).unwrap();

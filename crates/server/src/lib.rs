@@ -209,11 +209,11 @@ pub fn router(state: AppState) -> Router {
                             // A token pasted into a path (`DELETE /api/v1/tokens/<whole token>`)
                             // must not reach the log.
                             let path = request.uri().path();
-                            let path = if auth::contains_token(path.as_bytes()) {
-                                "(a path holding a token)"
-                            } else if path.starts_with("/signin/link/") {
+                            let path = if path.starts_with("/signin/link/") {
                                 // A one-time sign-in link's code is a secret until it is used.
                                 "/signin/link/(code)"
+                            } else if auth::contains_token(path.as_bytes()) {
+                                "(a path holding a token)"
                             } else {
                                 path
                             };

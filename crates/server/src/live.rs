@@ -78,22 +78,39 @@ pub async fn live(
     let tokens = state.tokens.clone();
     let token_id = principal.token_id.clone();
     tokio::spawn(async move {
+        // The token was checked when the feed opened; a revocation ends the feed within
+        // `TOKEN_RECHECK_INTERVAL`, on a quiet log too, and no event goes out after it is seen.
+        let mut recheck = tokio::time::interval(TOKEN_RECHECK_INTERVAL);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let revoked = || {
+            let revoked = !tokens.is_live(&token_id);
+            if revoked {
+                tracing::info!(%token_id, "the live feed's token was revoked: feed closed");
+            }
+            revoked
+        };
         let mut token_checked = std::time::Instant::now();
         loop {
-            // The token was checked when the feed opened; a revocation ends the feed too.
-            if token_checked.elapsed() >= TOKEN_RECHECK_INTERVAL {
-                if !tokens.is_live(&token_id) {
-                    tracing::info!(%token_id, "the live feed's token was revoked: feed closed");
-                    return;
-                }
-                token_checked = std::time::Instant::now();
-            }
             let next = tokio::select! {
                 () = shutdown.cancelled() => return,
                 // The client went away: end its subscription now, not at the next event.
                 () = sender.closed() => return,
+                _ = recheck.tick() => {
+                    if revoked() {
+                        return;
+                    }
+                    token_checked = std::time::Instant::now();
+                    continue;
+                }
                 next = subscription.next() => next,
             };
+            // Busy: checked again before sending once a recheck is due.
+            if token_checked.elapsed() >= TOKEN_RECHECK_INTERVAL {
+                if revoked() {
+                    return;
+                }
+                token_checked = std::time::Instant::now();
+            }
             let message = match next {
                 None => return,
                 Some(Ok(event)) => {

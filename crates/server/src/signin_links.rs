@@ -18,7 +18,7 @@ pub const LINK_FILE_NAME: &str = "signin-links.ndjson";
 pub const LINK_MINUTES_DEFAULT: u32 = 15;
 /// The longest a link may be good for.
 pub const LINK_MINUTES_MAX: u32 = 24 * 60;
-const LINK_CODE_BYTES: usize = 32;
+pub(crate) const LINK_CODE_BYTES: usize = 32;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]

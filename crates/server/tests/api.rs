@@ -793,6 +793,12 @@ async fn tokens_hidden_in_escapes_and_bad_paths_and_long_reports_are_refused() {
     let answer =
         api.send(Method::POST, "/api/v1/streams/notes/events", Some(&api.admin), Some(line.into_bytes())).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.text);
+    // A sign-in link pasted into a note, and a token without its prefix: secrets too.
+    for secret in [format!("https://gw.example/signin/link/{}", "0f".repeat(32)), api.auditor.replacen("gw_", "", 1)] {
+        let note = json!({"author": "guard-1", "text": format!("use {secret}")});
+        let answer = api.command(&api.admin, "record-field-note", note).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.text);
+    }
     assert_eq!(api.head().await, head);
     assert_eq!(api.get("/api/v1/issues/%FF", &api.admin).await.status, StatusCode::BAD_REQUEST);
     let answer = api.send(Method::POST, "/api/v1/streams/%FF/events", Some(&api.admin), Some(b"[]".to_vec())).await;
@@ -854,6 +860,28 @@ async fn a_revoked_token_loses_its_live_feed() {
     })
     .await;
     assert!(ended.is_ok(), "the feed ended after the revocation");
+
+    // On a quiet log too: the feed ends within seconds, with no event sent after.
+    let made = api.state.tokens.create(Role::Auditor, vec![], None).unwrap();
+    let request = Request::builder()
+        .uri("/api/v1/events/live")
+        .header("authorization", format!("Bearer {}", made.token))
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.into_body().into_data_stream();
+    assert!(api.state.tokens.revoke(&made.record.token_id).unwrap());
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut sent = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            sent.extend_from_slice(&chunk.unwrap());
+        }
+        sent
+    })
+    .await
+    .expect("the quiet feed ended after the revocation");
+    assert!(!String::from_utf8_lossy(&ended).contains("data:"), "{}", String::from_utf8_lossy(&ended));
 }
 
 #[tokio::test]
