@@ -34,6 +34,7 @@ impl Server {
     /// `gridwatch serve --addr 127.0.0.1:0 EXTRA...` on `data`, its log appended to `log`.
     pub(crate) fn start_logging(data: &Path, log: &Path, extra: &[&str]) -> Server {
         // Appended to, so that the log of every start is kept.
+        let log_path = log.to_owned();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut child = gridwatch(data)
             .args(["serve", "--addr", "127.0.0.1:0"])
@@ -46,7 +47,13 @@ impl Server {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut admin = None;
         let url = loop {
-            let line = lines.next().expect("serve prints its address").unwrap();
+            let Some(line) = lines.next() else {
+                let status = child.wait().unwrap();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!("serve ended ({status}) without printing its address; its log ends:\n{}", tail.join("\n"));
+            };
+            let line = line.unwrap();
             if line.starts_with("first start: admin token") {
                 admin = Some(lines.next().unwrap().unwrap());
             } else if let Some(url) = line.strip_prefix("listening on ") {
