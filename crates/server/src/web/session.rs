@@ -20,6 +20,10 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The most sessions kept; beyond it, the least recently used one ends.
 pub const SESSIONS_MAX: usize = 10_000;
+/// The most sessions of one token (a person's phone, desk and a few browsers); beyond it,
+/// that token's least recently used one ends, so that signing in again and again with one
+/// token cannot sign other people out.
+pub const SESSIONS_PER_TOKEN_MAX: usize = 16;
 const SESSION_ID_BYTES: usize = 32;
 
 #[derive(Clone, Debug)]
@@ -60,9 +64,22 @@ impl Sessions {
         let now = Instant::now();
         let mut sessions = self.by_hash.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         sessions.retain(|_, session| alive(session, now));
+        let token_id = principal.token_id.clone();
+        let of_token = |session: &Session| session.principal.token_id == token_id;
+        let least_recent = |sessions: &HashMap<blake3::Hash, Session>, only_token: bool| {
+            sessions
+                .iter()
+                .filter(|(_, session)| !only_token || of_token(session))
+                .min_by_key(|(_, session)| session.last_seen)
+                .map(|(key, _)| *key)
+        };
+        if sessions.values().filter(|session| of_token(session)).count() >= SESSIONS_PER_TOKEN_MAX {
+            if let Some(oldest) = least_recent(&sessions, true) {
+                sessions.remove(&oldest);
+            }
+        }
         if sessions.len() >= SESSIONS_MAX {
-            let oldest = sessions.iter().min_by_key(|(_, session)| session.last_seen).map(|(key, _)| *key);
-            if let Some(oldest) = oldest {
+            if let Some(oldest) = least_recent(&sessions, false) {
                 sessions.remove(&oldest);
             }
         }
@@ -150,6 +167,20 @@ mod tests {
         assert!(sessions.get(&first).is_none());
         assert!(sessions.get(&second).is_none());
         assert!(sessions.get(&other).is_some());
+    }
+
+    #[test]
+    fn one_token_signing_in_again_and_again_ends_only_its_own_sessions() {
+        let sessions = Sessions::default();
+        let other = sessions.create(principal("b")).unwrap();
+        let first = sessions.create(principal("a")).unwrap();
+        let many: Vec<String> =
+            (0..SESSIONS_PER_TOKEN_MAX * 3).map(|_| sessions.create(principal("a")).unwrap()).collect();
+        assert!(sessions.get(&other).is_some(), "another token's session is kept");
+        assert!(sessions.get(&first).is_none(), "the token's least recently used session ended");
+        assert!(many.iter().rev().take(SESSIONS_PER_TOKEN_MAX).all(|id| sessions.get(id).is_some()));
+        let kept = sessions.by_hash.lock().unwrap();
+        assert_eq!(kept.values().filter(|session| session.principal.token_id == "a").count(), SESSIONS_PER_TOKEN_MAX);
     }
 
     #[test]
