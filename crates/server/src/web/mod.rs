@@ -278,10 +278,24 @@ fn session_cookie(value: String, headers: &HeaderMap) -> Cookie<'static> {
         .build()
 }
 
+/// Whether a request names this host as where it comes from: its `Origin`, or (from a
+/// browser that sends none) its `Referer`.
+fn names_this_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|host| host.to_str().ok());
+    let from = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER));
+    let from_host = from
+        .and_then(|from| from.to_str().ok())
+        .and_then(|from| from.split_once("://"))
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
+    matches!((from_host, host), (Some(from_host), Some(host)) if from_host == host)
+}
+
 /// A sign-in (by token or by link) must come from this site's own page: it has no session
-/// secret yet, so the origin is its whole guard against a cross-site post.
+/// secret yet, so the origin is its whole guard against a cross-site post, and one that
+/// names no origin at all (neither `Origin` nor `Referer`) is refused too (a login CSRF
+/// would sign the victim in as the attacker).
 fn signin_from_here(headers: &HeaderMap, lang: Lang) -> Result<(), WebError> {
-    if same_origin(headers) {
+    if same_origin(headers) && names_this_origin(headers) {
         Ok(())
     } else {
         Err(WebError::Forbidden(lang.pick("Sign in from this site's own page.", "请从本站的登录页面登录。")))
@@ -546,6 +560,19 @@ mod tests {
         headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers));
+    }
+
+    #[test]
+    fn a_sign_in_must_name_this_origin() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(signin_from_here(&headers, Lang::En).is_err(), "no Origin, no Referer");
+        headers.insert(header::REFERER, HeaderValue::from_static("http://127.0.0.1:8080/signin?next=/"));
+        assert!(signin_from_here(&headers, Lang::En).is_ok(), "an older browser's Referer");
+        headers.insert(header::REFERER, HeaderValue::from_static("http://evil.example/127.0.0.1:8080"));
+        assert!(signin_from_here(&headers, Lang::En).is_err());
+        headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(signin_from_here(&headers, Lang::En).is_ok(), "the Origin decides when there is one");
     }
 
     #[test]
