@@ -484,7 +484,12 @@ async fn read_live(body: Body, count: usize) -> Vec<(u64, Value)> {
 }
 
 async fn open_live(api: &Api, uri: &str, last_event_id: Option<u64>) -> Body {
-    let mut request = Request::builder().uri(uri).header("authorization", format!("Bearer {}", api.auditor));
+    open_live_as(api, &api.auditor, uri, last_event_id).await
+}
+
+/// The live feed at `uri`, opened with `token`.
+async fn open_live_as(api: &Api, token: &str, uri: &str, last_event_id: Option<u64>) -> Body {
+    let mut request = Request::builder().uri(uri).header("authorization", format!("Bearer {token}"));
     if let Some(last) = last_event_id {
         request = request.header("last-event-id", last.to_string());
     }
@@ -838,14 +843,7 @@ fn the_documented_issue_states_are_every_state() {
 async fn a_revoked_token_loses_its_live_feed() {
     let api = api().await;
     let made = api.state.tokens.create(Role::Auditor, vec![], None).unwrap();
-    let request = Request::builder()
-        .uri("/api/v1/events/live?from=1")
-        .header("authorization", format!("Bearer {}", made.token))
-        .body(Body::empty())
-        .unwrap();
-    let response = api.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut stream = response.into_body().into_data_stream();
+    let mut stream = open_live_as(&api, &made.token, "/api/v1/events/live?from=1", None).await.into_data_stream();
     assert!(stream.next().await.is_some(), "the feed is open");
     assert!(api.state.tokens.revoke(&made.record.token_id).unwrap());
     // The feed checks its token again at least every second while it sends.
@@ -863,14 +861,7 @@ async fn a_revoked_token_loses_its_live_feed() {
 
     // On a quiet log too: the feed ends within seconds, with no event sent after.
     let made = api.state.tokens.create(Role::Auditor, vec![], None).unwrap();
-    let request = Request::builder()
-        .uri("/api/v1/events/live")
-        .header("authorization", format!("Bearer {}", made.token))
-        .body(Body::empty())
-        .unwrap();
-    let response = api.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut stream = response.into_body().into_data_stream();
+    let mut stream = open_live_as(&api, &made.token, "/api/v1/events/live", None).await.into_data_stream();
     assert!(api.state.tokens.revoke(&made.record.token_id).unwrap());
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         let mut sent = Vec::new();
