@@ -307,8 +307,7 @@ impl NatsStore {
                         "the stream acknowledged an append at position {first}, where this node's mirror holds other \
                          events: it lost acknowledged events (made again, restored from an older copy?)"
                     );
-                    self.inner.mirror.refuse_from(first, reason);
-                    self.inner.mirror.usable()?;
+                    return Err(self.inner.mirror.refuse_from(first, reason));
                 }
                 Ok(Attempt::Done(Ok(Committed { events: stored.iter().map(appended).collect(), deduplicated: false })))
             }

@@ -230,9 +230,11 @@ impl Mirror {
     }
 
     /// Stops the mirror: the stream is not the one it read (`reason` says how it knows).
-    pub(crate) fn refuse_from(&self, position: u64, reason: String) {
+    /// The error every use of the node answers from now on.
+    pub(crate) fn refuse_from(&self, position: u64, reason: String) -> StoreError {
         stop(&self.stopped, position, reason);
         self.task.abort();
+        self.usable().expect_err("the mirror was just stopped")
     }
 
     /// Waits until the mirror holds position `position`.

@@ -201,11 +201,22 @@ fn a_stream_that_lost_acknowledged_events_is_refused_not_followed() {
         };
         assert!(refusal.contains("refuses the stream") && refusal.contains("lost acknowledged"), "{refusal}");
         drop(store);
-        // The stream quiet for longer than the mirror's stall check (2 s): it has looked.
-        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+        // Asked until it refuses, with an expected version no stream has: refused by the
+        // rules until then, so nothing is published and only the mirror's own check (once
+        // the stream has been quiet for 2 s) can stop it.
         let own = EntityId::new("watcher").unwrap();
-        let noticed = watcher.append(&own, ExpectedVersion::NoStream, vec![store::conformance::note("w")]).await;
-        let noticed = noticed.expect_err("the watcher refuses the stream").to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let noticed = loop {
+            let asked = watcher.append(&own, ExpectedVersion::Exact(1_000_000), vec![store::conformance::note("w")]);
+            match asked.await {
+                Err(error) => break error.to_string(),
+                Ok(refused) => {
+                    assert!(refused.is_err(), "an impossible expected version was taken: {refused:?}");
+                    assert!(std::time::Instant::now() < deadline, "the watcher still follows the stream");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        };
         assert!(noticed.contains("refuses the stream") && noticed.contains("before this node's mirror"), "{noticed}");
         // Now as long as the mirror, with other events at its positions: refused at open.
         // (The refused node's own attempt may have landed: an error to its caller, in the
