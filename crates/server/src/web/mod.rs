@@ -237,9 +237,18 @@ fn same_origin(headers: &HeaderMap) -> bool {
         return false;
     }
     let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    is_this_host(headers, after_scheme(origin))
+}
+
+/// What a URL header value names after its scheme (`host[:port][/path]`).
+fn after_scheme(value: &HeaderValue) -> Option<&str> {
+    value.to_str().ok().and_then(|url| url.split_once("://")).map(|(_, rest)| rest)
+}
+
+/// Whether `named` is exactly this request's `Host`.
+fn is_this_host(headers: &HeaderMap, named: Option<&str>) -> bool {
     let host = headers.get(header::HOST).and_then(|host| host.to_str().ok());
-    let origin_host = origin.to_str().ok().and_then(|origin| origin.split_once("://")).map(|(_, rest)| rest);
-    matches!((origin_host, host), (Some(origin_host), Some(host)) if origin_host == host)
+    matches!((named, host), (Some(named), Some(host)) if named == host)
 }
 
 /// Checks a signed-in post: same origin and the session's CSRF secret (a form field or the
@@ -281,13 +290,9 @@ fn session_cookie(value: String, headers: &HeaderMap) -> Cookie<'static> {
 /// Whether a request names this host as where it comes from: its `Origin`, or (from a
 /// browser that sends none) its `Referer`.
 fn names_this_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|host| host.to_str().ok());
     let from = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER));
-    let from_host = from
-        .and_then(|from| from.to_str().ok())
-        .and_then(|from| from.split_once("://"))
-        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
-    matches!((from_host, host), (Some(from_host), Some(host)) if from_host == host)
+    let from_host = from.and_then(after_scheme).map(|rest| rest.split('/').next().unwrap_or(rest));
+    is_this_host(headers, from_host)
 }
 
 /// A sign-in (by token or by link) must come from this site's own page: it has no session
