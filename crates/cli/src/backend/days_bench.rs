@@ -63,14 +63,20 @@ async fn fill(dir: &Path, events: u64) -> Result<(), Failure> {
         }
     }
     drop(store);
-    let store = SledStore::open(SledConfig::new(dir))?;
-    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
-    let snapshot = dir.join("views.snapshot");
-    let service = service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, snapshot).await?;
+    let service = open_service(dir).await?;
     service.save_snapshot().await?;
     // A server brings the day checkpoints forward as days end; here all at once.
     service.checkpoint_days().await?;
     Ok(())
+}
+
+/// The service over the store in `dir`, its views from the snapshot kept there (as the
+/// CLI and a server open it).
+async fn open_service(dir: &Path) -> Result<service::Service<store::DynStore>, Failure> {
+    let store = SledStore::open(SledConfig::new(dir))?;
+    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
+    Ok(service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
+        .await?)
 }
 
 /// Runs `gridwatch --data DIR --seal-key KEY ARGS` and measures it; its peak memory is what
@@ -108,31 +114,28 @@ async fn in_process(
     noon: Timestamp,
     now: Timestamp,
 ) -> Result<Vec<(&'static str, f64)>, Failure> {
-    let store = SledStore::open(SledConfig::new(dir))?;
-    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
-    let service =
-        service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
-            .await?;
+    let service = open_service(dir).await?;
     let until = Some(jiff::civil::time(12, 0, 0, 0));
+    // The seconds `$query` takes.
+    macro_rules! timed {
+        ($query:expr) => {{
+            let started = Instant::now();
+            $query;
+            started.elapsed().as_secs_f64()
+        }};
+    }
     let mut best = [f64::INFINITY; 5];
     for _ in 0..3 {
-        let mut timed = Vec::with_capacity(best.len());
-        let started = Instant::now();
-        service.replay(day, until, service::Times::NOW).await?;
-        timed.push(started.elapsed().as_secs_f64());
-        let started = Instant::now();
-        let summary = service.summary(day, day, None, service::Times::NOW).await?;
-        projections::render(&summary, projections::Format::Json, projections::Lang::Zh).map_err(operating)?;
-        timed.push(started.elapsed().as_secs_f64());
-        let started = Instant::now();
-        service.status_at_times(service::Times { as_of: Some(noon), known_at: None }, None).await?;
-        timed.push(started.elapsed().as_secs_f64());
-        let started = Instant::now();
-        service.status_at_times(service::Times { as_of: None, known_at: Some(now) }, None).await?;
-        timed.push(started.elapsed().as_secs_f64());
-        let started = Instant::now();
-        service.export_days(day, day, None).await?;
-        timed.push(started.elapsed().as_secs_f64());
+        let timed = [
+            timed!(service.replay(day, until, service::Times::NOW).await?),
+            timed!({
+                let summary = service.summary(day, day, None, service::Times::NOW).await?;
+                projections::render(&summary, projections::Format::Json, projections::Lang::Zh).map_err(operating)?
+            }),
+            timed!(service.status_at_times(service::Times { as_of: Some(noon), known_at: None }, None).await?),
+            timed!(service.status_at_times(service::Times { as_of: None, known_at: Some(now) }, None).await?),
+            timed!(service.export_days(day, day, None).await?),
+        ];
         for (best, seconds) in best.iter_mut().zip(timed) {
             *best = best.min(seconds);
         }
@@ -150,11 +153,7 @@ async fn in_process(
 /// Serves the store in `dir` in this process and times one `GET /api/v1/verify` (the chain
 /// and every seal, with the seal key's signature).
 async fn verify_over_http(dir: &Path, key: &Path) -> Result<f64, Failure> {
-    let store = SledStore::open(SledConfig::new(dir))?;
-    let zone = jiff::tz::TimeZone::get(projections::DEFAULT_TIME_ZONE).map_err(operating)?;
-    let service =
-        service::Service::open_with_snapshot(store::DynStore::new("sled", store), zone, dir.join("views.snapshot"))
-            .await?;
+    let service = open_service(dir).await?;
     let tokens_dir = tempfile::tempdir()?;
     let tokens = std::sync::Arc::new(server::TokenFile::new(tokens_dir.path()));
     let token = tokens.create(server::Role::Auditor, Vec::new(), None)?.token;
