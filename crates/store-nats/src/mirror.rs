@@ -20,6 +20,8 @@ use tokio::sync::watch;
 /// How long the mirror waits for a message before it asks whether the stream has moved
 /// on without it (a consumer whose server was lost stalls rather than fails).
 const STALL_CHECK: Duration = Duration::from_secs(2);
+/// How long the mirror waits before it reads the stream again after its reader failed.
+const REREAD_PAUSE: Duration = Duration::from_millis(200);
 
 /// Where the chain stands: the last position read, its hash and its `recorded_at`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,8 +131,9 @@ pub(crate) async fn departed(
              events (deleted and made again, restored from an older copy?)"
         ));
     }
-    // The leader's copy (STREAM.MSG.GET), not a replica's.
-    let message = stream.get_raw_message(held).await.ok()?;
+    // The leader's copy (STREAM.MSG.GET), not a replica's; not waited for longer than a
+    // stall check (during an election there is no leader to answer: asked again later).
+    let message = tokio::time::timeout(STALL_CHECK, stream.get_raw_message(held)).await.ok()?.ok()?;
     let theirs = decode_record(held, &message.payload, [0; 32]).ok()?;
     let ours = mirror.read_all(held, 1).await.ok()?.pop()?;
     (theirs.event_id != ours.event_id).then(|| {
@@ -263,6 +266,9 @@ struct Following {
 /// a lost connection or consumer is recreated from the mirror's end.
 async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut chain: Chain, state: Following) {
     let Following { head, stopped, .. } = &state;
+    // Whether a check that the stream is still the mirror's (`departed`) is under way: it
+    // runs beside the reading, which an election must not hold up.
+    let checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let mut messages = match read_stream_from(&stream, chain.position + 1, filter.clone()).await {
             Ok(messages) => messages,
@@ -276,11 +282,16 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
         // consumer, when it is made again).
         let mut batch: Vec<Message> = Vec::new();
         loop {
+            if stopped.get().is_some() {
+                return;
+            }
             match tokio::time::timeout(STALL_CHECK, messages.next()).await {
                 Ok(Some(Ok(message))) => batch.push(message),
                 Ok(Some(Err(error))) => {
-                    tracing::warn!(%error, "the mirror lost the stream; reading again from its end in a second");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // A short pause: a new leader is read from as soon as it is there, and a
+                    // reader that fails at once again is not made again in a tight loop.
+                    tracing::warn!(%error, "the mirror lost the stream; reading again from its end");
+                    tokio::time::sleep(REREAD_PAUSE).await;
                     break;
                 }
                 Ok(None) => break,
@@ -292,12 +303,29 @@ async fn follow(store: SledStore, stream: stream::Stream, filter: String, mut ch
                     match tokio::time::timeout(STALL_CHECK, stream.info()).await {
                         Ok(Ok(info)) if info.state.last_sequence <= chain.position => {
                             let (last, window) = (info.state.last_sequence, info.config.duplicate_window);
-                            if let Some(reason) = departed(&stream, &store, chain.position, last).await {
-                                stop(stopped, chain.position, reason);
-                                return;
+                            // Shorter than the mirror: told without asking for a message.
+                            if last < chain.position {
+                                if let Some(reason) = departed(&stream, &store, chain.position, last).await {
+                                    stop(stopped, chain.position, reason);
+                                    return;
+                                }
                             }
-                            state.held.whole_before(asked);
-                            state.held.dedupe_window(window);
+                            // The mirror holds the whole stream once its last message is
+                            // known to be the stream's: checked beside the reading.
+                            if !checking.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                                let (stream, store, stopped) = (stream.clone(), store.clone(), stopped.clone());
+                                let (checking, held, position) = (checking.clone(), state.held.clone(), chain.position);
+                                tokio::spawn(async move {
+                                    match departed(&stream, &store, position, last).await {
+                                        Some(reason) => stop(&stopped, position, reason),
+                                        None => {
+                                            held.whole_before(asked);
+                                            held.dedupe_window(window);
+                                        }
+                                    }
+                                    checking.store(false, std::sync::atomic::Ordering::SeqCst);
+                                });
+                            }
                             continue;
                         }
                         Ok(Ok(_)) => tracing::warn!("the mirror's consumer stalled; reading again from its end"),
