@@ -122,7 +122,7 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<(), Failure> {
         }
         TokenCommand::Link { token_id, link } => {
             let token_id = server::auth::id_of(token_id);
-            if !crate::backend::tokens(cli)?.is_live(token_id) {
+            if !crate::backend::tokens(cli)?.is_live(token_id).map_err(std::io::Error::from)? {
                 return Err(Failure::BadInput(anyhow!(
                     "no live token {token_id} {}",
                     crate::backend::tokens_place(cli)

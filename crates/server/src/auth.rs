@@ -131,6 +131,17 @@ pub struct TokenRecord {
     pub token_hash: String,
 }
 
+impl TokenRecord {
+    fn principal(&self) -> Principal {
+        Principal {
+            token_id: self.token_id.clone(),
+            role: self.role,
+            sites: self.sites.clone(),
+            actor: self.actor.clone(),
+        }
+    }
+}
+
 /// A line of the token file that withdraws a token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +207,40 @@ pub trait SharedTokens: Send + Sync + std::fmt::Debug {
     /// `true` for the first caller ever, on any node, and never again: the installation's
     /// first start, which makes an admin token.
     fn claim_first_start(&self) -> std::io::Result<bool>;
+    /// How long ago this node last proved that it holds every change of the shared tokens
+    /// (`None`: it never did). A node cut off from the others receives no revocation and
+    /// is not told so: this bounds how stale its tokens may be.
+    fn unconfirmed_for(&self) -> Option<std::time::Duration>;
+}
+
+/// Shared tokens are trusted for this long after this node last proved it holds every change
+/// of them; then no token is accepted on this node (503) until it proves it again. So a token
+/// revoked on one node stops working on every node within this bound, also on a node cut
+/// off from the others (it cannot see the revocation, but it cannot prove it is current
+/// either). A leader election of the cluster takes 6-16 s on the 2-core test machine.
+pub const SHARED_TOKENS_UNCONFIRMED_MAX: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// No token can be checked now, so none is accepted: the token file cannot be read, or this
+/// node cannot prove that it holds the latest changes of the cluster's shared tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensUnavailable {
+    #[error("cannot read the token file: {0}")]
+    File(#[from] std::io::Error),
+    #[error(
+        "this node cannot prove that it holds the cluster's latest token changes (last proof {}): \
+         no token is accepted here until it can",
+        match .0 { Some(ago) => format!("{} s ago", ago.as_secs()), None => "never".to_owned() }
+    )]
+    Unconfirmed(Option<std::time::Duration>),
+}
+
+impl From<TokensUnavailable> for std::io::Error {
+    fn from(error: TokensUnavailable) -> std::io::Error {
+        match error {
+            TokensUnavailable::File(error) => error,
+            unconfirmed => std::io::Error::other(unconfirmed),
+        }
+    }
 }
 
 /// The tokens of one data directory (its token file) or of a cluster ([`SharedTokens`]).
@@ -351,15 +396,18 @@ impl TokenFile {
 
     /// Reads the lines added since the last read, if the file grew (one stat tells). A file
     /// that shrank or vanished (replaced by hand) is read again from the start.
-    fn catch_up(&self) -> std::io::Result<()> {
-        if self.shared.is_some() {
-            // The follower of the shared tokens keeps them current.
-            return Ok(());
+    fn catch_up(&self) -> Result<(), TokensUnavailable> {
+        if let Some(shared) = &self.shared {
+            // The follower of the shared tokens keeps them current, as long as it can prove so.
+            return match shared.unconfirmed_for() {
+                Some(ago) if ago <= SHARED_TOKENS_UNCONFIRMED_MAX => Ok(()),
+                other => Err(TokensUnavailable::Unconfirmed(other)),
+            };
         }
         let length = match std::fs::metadata(&self.path) {
             Ok(metadata) => metadata.len(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         };
         let seen = self.read_loaded().size_seen;
         if length < seen {
@@ -383,14 +431,15 @@ impl TokenFile {
 
     /// Whether the token with this id is still live (for long connections, checked again
     /// while they last).
-    pub fn is_live(&self, token_id: &str) -> bool {
-        match self.catch_up() {
-            Ok(()) => self.read_loaded().by_id.contains_key(token_id),
-            Err(error) => {
-                tracing::error!(%error, "cannot read the token file");
-                false
-            }
-        }
+    pub fn is_live(&self, token_id: &str) -> Result<bool, TokensUnavailable> {
+        self.checkable()?;
+        Ok(self.read_loaded().by_id.contains_key(token_id))
+    }
+
+    /// `Ok` when tokens can be checked now (the file read, the shared tokens proven current);
+    /// the failure is logged.
+    pub fn checkable(&self) -> Result<(), TokensUnavailable> {
+        self.catch_up().inspect_err(|error| tracing::error!(%error, "no token can be checked"))
     }
 
     /// Appends one line durably: one write of a whole line to a file opened for appending,
@@ -410,7 +459,7 @@ impl TokenFile {
         }
         file.write_all(&bytes)?;
         file.sync_all()?;
-        self.catch_up()
+        Ok(self.catch_up()?)
     }
 
     /// Makes a token, stores its hash durably, and returns it (the only time its text exists).
@@ -501,42 +550,26 @@ impl TokenFile {
 
     /// The principal of the live token with this id (for a one-time sign-in link, which
     /// names the token by its id, never by its secret).
-    pub fn principal_of(&self, token_id: &str) -> Option<Principal> {
-        if let Err(error) = self.catch_up() {
-            tracing::error!(%error, "cannot read the token file");
-            return None;
-        }
-        let loaded = self.read_loaded();
-        let record = loaded.by_id.get(token_id)?;
-        Some(Principal {
-            token_id: record.token_id.clone(),
-            role: record.role,
-            sites: record.sites.clone(),
-            actor: record.actor.clone(),
-        })
+    pub fn principal_of(&self, token_id: &str) -> Result<Option<Principal>, TokensUnavailable> {
+        self.checkable()?;
+        Ok(self.read_loaded().by_id.get(token_id).map(TokenRecord::principal))
     }
 
     /// The principal of a bearer token, or `None` when it is not a valid (live) token.
-    pub fn authenticate(&self, token: &str) -> Option<Principal> {
-        let token_id = token.strip_prefix(TOKEN_PREFIX)?.split('_').next()?;
-        if token_id.len() != TOKEN_ID_BYTES * 2 {
-            return None;
-        }
+    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, TokensUnavailable> {
         // Tokens made or revoked since the last read: one stat tells whether there are any.
-        if let Err(error) = self.catch_up() {
-            tracing::error!(%error, "cannot read the token file");
-            return None;
+        self.checkable()?;
+        let Some(token_id) = token.strip_prefix(TOKEN_PREFIX).and_then(|rest| rest.split('_').next()) else {
+            return Ok(None);
+        };
+        if token_id.len() != TOKEN_ID_BYTES * 2 {
+            return Ok(None);
         }
         let loaded = self.read_loaded();
-        let record = loaded.by_id.get(token_id)?;
-        let stored = blake3::Hash::from_hex(&record.token_hash).ok()?;
+        let Some(record) = loaded.by_id.get(token_id) else { return Ok(None) };
+        let Ok(stored) = blake3::Hash::from_hex(&record.token_hash) else { return Ok(None) };
         // blake3::Hash compares in constant time.
-        (stored == hash_of(token)).then(|| Principal {
-            token_id: record.token_id.clone(),
-            role: record.role,
-            sites: record.sites.clone(),
-            actor: record.actor.clone(),
-        })
+        Ok((stored == hash_of(token)).then(|| record.principal()))
     }
 }
 
@@ -565,7 +598,7 @@ mod tests {
         assert!(!contains_token(format!("hash {code} of event 0190_1234").as_bytes()));
         // Another process's view of the file sees the new token.
         let other = TokenFile::new(dir.path());
-        let principal = other.authenticate(&made.token).unwrap();
+        let principal = other.authenticate(&made.token).unwrap().unwrap();
         assert_eq!(principal.role, Role::Field);
         assert_eq!(principal.sites, vec![site]);
         assert_eq!(principal.actor.as_str(), "guard-1");
@@ -575,9 +608,9 @@ mod tests {
         let mut wrong = made.token.clone();
         let last = wrong.pop().unwrap();
         wrong.push(if last == '0' { '1' } else { '0' });
-        assert_eq!(other.authenticate(&wrong), None);
-        assert_eq!(other.authenticate("gw_000000000000_00"), None);
-        assert_eq!(other.authenticate("Bearer"), None);
+        assert_eq!(other.authenticate(&wrong).unwrap(), None);
+        assert_eq!(other.authenticate("gw_000000000000_00").unwrap(), None);
+        assert_eq!(other.authenticate("Bearer").unwrap(), None);
         assert!(!other.is_new().unwrap());
         assert!(TokenFile::new(&dir.path().join("elsewhere")).is_new().unwrap());
     }
@@ -590,15 +623,15 @@ mod tests {
         let revoked = file.create(Role::Supervisor, vec![], None).unwrap();
         // A server that already knows both tokens.
         let server = TokenFile::new(dir.path());
-        assert!(server.authenticate(&revoked.token).is_some());
+        assert!(server.authenticate(&revoked.token).unwrap().is_some());
         assert!(TokenFile::new(dir.path()).revoke(&revoked.record.token_id).unwrap());
-        assert_eq!(server.authenticate(&revoked.token), None, "the revocation is read before the next request");
-        assert!(server.authenticate(&kept.token).is_some());
+        assert_eq!(server.authenticate(&revoked.token).unwrap(), None, "the revocation is read before the next request");
+        assert!(server.authenticate(&kept.token).unwrap().is_some());
         assert!(!file.revoke(&revoked.record.token_id).unwrap(), "already revoked");
         assert!(!file.revoke("000000000000").unwrap(), "unknown");
         let listed: Vec<String> = server.list().unwrap().into_iter().map(|token| token.token_id).collect();
         assert_eq!(listed, vec![kept.record.token_id.clone()]);
-        assert_eq!(TokenFile::new(dir.path()).authenticate(&revoked.token), None, "also after a restart");
+        assert_eq!(TokenFile::new(dir.path()).authenticate(&revoked.token).unwrap(), None, "also after a restart");
     }
 
     #[test]
@@ -608,18 +641,18 @@ mod tests {
         let first = file.create(Role::Auditor, vec![], None).unwrap();
         let second = file.create(Role::Auditor, vec![], None).unwrap();
         let server = TokenFile::new(dir.path());
-        assert!(server.authenticate(&first.token).is_some());
+        assert!(server.authenticate(&first.token).unwrap().is_some());
         // Keep only the second token's line.
         let path = dir.path().join(TOKEN_FILE_NAME);
         let text = std::fs::read_to_string(&path).unwrap();
         let kept: String =
             text.lines().filter(|line| line.contains(&second.record.token_id)).map(|l| format!("{l}\n")).collect();
         std::fs::write(&path, kept).unwrap();
-        assert_eq!(server.authenticate(&first.token), None);
-        assert!(server.authenticate(&second.token).is_some());
+        assert_eq!(server.authenticate(&first.token).unwrap(), None);
+        assert!(server.authenticate(&second.token).unwrap().is_some());
         // A whole token given to revoke names its id.
         assert!(server.revoke(&second.token).unwrap());
-        assert_eq!(server.authenticate(&second.token), None);
+        assert_eq!(server.authenticate(&second.token).unwrap(), None);
     }
 
     #[test]
@@ -630,11 +663,11 @@ mod tests {
         let mut handle = std::fs::OpenOptions::new().append(true).open(dir.path().join(TOKEN_FILE_NAME)).unwrap();
         handle.write_all(b"{\"token_id\":\"ab").unwrap();
         let fresh = TokenFile::new(dir.path());
-        assert_eq!(fresh.authenticate(&made.token).unwrap().role, Role::Auditor);
+        assert_eq!(fresh.authenticate(&made.token).unwrap().unwrap().role, Role::Auditor);
         // The next token starts on a line of its own, and works.
         let next = file.create(Role::Supervisor, vec![], None).unwrap();
-        assert_eq!(fresh.authenticate(&next.token).unwrap().role, Role::Supervisor);
-        assert_eq!(TokenFile::new(dir.path()).authenticate(&next.token).unwrap().role, Role::Supervisor);
+        assert_eq!(fresh.authenticate(&next.token).unwrap().unwrap().role, Role::Supervisor);
+        assert_eq!(TokenFile::new(dir.path()).authenticate(&next.token).unwrap().unwrap().role, Role::Supervisor);
     }
 
     /// A bucket every node shares, in memory: its followers are the nodes' token stores.
@@ -643,6 +676,8 @@ mod tests {
         records: std::sync::Mutex<HashMap<String, Vec<u8>>>,
         followers: std::sync::Mutex<Vec<std::sync::Weak<TokenFile>>>,
         first_start_claimed: std::sync::atomic::AtomicBool,
+        /// How long ago the node last proved it holds every change; `None`: never.
+        unconfirmed: std::sync::Mutex<Option<std::time::Duration>>,
     }
 
     impl Bucket {
@@ -678,31 +713,64 @@ mod tests {
         fn claim_first_start(&self) -> std::io::Result<bool> {
             Ok(!self.first_start_claimed.swap(true, std::sync::atomic::Ordering::SeqCst))
         }
+
+        fn unconfirmed_for(&self) -> Option<std::time::Duration> {
+            *self.unconfirmed.lock().unwrap()
+        }
+    }
+
+    /// A fresh bucket whose nodes proved a moment ago that they hold every change.
+    fn confirmed_bucket() -> std::sync::Arc<Bucket> {
+        let bucket = std::sync::Arc::new(Bucket::default());
+        *bucket.unconfirmed.lock().unwrap() = Some(std::time::Duration::ZERO);
+        bucket
+    }
+
+    #[test]
+    fn shared_tokens_are_refused_on_a_node_that_cannot_prove_it_holds_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = confirmed_bucket();
+        let node = bucket.node(dir.path());
+        let admin = node.create(Role::Admin, vec![], None).unwrap();
+        let id = admin.record.token_id.clone();
+        let stale = |ago: Option<std::time::Duration>| *bucket.unconfirmed.lock().unwrap() = ago;
+        stale(Some(SHARED_TOKENS_UNCONFIRMED_MAX));
+        assert_eq!(node.authenticate(&admin.token).unwrap().unwrap().role, Role::Admin, "within the bound");
+        for ago in [Some(SHARED_TOKENS_UNCONFIRMED_MAX + std::time::Duration::from_secs(1)), None] {
+            stale(ago);
+            let refused = node.authenticate(&admin.token);
+            assert!(matches!(refused, Err(TokensUnavailable::Unconfirmed(got)) if got == ago), "{refused:?}");
+            assert!(node.is_live(&id).is_err() && node.principal_of(&id).is_err() && node.list().is_err());
+            assert!(node.authenticate("gw_not_a_token").is_err(), "nothing is checked, not even a bad token");
+        }
+        stale(Some(std::time::Duration::from_secs(3)));
+        assert!(node.is_live(&id).unwrap(), "proven again: accepted again");
+        assert_eq!(node.principal_of(&id).unwrap().unwrap().role, Role::Admin);
     }
 
     #[test]
     fn shared_tokens_live_in_the_bucket_as_hashes_and_not_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let bucket = std::sync::Arc::new(Bucket::default());
+        let bucket = confirmed_bucket();
         let a = bucket.node(&dir.path().join("a"));
         assert!(a.is_new().unwrap(), "the first start");
         let admin = a.create(Role::Admin, vec![], None).unwrap();
         let b = bucket.node(&dir.path().join("b"));
         assert!(!b.is_new().unwrap(), "one first start for every node");
-        assert_eq!(b.authenticate(&admin.token).unwrap().role, Role::Admin, "read when the node starts");
+        assert_eq!(b.authenticate(&admin.token).unwrap().unwrap().role, Role::Admin, "read when the node starts");
         let field = b.create(Role::Field, vec![], Some(EntityId::new("guard-1").unwrap())).unwrap();
-        assert_eq!(a.authenticate(&field.token).unwrap().actor.as_str(), "guard-1", "followed after");
+        assert_eq!(a.authenticate(&field.token).unwrap().unwrap().actor.as_str(), "guard-1", "followed after");
         for record in bucket.records.lock().unwrap().values() {
             let text = String::from_utf8_lossy(record);
             assert!(!text.contains(&admin.token) && !text.contains(&field.token), "no token text: {text}");
         }
         assert!(!dir.path().join("a").join(TOKEN_FILE_NAME).exists(), "the file is not written");
         assert!(a.revoke(&field.record.token_id).unwrap());
-        assert_eq!(b.authenticate(&field.token), None, "revoked everywhere");
+        assert_eq!(b.authenticate(&field.token).unwrap(), None, "revoked everywhere");
         assert!(!b.revoke(&field.record.token_id).unwrap(), "already revoked");
         // A record that does not parse, or names another token, authenticates nothing.
         b.apply_shared(&admin.record.token_id, Some(b"{\"token_id\":"));
-        assert_eq!(b.authenticate(&admin.token), None);
+        assert_eq!(b.authenticate(&admin.token).unwrap(), None);
         let record = serde_json::to_vec(&admin.record).unwrap();
         b.apply_shared("000000000000", Some(&record));
         assert_eq!(b.list().unwrap().len(), 0, "{:?}", b.list());

@@ -21,7 +21,7 @@ impl FromRequestParts<AppState> for Principal {
             .ok()
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .ok_or_else(ApiError::unauthorized)?;
-        let principal = state.tokens.authenticate(token.trim()).ok_or_else(ApiError::unauthorized)?;
+        let principal = state.tokens.authenticate(token.trim())?.ok_or_else(ApiError::unauthorized)?;
         tracing::debug!(token_id = %principal.token_id, role = ?principal.role, "authenticated");
         Ok(principal)
     }

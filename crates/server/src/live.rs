@@ -82,12 +82,15 @@ pub async fn live(
         // `TOKEN_RECHECK_INTERVAL`, on a quiet log too, and no event goes out after it is seen.
         let mut recheck = tokio::time::interval(TOKEN_RECHECK_INTERVAL);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let revoked = || {
-            let revoked = !tokens.is_live(&token_id);
-            if revoked {
+        // A token that cannot be checked now ends the feed too (its client reconnects, and is
+        // answered 503 until the token can be checked).
+        let revoked = || match tokens.is_live(&token_id) {
+            Ok(true) => false,
+            Ok(false) => {
                 tracing::info!(%token_id, "the live feed's token was revoked: feed closed");
+                true
             }
-            revoked
+            Err(_) => true,
         };
         let mut token_checked = std::time::Instant::now();
         loop {

@@ -137,6 +137,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::TokensUnavailable> for ApiError {
+    /// 503 with `Retry-After`: no token can be checked on this node now (logged when seen).
+    fn from(error: crate::auth::TokensUnavailable) -> ApiError {
+        let mut problem = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "tokens-unavailable", error.to_string());
+        problem.retry_after = Some(RETRY_AFTER_UNAVAILABLE_SECONDS);
+        problem
+    }
+}
+
 impl From<projections::RenderError> for ApiError {
     /// 500: a report that cannot be rendered is a bug, not a bad request. The log holds the
     /// whole chain (the template engine's error names the template line).
@@ -183,5 +192,19 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidStream(error) => ApiError::classed(class, "invalid-request", &error),
             ServiceError::TooManyConflicts => ApiError::classed(class, "too-many-conflicts", &error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_that_cannot_be_checked_are_a_503_to_retry_not_a_401() {
+        let unconfirmed = crate::auth::TokensUnavailable::Unconfirmed(Some(std::time::Duration::from_secs(25)));
+        let response = ApiError::from(unconfirmed).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_UNAVAILABLE_SECONDS.to_string());
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE), "the token is not said to be wrong");
     }
 }

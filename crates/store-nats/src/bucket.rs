@@ -6,8 +6,16 @@
 //! consumer, made again from the last revision it applied if it ever ends), so lookups never
 //! wait for the cluster and a change made on one node reaches the others within the time of
 //! one message.
+//!
+//! A watch that stalls (the node's NATS server cut off from the others, or stopped) delivers
+//! nothing and says nothing, so a follower also proves, every `CONFIRM_EVERY`, that it holds
+//! every change: it writes the bucket's heartbeat key (a write that only the cluster's
+//! majority can take, so every change taken before it has a lower revision) and waits to read
+//! it back. [`SharedBucket::unconfirmed_for`] says how long ago the last such proof began:
+//! what the node holds is at least as new as the bucket was then. (Asking the stream's last
+//! revision would not do: a replica that has lost its leader answers with its own.)
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
@@ -21,6 +29,12 @@ const VALUE_BYTES_MAX: i32 = 64 * 1024;
 const REWATCH_PAUSE: Duration = Duration::from_millis(500);
 /// How long reading the bucket may wait for its next value.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
+/// How often a follower proves that it holds every change.
+const CONFIRM_EVERY: Duration = Duration::from_secs(2);
+/// How long one proof (the heartbeat's write and its reading back) may take.
+const CONFIRM_WAIT: Duration = Duration::from_secs(5);
+/// The key a follower writes to prove it holds every change (its value: when, RFC 3339).
+pub const HEARTBEAT_KEY: &str = "heartbeat";
 
 /// One bucket, `<stream>_<name>`, shared by every node of the log in `<stream>`.
 #[derive(Clone, Debug)]
@@ -32,6 +46,8 @@ pub struct SharedBucket {
     applied: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Whether a follower runs: then a change returns once it has applied it.
     following: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// When the last proof that the follower held every change began.
+    confirmed: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 /// Whether a change is a value or the key's removal.
@@ -71,6 +87,7 @@ impl SharedBucket {
             stream,
             applied: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             following: Default::default(),
+            confirmed: Default::default(),
         })
     }
 
@@ -157,7 +174,49 @@ impl SharedBucket {
                 }
             }
         });
+        self.confirm().await?;
+        let bucket = self.clone();
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                tokio::time::sleep(CONFIRM_EVERY).await;
+                match bucket.confirm().await {
+                    Ok(()) if failing => {
+                        tracing::info!(bucket = %bucket.kv.name, "the bucket is followed again: this node holds every change");
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(error) if !failing => {
+                        tracing::warn!(bucket = %bucket.kv.name, %error, "cannot prove that this node holds every change of the bucket");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
         Ok(())
+    }
+
+    /// Proves that the follower holds every change the cluster took before now: writes the
+    /// heartbeat and waits until the follower has read it back (at most `CONFIRM_WAIT`).
+    async fn confirm(&self) -> Result<(), StoreError> {
+        let began = Instant::now();
+        let now = events_schema::Timestamp::now().to_string().into_bytes();
+        tokio::time::timeout(CONFIRM_WAIT, self.put(HEARTBEAT_KEY, now))
+            .await
+            .map_err(|_| backend(format!("the bucket {}'s heartbeat was not read back within {CONFIRM_WAIT:?}", self.kv.name)))??;
+        let mut confirmed = self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Proofs may end out of order; the latest start counts.
+        if confirmed.is_none_or(|at| at < began) {
+            *confirmed = Some(began);
+        }
+        Ok(())
+    }
+
+    /// How long ago the last proof that this node holds every change began (`None` before
+    /// [`SharedBucket::follow`]): every change the cluster took before then has been applied.
+    pub fn unconfirmed_for(&self) -> Option<Duration> {
+        self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|at| at.elapsed())
     }
 
     /// Applies every key's current value; returns the watch, to follow the changes after,

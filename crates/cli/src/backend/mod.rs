@@ -183,4 +183,8 @@ impl server::auth::SharedTokens for NatsTokens {
         let now = events_schema::Timestamp::now().to_string().into_bytes();
         block_on(self.0.create(FIRST_START_KEY, now)).map_err(io_error)
     }
+
+    fn unconfirmed_for(&self) -> Option<std::time::Duration> {
+        self.0.unconfirmed_for()
+    }
 }

@@ -447,7 +447,7 @@ async fn live_feed(
                 () = shutdown.cancelled() => return,
                 () = sender.closed() => return,
                 _ = recheck.tick() => {
-                    if !state.web.sessions.exists(&key) || !state.tokens.is_live(&principal.token_id) {
+                    if !state.web.sessions.exists(&key) || !matches!(state.tokens.is_live(&principal.token_id), Ok(true)) {
                         tracing::info!(token_id = %principal.token_id, "the live board's session ended: feed closed");
                         return;
                     }

@@ -185,13 +185,14 @@ impl FromRequestParts<AppState> for Visitor {
         let signed = jar
             .get(SESSION_COOKIE)
             .and_then(|cookie| state.web.sessions.get(cookie.value()))
+            .map(|signed| state.tokens.is_live(&signed.principal.token_id).map(|live| (signed, live)))
+            .transpose()?
             // A revoked token ends its sessions at their next request.
-            .filter(|signed| {
-                let live = state.tokens.is_live(&signed.principal.token_id);
+            .and_then(|(signed, live)| {
                 if !live {
                     state.web.sessions.end(&signed.key);
                 }
-                live
+                live.then_some(signed)
             });
         let page = PageContext {
             lang,
@@ -377,7 +378,7 @@ async fn signin(
         WebError::BadRequest(visitor.page.lang.pick("The sign-in form was not complete.", "登录表单不完整。"))
     })?;
     let next = local_path(form.next.as_deref());
-    let Some(principal) = state.tokens.authenticate(form.token.trim()) else {
+    let Some(principal) = state.tokens.authenticate(form.token.trim())? else {
         let error = visitor.page.lang.pick(
             "That token is not valid (or was revoked). Check it and paste it again.",
             "该令牌无效（或已被吊销）。请核对后重新粘贴。",
@@ -411,6 +412,8 @@ async fn link_signin(
 ) -> Result<Response, WebError> {
     let lang = visitor.page.lang;
     signin_from_here(&headers, lang)?;
+    // A link is spent only when its token can be checked too.
+    state.tokens.checkable()?;
     let links = state.links.clone();
     let used = tokio::task::spawn_blocking(move || links.use_once(&code, events_schema::Timestamp::now()))
         .await
@@ -434,7 +437,7 @@ async fn link_signin(
         }
         Err(signin_links::LinkRefused::Unknown) => return refused("This link is not valid.", "该链接无效。"),
     };
-    let Some(principal) = state.tokens.principal_of(&token_id) else {
+    let Some(principal) = state.tokens.principal_of(&token_id)? else {
         return refused("The token of this link was revoked.", "该链接对应的令牌已被吊销。");
     };
     tracing::info!(token_id = %principal.token_id, role = ?principal.role, "signed in to the dashboard with a one-time link");
@@ -486,6 +489,14 @@ pub enum WebError {
     BadRequest(&'static str),
     /// A failure of the server; its detail goes to the log, not to the page.
     Internal,
+    /// No token can be checked on this node now (logged when seen): try again shortly.
+    TokensUnavailable,
+}
+
+impl From<crate::auth::TokensUnavailable> for WebError {
+    fn from(_: crate::auth::TokensUnavailable) -> WebError {
+        WebError::TokensUnavailable
+    }
 }
 
 impl WebError {
@@ -520,6 +531,11 @@ impl IntoResponse for WebError {
             WebError::NotFound(message) => (StatusCode::NOT_FOUND, message),
             WebError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             WebError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "The server failed. 服务器出错。"),
+            WebError::TokensUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This server cannot check sign-ins right now (it cannot reach the rest of the cluster). Try again in a moment. \
+                 此服务器暂时无法核对登录（无法连接集群的其他节点）。请稍后再试。",
+            ),
         };
         // A minimal page of its own: an error page must not fail to render.
         let body = format!(
