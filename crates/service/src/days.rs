@@ -15,7 +15,8 @@
 //! File layout: `GWDAY002`, the projection code version (u32 BE), the BLAKE3 hash of the body
 //! (32 bytes), then the body: bincode of `Saved`, compressed with zstd (level 3: about a third
 //! of the size, 0.9 MB -> 0.25 MB for 200 gates, decompressed in under a millisecond). A file
-//! torn by a crash fails its hash; one of another layout or code version is removed.
+//! torn by a crash fails its hash; one of another layout or code version (named in the file's
+//! name, see [`file_name`]) is removed when the shelf opens.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -158,8 +159,14 @@ pub(crate) struct Shelf {
     memory: Mutex<HashMap<(Date, u64), Vec<u8>>>,
 }
 
+/// `<day>@<position>.<layout>-<projection code version>.view`: the versions are in the name so
+/// that files no code of this version reads are found (and removed) without reading them.
 fn file_name((day, built_at): (Date, u64)) -> String {
-    format!("{day}@{built_at}.view")
+    format!("{day}@{built_at}{}", file_suffix())
+}
+
+fn file_suffix() -> String {
+    format!(".{}-{PROJECTION_CODE_VERSION}.view", String::from_utf8_lossy(MAGIC))
 }
 
 impl Shelf {
@@ -167,21 +174,25 @@ impl Shelf {
         Shelf { dir: None, keys: Mutex::new(BTreeSet::new()), memory: Mutex::new(HashMap::new()) }
     }
 
-    /// The checkpoints kept in `dir` (created when missing). A directory that cannot be read
-    /// only makes queries slower.
+    /// The checkpoints kept in `dir` (created when missing); files of other versions are
+    /// removed. A directory that cannot be read only makes queries slower.
     pub fn in_dir(dir: PathBuf) -> Shelf {
         let mut keys = BTreeSet::new();
+        let suffix = file_suffix();
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries.flatten() {
                     let name = entry.file_name();
-                    // A save that a crash cut short leaves its temporary file behind.
-                    if name.to_str().is_some_and(|name| name.starts_with('.') && name.contains(".view.")) {
+                    let Some(name) = name.to_str() else { continue };
+                    // A save that a crash cut short leaves its temporary file behind; a
+                    // checkpoint of another layout or code version is never read again.
+                    let temporary = name.starts_with('.') && name.contains(".view.");
+                    let other_version = name.ends_with(".view") && !name.ends_with(&suffix);
+                    if temporary || other_version {
                         let _ = std::fs::remove_file(entry.path());
                         continue;
                     }
-                    let Some((day, built_at)) = name.to_str().and_then(|n| n.strip_suffix(".view")?.split_once('@'))
-                    else {
+                    let Some((day, built_at)) = name.strip_suffix(&suffix).and_then(|n| n.split_once('@')) else {
                         continue;
                     };
                     if let (Ok(day), Ok(built_at)) = (day.parse::<Date>(), built_at.parse::<u64>()) {
@@ -728,5 +739,17 @@ mod tests {
         assert!(on_disk.load((day(4), 8), &zone).is_none(), "the previous layout");
         on_disk.forget((day(4), 8));
         assert!(!file.exists() && on_disk.candidates(day(4)) == [(day(3), 7)]);
+        // Named as the previous layout (or another code version) named its files: removed
+        // when the shelf opens, unread.
+        let days = dir.path().join("days");
+        for name in ["2020-06-05@9.view", "2020-06-05@10.GWDAY002-1.view"] {
+            std::fs::write(days.join(name), &old).unwrap();
+        }
+        let reopened = Shelf::in_dir(days.clone());
+        assert_eq!(reopened.candidates(day(5)), [(day(3), 7)]);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&days).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [file_name((day(3), 7))]);
     }
 }
