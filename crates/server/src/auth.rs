@@ -234,12 +234,11 @@ pub enum TokensUnavailable {
     Unconfirmed(Option<std::time::Duration>),
 }
 
+/// Kept whole inside the `io::Error` (`get_ref` and `downcast_ref` find it again), so that
+/// callers of the io-typed methods can answer it as what it is.
 impl From<TokensUnavailable> for std::io::Error {
     fn from(error: TokensUnavailable) -> std::io::Error {
-        match error {
-            TokensUnavailable::File(error) => error,
-            unconfirmed => std::io::Error::other(unconfirmed),
-        }
+        std::io::Error::other(error)
     }
 }
 
@@ -436,10 +435,15 @@ impl TokenFile {
         Ok(self.read_loaded().by_id.contains_key(token_id))
     }
 
-    /// `Ok` when tokens can be checked now (the file read, the shared tokens proven current);
-    /// the failure is logged.
+    /// `Ok` when tokens can be checked now (the file read, the shared tokens proven current).
+    /// A file that cannot be read is logged as an error each time; shared tokens that are not
+    /// proven current only at debug level (the bucket's follower logs when that begins and
+    /// ends: an outage must not write a line per request).
     pub fn checkable(&self) -> Result<(), TokensUnavailable> {
-        self.catch_up().inspect_err(|error| tracing::error!(%error, "no token can be checked"))
+        self.catch_up().inspect_err(|error| match error {
+            TokensUnavailable::File(_) => tracing::error!(%error, "no token can be checked"),
+            TokensUnavailable::Unconfirmed(_) => tracing::debug!(%error, "no token can be checked"),
+        })
     }
 
     /// Appends one line durably: one write of a whole line to a file opened for appending,
@@ -742,6 +746,8 @@ mod tests {
             assert!(matches!(refused, Err(TokensUnavailable::Unconfirmed(got)) if got == ago), "{refused:?}");
             assert!(node.is_live(&id).is_err() && node.principal_of(&id).is_err() && node.list().is_err());
             assert!(node.authenticate("gw_not_a_token").is_err(), "nothing is checked, not even a bad token");
+            let listed = node.list().unwrap_err();
+            assert!(listed.get_ref().is_some_and(|inner| inner.is::<TokensUnavailable>()), "found in the io error");
         }
         stale(Some(std::time::Duration::from_secs(3)));
         assert!(node.is_live(&id).unwrap(), "proven again: accepted again");

@@ -138,9 +138,23 @@ impl From<StoreError> for ApiError {
 }
 
 impl From<crate::auth::TokensUnavailable> for ApiError {
-    /// 503 with `Retry-After`: no token can be checked on this node now (logged when seen).
-    fn from(error: crate::auth::TokensUnavailable) -> ApiError {
-        let mut problem = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "tokens-unavailable", error.to_string());
+    /// 503 `tokens-unavailable` with `Retry-After`: no token can be checked on this node now.
+    /// The body says so in one fixed sentence (the caller may not be anyone yet); the cause is
+    /// logged where it is found ([`crate::TokenFile::checkable`]).
+    fn from(_: crate::auth::TokensUnavailable) -> ApiError {
+        ApiError::tokens_unavailable()
+    }
+}
+
+impl ApiError {
+    pub fn tokens_unavailable() -> ApiError {
+        let mut problem = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tokens-unavailable",
+            "no token can be checked on this server right now (its token list cannot be read, or, on a \
+             cluster, it cannot prove that it holds the latest changes); nothing of this request was done: \
+             retry it, here or on another node",
+        );
         problem.retry_after = Some(RETRY_AFTER_UNAVAILABLE_SECONDS);
         problem
     }

@@ -829,6 +829,9 @@ async fn on_token_file<T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&tokens)).await.map_err(|error| ApiError::internal(&error))?.map_err(
         |error| match error.kind() {
             std::io::ErrorKind::InvalidInput => ApiError::invalid(error.to_string()),
+            _ if error.get_ref().is_some_and(|inner| inner.is::<crate::auth::TokensUnavailable>()) => {
+                ApiError::tokens_unavailable()
+            }
             _ => ApiError::internal(&error),
         },
     )
@@ -942,6 +945,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "the server is shutting down"));
     }
+    // A node that can check no token serves no one: not ready.
+    state.tokens.checkable()?;
     let head = state.service.head_position().await.map_err(|error| {
         let mut problem = ApiError::from(error);
         problem.status = StatusCode::SERVICE_UNAVAILABLE;

@@ -36,10 +36,15 @@ struct Answer {
 }
 
 async fn api_with(config: ServerConfig) -> Api {
+    api_with_tokens(config, |dir| Arc::new(TokenFile::new(dir))).await
+}
+
+/// With the tokens `tokens` makes for the data directory it is given.
+async fn api_with_tokens(config: ServerConfig, tokens: impl FnOnce(&std::path::Path) -> Arc<TokenFile>) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = DynStore::new("memory", MemoryStore::new());
     let service = Arc::new(Service::open(store, jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).await.unwrap());
-    let tokens = Arc::new(TokenFile::new(dir.path()));
+    let tokens = tokens(dir.path());
     let make = |role, sites: &[&str], actor: &str| {
         let sites = sites.iter().map(|site| events_schema::EntityId::new(*site).unwrap()).collect();
         tokens.create(role, sites, Some(events_schema::EntityId::new(actor).unwrap())).unwrap().token
@@ -160,6 +165,68 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::POST, "/api/v1/tokens", Some(json!({"role": "auditor"}))),
         (Method::GET, "/api/v1/tokens", None),
     ]
+}
+
+/// The tokens of a cluster, kept in memory for one node, whose proof of holding every change
+/// is as old as the test says.
+#[derive(Debug, Default)]
+struct SharedTokensOfOneNode {
+    node: std::sync::Mutex<std::sync::Weak<TokenFile>>,
+    unconfirmed: std::sync::Mutex<Option<std::time::Duration>>,
+}
+
+impl server::auth::SharedTokens for SharedTokensOfOneNode {
+    fn put(&self, token_id: &str, record: Vec<u8>) -> std::io::Result<()> {
+        self.node.lock().unwrap().upgrade().unwrap().apply_shared(token_id, Some(&record));
+        Ok(())
+    }
+
+    fn remove(&self, token_id: &str) -> std::io::Result<()> {
+        self.node.lock().unwrap().upgrade().unwrap().apply_shared(token_id, None);
+        Ok(())
+    }
+
+    fn claim_first_start(&self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+
+    fn unconfirmed_for(&self) -> Option<std::time::Duration> {
+        *self.unconfirmed.lock().unwrap()
+    }
+}
+
+/// A cluster node that cannot prove its shared tokens are current answers every request that
+/// needs a token 503 `tokens-unavailable` (with `Retry-After`, not saying the token is wrong),
+/// a wrong token too; a request without one is still 401; `/readyz` says it is not ready.
+/// Proven current again, it answers as before.
+#[tokio::test]
+async fn a_node_that_cannot_prove_its_shared_tokens_current_accepts_none_and_is_not_ready() {
+    let shared = Arc::new(SharedTokensOfOneNode::default());
+    *shared.unconfirmed.lock().unwrap() = Some(std::time::Duration::ZERO);
+    let of_node = shared.clone();
+    let api = api_with_tokens(ServerConfig::default(), move |dir| {
+        let tokens = Arc::new(TokenFile::shared(dir, of_node.clone()));
+        *of_node.node.lock().unwrap() = Arc::downgrade(&tokens);
+        tokens
+    })
+    .await;
+    assert_eq!(api.get("/api/v1/status", &api.auditor).await.status, StatusCode::OK);
+    *shared.unconfirmed.lock().unwrap() =
+        Some(server::auth::SHARED_TOKENS_UNCONFIRMED_MAX + std::time::Duration::from_secs(1));
+    for token in [api.auditor.clone(), api.admin.clone(), format!("{}0", &api.admin[..api.admin.len() - 1])] {
+        for (method, uri, body) in routes() {
+            let answer = api.send(method.clone(), uri, Some(&token), body.map(|body| body.to_string().into_bytes())).await;
+            assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}: {}", answer.text);
+            assert_eq!(answer.body["type"], "/problems/tokens-unavailable");
+            assert!(answer.headers.contains_key("retry-after") && !answer.headers.contains_key("www-authenticate"));
+        }
+    }
+    assert_eq!(api.send(Method::GET, "/api/v1/status", None, None).await.status, StatusCode::UNAUTHORIZED);
+    let ready = api.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!((ready.status, ready.body["type"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("/problems/tokens-unavailable")));
+    *shared.unconfirmed.lock().unwrap() = Some(std::time::Duration::from_secs(1));
+    assert_eq!(api.get("/api/v1/status", &api.auditor).await.status, StatusCode::OK);
+    assert_eq!(api.send(Method::GET, "/readyz", None, None).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

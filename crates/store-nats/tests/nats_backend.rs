@@ -269,3 +269,58 @@ fn another_node_never_sees_part_of_an_append() {
         assert!(partial.is_empty(), "the reader saw part of an append at {partial:?} (of {} heads seen)", seen.len());
     });
 }
+
+/// A follower of the shared bucket proves that it holds every change by reading back a
+/// heartbeat it wrote; one that is held up (its applying of changes blocked here, with the
+/// connection healthy: the heartbeat is taken by the cluster but not read back) cannot prove
+/// it, and the age of its last proof grows until it has caught up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_follower_that_has_not_applied_every_change_cannot_prove_it_is_current() {
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("B{}", uuid::Uuid::now_v7().simple());
+    let config = NatsConfig::new(cluster_urls(), &name, dir.path().join("unused"));
+    let writer = store_nats::SharedBucket::open(&config, "TOKENS").await.unwrap();
+    writer.put("token.a", b"a".to_vec()).await.unwrap();
+    let follower = store_nats::SharedBucket::open(&config, "TOKENS").await.unwrap();
+    let held_up = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<HashMap<String, Option<Vec<u8>>>>> = Arc::default();
+    let (applied, gate) = (seen.clone(), held_up.clone());
+    follower
+        .follow(move |key, value| {
+            while gate.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            applied.lock().unwrap().insert(key.to_owned(), value.map(<[u8]>::to_vec));
+        })
+        .await
+        .unwrap();
+    let holds = |key: &str| seen.lock().unwrap().get(key).cloned().flatten().is_some();
+    assert!(holds("token.a"));
+    assert!(follower.unconfirmed_for().unwrap() < Duration::from_secs(3), "proven when it starts following");
+
+    held_up.store(true, Ordering::SeqCst);
+    writer.put("token.b", b"b".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let unconfirmed = follower.unconfirmed_for().unwrap();
+    assert!(!holds("token.b"));
+    assert!(unconfirmed >= Duration::from_secs(8), "proven current without the change ({unconfirmed:?} ago)");
+
+    held_up.store(false, Ordering::SeqCst);
+    let released = Instant::now();
+    while !holds("token.b") || follower.unconfirmed_for().unwrap() > Duration::from_secs(3) {
+        assert!(released.elapsed() < Duration::from_secs(15), "not proven again after catching up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A removal through the writer is read back by it before it returns, and reaches the
+    // follower.
+    writer.delete("token.a").await.unwrap();
+    let removed = Instant::now();
+    while holds("token.a") {
+        assert!(removed.elapsed() < Duration::from_secs(10), "the removal did not reach the follower");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

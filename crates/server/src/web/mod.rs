@@ -533,8 +533,7 @@ impl IntoResponse for WebError {
             WebError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "The server failed. 服务器出错。"),
             WebError::TokensUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "This server cannot check sign-ins right now (it cannot reach the rest of the cluster). Try again in a moment. \
-                 此服务器暂时无法核对登录（无法连接集群的其他节点）。请稍后再试。",
+                "This server cannot check sign-ins right now. Try again in a moment. 此服务器暂时无法核对登录。请稍后再试。",
             ),
         };
         // A minimal page of its own: an error page must not fail to render.
