@@ -87,6 +87,22 @@ impl SigninLinks {
     /// Uses link `code` at `now`: the token id it signs in as, the link then spent (durably,
     /// before the answer), or why not.
     pub fn use_once(&self, code: &str, now: Timestamp) -> Result<Result<String, LinkRefused>, std::io::Error> {
+        Ok(self.use_once_if(code, now, |token_id| Ok::<_, std::convert::Infallible>(token_id.to_owned()))?.map(
+            |taken| match taken {
+                Ok(token_id) => token_id,
+                Err(never) => match never {},
+            },
+        ))
+    }
+
+    /// Uses link `code` at `now` if `take` accepts its token id: the link is spent (durably,
+    /// before the answer) only when `take` answers `Ok`; whatever it answers is returned.
+    pub fn use_once_if<T, E>(
+        &self,
+        code: &str,
+        now: Timestamp,
+        take: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Result<Result<T, E>, LinkRefused>, std::io::Error> {
         let _using = self.using.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let wanted = hash(code);
         let text = match std::fs::read_to_string(&self.path) {
@@ -113,8 +129,11 @@ impl SigninLinks {
         if now > expires_at {
             return Ok(Err(LinkRefused::Expired));
         }
-        self.append(&Line::Used { used: wanted })?;
-        Ok(Ok(token_id))
+        let taken = take(&token_id);
+        if taken.is_ok() {
+            self.append(&Line::Used { used: wanted })?;
+        }
+        Ok(Ok(taken))
     }
 }
 
@@ -135,6 +154,11 @@ mod tests {
         let other = SigninLinks::new(dir.path());
         assert_eq!(links.use_once(&code, now).unwrap(), Ok("abc123".to_string()));
         assert_eq!(other.use_once(&code, now).unwrap(), Err(LinkRefused::Used));
+        // Spent only when the caller takes it.
+        let kept = links.create("def456", 10, now).unwrap();
+        assert_eq!(links.use_once_if(&kept, now, |_| Err::<(), _>("not now")).unwrap(), Ok(Err("not now")));
+        assert_eq!(links.use_once_if(&kept, now, |id| Ok::<_, ()>(id.len())).unwrap(), Ok(Ok(6)));
+        assert_eq!(links.use_once(&kept, now).unwrap(), Err(LinkRefused::Used));
         let late = links.create("abc123", 10, now).unwrap();
         let after = Timestamp::from_microsecond(now.as_microsecond() + 11 * 60_000_000).unwrap();
         assert_eq!(links.use_once(&late, after).unwrap(), Err(LinkRefused::Expired));

@@ -412,13 +412,18 @@ async fn link_signin(
 ) -> Result<Response, WebError> {
     let lang = visitor.page.lang;
     signin_from_here(&headers, lang)?;
-    // A link is spent only when its token can be checked too.
-    state.tokens.checkable()?;
-    let links = state.links.clone();
-    let used = tokio::task::spawn_blocking(move || links.use_once(&code, events_schema::Timestamp::now()))
-        .await
-        .map_err(|error| WebError::internal(&error))?
-        .map_err(|error| WebError::internal(&error))?;
+    let (links, tokens) = (state.links.clone(), state.tokens.clone());
+    // The link is spent only when its token is live (and can be checked).
+    let used = tokio::task::spawn_blocking(move || {
+        links.use_once_if(&code, events_schema::Timestamp::now(), |token_id| match tokens.principal_of(token_id) {
+            Ok(Some(principal)) => Ok(principal),
+            Ok(None) => Err(None),
+            Err(unavailable) => Err(Some(unavailable)),
+        })
+    })
+    .await
+    .map_err(|error| WebError::internal(&error))?
+    .map_err(|error| WebError::internal(&error))?;
     let refused = |en, zh| -> Result<Response, WebError> {
         let page = state.web.render(
             "link.html",
@@ -427,8 +432,10 @@ async fn link_signin(
         )?;
         Ok((StatusCode::UNAUTHORIZED, page).into_response())
     };
-    let token_id = match used {
-        Ok(token_id) => token_id,
+    let principal = match used {
+        Ok(Ok(principal)) => principal,
+        Ok(Err(Some(unavailable))) => return Err(unavailable.into()),
+        Ok(Err(None)) => return refused("The token of this link was revoked.", "该链接对应的令牌已被吊销。"),
         Err(signin_links::LinkRefused::Used) => {
             return refused("This link was used already: ask for a new one.", "该链接已被使用：请索取新链接。");
         }
@@ -436,9 +443,6 @@ async fn link_signin(
             return refused("This link has expired: ask for a new one.", "该链接已过期：请索取新链接。");
         }
         Err(signin_links::LinkRefused::Unknown) => return refused("This link is not valid.", "该链接无效。"),
-    };
-    let Some(principal) = state.tokens.principal_of(&token_id)? else {
-        return refused("The token of this link was revoked.", "该链接对应的令牌已被吊销。");
     };
     tracing::info!(token_id = %principal.token_id, role = ?principal.role, "signed in to the dashboard with a one-time link");
     start_session(&state, principal, &headers, jar, "/")
