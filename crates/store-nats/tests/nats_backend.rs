@@ -291,9 +291,13 @@ async fn a_follower_that_has_not_applied_every_change_cannot_prove_it_is_current
     let (applied, gate) = (seen.clone(), held_up.clone());
     follower
         .follow(move |key, value| {
-            while gate.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            // Held up off the runtime's workers (a worker blocked in a task can leave the
+            // runtime's timers and sockets undriven).
+            tokio::task::block_in_place(|| {
+                while gate.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
             applied.lock().unwrap().insert(key.to_owned(), value.map(<[u8]>::to_vec));
         })
         .await
