@@ -629,7 +629,11 @@ mod tests {
         let server = TokenFile::new(dir.path());
         assert!(server.authenticate(&revoked.token).unwrap().is_some());
         assert!(TokenFile::new(dir.path()).revoke(&revoked.record.token_id).unwrap());
-        assert_eq!(server.authenticate(&revoked.token).unwrap(), None, "the revocation is read before the next request");
+        assert_eq!(
+            server.authenticate(&revoked.token).unwrap(),
+            None,
+            "the revocation is read before the next request"
+        );
         assert!(server.authenticate(&kept.token).unwrap().is_some());
         assert!(!file.revoke(&revoked.record.token_id).unwrap(), "already revoked");
         assert!(!file.revoke("000000000000").unwrap(), "unknown");

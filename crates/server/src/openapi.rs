@@ -39,14 +39,18 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Every `/api/v1` operation can also answer 400 (a bad query or path), 401, 403 and 503 (a
-/// timeout) with a problem: added wherever an annotation does not say more.
+/// timeout, or no token can be checked) with a problem: added wherever an annotation does not
+/// say more.
 fn add_common_problems(document: &mut serde_json::Value) {
     let common = [
         ("400", "malformed request (query, path or JSON)"),
         ("401", "no valid bearer token"),
         ("403", "outside the token's role or sites"),
         ("422", "well-formed but invalid values"),
-        ("503", "not answered within the request timeout, or the store stopped"),
+        (
+            "503",
+            "not answered within the request timeout, the store stopped, or no token can be checked on this node (`tokens-unavailable`)",
+        ),
     ];
     let Some(paths) = document.get_mut("paths").and_then(|paths| paths.as_object_mut()) else { return };
     for (_, item) in paths.iter_mut().filter(|(path, _)| path.starts_with("/api/v1")) {

@@ -215,7 +215,8 @@ async fn a_node_that_cannot_prove_its_shared_tokens_current_accepts_none_and_is_
         Some(server::auth::SHARED_TOKENS_UNCONFIRMED_MAX + std::time::Duration::from_secs(1));
     for token in [api.auditor.clone(), api.admin.clone(), format!("{}0", &api.admin[..api.admin.len() - 1])] {
         for (method, uri, body) in routes() {
-            let answer = api.send(method.clone(), uri, Some(&token), body.map(|body| body.to_string().into_bytes())).await;
+            let answer =
+                api.send(method.clone(), uri, Some(&token), body.map(|body| body.to_string().into_bytes())).await;
             assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}: {}", answer.text);
             assert_eq!(answer.body["type"], "/problems/tokens-unavailable");
             assert!(answer.headers.contains_key("retry-after") && !answer.headers.contains_key("www-authenticate"));
@@ -223,7 +224,10 @@ async fn a_node_that_cannot_prove_its_shared_tokens_current_accepts_none_and_is_
     }
     assert_eq!(api.send(Method::GET, "/api/v1/status", None, None).await.status, StatusCode::UNAUTHORIZED);
     let ready = api.send(Method::GET, "/readyz", None, None).await;
-    assert_eq!((ready.status, ready.body["type"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("/problems/tokens-unavailable")));
+    assert_eq!(
+        (ready.status, ready.body["type"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("/problems/tokens-unavailable"))
+    );
     *shared.unconfirmed.lock().unwrap() = Some(std::time::Duration::from_secs(1));
     assert_eq!(api.get("/api/v1/status", &api.auditor).await.status, StatusCode::OK);
     assert_eq!(api.send(Method::GET, "/readyz", None, None).await.status, StatusCode::OK);

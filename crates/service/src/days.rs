@@ -530,9 +530,11 @@ impl<S: EventStore> Service<S> {
             let (candidate, days, latest) = {
                 let views = self.views.read().await;
                 let ledger = &views.days;
-                let candidate = self.days.candidates(day).into_iter().find(|key| {
-                    !unreadable.contains(key) && ledger.still_holds(key.0, key.1, at)
-                });
+                let candidate = self
+                    .days
+                    .candidates(day)
+                    .into_iter()
+                    .find(|key| !unreadable.contains(key) && ledger.still_holds(key.0, key.1, at));
                 let days = ledger.days(candidate.map(|(checkpoint_day, _)| checkpoint_day), day);
                 (candidate, days, ledger.latest_day_at(at))
             };
@@ -747,7 +749,10 @@ mod tests {
         assert!(matches!(on_disk.load((day(3), 7), &zone), Err(Unusable::Invalid)));
         assert_eq!(Shelf::in_dir(dir.path().join("days")).candidates(day(3)), [(day(3), 7)], "found again on open");
         let other_zone = TimeZone::get("Europe/Paris").unwrap();
-        assert!(matches!(shelf.load((day(2), 5), &other_zone), Err(Unusable::Invalid)), "another time zone's days are other days");
+        assert!(
+            matches!(shelf.load((day(2), 5), &other_zone), Err(Unusable::Invalid)),
+            "another time zone's days are other days"
+        );
         // A file of the previous layout (the body not compressed) is not used, and forgotten
         // with its file.
         on_disk.save((day(4), 8), &views, [7; 32], &zone);

@@ -214,9 +214,9 @@ impl SharedBucket {
     async fn confirm(&self) -> Result<(), StoreError> {
         let began = (Instant::now(), SystemTime::now());
         let now = events_schema::Timestamp::now().to_string().into_bytes();
-        tokio::time::timeout(CONFIRM_WAIT, self.put(HEARTBEAT_KEY, now))
-            .await
-            .map_err(|_| backend(format!("the bucket {}'s heartbeat was not read back within {CONFIRM_WAIT:?}", self.kv.name)))??;
+        tokio::time::timeout(CONFIRM_WAIT, self.put(HEARTBEAT_KEY, now)).await.map_err(|_| {
+            backend(format!("the bucket {}'s heartbeat was not read back within {CONFIRM_WAIT:?}", self.kv.name))
+        })??;
         let mut confirmed = self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Proofs may end out of order; the latest start counts.
         if confirmed.is_none_or(|(at, _)| at < began.0) {
