@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,52 +169,17 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
     ]
 }
 
-/// The tokens of a cluster, kept in memory for one node, whose proof of holding every change
-/// is as old as the test says.
-#[derive(Debug, Default)]
-struct SharedTokensOfOneNode {
-    node: std::sync::Mutex<std::sync::Weak<TokenFile>>,
-    unconfirmed: std::sync::Mutex<Option<std::time::Duration>>,
-}
-
-impl server::auth::SharedTokens for SharedTokensOfOneNode {
-    fn put(&self, token_id: &str, record: Vec<u8>) -> std::io::Result<()> {
-        self.node.lock().unwrap().upgrade().unwrap().apply_shared(token_id, Some(&record));
-        Ok(())
-    }
-
-    fn remove(&self, token_id: &str) -> std::io::Result<()> {
-        self.node.lock().unwrap().upgrade().unwrap().apply_shared(token_id, None);
-        Ok(())
-    }
-
-    fn claim_first_start(&self) -> std::io::Result<bool> {
-        Ok(false)
-    }
-
-    fn unconfirmed_for(&self) -> Option<std::time::Duration> {
-        *self.unconfirmed.lock().unwrap()
-    }
-}
-
 /// A cluster node that cannot prove its shared tokens are current answers every request that
 /// needs a token 503 `tokens-unavailable` (with `Retry-After`, not saying the token is wrong),
 /// a wrong token too; a request without one is still 401; `/readyz` says it is not ready.
 /// Proven current again, it answers as before.
 #[tokio::test]
 async fn a_node_that_cannot_prove_its_shared_tokens_current_accepts_none_and_is_not_ready() {
-    let shared = Arc::new(SharedTokensOfOneNode::default());
-    *shared.unconfirmed.lock().unwrap() = Some(std::time::Duration::ZERO);
+    let shared = Arc::new(common::SharedTokensOfOneNode::default());
     let of_node = shared.clone();
-    let api = api_with_tokens(ServerConfig::default(), move |dir| {
-        let tokens = Arc::new(TokenFile::shared(dir, of_node.clone()));
-        *of_node.node.lock().unwrap() = Arc::downgrade(&tokens);
-        tokens
-    })
-    .await;
+    let api = api_with_tokens(ServerConfig::default(), move |dir| of_node.node(dir)).await;
     assert_eq!(api.get("/api/v1/status", &api.auditor).await.status, StatusCode::OK);
-    *shared.unconfirmed.lock().unwrap() =
-        Some(server::auth::SHARED_TOKENS_UNCONFIRMED_MAX + std::time::Duration::from_secs(1));
+    shared.proven(server::auth::SHARED_TOKENS_UNCONFIRMED_MAX + std::time::Duration::from_secs(1));
     for token in [api.auditor.clone(), api.admin.clone(), format!("{}0", &api.admin[..api.admin.len() - 1])] {
         for (method, uri, body) in routes() {
             let answer =
@@ -228,7 +195,7 @@ async fn a_node_that_cannot_prove_its_shared_tokens_current_accepts_none_and_is_
         (ready.status, ready.body["type"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("/problems/tokens-unavailable"))
     );
-    *shared.unconfirmed.lock().unwrap() = Some(std::time::Duration::from_secs(1));
+    shared.proven(std::time::Duration::from_secs(1));
     assert_eq!(api.get("/api/v1/status", &api.auditor).await.status, StatusCode::OK);
     assert_eq!(api.send(Method::GET, "/readyz", None, None).await.status, StatusCode::OK);
 }

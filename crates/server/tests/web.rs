@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,10 +69,15 @@ async fn web() -> Web {
 }
 
 async fn web_with(config: ServerConfig) -> Web {
+    web_with_tokens(config, |dir| Arc::new(TokenFile::new(dir))).await
+}
+
+/// With the tokens `tokens` makes for the data directory it is given.
+async fn web_with_tokens(config: ServerConfig, tokens: impl FnOnce(&std::path::Path) -> Arc<TokenFile>) -> Web {
     let dir = tempfile::tempdir().unwrap();
     let store = DynStore::new("memory", MemoryStore::new());
     let service = Arc::new(Service::open(store, jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).await.unwrap());
-    let tokens = Arc::new(TokenFile::new(dir.path()));
+    let tokens = tokens(dir.path());
     let make = |role, sites: &[&str], actor: &str| {
         let sites = sites.iter().map(|site| events_schema::EntityId::new(*site).unwrap()).collect();
         tokens.create(role, sites, Some(events_schema::EntityId::new(actor).unwrap())).unwrap().token
@@ -309,6 +316,27 @@ async fn revoking_the_token_ends_its_sessions() {
         .unwrap();
     assert_eq!(web.send(request).await.status, StatusCode::NO_CONTENT);
     assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::SEE_OTHER);
+}
+
+/// On a cluster node that cannot prove its shared tokens are current, a signed-in person gets a
+/// 503 page that says to try again (not the sign-in page), and so does signing in; the session
+/// is not ended by it, and works again once the node has proven its tokens current.
+#[tokio::test]
+async fn a_node_that_cannot_check_tokens_answers_503_pages_and_keeps_the_sessions() {
+    let shared = Arc::new(common::SharedTokensOfOneNode::default());
+    let of_node = shared.clone();
+    let web = web_with_tokens(ServerConfig::default(), move |dir| of_node.node(dir)).await;
+    let cookie = web.sign_in(&web.supervisor).await;
+    assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::OK);
+    shared.proven(server::auth::SHARED_TOKENS_UNCONFIRMED_MAX + std::time::Duration::from_secs(1));
+    let page = web.get("/", Some(&cookie), &[]).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.text);
+    assert!(page.text.contains("Try again in a moment"), "{}", page.text);
+    let signin = web.post_form("/signin", None, ORIGIN, &[("token", &web.admin), ("next", "/")]).await;
+    assert_eq!(signin.status, StatusCode::SERVICE_UNAVAILABLE, "{}", signin.text);
+    assert!(signin.set_cookies().is_empty(), "no session is started");
+    shared.proven(std::time::Duration::from_secs(1));
+    assert_eq!(web.get("/", Some(&cookie), &[]).await.status, StatusCode::OK, "the session was kept");
 }
 
 /// The next server-sent message's `(event, id)`, within a few seconds.
