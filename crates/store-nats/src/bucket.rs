@@ -115,6 +115,12 @@ impl SharedBucket {
         self.kv.delete(key).await.map_err(backend)?;
         // The delete's revision is not returned: a heartbeat written after it has a higher
         // one, and once the follower has read that back it has applied the delete.
+        self.heartbeat().await
+    }
+
+    /// Writes the heartbeat (the time, RFC 3339); returns once the follower, if there is one,
+    /// has read it back, and so every change the cluster took before it.
+    async fn heartbeat(&self) -> Result<(), StoreError> {
         self.put(HEARTBEAT_KEY, events_schema::Timestamp::now().to_string().into_bytes()).await
     }
 
@@ -213,8 +219,7 @@ impl SharedBucket {
     /// heartbeat and waits until the follower has read it back (at most `CONFIRM_WAIT`).
     async fn confirm(&self) -> Result<(), StoreError> {
         let began = (Instant::now(), SystemTime::now());
-        let now = events_schema::Timestamp::now().to_string().into_bytes();
-        tokio::time::timeout(CONFIRM_WAIT, self.put(HEARTBEAT_KEY, now)).await.map_err(|_| {
+        tokio::time::timeout(CONFIRM_WAIT, self.heartbeat()).await.map_err(|_| {
             backend(format!("the bucket {}'s heartbeat was not read back within {CONFIRM_WAIT:?}", self.kv.name))
         })??;
         let mut confirmed = self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
