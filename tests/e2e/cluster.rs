@@ -58,16 +58,23 @@ async fn two_nodes_on_one_stream_take_commands_on_one_gate_and_answer_the_same_l
     let admin_b = admin_a.clone();
     let http = reqwest::Client::new();
     crate::reliability::register_gate(&http, &a.url, &admin_a).await;
-    // The gate registered through A reaches B's views: then B can take checks at it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = get(&http, &b.url, &admin_b, "/api/v1/status").await;
-        if status.to_string().contains("longwu-main") {
-            break;
+    // Everything registered through A (the gate, and the staff member registered last)
+    // reaches B's views: then B can take checks at it.
+    let head_of = |url: String| {
+        let http = http.clone();
+        async move {
+            let ready: Value = http.get(format!("{url}/readyz")).send().await.unwrap().json().await.unwrap();
+            ready["head_position"].as_u64().unwrap()
         }
-        assert!(Instant::now() < deadline, "B never saw the gate registered on A: {status}");
+    };
+    let registered = head_of(a.url.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while head_of(b.url.clone()).await < registered {
+        assert!(Instant::now() < deadline, "B never saw the registrations made on A (through {registered})");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let status = get(&http, &b.url, &admin_b, "/api/v1/status").await;
+    assert!(status.to_string().contains("longwu-main"), "B's board has the gate registered on A: {status}");
 
     // 16 clients on each node, all at once, on the same gate, without an expected version.
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(32));
