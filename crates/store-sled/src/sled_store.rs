@@ -1374,16 +1374,37 @@ impl EventStore for SledStore {
     }
 }
 
-/// `result`, or `Poisoned` when it is a failure to read and `poisoned` is set.
+/// `result`, or `Poisoned` when it is a failure to read and the store is stopped.
+///
+/// A read that sled fails with an I/O error stops the store itself (sets `poisoned`): sled
+/// can write while reading (a read may make it rewrite a page), and once one of its writes
+/// failed it refuses every further write with that error, reads that need one included. The
+/// write that failed may be one of sled's own, found by the writer only at its next flush
+/// (a full disk made a live feed's read fail a quarter of a second before the writer knew),
+/// and whatever the cause, only a fresh open can read on: stopped, the store gets one.
 fn stopped_or<T>(poisoned: &OnceLock<String>, result: Result<T, StoreError>) -> Result<T, StoreError> {
-    match (result, poisoned.get()) {
-        (Err(StoreError::Backend(error)), Some(reason)) => {
-            Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}")))
+    let error = match result {
+        Err(error @ (StoreError::Backend(_) | StoreError::Io(_))) => error,
+        result => return result,
+    };
+    if poisoned.get().is_none() && sled_io_failure(&error) {
+        let reason = format!("a read of the log failed: {error}");
+        if poisoned.set(reason.clone()).is_ok() {
+            tracing::error!(%reason, "the store stops taking writes until it is reopened");
         }
-        (Err(StoreError::Io(error)), Some(reason)) => {
-            Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}")))
-        }
-        (result, _) => result,
+    }
+    match poisoned.get() {
+        Some(reason) => Err(StoreError::Poisoned(format!("{reason}; then a read failed: {error}"))),
+        None => Err(error),
+    }
+}
+
+/// Whether `error` is sled's failure to do I/O (not its refusal of what it read, which is
+/// `Damaged`, nor a bug or an unsupported call).
+fn sled_io_failure(error: &StoreError) -> bool {
+    match error {
+        StoreError::Backend(inner) => matches!(inner.downcast_ref::<sled::Error>(), Some(sled::Error::Io(_))),
+        _ => false,
     }
 }
 
@@ -1531,5 +1552,40 @@ mod tests {
         assert_eq!(next_recorded_at(at(5_000), at(1_000)), at(5_000), "a clock ahead is taken as it is");
         assert_eq!(next_recorded_at(at(1_000), at(1_000)), at(1_001), "the same microsecond moves on by one");
         assert_eq!(next_recorded_at(at(200), at(1_000)), at(1_001), "a clock stepped back is overruled");
+    }
+
+    /// sled failing a read with an I/O error (as it does once one of its own writes met a
+    /// full disk, before the writer's flush finds out) stops the store there and then: the
+    /// read answers `Poisoned`, which a `Recovering` store and its subscriptions take as
+    /// "reopen and go on", and appends are refused from then on. sled's other refusals do not
+    /// stop it.
+    #[tokio::test]
+    async fn a_read_that_sled_fails_with_an_io_error_stops_the_store() {
+        use store::conformance::note;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
+        let gate = EntityId::new("gate").unwrap();
+        store.append(&gate, ExpectedVersion::Any, vec![note("before")]).await.unwrap().unwrap();
+        let poisoned = &store.inner.poisoned;
+
+        let bug = Err::<(), _>(StoreError::backend(sled::Error::ReportableBug("a bug".into())));
+        assert!(matches!(stopped_or(poisoned, bug), Err(StoreError::Backend(_))));
+        let ours = Err::<(), _>(StoreError::Io(std::io::Error::other("the head file")));
+        assert!(matches!(stopped_or(poisoned, ours), Err(StoreError::Io(_))));
+        assert!(poisoned.get().is_none(), "only sled's I/O failures stop the store");
+        assert!(store.append(&gate, ExpectedVersion::Any, vec![note("still taken")]).await.unwrap().is_ok());
+
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let read = stopped_or(poisoned, Err::<(), _>(StoreError::backend(sled::Error::Io(full))));
+        let Err(StoreError::Poisoned(reason)) = read else { panic!("{read:?}") };
+        assert!(reason.contains("a read of the log failed") && reason.contains("No space left"), "{reason}");
+        let refused = store.append(&gate, ExpectedVersion::Any, vec![note("after")]).await;
+        assert!(matches!(refused, Err(StoreError::Poisoned(_))), "{refused:?}");
+        // What is durable is still read.
+        assert_eq!(store.read_all(1, 10).await.unwrap().len(), 2);
+        // And a later failure names the first one.
+        let again = stopped_or(poisoned, Err::<(), _>(StoreError::Io(std::io::Error::other("again"))));
+        let Err(StoreError::Poisoned(reason)) = again else { panic!("{again:?}") };
+        assert!(reason.starts_with("a read of the log failed") && reason.ends_with("again"), "{reason}");
     }
 }
