@@ -373,7 +373,8 @@ impl SledStore {
             None => Timestamp::from_microsecond(0).expect("the epoch is a timestamp"),
         };
         let head_path = config.dir.join("chain-head");
-        match head_file::read(&head_path)? {
+        let recorded_head = head_file::read(&head_path)?;
+        match recorded_head {
             None if log_end > 0 => {
                 return Err(StoreError::Corrupt {
                     global_position: log_end,
@@ -400,15 +401,22 @@ impl SledStore {
                 }
             }
         }
-        let opened_head = ChainHead { global_position: log_end, hash: last_hash };
-        let mut head_file = HeadFile::open(&head_path, opened_head)?;
-        head_file.write_synced(opened_head)?;
         repair_index(&log, &index, log_end)?;
+        // What this open adopts is made durable before the head file names it: a tail past
+        // the recorded head may be only in the page cache (its writer died before its sync),
+        // and a head file naming it, then a power loss, would make the log look cut short.
         db.flush().or_store()?;
         data_file.sync_data()?;
+        let opened_head = ChainHead { global_position: log_end, hash: last_hash };
+        let mut head_file = HeadFile::open(&head_path, opened_head)?;
+        if recorded_head.is_some_and(|head| head != opened_head) {
+            head_file.write_synced(opened_head)?;
+        }
         // A new store's files must survive a power loss too: sync the folders that hold them.
-        head_file::sync_parent_dir(&sled_dir.join("db"))?;
-        head_file::sync_parent_dir(&head_path)?;
+        if recorded_head.is_none() {
+            head_file::sync_parent_dir(&sled_dir.join("db"))?;
+            head_file::sync_parent_dir(&head_path)?;
+        }
 
         let (durable_sender, durable) = watch::channel(log_end);
         let (requests, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);

@@ -380,6 +380,31 @@ fn a_millisecond_with_thousands_of_event_ids_spreads_over_several_buckets() {
     });
 }
 
+/// A chain-head file that lags the log (its writer died between the log's sync and the head
+/// file's) is brought forward on open, once the tail's links are checked; the head file of a
+/// store at rest is left as it is (an open that reads writes nothing of its own).
+#[test]
+fn a_lagging_chain_head_is_brought_forward_on_open_and_one_at_rest_is_left_alone() {
+    let harness = SledHarness::new();
+    fill(&harness, 10);
+    let store = SledStore::open(harness.config()).unwrap();
+    let events = runtime().block_on(store.read_all(1, 100)).unwrap();
+    drop(store);
+    let at =
+        |position: usize| store_sled::ChainHead { global_position: position as u64, hash: events[position - 1].hash };
+    let head_path = harness.dir.path().join("chain-head");
+    store_sled::raw::write_chain_head(harness.dir.path(), at(6)).unwrap();
+
+    drop(SledStore::open(harness.config()).unwrap());
+    assert_eq!(store_sled::raw::read_chain_head(harness.dir.path()).unwrap(), Some(at(10)));
+    let at_rest = std::fs::read(&head_path).unwrap();
+    drop(SledStore::open(harness.config()).unwrap());
+    assert_eq!(std::fs::read(&head_path).unwrap(), at_rest, "an open at rest rewrote the head file");
+    // Appends still move it.
+    fill(&harness, 1);
+    assert_eq!(store_sled::raw::read_chain_head(harness.dir.path()).unwrap().unwrap().global_position, 11);
+}
+
 #[test]
 fn recorded_at_never_goes_backwards_and_verify_names_a_record_that_does() {
     let harness = SledHarness::new();
