@@ -33,33 +33,73 @@ fn operating(error: impl std::fmt::Display) -> Failure {
     Failure::Operating(anyhow::anyhow!("{error}"))
 }
 
-/// Fills a store in `dir` with `events` generated events (appends of 1,000), then saves the
-/// views' snapshot and the day checkpoints, as a server would have left them.
-async fn fill(dir: &Path, events: u64) -> Result<(), Failure> {
-    let start: Timestamp = START.parse().map_err(operating)?;
-    let store = SledStore::open(SledConfig::new(dir))?;
+/// Concurrent appenders of a served fill.
+const SERVED_APPENDERS: u64 = 16;
+
+/// The `k`-th generated event as it is appended: an id made now (a UUIDv7, as a real log has
+/// them) and its field time.
+fn new_event(k: u64, start: Timestamp) -> NewEvent {
+    let event = crate::bench_projections::generated_event(k, start);
+    let occurred_at =
+        Timestamp::from_microsecond(start.as_microsecond() + k as i64 * EVENT_SPACING_MICROS).expect("in range");
+    NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        occurred_at,
+        actor: event.actor,
+        correlation_id: None,
+        causation_id: None,
+        event: event.event,
+    }
+}
+
+/// Appends generated events `from..until` in appends of 1,000 on one stream.
+async fn append_in_bulk(store: &SledStore, from: u64, until: u64, start: Timestamp) -> Result<(), Failure> {
     let stream = EntityId::new("district").expect("valid");
-    let mut n = 0;
-    while n < events {
-        let batch: Vec<NewEvent> = (n..(n + 1_000).min(events))
-            .map(|k| {
-                let event = crate::bench_projections::generated_event(k, start);
-                let occurred_at = Timestamp::from_microsecond(start.as_microsecond() + k as i64 * EVENT_SPACING_MICROS)
-                    .expect("in range");
-                NewEvent {
-                    // Ids as a real log has them: UUIDv7s of the moment they were made.
-                    event_id: uuid::Uuid::now_v7(),
-                    occurred_at,
-                    actor: event.actor,
-                    correlation_id: None,
-                    causation_id: None,
-                    event: event.event,
-                }
-            })
-            .collect();
+    let mut n = from;
+    while n < until {
+        let batch: Vec<NewEvent> = (n..(n + 1_000).min(until)).map(|k| new_event(k, start)).collect();
         n += batch.len() as u64;
         if let Err(rejection) = store.append(&stream, ExpectedVersion::Any, batch).await? {
             return Err(Failure::Operating(rejection.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Fills a store in `dir` with `events` generated events, then saves the views' snapshot and
+/// the day checkpoints, as a server would have left them. In bulk: appends of 1,000 events.
+/// `served`: as a server takes them: the places and staff first, then one event per append,
+/// on its gate's stream, from `SERVED_APPENDERS` concurrent appenders (so the log's entries
+/// hold what a commit group of such appends holds, about ten events, not 16 KB each).
+async fn fill(dir: &Path, events: u64, served: bool) -> Result<(), Failure> {
+    let start: Timestamp = START.parse().map_err(operating)?;
+    let store = SledStore::open(SledConfig::new(dir))?;
+    if !served {
+        append_in_bulk(&store, 0, events, start).await?;
+    } else {
+        let setup = crate::bench_projections::SETUP_EVENTS.min(events);
+        append_in_bulk(&store, 0, setup, start).await?;
+        let appenders: Vec<_> = (0..SERVED_APPENDERS)
+            .map(|appender| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut k = setup + appender;
+                    while k < events {
+                        let gate = k % crate::bench_projections::CHECKPOINTS;
+                        let stream = EntityId::new(format!("gate-{gate}")).expect("valid");
+                        if let Err(rejection) =
+                            store.append(&stream, ExpectedVersion::Any, vec![new_event(k, start)]).await?
+                        {
+                            return Err(Failure::Operating(rejection.into()));
+                        }
+                        k += SERVED_APPENDERS;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for appender in appenders {
+            appender.await.map_err(operating)??;
         }
     }
     drop(store);
@@ -195,18 +235,23 @@ fn middle_day(events: u64) -> Result<Date, Failure> {
 /// The file `fill` writes last: a log without it was not filled to the end.
 const FILLED_MARKER: &str = "filled";
 
-pub async fn run(root: &Path, sizes: &[u64], keep: bool) -> Result<(), Failure> {
+pub async fn run(root: &Path, sizes: &[u64], keep: bool, served: bool) -> Result<(), Failure> {
     // The smallest log first: the others' figures are compared with its.
     let mut sizes = sizes.to_vec();
     sizes.sort_unstable();
     println!(
-        "gridwatch bench --days: logs of {} events (about 2,980 events a local day), in {}",
+        "gridwatch bench --days: logs of {} events (about 2,980 events a local day), filled {}, in {}",
         sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        if served {
+            format!("as a server takes them (one event per append, {SERVED_APPENDERS} appenders)")
+        } else {
+            "in appends of 1,000 events".to_owned()
+        },
         root.display()
     );
     let mut rows: Vec<(u64, &'static str, Measured)> = Vec::new();
     for &size in &sizes {
-        let dir = root.join(format!("log-{size}"));
+        let dir = root.join(if served { format!("log-{size}-served") } else { format!("log-{size}") });
         if keep && dir.join(FILLED_MARKER).exists() {
             println!("using the {size}-event log kept in {}", dir.display());
         } else {
@@ -214,7 +259,7 @@ pub async fn run(root: &Path, sizes: &[u64], keep: bool) -> Result<(), Failure> 
                 std::fs::remove_dir_all(&dir)?;
             }
             let started = Instant::now();
-            fill(&dir, size).await?;
+            fill(&dir, size, served).await?;
             std::fs::write(dir.join(FILLED_MARKER), b"")?;
             println!("filled {size} events in {:.1} s", started.elapsed().as_secs_f64());
         }
