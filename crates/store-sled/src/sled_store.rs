@@ -412,11 +412,11 @@ impl SledStore {
         if recorded_head.is_some_and(|head| head != opened_head) {
             head_file.write_synced(opened_head)?;
         }
-        // A new store's files must survive a power loss too: sync the folders that hold them.
-        if recorded_head.is_none() {
-            head_file::sync_parent_dir(&sled_dir.join("db"))?;
-            head_file::sync_parent_dir(&head_path)?;
-        }
+        // A new store's files must survive a power loss too: sync the folders that hold them
+        // (on every open: a first open cut short may have left them unsynced, and syncing a
+        // folder that did not change writes nothing).
+        head_file::sync_parent_dir(&sled_dir.join("db"))?;
+        head_file::sync_parent_dir(&head_path)?;
 
         let (durable_sender, durable) = watch::channel(log_end);
         let (requests, receiver) = mpsc::channel(APPEND_QUEUE_REQUESTS_MAX);
@@ -1384,21 +1384,24 @@ impl EventStore for SledStore {
 
 /// `result`, or `Poisoned` when it is a failure to read and the store is stopped.
 ///
-/// A read that sled fails with an I/O error stops the store itself (sets `poisoned`): sled
-/// can write while reading (a read may make it rewrite a page), and once one of its writes
-/// failed it refuses every further write with that error, reads that need one included. The
-/// write that failed may be one of sled's own, found by the writer only at its next flush
-/// (a full disk made a live feed's read fail a quarter of a second before the writer knew),
-/// and whatever the cause, only a fresh open can read on: stopped, the store gets one.
+/// sled can write while reading (a read may make it rewrite a page), and once one of its
+/// writes failed it refuses every further write with that error, the ones reads need
+/// included. The write that failed may be one of sled's own, which the writer finds only at
+/// its next flush (a full disk made a live feed's read fail a quarter of a second before the
+/// writer knew). So a read that sled fails with the error of a write (the disk or the quota
+/// full, the file too large: no read fails so by itself) stops the store itself (sets
+/// `poisoned`), and a reopen cures it. Any other read error (a bad sector, a missing file)
+/// is answered as it is: a reopen would not cure it, and would stop appends for nothing.
 fn stopped_or<T>(poisoned: &OnceLock<String>, result: Result<T, StoreError>) -> Result<T, StoreError> {
     let error = match result {
         Err(error @ (StoreError::Backend(_) | StoreError::Io(_))) => error,
         result => return result,
     };
-    if poisoned.get().is_none() && sled_io_failure(&error) {
-        let reason = format!("a read of the log failed: {error}");
+    if poisoned.get().is_none() && is_sleds_write_failure(&error) {
+        let reason = format!("sled's writes failed; a read of the log met it: {error}");
         if poisoned.set(reason.clone()).is_ok() {
             tracing::error!(%reason, "the store stops taking writes until it is reopened");
+            return Err(StoreError::Poisoned(reason));
         }
     }
     match poisoned.get() {
@@ -1407,13 +1410,12 @@ fn stopped_or<T>(poisoned: &OnceLock<String>, result: Result<T, StoreError>) -> 
     }
 }
 
-/// Whether `error` is sled's failure to do I/O (not its refusal of what it read, which is
-/// `Damaged`, nor a bug or an unsupported call).
-fn sled_io_failure(error: &StoreError) -> bool {
-    match error {
-        StoreError::Backend(inner) => matches!(inner.downcast_ref::<sled::Error>(), Some(sled::Error::Io(_))),
-        _ => false,
-    }
+/// Whether `error` is sled's I/O error of a failed write, met by a read.
+fn is_sleds_write_failure(error: &StoreError) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    let StoreError::Backend(inner) = error else { return false };
+    matches!(inner.downcast_ref::<sled::Error>(), Some(sled::Error::Io(io))
+        if matches!(io.kind(), StorageFull | QuotaExceeded | FileTooLarge))
 }
 
 /// Feeds one subscription: catch-up reads from the log up to the durable head, then waits
@@ -1562,13 +1564,19 @@ mod tests {
         assert_eq!(next_recorded_at(at(200), at(1_000)), at(1_001), "a clock stepped back is overruled");
     }
 
-    /// sled failing a read with an I/O error (as it does once one of its own writes met a
-    /// full disk, before the writer's flush finds out) stops the store there and then: the
+    fn sled_io_error(kind: std::io::ErrorKind, text: &str) -> Result<(), StoreError> {
+        Err(StoreError::backend(sled::Error::Io(std::io::Error::new(kind, text.to_owned()))))
+    }
+
+    /// A read that sled fails with a write's error (as it does once one of its own writes met
+    /// a full disk, before the writer's flush finds out) stops the store there and then: the
     /// read answers `Poisoned`, which a `Recovering` store and its subscriptions take as
-    /// "reopen and go on", and appends are refused from then on. sled's other refusals do not
-    /// stop it.
+    /// "reopen and go on", and appends are refused from then on. Any other read error (a bad
+    /// sector, a missing file: a reopen would not cure them, so no reopen loop) and sled's
+    /// other refusals leave the store as it is.
     #[tokio::test]
-    async fn a_read_that_sled_fails_with_an_io_error_stops_the_store() {
+    async fn a_read_that_meets_a_failed_write_stops_the_store_and_no_other_read_error_does() {
+        use std::io::ErrorKind;
         use store::conformance::note;
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
@@ -1580,20 +1588,23 @@ mod tests {
         assert!(matches!(stopped_or(poisoned, bug), Err(StoreError::Backend(_))));
         let ours = Err::<(), _>(StoreError::Io(std::io::Error::other("the head file")));
         assert!(matches!(stopped_or(poisoned, ours), Err(StoreError::Io(_))));
-        assert!(poisoned.get().is_none(), "only sled's I/O failures stop the store");
+        for (kind, text) in [(ErrorKind::Other, "Input/output error"), (ErrorKind::NotFound, "a blob file")] {
+            let read = stopped_or(poisoned, sled_io_error(kind, text));
+            assert!(matches!(read, Err(StoreError::Backend(_))), "{text}: {read:?}");
+        }
+        assert!(poisoned.get().is_none(), "a read error that a reopen does not cure stopped the store");
         assert!(store.append(&gate, ExpectedVersion::Any, vec![note("still taken")]).await.unwrap().is_ok());
 
-        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
-        let read = stopped_or(poisoned, Err::<(), _>(StoreError::backend(sled::Error::Io(full))));
+        let read = stopped_or(poisoned, sled_io_error(ErrorKind::StorageFull, "No space left on device"));
         let Err(StoreError::Poisoned(reason)) = read else { panic!("{read:?}") };
-        assert!(reason.contains("a read of the log failed") && reason.contains("No space left"), "{reason}");
+        assert!(reason.starts_with("sled's writes failed") && reason.contains("No space left"), "{reason}");
         let refused = store.append(&gate, ExpectedVersion::Any, vec![note("after")]).await;
         assert!(matches!(refused, Err(StoreError::Poisoned(_))), "{refused:?}");
         // What is durable is still read.
         assert_eq!(store.read_all(1, 10).await.unwrap().len(), 2);
-        // And a later failure names the first one.
+        // And a later failure names the first.
         let again = stopped_or(poisoned, Err::<(), _>(StoreError::Io(std::io::Error::other("again"))));
-        let Err(StoreError::Poisoned(reason)) = again else { panic!("{again:?}") };
-        assert!(reason.starts_with("a read of the log failed") && reason.ends_with("again"), "{reason}");
+        let Err(StoreError::Poisoned(later)) = again else { panic!("{again:?}") };
+        assert!(later.starts_with(&reason) && later.ends_with("again"), "{later}");
     }
 }
