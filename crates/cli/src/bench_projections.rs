@@ -24,16 +24,16 @@ fn id(text: String) -> EntityId {
     EntityId::new(text).expect("generated ids are valid")
 }
 
-/// The `n`-th generated event (deterministic): the places first, then a mix of checks (70%),
-/// tallies (15%), issue steps (10%) and field notes (5%), one every 3 seconds of field time.
 /// How many generated events register the places and the staff (they come first).
 pub const SETUP_EVENTS: u64 = SITES * (1 + CHECKPOINTS_PER_SITE) + STAFF + 2;
 /// How many checkpoints (gates) the generated events name.
 pub const CHECKPOINTS: u64 = SITES * CHECKPOINTS_PER_SITE;
 
+/// The `n`-th generated event (deterministic): the places first, then a mix of checks (70%),
+/// tallies (15%), issue steps (10%) and field notes (5%), one every 3 seconds of field time.
 pub fn generated_event(n: u64, start: Timestamp) -> RecordedEvent {
     let setup = SETUP_EVENTS;
-    let checkpoint = |k: u64| id(format!("cp-{}", k % (SITES * CHECKPOINTS_PER_SITE)));
+    let checkpoint = |k: u64| id(format!("cp-{}", k % CHECKPOINTS));
     let staff = |k: u64| id(format!("staff-{}", k % STAFF));
     let occurred_at = Timestamp::from_microsecond(start.as_microsecond() + n as i64 * 3_000_000).expect("in range");
     let event: Event = if n == 0 {
