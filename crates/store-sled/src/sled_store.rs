@@ -5,11 +5,8 @@
 //!   is the global position of the first (u64 big-endian), its value a sequence of frames
 //!   `[record length: u32 BE][record bytes: codec tag + bincode][chain hash: 32 bytes]`. A
 //!   commit group is written as few entries of up to `LOG_ENTRY_BYTES_TARGET` bytes, because
-//!   sled's cost (disk, memory, iteration, and the page table its recovery loads on every
-//!   open) is per entry far more than per byte: its leaves hold 16 entries, so a small entry
-//!   costs a few hundred bytes on disk. Groups of one event (appends as a server takes them)
-//!   leave small entries: the writer merges them into full ones once they are durable
-//!   ([`Writer::merge_small_entries`]).
+//!   sled's cost (disk, memory, iteration) is per entry far more than per byte: its leaves hold
+//!   16 entries, so a small entry costs a few hundred bytes on disk.
 //! - `index`: derived from `log` and kept off the append path; see the `index` module.
 //!
 //! One writer thread owns every write. It drains the queue of appends, decides each
