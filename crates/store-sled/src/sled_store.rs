@@ -262,48 +262,6 @@ fn log_end(log: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
     last.ok_or(StoreError::Corrupt { global_position: first, reason: "empty log entry".into() })
 }
 
-/// Replaces the consecutive log entries `run` (all durable) by one entry holding their frames.
-fn merge_entries(log: &sled::Tree, run: &[SmallEntry], bytes: usize) -> Result<(), StoreError> {
-    let mut frames = Vec::with_capacity(bytes);
-    let mut batch = sled::Batch::default();
-    for (k, entry) in run.iter().enumerate() {
-        let key = entry.first.to_be_bytes();
-        let value = log.get(key).or_store()?.ok_or_else(|| StoreError::Corrupt {
-            global_position: entry.first,
-            reason: "a log entry to merge is missing".into(),
-        })?;
-        assert_eq!(value.len(), entry.bytes, "the merged entries are the ones written");
-        assert!(k == 0 || entry.first == run[k - 1].last + 1, "merged entries are consecutive");
-        frames.extend_from_slice(&value);
-        if k > 0 {
-            batch.remove(&key);
-        }
-    }
-    batch.insert(&run[0].first.to_be_bytes(), frames);
-    log.apply_batch(batch).or_store()
-}
-
-/// The run of small entries at the end of the log (ending at `log_end`), oldest first, up to
-/// what one merge takes: an open goes on merging what the last one left (a process that
-/// appends one event and exits, as a script's `gridwatch record` does, leaves one each).
-fn small_run_at_end(log: &sled::Tree, log_end: u64) -> Result<Vec<SmallEntry>, StoreError> {
-    let mut run = Vec::new();
-    let mut bytes = 0;
-    let mut last = log_end;
-    for entry in log.iter().rev() {
-        let (key, value) = entry.or_store()?;
-        if value.len() >= LOG_ENTRY_BYTES_TARGET || bytes >= LOG_ENTRY_BYTES_TARGET {
-            break;
-        }
-        let first = u64_from(&key, "a log key")?;
-        run.push(SmallEntry { first, last, bytes: value.len() });
-        bytes += value.len();
-        last = first - 1;
-    }
-    run.reverse();
-    Ok(run)
-}
-
 /// The events at `positions` (as an index lists them, all at most the durable head), in that
 /// order. Runs of consecutive positions (one append, or events recorded in the order they
 /// happened) are read in one go; a position the log does not hold is corruption.
@@ -362,65 +320,38 @@ fn read_log_as<T>(
     }
     let wanted = limit.min((through - from + 1).min(READ_PAGE_EVENTS_MAX as u64 * 16) as usize);
     let mut events = Vec::with_capacity(wanted.min(READ_PAGE_EVENTS_MAX));
-    // The next position to read, and the chain hash before it (`None`: not known yet, it is
-    // taken from the frames before `next` in the entry holding it).
-    let mut next = from;
-    let mut previous = None;
-    // The writer merges small entries under readers: an iterator that had read a merged
-    // entry's first part finds its other keys gone (a gap). Reading on from the entry that
-    // holds the next position finds the merged frames; a gap still there after a few tries
-    // is the log's own.
-    let mut tries = 0;
-    loop {
-        let start = match entry_holding(log, next)? {
-            Some((start, _)) if start >= 1 => start,
-            _ => return Err(StoreError::Corrupt { global_position: next, reason: "missing from the log".into() }),
-        };
-        if previous.is_none() && start == next {
-            previous = Some(stored_hash(log, next - 1)?);
+    let start = match entry_holding(log, from)? {
+        Some((start, _)) if start >= 1 => start,
+        _ => return Err(StoreError::Corrupt { global_position: from, reason: "missing from the log".into() }),
+    };
+    let mut previous = if start == from { stored_hash(log, start - 1)? } else { [0; CHAIN_HASH_BYTES] };
+    let mut expected = start;
+    'entries: for entry in log.range(start.to_be_bytes()..=through.to_be_bytes()) {
+        let (key, value) = entry.or_store()?;
+        let first = u64_from(&key, "a log key")?;
+        if first != expected {
+            return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
         }
-        let mut link = previous.unwrap_or([0; CHAIN_HASH_BYTES]);
-        let mut expected = start;
-        let mut gap = false;
-        'entries: for entry in log.range(start.to_be_bytes()..=through.to_be_bytes()) {
-            let (key, value) = entry.or_store()?;
-            let first = u64_from(&key, "a log key")?;
-            // A merge under the iterator can only take keys away: an entry that starts
-            // inside the frames before it is the log's own damage.
-            if first < expected {
-                return Err(StoreError::Corrupt { global_position: first, reason: "log entries overlap".into() });
+        for frame in frames(first, &value) {
+            let Frame { global_position, record, hash } = frame?;
+            expected = global_position + 1;
+            if global_position < from {
+                // Only the stored hash is needed to check the link of the next frame.
+                previous = hash;
+                continue;
             }
-            if first > expected {
-                gap = true;
-                break;
+            if global_position > through || events.len() == wanted {
+                break 'entries;
             }
-            for frame in frames(first, &value) {
-                let Frame { global_position, record, hash } = frame?;
-                expected = global_position + 1;
-                if global_position < next {
-                    // Only the stored hash is needed to check the link of the next frame.
-                    link = hash;
-                    continue;
-                }
-                if global_position > through || events.len() == wanted {
-                    break 'entries;
-                }
-                if chain_hash(&link, global_position, record) != hash {
-                    return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
-                }
-                link = hash;
-                events.push(make(global_position, record, hash)?);
-                next = global_position + 1;
-                previous = Some(hash);
+            if chain_hash(&previous, global_position, record) != hash {
+                return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
             }
+            previous = hash;
+            events.push(make(global_position, record, hash)?);
         }
-        if !gap && (events.len() == wanted || expected > through) {
-            break;
-        }
-        tries += 1;
-        if tries > 3 {
-            return Err(StoreError::Corrupt { global_position: next, reason: "missing from the log".into() });
-        }
+    }
+    if events.len() < wanted && expected <= through {
+        return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
     }
     Ok(events)
 }
@@ -517,8 +448,6 @@ impl SledStore {
             last_hash,
             last_recorded_at,
             stream_heads: HashMap::new(),
-            small_run: small_run_at_end(&log, log_end)?,
-            durable: durable.clone(),
             poisoned: poisoned.clone(),
             group_commit_events_max: config.group_commit_events_max.max(1),
             dir: config.dir.clone(),
@@ -612,77 +541,41 @@ impl SledStore {
         let mut occurred = OccurredCheck::default();
         let mut expected = 1u64;
         let problem = |global_position: u64, reason: String| Some(VerifyProblem { global_position, reason });
-        // The writer merges small entries under this iterator: a gap is read on from the
-        // entry that holds the next position (the merged one) before it counts, a few times.
-        let mut seek_from = 1u64;
-        let mut tries = 0;
-        'seeks: loop {
-            let mut gap = None;
-            // Only the entry a re-seek starts at may hold frames already checked.
-            let mut may_start_before = seek_from < expected;
-            'entries: for entry in log.range(seek_from.to_be_bytes()..=head.to_be_bytes()) {
-                let (key, value) = entry.or_store()?;
-                let Ok(first) = u64_from(&key, "a log key") else {
-                    report.problem = problem(expected, "malformed log key".into());
-                    return Ok(report);
-                };
-                if first > expected {
-                    gap = Some(first);
-                    break;
-                }
-                if first < expected && !std::mem::take(&mut may_start_before) {
-                    report.problem = problem(expected, format!("missing from the log (next present is {first})"));
-                    return Ok(report);
-                }
-                may_start_before = false;
-                for frame in frames(first, &value) {
-                    let frame = match frame {
-                        Ok(frame) => frame,
-                        Err(error) => {
-                            report.problem = problem(expected, error.to_string());
-                            return Ok(report);
-                        }
-                    };
-                    if frame.global_position < expected {
-                        // Checked before the entries were merged into this one.
-                        continue;
-                    }
-                    if frame.global_position > head {
-                        break 'entries;
-                    }
-                    if let Err(reason) = self.check_frame(
-                        &frame,
-                        &report.last_hash,
-                        &mut stream_versions,
-                        &mut last_recorded_at,
-                        &mut occurred,
-                    ) {
-                        report.problem = problem(frame.global_position, reason);
-                        return Ok(report);
-                    }
-                    // Checked: these count events actually read, so they cannot pass u64.
-                    report.events = report.events.checked_add(1).expect("event counts fit in u64");
-                    report.last_hash = frame.hash;
-                    expected = expected.checked_add(1).expect("positions fit in u64");
-                    tries = 0;
-                }
-            }
-            let missing = match gap {
-                Some(next_present) => Some(next_present),
-                None if report.events < head => None,
-                None => break 'seeks,
+        'entries: for entry in log.range(..=head.to_be_bytes()) {
+            let (key, value) = entry.or_store()?;
+            let Ok(first) = u64_from(&key, "a log key") else {
+                report.problem = problem(expected, "malformed log key".into());
+                return Ok(report);
             };
-            tries += 1;
-            match entry_holding(log, expected)? {
-                Some((holding, _)) if tries <= 3 => seek_from = holding,
-                _ => {
-                    if let Some(next_present) = missing {
-                        report.problem =
-                            problem(expected, format!("missing from the log (next present is {next_present})"));
+            if first != expected {
+                report.problem = problem(expected, format!("missing from the log (next present is {first})"));
+                return Ok(report);
+            }
+            for frame in frames(first, &value) {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(error) => {
+                        report.problem = problem(expected, error.to_string());
                         return Ok(report);
                     }
-                    break 'seeks;
+                };
+                if frame.global_position > head {
+                    break 'entries;
                 }
+                if let Err(reason) = self.check_frame(
+                    &frame,
+                    &report.last_hash,
+                    &mut stream_versions,
+                    &mut last_recorded_at,
+                    &mut occurred,
+                ) {
+                    report.problem = problem(frame.global_position, reason);
+                    return Ok(report);
+                }
+                // Checked: these count events actually read, so they cannot pass u64.
+                report.events = report.events.checked_add(1).expect("event counts fit in u64");
+                report.last_hash = frame.hash;
+                expected = expected.checked_add(1).expect("positions fit in u64");
             }
         }
         if report.events < head {
@@ -863,10 +756,6 @@ struct Writer {
     last_recorded_at: Timestamp,
     /// Last version of each stream seen by the writer: a cache of the index.
     stream_heads: HashMap<EntityId, u64>,
-    /// The small entries at the log's end, oldest first (see [`Writer::merge_small_entries`]).
-    small_run: Vec<SmallEntry>,
-    /// The durable head, which the small entries must reach before they are merged.
-    durable: watch::Receiver<u64>,
     poisoned: Arc<OnceLock<String>>,
     group_commit_events_max: usize,
     /// The data directory, and the free space to leave on its filesystem.
@@ -1043,17 +932,6 @@ struct Group {
     chain_tip: (u64, ChainHash),
     /// The last `recorded_at` of a restored group (its records bring their own).
     restored_recorded_at: Option<Timestamp>,
-    /// The entries written so far: first position and bytes.
-    written: Vec<(u64, usize)>,
-}
-
-/// A log entry under `LOG_ENTRY_BYTES_TARGET`, one of the run at the log's end that the
-/// writer merges into one entry once they are durable and fill one.
-#[derive(Clone, Copy, Debug)]
-struct SmallEntry {
-    first: u64,
-    last: u64,
-    bytes: usize,
 }
 
 impl Group {
@@ -1079,7 +957,6 @@ impl Group {
     /// Moves the entry being filled into the log batch.
     fn close_entry(&mut self) {
         if let Some((first_position, frames)) = self.entry.take() {
-            self.written.push((first_position, frames.len()));
             self.log_batch.insert(&first_position.to_be_bytes(), frames);
         }
     }
@@ -1107,7 +984,6 @@ impl Writer {
                 }
             }
             let job = self.commit(group);
-            self.merge_small_entries();
             match job {
                 // Nobody else is waiting: sync here, without a hand-over to another thread.
                 Some(job) if requests.is_empty() => self.syncer.lock().expect("no sync panicked").complete(vec![job]),
@@ -1164,11 +1040,7 @@ impl Writer {
                 return None;
             }
             group.close_entry();
-            let written = std::mem::take(&mut group.written);
             failure = self.apply(group).err();
-            if failure.is_none() {
-                self.note_written(&written);
-            }
         }
         if let Some(error) = failure {
             let reason = error.to_string();
@@ -1188,54 +1060,6 @@ impl Writer {
         let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
         let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
         Some(SyncJob { applied, replies })
-    }
-
-    /// Notes the entries a group wrote (first position and bytes, in order; the last ends at
-    /// the writer's head): a full one ends the run of small ones before it, which can then no
-    /// longer be merged (a merge joins consecutive entries only).
-    fn note_written(&mut self, written: &[(u64, usize)]) {
-        for (k, &(first, bytes)) in written.iter().enumerate() {
-            let last = written.get(k + 1).map_or(self.next_position - 1, |&(next, _)| next - 1);
-            if bytes >= LOG_ENTRY_BYTES_TARGET {
-                self.small_run.clear();
-            } else {
-                self.small_run.push(SmallEntry { first, last, bytes });
-            }
-        }
-    }
-
-    /// Merges the oldest small entries at the log's end into one, once they are durable and
-    /// hold `LOG_ENTRY_BYTES_TARGET` bytes together: appends of one event each (as a server
-    /// takes them) write an entry per commit group, and sled's cost (its page table, loaded
-    /// on every open, and its cache) is per entry. One sled batch writes the first entry's key
-    /// with the frames of all and removes the others' keys: atomic, so after a crash the log
-    /// holds the one layout or the other, with the same frames; readers that meet the keys
-    /// going under their iterator read on from the merged entry (see [`read_log_as`]). A
-    /// failed merge stops the store, as a failed append does.
-    fn merge_small_entries(&mut self) {
-        if self.poisoned.get().is_some() {
-            return;
-        }
-        let durable = *self.durable.borrow();
-        let mut bytes = 0;
-        let mut take = 0;
-        for entry in self.small_run.iter().take_while(|entry| entry.last <= durable) {
-            bytes += entry.bytes;
-            take += 1;
-            if bytes >= LOG_ENTRY_BYTES_TARGET {
-                break;
-            }
-        }
-        if bytes < LOG_ENTRY_BYTES_TARGET || take < 2 {
-            return;
-        }
-        let run: Vec<SmallEntry> = self.small_run.drain(..take).collect();
-        if let Err(error) = merge_entries(&self.log, &run, bytes) {
-            let reason = format!("merging log entries failed: {error}");
-            tracing::error!(%reason, "the store stops taking writes");
-            let _ = self.poisoned.set(reason);
-            self.small_run.clear();
-        }
     }
 
     /// Why the next group must not be written, if the data directory's filesystem has less
