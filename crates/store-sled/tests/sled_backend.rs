@@ -83,6 +83,12 @@ fn fill(harness: &SledHarness, count: usize) {
     });
 }
 
+/// Every event of the store in `harness` (opened for the read, closed after it).
+fn stored_events(harness: &SledHarness) -> Vec<events_schema::RecordedEvent> {
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(store.read_all(1, 1_000)).unwrap()
+}
+
 /// Runs `change` on the raw sled trees of a closed store.
 fn with_raw_sled(harness: &SledHarness, change: impl FnOnce(&sled::Tree, &sled::Tree)) {
     let db = open_raw_sled(harness.dir.path()).unwrap();
@@ -387,9 +393,7 @@ fn a_millisecond_with_thousands_of_event_ids_spreads_over_several_buckets() {
 fn a_lagging_chain_head_is_brought_forward_on_open_and_one_at_rest_is_left_alone() {
     let harness = SledHarness::new();
     fill(&harness, 10);
-    let store = SledStore::open(harness.config()).unwrap();
-    let events = runtime().block_on(store.read_all(1, 100)).unwrap();
-    drop(store);
+    let events = stored_events(&harness);
     let at =
         |position: usize| store_sled::ChainHead { global_position: position as u64, hash: events[position - 1].hash };
     let head_path = harness.dir.path().join("chain-head");
@@ -409,10 +413,8 @@ fn a_lagging_chain_head_is_brought_forward_on_open_and_one_at_rest_is_left_alone
 fn recorded_at_never_goes_backwards_and_verify_names_a_record_that_does() {
     let harness = SledHarness::new();
     fill(&harness, 10);
-    let store = SledStore::open(harness.config()).unwrap();
-    let events = runtime().block_on(store.read_all(1, 100)).unwrap();
+    let events = stored_events(&harness);
     assert!(events.windows(2).all(|pair| pair[0].recorded_at < pair[1].recorded_at), "recorded_at strictly increases");
-    drop(store);
     // Forge a consistent tail whose position 6 was recorded before position 5: every link
     // and the chain-head file agree, so only the order of recorded_at can tell.
     with_raw_sled(&harness, |log, _| {
