@@ -12,10 +12,15 @@
 //! Key layout in the `index` tree:
 //! - `s` + stream id length (u16 BE) + stream id + chunk number (u64 BE) -> the global
 //!   positions (u64 BE each) of versions `chunk * 64 + 1 ..`, up to 64 of them;
-//! - `e` + the first 6 bytes of an event id (its UUIDv7 millisecond) + a bucket number
-//!   (u16 BE) -> entries of the other 10 bytes of the id followed by its global position
-//!   (u64 BE); a millisecond with more ids than `BUCKET_BYTES_MAX` holds goes on in the
-//!   next bucket number, so that no value grows large;
+//! - `e` + an event id (16 bytes), the least id of its bucket when the bucket was made ->
+//!   entries of an event id (16 bytes) followed by its global position (u64 BE), in the
+//!   order they were indexed. Each id is in the bucket with the greatest key at or below
+//!   it, so a look-up is one seek and a scan of one bucket. Buckets fill up to
+//!   `BUCKET_BYTES_MAX`; an id above all the ids of a full bucket starts a bucket of its
+//!   own, and one among them splits the bucket into its lower and upper half (by id). So
+//!   there is a bucket per few hundred ids, however the ids are spread in time: format 2
+//!   keyed buckets by the id's millisecond, which for a log written one event at a time
+//!   (a real one: one id per millisecond at most) is one bucket, one sled entry, per event;
 //! - `o` + the UTC hour of `occurred_at` (microseconds since the epoch / 3,600,000,000, as
 //!   an i64 with its sign bit flipped, BE) + a bucket number (u16 BE) -> entries of the
 //!   microseconds of `occurred_at` into that hour (u32 BE) followed by the global position
@@ -40,21 +45,22 @@ use crate::OrStoreError;
 const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
 const INDEX_FORMAT_KEY: &[u8] = b"m:index_format";
 /// The layout of the index this code writes: 1 held streams and event ids (no format key
-/// was written then), 2 adds the occurred-at buckets. An index of another format is rebuilt
-/// from the log on open.
-pub(crate) const INDEX_FORMAT: u64 = 2;
+/// was written then), 2 adds the occurred-at buckets, 3 keys the event-id buckets by their
+/// least id instead of by millisecond. An index of another format is rebuilt from the log
+/// on open.
+pub(crate) const INDEX_FORMAT: u64 = 3;
 /// The overlay is moved into sled once it holds this many events.
 const OVERLAY_EVENTS_MAX: usize = 8_192;
 /// Stream versions per stream-index entry.
 const STREAM_CHUNK_VERSIONS: u64 = 64;
-/// Bytes of an event id that name its bucket (the UUIDv7 millisecond).
-const BUCKET_PREFIX_BYTES: usize = 6;
-/// Bytes of one bucket entry: the rest of the id, then the position.
-const BUCKET_ENTRY_BYTES: usize = 16 - BUCKET_PREFIX_BYTES + 8;
-/// The most bytes one bucket holds (910 ids).
+/// Bytes of one event-id bucket entry: the id, then the position.
+const BUCKET_ENTRY_BYTES: usize = 16 + 8;
+/// The most bytes one event-id bucket holds (682 ids).
 const BUCKET_BYTES_MAX: usize = 16 * 1024 / BUCKET_ENTRY_BYTES * BUCKET_ENTRY_BYTES;
-/// Length of a bucket key: `e`, the id's first bytes, the bucket number.
-const BUCKET_KEY_BYTES: usize = 1 + BUCKET_PREFIX_BYTES + 2;
+/// Length of an event-id bucket key: `e`, then an id.
+const BUCKET_KEY_BYTES: usize = 1 + 16;
+/// The first key after every event-id bucket key.
+const AFTER_BUCKETS: &[u8] = b"f";
 /// Microseconds of one occurred-at bucket prefix (an hour).
 const OCCURRED_HOUR_MICROS: i64 = 3_600_000_000;
 /// Bytes of one occurred-at entry: the microseconds into the hour, then the position.
@@ -141,25 +147,42 @@ fn chunk_key(stream_id: &EntityId, chunk: u64) -> Vec<u8> {
     key
 }
 
-/// The key prefix shared by all buckets of `event_id`'s millisecond.
-fn bucket_prefix(event_id: Uuid) -> [u8; 1 + BUCKET_PREFIX_BYTES] {
-    let mut prefix = [0u8; 1 + BUCKET_PREFIX_BYTES];
-    prefix[0] = b'e';
-    prefix[1..].copy_from_slice(&event_id.as_bytes()[..BUCKET_PREFIX_BYTES]);
-    prefix
+/// The key of the event-id bucket whose least id is `least`.
+fn bucket_key(least: Uuid) -> [u8; BUCKET_KEY_BYTES] {
+    let mut key = [0u8; BUCKET_KEY_BYTES];
+    key[0] = b'e';
+    key[1..].copy_from_slice(least.as_bytes());
+    key
+}
+
+/// The least id of the event-id bucket whose key is `key`.
+fn bucket_least(key: &[u8]) -> Result<Uuid, StoreError> {
+    match (key.len(), key.first()) {
+        (BUCKET_KEY_BYTES, Some(b'e')) => Ok(Uuid::from_slice(&key[1..]).expect("16 bytes")),
+        _ => Err(malformed("event-id bucket key")),
+    }
+}
+
+/// The (id, position) entries of an event-id bucket.
+fn bucket_entries(bucket: &[u8]) -> Result<impl Iterator<Item = (Uuid, u64)> + '_, StoreError> {
+    if bucket.len() % BUCKET_ENTRY_BYTES != 0 {
+        return Err(malformed("event-id bucket"));
+    }
+    Ok(bucket.chunks_exact(BUCKET_ENTRY_BYTES).map(|entry| {
+        let (id, position) = entry.split_at(16);
+        (Uuid::from_slice(id).expect("16 bytes"), u64::from_be_bytes(position.try_into().expect("entries of 24 bytes")))
+    }))
+}
+
+fn push_bucket_entry(bucket: &mut Vec<u8>, event_id: Uuid, position: u64) {
+    bucket.extend_from_slice(event_id.as_bytes());
+    bucket.extend_from_slice(&position.to_be_bytes());
 }
 
 fn occurred_key(prefix: &[u8; 9], number: u16) -> [u8; OCCURRED_KEY_BYTES] {
     let mut key = [0u8; OCCURRED_KEY_BYTES];
     key[..9].copy_from_slice(prefix);
     key[9..].copy_from_slice(&number.to_be_bytes());
-    key
-}
-
-fn bucket_key(prefix: &[u8; 1 + BUCKET_PREFIX_BYTES], number: u16) -> [u8; BUCKET_KEY_BYTES] {
-    let mut key = [0u8; BUCKET_KEY_BYTES];
-    key[..prefix.len()].copy_from_slice(prefix);
-    key[prefix.len()..].copy_from_slice(&number.to_be_bytes());
     key
 }
 
@@ -184,6 +207,14 @@ fn chunk_number(key: &[u8]) -> Result<u64, StoreError> {
 
 fn positions_of(chunk: &[u8]) -> impl Iterator<Item = u64> + '_ {
     chunk.chunks_exact(8).map(|bytes| u64::from_be_bytes(bytes.try_into().expect("chunks of 8")))
+}
+
+/// The layout the index in `tree` was written in (1 when it names none).
+fn format_of(tree: &sled::Tree) -> Result<u64, StoreError> {
+    match tree.get(INDEX_FORMAT_KEY).or_store()? {
+        Some(bytes) => u64_from(&bytes, "the index format"),
+        None => Ok(1),
+    }
 }
 
 /// Index entries the writer has made that are not in sled's tree yet.
@@ -218,21 +249,15 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn open(tree: sled::Tree) -> Result<Index, StoreError> {
-        // The greatest id has the greatest millisecond prefix, but may sit in any bucket of it.
+        // Every id at or above the last bucket's key is in it, so the greatest id is too. (An
+        // index of another format is cleared before anything looks up an id in it.)
         let mut max_event_id = Uuid::nil();
-        if let Some(entry) = tree.range(&b"e"[..]..&b"f"[..]).next_back() {
-            let (last_key, _) = entry.or_store()?;
-            let prefix = last_key.get(..1 + BUCKET_PREFIX_BYTES).ok_or_else(|| malformed("event-id bucket key"))?;
-            for bucket in tree.scan_prefix(prefix) {
-                let (key, bucket) = bucket.or_store()?;
-                if key.len() != BUCKET_KEY_BYTES || bucket.len() % BUCKET_ENTRY_BYTES != 0 {
-                    return Err(malformed("event-id bucket"));
-                }
-                for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
-                    let mut id = [0u8; 16];
-                    id[..BUCKET_PREFIX_BYTES].copy_from_slice(&key[1..1 + BUCKET_PREFIX_BYTES]);
-                    id[BUCKET_PREFIX_BYTES..].copy_from_slice(&item[..16 - BUCKET_PREFIX_BYTES]);
-                    max_event_id = max_event_id.max(Uuid::from_bytes(id));
+        if format_of(&tree)? == INDEX_FORMAT {
+            if let Some(entry) = tree.range(&b"e"[..]..AFTER_BUCKETS).next_back() {
+                let (key, bucket) = entry.or_store()?;
+                bucket_least(&key)?;
+                for (id, _) in bucket_entries(&bucket)? {
+                    max_event_id = max_event_id.max(id);
                 }
             }
         }
@@ -252,16 +277,31 @@ impl Index {
         if event_id > state.max_event_id {
             return Ok(None);
         }
-        let rest = &event_id.as_bytes()[BUCKET_PREFIX_BYTES..];
-        for bucket in self.tree.scan_prefix(bucket_prefix(event_id)) {
-            let (_, bucket) = bucket.or_store()?;
-            for item in bucket.chunks_exact(BUCKET_ENTRY_BYTES) {
-                if &item[..rest.len()] == rest {
-                    return Ok(Some(u64_from(&item[rest.len()..], "an event index position")?));
-                }
+        let Some((_, bucket)) = self.stored_bucket_at_or_below(event_id)? else {
+            return Ok(None);
+        };
+        Ok(bucket_entries(&bucket)?.find(|(id, _)| *id == event_id).map(|(_, position)| position))
+    }
+
+    /// The stored event-id bucket that holds `event_id` if any does: the one with the
+    /// greatest key at or below it.
+    fn stored_bucket_at_or_below(&self, event_id: Uuid) -> Result<Option<(Uuid, sled::IVec)>, StoreError> {
+        match self.tree.range(&b"e"[..]..=&bucket_key(event_id)[..]).next_back() {
+            Some(entry) => {
+                let (key, bucket) = entry.or_store()?;
+                Ok(Some((bucket_least(&key)?, bucket)))
             }
+            None => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// The least key of a stored event-id bucket above `event_id`.
+    fn stored_bucket_above(&self, event_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let after = (std::ops::Bound::Excluded(&bucket_key(event_id)[..]), std::ops::Bound::Excluded(AFTER_BUCKETS));
+        match self.tree.range::<&[u8], _>(after).next() {
+            Some(entry) => Ok(Some(bucket_least(&entry.or_store()?.0)?)),
+            None => Ok(None),
+        }
     }
 
     /// The last version of `stream_id` (0 when it has no events).
@@ -392,35 +432,8 @@ impl Index {
                 pending = later;
             }
         }
-        // Per millisecond: the last bucket number and its bytes, filled and then continued.
-        let mut buckets: BTreeMap<[u8; 1 + BUCKET_PREFIX_BYTES], (u16, Vec<u8>)> = BTreeMap::new();
-        for (event_id, position) in &overlay.event_positions {
-            let prefix = bucket_prefix(*event_id);
-            let (number, bucket) = match buckets.entry(prefix) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    let last = match self.tree.scan_prefix(prefix).next_back() {
-                        Some(stored) => {
-                            let (key, bucket) = stored.or_store()?;
-                            let number = key.get(1 + BUCKET_PREFIX_BYTES..).and_then(|n| n.try_into().ok());
-                            let number =
-                                number.map(u16::from_be_bytes).ok_or_else(|| malformed("event-id bucket key"))?;
-                            (number, bucket.to_vec())
-                        }
-                        None => (0, Vec::new()),
-                    };
-                    entry.insert(last)
-                }
-            };
-            if bucket.len() + BUCKET_ENTRY_BYTES > BUCKET_BYTES_MAX {
-                batch.insert(&bucket_key(&prefix, *number), std::mem::take(bucket));
-                *number = number.checked_add(1).ok_or_else(|| malformed("event-id bucket number"))?;
-            }
-            bucket.extend_from_slice(&event_id.as_bytes()[BUCKET_PREFIX_BYTES..]);
-            bucket.extend_from_slice(&position.to_be_bytes());
-        }
-        for (prefix, (number, bucket)) in buckets {
-            batch.insert(&bucket_key(&prefix, number), bucket);
+        for (least, bucket) in self.event_buckets_with(&overlay.event_positions)? {
+            batch.insert(&bucket_key(least)[..], bucket);
         }
         // Per hour of occurred_at: the same, filling the hour's last bucket and going on.
         let mut hours: BTreeMap<[u8; 9], (u16, Vec<u8>)> = BTreeMap::new();
@@ -456,6 +469,70 @@ impl Index {
         self.tree.apply_batch(batch).or_store()?;
         *overlay = Overlay::default();
         Ok(())
+    }
+
+    /// The event-id buckets that change when `event_positions` are added, by least id: the
+    /// stored buckets they land in, with them, and the new buckets they make.
+    fn event_buckets_with(&self, event_positions: &HashMap<Uuid, u64>) -> Result<BTreeMap<Uuid, Vec<u8>>, StoreError> {
+        let mut added: Vec<(Uuid, u64)> = event_positions.iter().map(|(id, position)| (*id, *position)).collect();
+        added.sort_unstable();
+        let mut buckets: BTreeMap<Uuid, Vec<u8>> = BTreeMap::new();
+        // The stored bucket the current id falls in, and the next stored bucket's key: ids
+        // below it fall in the same one, so in-order ids cost one seek in all.
+        let mut stored_floor: Option<Uuid> = None;
+        let mut stored_next: Option<Option<Uuid>> = None;
+        for (event_id, position) in added {
+            if stored_next.is_none_or(|next| next.is_some_and(|next| event_id >= next)) {
+                stored_floor = match self.stored_bucket_at_or_below(event_id)? {
+                    Some((least, bucket)) => {
+                        buckets.entry(least).or_insert_with(|| bucket.to_vec());
+                        Some(least)
+                    }
+                    None => None,
+                };
+                stored_next = Some(self.stored_bucket_above(event_id)?);
+            }
+            let floor = buckets.range(..=event_id).next_back().map(|(least, _)| *least).max(stored_floor);
+            let Some(least) = floor else {
+                let mut bucket = Vec::with_capacity(BUCKET_BYTES_MAX);
+                push_bucket_entry(&mut bucket, event_id, position);
+                buckets.insert(event_id, bucket);
+                continue;
+            };
+            let bucket = buckets.get_mut(&least).expect("the floor is a bucket of the map");
+            if bucket.len() + BUCKET_ENTRY_BYTES <= BUCKET_BYTES_MAX {
+                push_bucket_entry(bucket, event_id, position);
+                continue;
+            }
+            let mut entries: Vec<(Uuid, u64)> = bucket_entries(bucket)?.collect();
+            if entries.iter().all(|(id, _)| *id < event_id) {
+                // Full, and the id comes after all of it: a bucket of its own.
+                let mut bucket = Vec::with_capacity(BUCKET_BYTES_MAX);
+                push_bucket_entry(&mut bucket, event_id, position);
+                buckets.insert(event_id, bucket);
+                continue;
+            }
+            // Full, and the id falls among its ids: split it into its lower and upper half.
+            entries.push((event_id, position));
+            entries.sort_unstable();
+            let upper = entries.split_off(entries.len() / 2);
+            let write = |entries: &[(Uuid, u64)]| {
+                let mut bucket = Vec::with_capacity(BUCKET_BYTES_MAX);
+                for (id, position) in entries {
+                    push_bucket_entry(&mut bucket, *id, *position);
+                }
+                bucket
+            };
+            if upper[0].0 <= least {
+                return Err(StoreError::Corrupt {
+                    global_position: position,
+                    reason: format!("event id {} is indexed twice", upper[0].0),
+                });
+            }
+            *bucket = write(&entries);
+            buckets.insert(upper[0].0, write(&upper));
+        }
+        Ok(buckets)
     }
 
     /// The first `limit` (occurred_at, global position) pairs, in that order, of the events
@@ -515,10 +592,7 @@ impl Index {
     /// The layout the stored index was written in (1 when it names none: written before the
     /// format was recorded).
     pub(crate) fn format(&self) -> Result<u64, StoreError> {
-        match self.tree.get(INDEX_FORMAT_KEY).or_store()? {
-            Some(bytes) => u64_from(&bytes, "the index format"),
-            None => Ok(1),
-        }
+        format_of(&self.tree)
     }
 
     /// The last position whose entries are in sled's tree.

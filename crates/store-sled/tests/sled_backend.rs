@@ -386,6 +386,149 @@ fn a_millisecond_with_thousands_of_event_ids_spreads_over_several_buckets() {
     });
 }
 
+/// Appends one event for each of `ids`, in appends of up to 1,000, and closes the store (so
+/// that its index entries move into sled).
+fn append_with_ids(harness: &SledHarness, stream: &str, ids: &[uuid::Uuid]) {
+    let store = SledStore::open(harness.config()).unwrap();
+    let stream = store::EntityId::new(stream).unwrap();
+    runtime().block_on(async {
+        for chunk in ids.chunks(1_000) {
+            let events = chunk
+                .iter()
+                .map(|id| {
+                    let mut event = note("identified");
+                    event.event_id = *id;
+                    event
+                })
+                .collect();
+            store.append(&stream, ExpectedVersion::Any, events).await.unwrap().unwrap();
+        }
+    });
+}
+
+/// The event-id buckets of a closed store: (least id, the ids it holds), in key order. Each
+/// holds at most 16 KB.
+fn event_id_buckets(harness: &SledHarness) -> Vec<(uuid::Uuid, Vec<uuid::Uuid>)> {
+    let mut buckets = Vec::new();
+    with_raw_sled(harness, |_, index| {
+        for entry in index.scan_prefix(b"e") {
+            let (key, bucket) = entry.unwrap();
+            assert_eq!(key.len(), 17, "an event-id bucket key is `e` and an id");
+            assert!(bucket.len() <= 16 * 1024 && bucket.len() % 24 == 0, "bucket of {} bytes", bucket.len());
+            let ids = bucket.chunks(24).map(|entry| uuid::Uuid::from_slice(&entry[..16]).unwrap()).collect();
+            buckets.push((uuid::Uuid::from_slice(&key[1..]).unwrap(), ids));
+        }
+    });
+    buckets
+}
+
+/// Retries each of `ids` and asserts that it comes back as the event at its position.
+fn assert_retries_are_deduplicated(harness: &SledHarness, stream: &str, ids: &[(uuid::Uuid, u64)]) {
+    let store = SledStore::open(harness.config()).unwrap();
+    let stream = store::EntityId::new(stream).unwrap();
+    runtime().block_on(async {
+        for (id, position) in ids {
+            let mut retry = note("retry");
+            retry.event_id = *id;
+            let retried = store.append(&stream, ExpectedVersion::Any, vec![retry]).await.unwrap().unwrap();
+            assert!(retried.deduplicated, "id {id}");
+            assert_eq!(retried.events[0].global_position, *position, "id {id}");
+        }
+    });
+    assert_eq!(store.verify_blocking().unwrap().problem, None);
+}
+
+/// A real log's ids are spread over its time (one a millisecond at most): they share
+/// buckets all the same, a few hundred to one, so the index's sled entries do not grow one
+/// for one with the log.
+#[test]
+fn event_ids_a_millisecond_apart_share_index_buckets() {
+    let harness = SledHarness::new();
+    let ids: Vec<uuid::Uuid> = (0..5_000u64)
+        .map(|n| {
+            let millis = 1_700_000_000_000 + n * 29_000;
+            uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                millis / 1_000,
+                (millis % 1_000) as u32 * 1_000_000,
+            ))
+        })
+        .collect();
+    append_with_ids(&harness, "spread", &ids);
+    let buckets = event_id_buckets(&harness);
+    assert!(buckets.len() <= 8, "5,000 ids in {} buckets", buckets.len());
+    assert_eq!(buckets.iter().map(|(_, ids)| ids.len()).sum::<usize>(), 5_000);
+    let sample: Vec<_> = [0usize, 681, 682, 2_500, 4_999].iter().map(|&n| (ids[n], n as u64 + 1)).collect();
+    assert_retries_are_deduplicated(&harness, "spread", &sample);
+}
+
+/// Ids that arrive after later ones (a phone that was offline) land in the bucket that
+/// covers them, splitting it when it is full; every id stays in the bucket with the greatest
+/// key at or below it, and each is found at its position.
+#[test]
+fn event_ids_that_arrive_out_of_order_split_full_buckets_and_are_all_found() {
+    let harness = SledHarness::new();
+    let id = |n: u128| uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | (n << 20));
+    // The even ids first (in two closes of the store), then the odd ones among them.
+    let evens: Vec<_> = (0..1_500u128).map(|n| id(2 * n)).collect();
+    let odds: Vec<_> = (0..1_500u128).map(|n| id(2 * n + 1)).collect();
+    append_with_ids(&harness, "late", &evens[..700]);
+    append_with_ids(&harness, "late", &evens[700..]);
+    let before = event_id_buckets(&harness).len();
+    append_with_ids(&harness, "late", &odds);
+    let buckets = event_id_buckets(&harness);
+    assert!(buckets.len() > before, "the odd ids split the full buckets ({before} -> {})", buckets.len());
+    for (k, (least, ids)) in buckets.iter().enumerate() {
+        let next = buckets.get(k + 1).map(|(next, _)| *next);
+        assert!(ids.contains(least), "bucket {least} holds its own key");
+        assert!(
+            ids.iter().all(|id| id >= least && next.is_none_or(|next| *id < next)),
+            "bucket {least} holds ids of another"
+        );
+    }
+    assert_eq!(buckets.iter().map(|(_, ids)| ids.len()).sum::<usize>(), 3_000);
+    let positions: Vec<_> = evens
+        .iter()
+        .enumerate()
+        .map(|(n, id)| (*id, n as u64 + 1))
+        .chain(odds.iter().enumerate().map(|(n, id)| (*id, 1_501 + n as u64)))
+        .collect();
+    assert_retries_are_deduplicated(&harness, "late", &positions);
+}
+
+/// An index whose event-id buckets are in the layout of format 2 (by millisecond) is
+/// rebuilt from the log on open, in this layout.
+#[test]
+fn an_index_of_millisecond_buckets_is_rebuilt_in_least_id_buckets() {
+    let harness = SledHarness::new();
+    let ids: Vec<_> = (0..40).map(|_| uuid::Uuid::now_v7()).collect();
+    append_with_ids(&harness, "upgraded", &ids);
+    let events = stored_events(&harness);
+    with_raw_sled(&harness, |_, index| {
+        let buckets: Vec<_> = index.scan_prefix(b"e").keys().map(|key| key.unwrap()).collect();
+        for key in buckets {
+            index.remove(key).unwrap();
+        }
+        // What format 2 wrote: `e`, the id's millisecond, a bucket number -> the rest of
+        // each id and its position.
+        for event in &events {
+            let bytes = event.event_id.as_bytes();
+            let mut key = vec![b'e'];
+            key.extend_from_slice(&bytes[..6]);
+            key.extend_from_slice(&(event.global_position as u16).to_be_bytes());
+            let mut value = bytes[6..].to_vec();
+            value.extend_from_slice(&event.global_position.to_be_bytes());
+            index.insert(key, value).unwrap();
+        }
+        index.insert(b"m:index_format", &2u64.to_be_bytes()).unwrap();
+    });
+    drop(SledStore::open(harness.config()).unwrap());
+    let buckets = event_id_buckets(&harness);
+    assert_eq!(buckets.len(), 1, "40 ids in one bucket");
+    let ids: Vec<_> = events.iter().map(|event| (event.event_id, event.global_position)).collect();
+    assert_retries_are_deduplicated(&harness, "upgraded", &ids);
+}
+
 /// A chain-head file that lags the log (its writer died between the log's sync and the head
 /// file's) is brought forward on open, once the tail's links are checked; the head file of a
 /// store at rest is left as it is (an open that reads writes nothing of its own).

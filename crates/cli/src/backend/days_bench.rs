@@ -36,14 +36,21 @@ fn operating(error: impl std::fmt::Display) -> Failure {
 /// Concurrent appenders of a served fill.
 const SERVED_APPENDERS: u64 = 16;
 
-/// The `k`-th generated event as it is appended: an id made now (a UUIDv7, as a real log has
-/// them) and its field time.
+/// The `k`-th generated event as it is appended: its field time, and an id made then (a
+/// UUIDv7 of that moment, as a phone makes it when the check is done: a real log's ids are
+/// spread over its time, one in a millisecond, not packed into the seconds a fill takes).
 fn new_event(k: u64, start: Timestamp) -> NewEvent {
     let event = crate::bench_projections::generated_event(k, start);
     let occurred_at =
         Timestamp::from_microsecond(start.as_microsecond() + k as i64 * EVENT_SPACING_MICROS).expect("in range");
+    let micros = occurred_at.as_microsecond().unsigned_abs();
+    let made_at = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        micros / 1_000_000,
+        u32::try_from(micros % 1_000_000 * 1_000).expect("under a second"),
+    );
     NewEvent {
-        event_id: uuid::Uuid::now_v7(),
+        event_id: uuid::Uuid::new_v7(made_at),
         occurred_at,
         actor: event.actor,
         correlation_id: None,
