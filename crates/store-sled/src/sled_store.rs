@@ -5,8 +5,11 @@
 //!   is the global position of the first (u64 big-endian), its value a sequence of frames
 //!   `[record length: u32 BE][record bytes: codec tag + bincode][chain hash: 32 bytes]`. A
 //!   commit group is written as few entries of up to `LOG_ENTRY_BYTES_TARGET` bytes, because
-//!   sled's cost (disk, memory, iteration) is per entry far more than per byte: its leaves hold
-//!   16 entries, so a small entry costs a few hundred bytes on disk.
+//!   sled's cost (disk, memory, iteration, and the page table its recovery loads on every
+//!   open) is per entry far more than per byte: its leaves hold 16 entries, so a small entry
+//!   costs a few hundred bytes on disk. Groups of one event (appends as a server takes them)
+//!   leave small entries: the writer merges them into full ones once they are durable
+//!   ([`Writer::merge_small_entries`]).
 //! - `index`: derived from `log` and kept off the append path; see the `index` module.
 //!
 //! One writer thread owns every write. It drains the queue of appends, decides each
@@ -262,6 +265,48 @@ fn log_end(log: &sled::Tree) -> Result<(u64, ChainHash), StoreError> {
     last.ok_or(StoreError::Corrupt { global_position: first, reason: "empty log entry".into() })
 }
 
+/// Replaces the consecutive log entries `run` (all durable) by one entry holding their frames.
+fn merge_entries(log: &sled::Tree, run: &[SmallEntry], bytes: usize) -> Result<(), StoreError> {
+    let mut frames = Vec::with_capacity(bytes);
+    let mut batch = sled::Batch::default();
+    for (k, entry) in run.iter().enumerate() {
+        let key = entry.first.to_be_bytes();
+        let value = log.get(key).or_store()?.ok_or_else(|| StoreError::Corrupt {
+            global_position: entry.first,
+            reason: "a log entry to merge is missing".into(),
+        })?;
+        assert_eq!(value.len(), entry.bytes, "the merged entries are the ones written");
+        assert!(k == 0 || entry.first == run[k - 1].last + 1, "merged entries are consecutive");
+        frames.extend_from_slice(&value);
+        if k > 0 {
+            batch.remove(&key);
+        }
+    }
+    batch.insert(&run[0].first.to_be_bytes(), frames);
+    log.apply_batch(batch).or_store()
+}
+
+/// The run of small entries at the end of the log (ending at `log_end`), oldest first, up to
+/// what one merge takes: an open goes on merging what the last one left (a process that
+/// appends one event and exits, as a script's `gridwatch record` does, leaves one each).
+fn small_run_at_end(log: &sled::Tree, log_end: u64) -> Result<Vec<SmallEntry>, StoreError> {
+    let mut run = Vec::new();
+    let mut bytes = 0;
+    let mut last = log_end;
+    for entry in log.iter().rev() {
+        let (key, value) = entry.or_store()?;
+        if value.len() >= LOG_ENTRY_BYTES_TARGET || bytes >= LOG_ENTRY_BYTES_TARGET {
+            break;
+        }
+        let first = u64_from(&key, "a log key")?;
+        run.push(SmallEntry { first, last, bytes: value.len() });
+        bytes += value.len();
+        last = first - 1;
+    }
+    run.reverse();
+    Ok(run)
+}
+
 /// The events at `positions` (as an index lists them, all at most the durable head), in that
 /// order. Runs of consecutive positions (one append, or events recorded in the order they
 /// happened) are read in one go; a position the log does not hold is corruption.
@@ -320,38 +365,65 @@ fn read_log_as<T>(
     }
     let wanted = limit.min((through - from + 1).min(READ_PAGE_EVENTS_MAX as u64 * 16) as usize);
     let mut events = Vec::with_capacity(wanted.min(READ_PAGE_EVENTS_MAX));
-    let start = match entry_holding(log, from)? {
-        Some((start, _)) if start >= 1 => start,
-        _ => return Err(StoreError::Corrupt { global_position: from, reason: "missing from the log".into() }),
-    };
-    let mut previous = if start == from { stored_hash(log, start - 1)? } else { [0; CHAIN_HASH_BYTES] };
-    let mut expected = start;
-    'entries: for entry in log.range(start.to_be_bytes()..=through.to_be_bytes()) {
-        let (key, value) = entry.or_store()?;
-        let first = u64_from(&key, "a log key")?;
-        if first != expected {
-            return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
+    // The next position to read, and the chain hash before it (`None`: not known yet, it is
+    // taken from the frames before `next` in the entry holding it).
+    let mut next = from;
+    let mut previous = None;
+    // The writer merges small entries under readers: an iterator that had read a merged
+    // entry's first part finds its other keys gone (a gap). Reading on from the entry that
+    // holds the next position finds the merged frames; a gap still there after a few tries
+    // is the log's own.
+    let mut tries = 0;
+    loop {
+        let start = match entry_holding(log, next)? {
+            Some((start, _)) if start >= 1 => start,
+            _ => return Err(StoreError::Corrupt { global_position: next, reason: "missing from the log".into() }),
+        };
+        if previous.is_none() && start == next {
+            previous = Some(stored_hash(log, next - 1)?);
         }
-        for frame in frames(first, &value) {
-            let Frame { global_position, record, hash } = frame?;
-            expected = global_position + 1;
-            if global_position < from {
-                // Only the stored hash is needed to check the link of the next frame.
-                previous = hash;
-                continue;
+        let mut link = previous.unwrap_or([0; CHAIN_HASH_BYTES]);
+        let mut expected = start;
+        let mut gap = false;
+        'entries: for entry in log.range(start.to_be_bytes()..=through.to_be_bytes()) {
+            let (key, value) = entry.or_store()?;
+            let first = u64_from(&key, "a log key")?;
+            // A merge under the iterator can only take keys away: an entry that starts
+            // inside the frames before it is the log's own damage.
+            if first < expected {
+                return Err(StoreError::Corrupt { global_position: first, reason: "log entries overlap".into() });
             }
-            if global_position > through || events.len() == wanted {
-                break 'entries;
+            if first > expected {
+                gap = true;
+                break;
             }
-            if chain_hash(&previous, global_position, record) != hash {
-                return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
+            for frame in frames(first, &value) {
+                let Frame { global_position, record, hash } = frame?;
+                expected = global_position + 1;
+                if global_position < next {
+                    // Only the stored hash is needed to check the link of the next frame.
+                    link = hash;
+                    continue;
+                }
+                if global_position > through || events.len() == wanted {
+                    break 'entries;
+                }
+                if chain_hash(&link, global_position, record) != hash {
+                    return Err(StoreError::Corrupt { global_position, reason: "chain hash mismatch".into() });
+                }
+                link = hash;
+                events.push(make(global_position, record, hash)?);
+                next = global_position + 1;
+                previous = Some(hash);
             }
-            previous = hash;
-            events.push(make(global_position, record, hash)?);
         }
-    }
-    if events.len() < wanted && expected <= through {
-        return Err(StoreError::Corrupt { global_position: expected, reason: "missing from the log".into() });
+        if !gap && (events.len() == wanted || expected > through) {
+            break;
+        }
+        tries += 1;
+        if tries > 3 {
+            return Err(StoreError::Corrupt { global_position: next, reason: "missing from the log".into() });
+        }
     }
     Ok(events)
 }
@@ -448,6 +520,8 @@ impl SledStore {
             last_hash,
             last_recorded_at,
             stream_heads: HashMap::new(),
+            small_run: small_run_at_end(&log, log_end)?,
+            durable: durable.clone(),
             poisoned: poisoned.clone(),
             group_commit_events_max: config.group_commit_events_max.max(1),
             dir: config.dir.clone(),
@@ -541,41 +615,77 @@ impl SledStore {
         let mut occurred = OccurredCheck::default();
         let mut expected = 1u64;
         let problem = |global_position: u64, reason: String| Some(VerifyProblem { global_position, reason });
-        'entries: for entry in log.range(..=head.to_be_bytes()) {
-            let (key, value) = entry.or_store()?;
-            let Ok(first) = u64_from(&key, "a log key") else {
-                report.problem = problem(expected, "malformed log key".into());
-                return Ok(report);
-            };
-            if first != expected {
-                report.problem = problem(expected, format!("missing from the log (next present is {first})"));
-                return Ok(report);
-            }
-            for frame in frames(first, &value) {
-                let frame = match frame {
-                    Ok(frame) => frame,
-                    Err(error) => {
-                        report.problem = problem(expected, error.to_string());
-                        return Ok(report);
-                    }
+        // The writer merges small entries under this iterator: a gap is read on from the
+        // entry that holds the next position (the merged one) before it counts, a few times.
+        let mut seek_from = 1u64;
+        let mut tries = 0;
+        'seeks: loop {
+            let mut gap = None;
+            // Only the entry a re-seek starts at may hold frames already checked.
+            let mut may_start_before = seek_from < expected;
+            'entries: for entry in log.range(seek_from.to_be_bytes()..=head.to_be_bytes()) {
+                let (key, value) = entry.or_store()?;
+                let Ok(first) = u64_from(&key, "a log key") else {
+                    report.problem = problem(expected, "malformed log key".into());
+                    return Ok(report);
                 };
-                if frame.global_position > head {
-                    break 'entries;
+                if first > expected {
+                    gap = Some(first);
+                    break;
                 }
-                if let Err(reason) = self.check_frame(
-                    &frame,
-                    &report.last_hash,
-                    &mut stream_versions,
-                    &mut last_recorded_at,
-                    &mut occurred,
-                ) {
-                    report.problem = problem(frame.global_position, reason);
+                if first < expected && !std::mem::take(&mut may_start_before) {
+                    report.problem = problem(expected, format!("missing from the log (next present is {first})"));
                     return Ok(report);
                 }
-                // Checked: these count events actually read, so they cannot pass u64.
-                report.events = report.events.checked_add(1).expect("event counts fit in u64");
-                report.last_hash = frame.hash;
-                expected = expected.checked_add(1).expect("positions fit in u64");
+                may_start_before = false;
+                for frame in frames(first, &value) {
+                    let frame = match frame {
+                        Ok(frame) => frame,
+                        Err(error) => {
+                            report.problem = problem(expected, error.to_string());
+                            return Ok(report);
+                        }
+                    };
+                    if frame.global_position < expected {
+                        // Checked before the entries were merged into this one.
+                        continue;
+                    }
+                    if frame.global_position > head {
+                        break 'entries;
+                    }
+                    if let Err(reason) = self.check_frame(
+                        &frame,
+                        &report.last_hash,
+                        &mut stream_versions,
+                        &mut last_recorded_at,
+                        &mut occurred,
+                    ) {
+                        report.problem = problem(frame.global_position, reason);
+                        return Ok(report);
+                    }
+                    // Checked: these count events actually read, so they cannot pass u64.
+                    report.events = report.events.checked_add(1).expect("event counts fit in u64");
+                    report.last_hash = frame.hash;
+                    expected = expected.checked_add(1).expect("positions fit in u64");
+                    tries = 0;
+                }
+            }
+            let missing = match gap {
+                Some(next_present) => Some(next_present),
+                None if report.events < head => None,
+                None => break 'seeks,
+            };
+            tries += 1;
+            match entry_holding(log, expected)? {
+                Some((holding, _)) if tries <= 3 => seek_from = holding,
+                _ => {
+                    if let Some(next_present) = missing {
+                        report.problem =
+                            problem(expected, format!("missing from the log (next present is {next_present})"));
+                        return Ok(report);
+                    }
+                    break 'seeks;
+                }
             }
         }
         if report.events < head {
@@ -756,6 +866,10 @@ struct Writer {
     last_recorded_at: Timestamp,
     /// Last version of each stream seen by the writer: a cache of the index.
     stream_heads: HashMap<EntityId, u64>,
+    /// The small entries at the log's end, oldest first (see [`Writer::merge_small_entries`]).
+    small_run: Vec<SmallEntry>,
+    /// The durable head, which the small entries must reach before they are merged.
+    durable: watch::Receiver<u64>,
     poisoned: Arc<OnceLock<String>>,
     group_commit_events_max: usize,
     /// The data directory, and the free space to leave on its filesystem.
@@ -932,6 +1046,17 @@ struct Group {
     chain_tip: (u64, ChainHash),
     /// The last `recorded_at` of a restored group (its records bring their own).
     restored_recorded_at: Option<Timestamp>,
+    /// The entries written so far: first position and bytes.
+    written: Vec<(u64, usize)>,
+}
+
+/// A log entry under `LOG_ENTRY_BYTES_TARGET`, one of the run at the log's end that the
+/// writer merges into one entry once they are durable and fill one.
+#[derive(Clone, Copy, Debug)]
+struct SmallEntry {
+    first: u64,
+    last: u64,
+    bytes: usize,
 }
 
 impl Group {
@@ -957,6 +1082,7 @@ impl Group {
     /// Moves the entry being filled into the log batch.
     fn close_entry(&mut self) {
         if let Some((first_position, frames)) = self.entry.take() {
+            self.written.push((first_position, frames.len()));
             self.log_batch.insert(&first_position.to_be_bytes(), frames);
         }
     }
@@ -994,6 +1120,8 @@ impl Writer {
                 }
                 None => {}
             }
+            // Only while nobody waits: a merge never holds up an append.
+            while requests.is_empty() && self.merge_small_entries() {}
         }
         // A clean close leaves the index complete, so the next open has nothing to repair.
         if self.poisoned.get().is_none() {
@@ -1040,7 +1168,11 @@ impl Writer {
                 return None;
             }
             group.close_entry();
+            let written = std::mem::take(&mut group.written);
             failure = self.apply(group).err();
+            if failure.is_none() {
+                self.note_written(&written);
+            }
         }
         if let Some(error) = failure {
             let reason = error.to_string();
@@ -1060,6 +1192,71 @@ impl Writer {
         let applied = ChainHead { global_position: self.next_position - 1, hash: self.last_hash };
         let replies = requests.into_iter().map(|request| request.reply).zip(outcomes).collect();
         Some(SyncJob { applied, replies })
+    }
+
+    /// Notes the small entries a group wrote (first position and bytes, in order; the last
+    /// ends at the writer's head). A full one is left out, so it ends the run of small ones
+    /// before it: a merge joins consecutive entries only.
+    fn note_written(&mut self, written: &[(u64, usize)]) {
+        for (k, &(first, bytes)) in written.iter().enumerate() {
+            let last = written.get(k + 1).map_or(self.next_position - 1, |&(next, _)| next - 1);
+            if bytes < LOG_ENTRY_BYTES_TARGET {
+                self.small_run.push(SmallEntry { first, last, bytes });
+            }
+        }
+    }
+
+    /// Merges the oldest small entries at the log's end into one, once they are durable and
+    /// hold `LOG_ENTRY_BYTES_TARGET` bytes together: appends of one event each (as a server
+    /// takes them) write an entry per commit group, and sled's cost (its page table, loaded
+    /// on every open, and its cache) is per entry. One sled batch writes the first entry's key
+    /// with the frames of all and removes the others' keys: atomic, so after a crash the log
+    /// holds the one layout or the other, with the same frames; readers that meet the keys
+    /// going under their iterator read on from the merged entry (see [`read_log_as`]). A
+    /// failed merge stops the store, as a failed append does.
+    /// Returns whether it merged entries (the writer goes on while nobody waits).
+    fn merge_small_entries(&mut self) -> bool {
+        if self.poisoned.get().is_some() {
+            return false;
+        }
+        let durable = *self.durable.borrow();
+        loop {
+            let (mut bytes, mut take, mut cut_short) = (0, 0, false);
+            for (k, entry) in self.small_run.iter().enumerate() {
+                if entry.last > durable {
+                    break;
+                }
+                if k > 0 && entry.first != self.small_run[k - 1].last + 1 {
+                    // A full entry came between: what is before it cannot grow any more.
+                    cut_short = true;
+                    break;
+                }
+                bytes += entry.bytes;
+                take += 1;
+                if bytes >= LOG_ENTRY_BYTES_TARGET {
+                    break;
+                }
+            }
+            if bytes >= LOG_ENTRY_BYTES_TARGET && take >= 2 {
+                // A merge writes too, so not into the disk's reserve: it waits for room.
+                if self.disk_full().is_some() {
+                    return false;
+                }
+                let run: Vec<SmallEntry> = self.small_run.drain(..take).collect();
+                if let Err(error) = merge_entries(&self.log, &run, bytes) {
+                    let reason = format!("merging log entries failed: {error}");
+                    tracing::error!(%reason, "the store stops taking writes");
+                    let _ = self.poisoned.set(reason);
+                    self.small_run.clear();
+                    return false;
+                }
+                return true;
+            }
+            if !cut_short {
+                return false;
+            }
+            self.small_run.drain(..take);
+        }
     }
 
     /// Why the next group must not be written, if the data directory's filesystem has less

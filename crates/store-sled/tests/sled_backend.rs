@@ -673,3 +673,184 @@ fn a_streams_end_is_its_last_version_at_its_position() {
     });
     assert_eq!(end("s2"), (3, 8));
 }
+
+/// The sizes of the log tree's entries of a closed store, in log order.
+fn log_entry_sizes(harness: &SledHarness) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    with_raw_sled(harness, |log, _| sizes = log.iter().values().map(|value| value.unwrap().len()).collect());
+    sizes
+}
+
+/// The log's entries are full (16 KiB or more), but for those at its end that the writer has
+/// not merged yet: fewer than two full entries' worth. Returns how many entries there are.
+fn entries_are_merged(harness: &SledHarness) -> usize {
+    const FULL: usize = 16 * 1024;
+    let sizes = log_entry_sizes(harness);
+    let tail = sizes.iter().rev().take_while(|size| **size < FULL).count();
+    let (merged, unmerged) = sizes.split_at(sizes.len() - tail);
+    assert!(merged.iter().all(|size| *size >= FULL), "a small entry before a full one: {sizes:?}");
+    let unmerged_bytes: usize = unmerged.iter().sum();
+    assert!(unmerged_bytes < 2 * FULL, "{} small entries at the end, {unmerged_bytes} bytes", unmerged.len());
+    sizes.len()
+}
+
+/// Appends of one event each (a commit group each, as a server takes them at a district's
+/// rate) end up in full log entries, not one entry apiece: the writer merges the small ones
+/// once they are durable, and an open goes on with what the last process left (a script
+/// appending one event per process). Every event reads back in order, and the log verifies.
+#[test]
+fn single_event_appends_are_merged_into_full_log_entries() {
+    let harness = SledHarness::new();
+    let text = |i: usize| format!("patrol check {i}: the gate is clear, no tricycles queueing at the entrance");
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(async {
+        for i in 1..=600 {
+            let stream = store::EntityId::new(format!("gate-{}", i % 7)).unwrap();
+            store.append(&stream, ExpectedVersion::Any, vec![note(&text(i))]).await.unwrap().unwrap();
+        }
+    });
+    drop(store);
+    let entries = entries_are_merged(&harness);
+    assert!(entries < 60, "600 single-event appends left {entries} log entries");
+    // One process per append: 100 of them hold more than a full entry.
+    for i in 601..=700 {
+        let store = SledStore::open(harness.config()).unwrap();
+        let stream = store::EntityId::new(format!("gate-{}", i % 7)).unwrap();
+        runtime().block_on(store.append(&stream, ExpectedVersion::Any, vec![note(&text(i))])).unwrap().unwrap();
+    }
+    let entries_after = entries_are_merged(&harness);
+    assert!(
+        entries_after < entries + 50,
+        "100 appends in processes of their own: {entries} -> {entries_after} entries"
+    );
+
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(async {
+        let events = store.read_all(1, 1_000).await.unwrap();
+        assert_eq!(events.len(), 700);
+        for (k, event) in events.iter().enumerate() {
+            assert_eq!(event.global_position, k as u64 + 1);
+            let events_schema::Event::FieldNoteRecorded(recorded) = &event.event else { panic!("{event:?}") };
+            assert_eq!(recorded.text, text(k + 1));
+        }
+        // From anywhere, and by stream.
+        for from in [1, 2, 37, 83, 84, 85, 299, 599, 640, 700] {
+            let read = store.read_all(from, 50).await.unwrap();
+            assert_eq!(read.first().unwrap().global_position, from);
+            assert!(read.windows(2).all(|pair| pair[1].global_position == pair[0].global_position + 1));
+        }
+        let gate = store.read_stream(&store::EntityId::new("gate-3").unwrap(), 1, 1_000).await.unwrap();
+        assert_eq!(gate.len(), 100);
+        assert_eq!(store.verify().await.unwrap().problem, None);
+    });
+}
+
+/// Readers, a subscription and `verify` running while the writer merges entries under them
+/// never see a gap, a duplicate or a false problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_subscriptions_and_verify_never_see_a_gap_while_entries_are_merged() {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let harness = SledHarness::new();
+    let store = SledStore::open(harness.config()).unwrap();
+    const EVENTS: u64 = 3_000;
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            // Four appenders: groups of one to four events, entries far under the target.
+            let tasks: Vec<_> = (0..4u64)
+                .map(|appender| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for i in 0..EVENTS / 4 {
+                            let stream = store::EntityId::new(format!("gate-{appender}")).unwrap();
+                            let text = format!("check {i} by appender {appender}");
+                            store.append(&stream, ExpectedVersion::Any, vec![note(&text)]).await.unwrap().unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+    });
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let subscription = tokio::spawn({
+        let stream = store.subscribe(1);
+        async move {
+            let events: Vec<_> = stream.take(EVENTS as usize).collect().await;
+            events.into_iter().map(|event| event.unwrap().global_position).collect::<Vec<_>>()
+        }
+    });
+    let reading = tokio::spawn({
+        let (store, done) = (store.clone(), done.clone());
+        async move {
+            let (mut reads, mut verifies) = (0u64, 0u64);
+            let mut from = 1;
+            while !done.load(Ordering::Relaxed) {
+                let head = store.head_position().await.unwrap();
+                if head == 0 {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                from = from % head + 1;
+                let read = store.read_all(from, 200).await.unwrap();
+                assert_eq!(read.first().map(|event| event.global_position), Some(from));
+                assert!(read.windows(2).all(|pair| pair[1].global_position == pair[0].global_position + 1));
+                reads += 1;
+                if reads % 10 == 0 {
+                    assert_eq!(store.verify().await.unwrap().problem, None);
+                    verifies += 1;
+                }
+                from += 37;
+            }
+            (reads, verifies)
+        }
+    });
+    writing.await.unwrap();
+    done.store(true, Ordering::Relaxed);
+    let (reads, verifies) = reading.await.unwrap();
+    assert!(reads > 50 && verifies > 5, "{reads} reads, {verifies} verifies");
+    let positions = subscription.await.unwrap();
+    assert_eq!(positions, (1..=EVENTS).collect::<Vec<_>>());
+    drop(store);
+    let entries = entries_are_merged(&harness);
+    assert!(entries < EVENTS as usize / 10, "{EVENTS} events in small groups left {entries} log entries");
+}
+
+/// A full entry between small ones ends a run: the small entries before it that do not
+/// fill an entry stay as they are (a merge joins consecutive entries only), and those after
+/// it are merged as before. Every event reads back, in order.
+#[test]
+fn a_full_entry_between_small_ones_ends_a_run_and_the_ones_after_it_are_merged() {
+    const FULL: usize = 16 * 1024;
+    let harness = SledHarness::new();
+    let text = |i: usize| format!("patrol check {i}: two courier tricycles waiting outside the east gate");
+    let store = SledStore::open(harness.config()).unwrap();
+    let stream = store::EntityId::new("gate-east").unwrap();
+    runtime().block_on(async {
+        for i in 1..=5 {
+            store.append(&stream, ExpectedVersion::Any, vec![note(&text(i))]).await.unwrap().unwrap();
+        }
+        let bulk = (6..=505).map(|i| note(&text(i))).collect();
+        store.append(&stream, ExpectedVersion::Any, bulk).await.unwrap().unwrap();
+        for i in 506..=1_105 {
+            store.append(&stream, ExpectedVersion::Any, vec![note(&text(i))]).await.unwrap().unwrap();
+        }
+    });
+    drop(store);
+    let sizes = log_entry_sizes(&harness);
+    assert!(sizes[..5].iter().all(|size| *size < FULL), "the five first entries are small: {sizes:?}");
+    let after = &sizes[5..];
+    let tail = after.iter().rev().take_while(|size| **size < FULL).count();
+    assert!(after[..after.len() - tail].iter().all(|size| *size >= FULL), "{sizes:?}");
+    assert!(sizes.len() < 5 + 4 + 40, "1,105 events in {} entries", sizes.len());
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(async {
+        let events = store.read_all(1, 2_000).await.unwrap();
+        assert_eq!(events.len(), 1_105);
+        assert!(events.iter().enumerate().all(|(k, event)| event.global_position == k as u64 + 1));
+        assert_eq!(store.verify().await.unwrap().problem, None);
+    });
+}

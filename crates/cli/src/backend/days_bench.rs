@@ -33,9 +33,6 @@ fn operating(error: impl std::fmt::Display) -> Failure {
     Failure::Operating(anyhow::anyhow!("{error}"))
 }
 
-/// Concurrent appenders of a served fill.
-const SERVED_APPENDERS: u64 = 16;
-
 /// The `k`-th generated event as it is appended: its field time, and an id made then (a
 /// UUIDv7 of that moment, as a phone makes it when the check is done: a real log's ids are
 /// spread over its time, one in a millisecond, not packed into the seconds a fill takes).
@@ -75,18 +72,17 @@ async fn append_in_bulk(store: &SledStore, from: u64, until: u64, start: Timesta
 
 /// Fills a store in `dir` with `events` generated events, then saves the views' snapshot and
 /// the day checkpoints, as a server would have left them. In bulk: appends of 1,000 events.
-/// `served`: as a server takes them: the places and staff first, then one event per append,
-/// on its gate's stream, from `SERVED_APPENDERS` concurrent appenders (so the log's entries
-/// hold what a commit group of such appends holds, about ten events, not 16 KB each).
-async fn fill(dir: &Path, events: u64, served: bool) -> Result<(), Failure> {
+/// `served` (`Some(appenders)`): as a server takes them: the places and staff first, then one
+/// event per append, on its gate's stream, from that many concurrent appenders (so the log's
+/// entries hold what a commit group of such appends holds: about ten events with 16, one with
+/// 1; not 16 KB each).
+async fn fill(dir: &Path, events: u64, served: Option<u64>) -> Result<(), Failure> {
     let start: Timestamp = START.parse().map_err(operating)?;
     let store = SledStore::open(SledConfig::new(dir))?;
-    if !served {
-        append_in_bulk(&store, 0, events, start).await?;
-    } else {
+    if let Some(count) = served {
         let setup = crate::bench_projections::SETUP_EVENTS.min(events);
         append_in_bulk(&store, 0, setup, start).await?;
-        let appenders: Vec<_> = (0..SERVED_APPENDERS)
+        let appenders: Vec<_> = (0..count)
             .map(|appender| {
                 let store = store.clone();
                 tokio::spawn(async move {
@@ -99,7 +95,7 @@ async fn fill(dir: &Path, events: u64, served: bool) -> Result<(), Failure> {
                         {
                             return Err(Failure::Operating(rejection.into()));
                         }
-                        k += SERVED_APPENDERS;
+                        k += count;
                     }
                     Ok(())
                 })
@@ -108,6 +104,8 @@ async fn fill(dir: &Path, events: u64, served: bool) -> Result<(), Failure> {
         for appender in appenders {
             appender.await.map_err(operating)??;
         }
+    } else {
+        append_in_bulk(&store, 0, events, start).await?;
     }
     drop(store);
     let service = open_service(dir).await?;
@@ -242,23 +240,26 @@ fn middle_day(events: u64) -> Result<Date, Failure> {
 /// The file `fill` writes last: a log without it was not filled to the end.
 const FILLED_MARKER: &str = "filled";
 
-pub async fn run(root: &Path, sizes: &[u64], keep: bool, served: bool) -> Result<(), Failure> {
+pub async fn run(root: &Path, sizes: &[u64], keep: bool, served: Option<u64>) -> Result<(), Failure> {
     // The smallest log first: the others' figures are compared with its.
     let mut sizes = sizes.to_vec();
     sizes.sort_unstable();
     println!(
         "gridwatch bench --days: logs of {} events (about 2,980 events a local day), filled {}, in {}",
         sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
-        if served {
-            format!("as a server takes them (one event per append, {SERVED_APPENDERS} appenders)")
-        } else {
-            "in appends of 1,000 events".to_owned()
+        match served {
+            Some(appenders) => format!("as a server takes them (one event per append, {appenders} appenders)"),
+            None => "in appends of 1,000 events".to_owned(),
         },
         root.display()
     );
     let mut rows: Vec<(u64, &'static str, Measured)> = Vec::new();
     for &size in &sizes {
-        let dir = root.join(if served { format!("log-{size}-served") } else { format!("log-{size}") });
+        let dir = root.join(match served {
+            None => format!("log-{size}"),
+            Some(16) => format!("log-{size}-served"),
+            Some(appenders) => format!("log-{size}-served-{appenders}"),
+        });
         if keep && dir.join(FILLED_MARKER).exists() {
             println!("using the {size}-event log kept in {}", dir.display());
         } else {

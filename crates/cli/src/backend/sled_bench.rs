@@ -36,10 +36,14 @@ pub struct BenchArgs {
     #[arg(long)]
     days: bool,
     /// With `--days`: fill the logs as a server takes appends (one event each, on its gate's
-    /// stream, from 16 concurrent appenders; about 20,000 events/s, so 10M take minutes)
-    /// instead of in appends of 1,000 events.
+    /// stream, from `--served-appenders` concurrent appenders; with 16, about 15,000
+    /// events/s, so 10M take minutes) instead of in appends of 1,000 events.
     #[arg(long)]
     served: bool,
+    /// With `--served`: how many appenders fill the logs at once. 1 writes a log entry per
+    /// event, as a server at a district's rate does (about 1,700 events/s here).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    served_appenders: u64,
     /// The log sizes of `--days`, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     sizes: Vec<u64>,
@@ -448,7 +452,13 @@ pub async fn run(args: &BenchArgs, cli: &crate::Cli) -> Result<(), Failure> {
     }
     if args.days {
         let root = args.keep.as_deref().unwrap_or(root.path());
-        return super::days_bench::run(root, &args.sizes, args.keep.is_some(), args.served).await;
+        return super::days_bench::run(
+            root,
+            &args.sizes,
+            args.keep.is_some(),
+            args.served.then_some(args.served_appenders),
+        )
+        .await;
     }
     if args.cluster {
         let config = super::nats_config(cli)?;
