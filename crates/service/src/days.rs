@@ -57,6 +57,10 @@ const CHECKPOINT_SPACING_EVENTS: u64 = 6_000;
 /// Versions of one day's checkpoint kept (the newest; older ones serve `known_at` queries).
 const VERSIONS_KEPT: usize = 3;
 
+/// A late arrival this close (in positions) to the last late arrival of its day joins its
+/// span (see `DayLedger::late`).
+const LATE_SPAN_GAP: u64 = 10_000;
+
 /// A fold of more days than this is done by one query at a time (see `views_before`).
 const LONG_FOLD_DAYS: usize = 3;
 
@@ -94,13 +98,17 @@ impl ReadViews {
 /// Which local day each event belongs to, as far as checkpoints care, folded in log order:
 /// where the latest day rose, where events arrived for a day earlier than the latest (late
 /// arrivals, and corrections of earlier days), and how many events each day has. It grows
-/// with the days and the late arrivals, not with the events.
+/// with the days and the bursts of late arrivals, not with the events.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DayLedger {
     /// (position, day): from this position on, `day` is the latest day any event belongs to.
     rises: Vec<(u64, Date)>,
-    /// Positions (ascending) of the events that arrived for a day earlier than the latest.
-    late: BTreeMap<Date, Vec<u64>>,
+    /// Per day, spans `(first, last)` of positions (ascending, apart) that hold every event
+    /// that arrived for it while a later day was the latest, and maybe others between them:
+    /// a late arrival within `LATE_SPAN_GAP` positions of its day's last span extends it. So
+    /// a burst of them (a day's paper records entered the next morning, appenders that lag
+    /// at midnight) is one span, not a position each; both ends of a span are late arrivals.
+    late: BTreeMap<Date, Vec<(u64, u64)>>,
     /// Events per day.
     counts: BTreeMap<Date, u64>,
 }
@@ -111,7 +119,13 @@ impl DayLedger {
         let count = self.counts.entry(day).or_default();
         *count = count.saturating_add(1);
         match self.rises.last() {
-            Some((_, latest)) if day < *latest => self.late.entry(day).or_default().push(position),
+            Some((_, latest)) if day < *latest => {
+                let spans = self.late.entry(day).or_default();
+                match spans.last_mut() {
+                    Some((_, last)) if position.saturating_sub(*last) <= LATE_SPAN_GAP => *last = position,
+                    _ => spans.push((position, position)),
+                }
+            }
             Some((_, latest)) if day == *latest => {}
             _ => self.rises.push((position, day)),
         }
@@ -127,12 +141,16 @@ impl DayLedger {
     /// those as it stands at `at`: nothing appended after `built_at`, up to `at`, belongs to
     /// a day before `day`. An event that is not late belongs to the latest day or after it,
     /// so that holds for days up to the latest at `built_at` unless a late arrival says not.
+    /// Exact when `at` is the log's end (a span that reaches past `built_at` ends with a late
+    /// arrival after it); as the log stood before its end, a span that reaches into
+    /// `built_at..=at` says not even if its late arrivals are all outside (a checkpoint
+    /// wrongly refused costs a fold, never a wrong answer).
     fn still_holds(&self, day: Date, built_at: u64, at: u64) -> bool {
         built_at <= at
             && self.latest_day_at(built_at).is_some_and(|latest| day <= latest)
-            && self.late.range(..day).all(|(_, positions)| {
-                let next = positions.partition_point(|position| *position <= built_at);
-                positions.get(next).is_none_or(|position| *position > at)
+            && self.late.range(..day).all(|(_, spans)| {
+                let next = spans.partition_point(|(_, last)| *last <= built_at);
+                spans.get(next).is_none_or(|(first, _)| *first > at)
             })
     }
 
@@ -661,6 +679,33 @@ mod tests {
         assert!(ledger.still_holds(day(4), 5, 5), "as the log stood at 5, it still holds");
         assert_eq!(ledger.days(Some(day(2)), day(4)), [day(2), day(3)]);
         assert_eq!(ledger.count(day(2)), 2);
+    }
+
+    /// Late arrivals close together are one span: the ledger does not grow with them, and a
+    /// checkpoint is still judged right as the log stands at its end. Far apart, they are
+    /// spans of their own.
+    #[test]
+    fn a_burst_of_late_arrivals_is_one_span_and_checkpoints_are_judged_as_before() {
+        let mut ledger = DayLedger::default();
+        ledger.note(1, day(1));
+        ledger.note(2, day(2));
+        // The 1st's paper records entered on the 2nd, between the 2nd's own events.
+        for position in 3..=2_000 {
+            ledger.note(position, if position % 3 == 0 { day(1) } else { day(2) });
+        }
+        assert_eq!(ledger.late[&day(1)], [(3, 1_998)]);
+        assert!(!ledger.still_holds(day(2), 1_000, 2_000), "late arrivals of the 1st came after 1,000");
+        assert!(ledger.still_holds(day(2), 1_998, 2_000), "none after 1,998");
+        assert!(ledger.still_holds(day(1), 2, 2_000), "nothing late before the 1st");
+        // As the log stood at 1,500, after a checkpoint built at 1,000: late arrivals came
+        // in between (1,002, ...), so it does not hold, exactly as with every position kept.
+        assert!(!ledger.still_holds(day(2), 1_000, 1_500));
+        // Far from the span: a span of its own.
+        ledger.note(2_001 + LATE_SPAN_GAP, day(1));
+        assert_eq!(ledger.late[&day(1)], [(3, 1_998), (2_001 + LATE_SPAN_GAP, 2_001 + LATE_SPAN_GAP)]);
+        assert!(ledger.still_holds(day(2), 1_998, 2_000 + LATE_SPAN_GAP));
+        assert!(!ledger.still_holds(day(2), 1_998, 2_001 + LATE_SPAN_GAP));
+        assert_eq!(ledger.count(day(1)), 1 + 666 + 1);
     }
 
     /// An imported log may hold a correction before the event it corrects: the day's steps

@@ -2,7 +2,7 @@
 //! version of the projection code. A snapshot from other code, another time zone or another
 //! log is not used: the views are rebuilt from position 0 instead.
 //!
-//! File layout: `GWSNAP01`, the code version (u32 BE), then bincode of `Saved`.
+//! File layout: `GWSNAP02` (see `MAGIC`), the code version (u32 BE), then bincode of `Saved`.
 
 use std::path::Path;
 
@@ -20,7 +20,9 @@ use crate::seals::SealIndex;
 /// the same events: every older snapshot is then ignored and the views rebuilt from 0.
 pub const PROJECTION_CODE_VERSION: u32 = 4;
 
-const MAGIC: &[u8; 8] = b"GWSNAP01";
+/// The snapshot's layout: 02 keeps the day ledger's late arrivals as spans. A snapshot of
+/// another layout is not read; the views are folded from the log instead.
+const MAGIC: &[u8; 8] = b"GWSNAP02";
 
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -85,7 +87,11 @@ pub(crate) async fn load<S: EventStore>(
         Err(error) => return Err(error.into()),
     };
     let Some(body) = bytes.strip_prefix(MAGIC) else {
-        tracing::warn!(path = %path.display(), "not a snapshot; rebuilding the views");
+        if bytes.starts_with(b"GWSNAP") {
+            tracing::info!(path = %path.display(), "a snapshot of another layout; rebuilding the views from position 0");
+        } else {
+            tracing::warn!(path = %path.display(), "not a snapshot; rebuilding the views");
+        }
         return Ok(None);
     };
     let (version, body) = body.split_at(4.min(body.len()));
