@@ -371,9 +371,11 @@ fn read_log_as<T>(
     let mut previous = None;
     // The writer merges small entries under readers: an iterator that had read a merged
     // entry's first part finds its other keys gone (a gap). Reading on from the entry that
-    // holds the next position finds the merged frames; a gap still there after a few tries
-    // is the log's own.
+    // holds the next position finds the merged frames; a gap met a few times over without
+    // an event read between is the log's own (a burst of merges may make many gaps, each
+    // read past).
     let mut tries = 0;
+    let mut read_at_last_gap = 0;
     loop {
         let start = match entry_holding(log, next)? {
             Some((start, _)) if start >= 1 => start,
@@ -419,6 +421,10 @@ fn read_log_as<T>(
         }
         if !gap && (events.len() == wanted || expected > through) {
             break;
+        }
+        if events.len() > read_at_last_gap {
+            tries = 0;
+            read_at_last_gap = events.len();
         }
         tries += 1;
         if tries > 3 {
