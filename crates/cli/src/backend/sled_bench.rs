@@ -41,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long)]
     served: bool,
     /// With `--served`: how many appenders fill the logs at once. 1 writes a log entry per
-    /// event, as a server at a district's rate does (about 1,700 events/s here).
+    /// event, as a server at a district's rate does (about 1,300 events/s here).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     served_appenders: u64,
     /// The log sizes of `--days`, comma-separated.
