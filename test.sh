@@ -3,9 +3,10 @@
 # Chromium and CJK fonts, Node.js and npm, the npm packages of tests/browser at their locked
 # versions with no browser download; Python's venv for schemathesis; cargo-fuzz), then runs
 # the whole cargo test suite (the clustered backend's against a three-node NATS cluster that
-# tests/nats/cluster.sh installs and starts), every fuzz target for a bounded time (fuzz/run.sh) and
-# schemathesis against the API's OpenAPI document (tests/api/run.sh). Idempotent and quiet
-# when everything is there already. With arguments, only `cargo test` runs, with them.
+# tests/nats/cluster.sh installs and starts), checks the layout with rustfmt, runs every fuzz
+# target for a bounded time (fuzz/run.sh) and schemathesis against the API's OpenAPI document
+# (tests/api/run.sh). Idempotent and quiet when everything is there already. With arguments,
+# only `cargo test` runs, with them.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -66,6 +67,17 @@ if [ "$#" -gt 0 ]; then
     exit
 fi
 cargo test --workspace --locked
+
+# The code as rustfmt lays it out (rustfmt.toml): a change that was not formatted fails here.
+if ! cargo fmt --version > /dev/null 2>&1; then
+    echo "test.sh: rustfmt is missing from the Rust toolchain (rustup component add rustfmt)" >&2
+    exit 1
+fi
+if ! cargo fmt --all --check > /dev/null; then
+    cargo fmt --all --check -- --files-with-diff >&2 || true
+    echo "test.sh: these files are not formatted: run cargo fmt --all" >&2
+    exit 1
+fi
 
 # Coverage-guided fuzzing of every input edge, from the corpora in fuzz/corpus.
 if [ -n "$fuzz_install" ] && ! wait "$fuzz_install"; then
