@@ -44,6 +44,10 @@ use crate::OrStoreError;
 
 const INDEXED_THROUGH_KEY: &[u8] = b"m:indexed_through";
 const INDEX_FORMAT_KEY: &[u8] = b"m:index_format";
+/// What [`INDEXED_THROUGH_KEY`] says while the index is being cleared: more than any log.
+pub(crate) const CLEARING: u64 = u64::MAX;
+/// The most keys [`Index::clear`] removes in one sled batch.
+const CLEAR_BATCH_KEYS: usize = 10_000;
 /// The layout of the index this code writes: 1 held streams and event ids (no format key
 /// was written then), 2 adds the occurred-at buckets, 3 keys the event-id buckets by their
 /// least id instead of by millisecond. An index of another format is rebuilt from the log
@@ -603,18 +607,37 @@ impl Index {
         }
     }
 
-    /// Throws the index away (when it claims more than the log holds).
+    /// Throws the index away (when it claims more than the log holds, or was written in
+    /// another layout), in batches of at most [`CLEAR_BATCH_KEYS`] keys: a log of 10M events
+    /// indexed one key per event has tens of millions, too many for one batch in memory. The
+    /// first batch makes the index claim more than any log holds ([`CLEARING`]), so that an
+    /// open after a crash midway, of this version or an older one, clears it again before
+    /// using it; the last removes that claim.
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         let mut state = self.state();
         state.overlay = Overlay::default();
         state.max_event_id = Uuid::nil();
-        // One batch, so that a crash cannot leave some entries without the marker that
-        // would have them rebuilt (sled's own `clear` removes keys one by one).
-        let mut batch = sled::Batch::default();
-        for key in self.tree.iter().keys() {
-            batch.remove(key.or_store()?);
+        self.tree.insert(INDEXED_THROUGH_KEY, &CLEARING.to_be_bytes()).or_store()?;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut keys = 0;
+            for key in self.tree.iter().keys() {
+                let key = key.or_store()?;
+                if key == INDEXED_THROUGH_KEY {
+                    continue;
+                }
+                batch.remove(key);
+                keys += 1;
+                if keys == CLEAR_BATCH_KEYS {
+                    break;
+                }
+            }
+            if keys == 0 {
+                break;
+            }
+            self.tree.apply_batch(batch).or_store()?;
         }
-        self.tree.apply_batch(batch).or_store()?;
+        self.tree.remove(INDEXED_THROUGH_KEY).or_store()?;
         Ok(())
     }
 }

@@ -49,6 +49,9 @@ use crate::index::{Index, IndexEntry, u64_from};
 /// A log entry is closed once its frames reach this many bytes (a single larger event gets
 /// an entry of its own).
 const LOG_ENTRY_BYTES_TARGET: usize = 16 * 1024;
+/// The most small entries the writer keeps in its run waiting to be merged (a merge takes
+/// 16 or more of one event each; this is a backlog of tens of merges).
+const SMALL_RUN_ENTRIES_MAX: usize = 1024;
 /// Bytes of a frame besides the record: its length prefix and its chain hash.
 const FRAME_OVERHEAD_BYTES: usize = 4 + CHAIN_HASH_BYTES;
 /// How many appends may wait for the writer before `append` waits for room.
@@ -277,6 +280,15 @@ fn merge_entries(log: &sled::Tree, run: &[SmallEntry], bytes: usize) -> Result<(
         })?;
         assert_eq!(value.len(), entry.bytes, "the merged entries are the ones written");
         assert!(k == 0 || entry.first == run[k - 1].last + 1, "merged entries are consecutive");
+        // A frame's position is its entry's key plus its place in the entry, so an entry
+        // that holds fewer or more frames than its positions would move every frame after
+        // it once merged: refuse it.
+        if frame_count(entry.first, &value)? != entry.last - entry.first + 1 {
+            return Err(StoreError::Corrupt {
+                global_position: entry.first,
+                reason: format!("the log entry does not hold positions {} to {}", entry.first, entry.last),
+            });
+        }
         frames.extend_from_slice(&value);
         if k > 0 {
             batch.remove(&key);
@@ -286,22 +298,33 @@ fn merge_entries(log: &sled::Tree, run: &[SmallEntry], bytes: usize) -> Result<(
     log.apply_batch(batch).or_store()
 }
 
-/// The run of small entries at the end of the log (ending at `log_end`), oldest first, up to
-/// what one merge takes: an open goes on merging what the last one left (a process that
-/// appends one event and exits, as a script's `gridwatch record` does, leaves one each).
-fn small_run_at_end(log: &sled::Tree, log_end: u64) -> Result<Vec<SmallEntry>, StoreError> {
-    let mut run = Vec::new();
+/// The frames in a log entry; an error when one is damaged.
+fn frame_count(first_position: u64, value: &[u8]) -> Result<u64, StoreError> {
+    frames(first_position, value).try_fold(0, |count, frame| frame.map(|_| count + 1))
+}
+
+/// The run of small entries at the end of the log, oldest first, up to what one merge takes:
+/// an open goes on merging what the last one left (a process that appends one event and
+/// exits, as a script's `gridwatch record` does, leaves one each). Each entry's last position
+/// is counted from its own frames, so a hole before the log's end (damage that the open's
+/// checks of the head do not reach) ends the run instead of being merged over; a damaged
+/// entry ends it too, and the readers report it.
+fn small_run_at_end(log: &sled::Tree) -> Result<Vec<SmallEntry>, StoreError> {
+    let mut run: Vec<SmallEntry> = Vec::new();
     let mut bytes = 0;
-    let mut last = log_end;
     for entry in log.iter().rev() {
         let (key, value) = entry.or_store()?;
         if value.len() >= LOG_ENTRY_BYTES_TARGET || bytes >= LOG_ENTRY_BYTES_TARGET {
             break;
         }
         let first = u64_from(&key, "a log key")?;
+        let Ok(count @ 1..) = frame_count(first, &value) else { break };
+        let Some(last) = first.checked_add(count - 1) else { break };
+        if run.last().is_some_and(|after| after.first != last + 1) {
+            break;
+        }
         run.push(SmallEntry { first, last, bytes: value.len() });
         bytes += value.len();
-        last = first - 1;
     }
     run.reverse();
     Ok(run)
@@ -479,13 +502,20 @@ impl SledStore {
                 }
             }
         }
-        repair_index(&log, &index, log_end)?;
+        let repaired = repair_index(&log, &index, log_end)?;
         // What this open adopts is made durable before the head file names it: a tail past
         // the recorded head may be only in the page cache (its writer died before its sync),
         // and a head file naming it, then a power loss, would make the log look cut short.
-        db.flush().or_store()?;
-        data_file.sync_data()?;
+        // A store found at rest (the head file names the log's end, the index is whole)
+        // adopts nothing: what sled's own recovery wrote needs no sync of ours (it syncs its
+        // snapshot itself and zeroes its free segments again on every open), so a read-only
+        // command does not wait for the disk.
         let opened_head = ChainHead { global_position: log_end, hash: last_hash };
+        let at_rest = !repaired && recorded_head == Some(opened_head);
+        if !at_rest {
+            db.flush().or_store()?;
+            data_file.sync_data()?;
+        }
         let mut head_file = HeadFile::open(&head_path, opened_head)?;
         if recorded_head.is_some_and(|head| head != opened_head) {
             head_file.write_synced(opened_head)?;
@@ -526,7 +556,7 @@ impl SledStore {
             last_hash,
             last_recorded_at,
             stream_heads: HashMap::new(),
-            small_run: small_run_at_end(&log, log_end)?,
+            small_run: small_run_at_end(&log)?,
             durable: durable.clone(),
             poisoned: poisoned.clone(),
             group_commit_events_max: config.group_commit_events_max.max(1),
@@ -826,18 +856,27 @@ fn open_sled(store_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, St
 
 /// Brings the derived index up to `log_end`: re-indexes what a crash left unindexed, and
 /// rebuilds from scratch when the index claims more than the log holds.
-fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), StoreError> {
+/// Returns whether it wrote to the index.
+fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<bool, StoreError> {
     let mut indexed_through = index.indexed_through()?;
-    if indexed_through > log_end {
+    let mut wrote = false;
+    if indexed_through == crate::index::CLEARING {
+        tracing::info!("the index was being cleared when its last process stopped; clearing it again");
+        index.clear()?;
+        indexed_through = 0;
+        wrote = true;
+    } else if indexed_through > log_end {
         tracing::warn!(indexed_through, log_end, "index ahead of the log; rebuilding it");
         index.clear()?;
         indexed_through = 0;
+        wrote = true;
     }
     let format = index.format()?;
     if indexed_through > 0 && format != crate::index::INDEX_FORMAT {
         tracing::info!(format, "the index was written in another layout; rebuilding it from the log");
         index.clear()?;
         indexed_through = 0;
+        wrote = true;
     }
     if indexed_through < log_end {
         tracing::info!(from = indexed_through + 1, to = log_end, "re-indexing the log tail");
@@ -853,8 +892,9 @@ fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), Sto
             occurred_at: event.occurred_at,
         });
         index.add(entries, indexed_through, true)?;
+        wrote = true;
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// The single owner of all writes: it decides each append of a group and applies the group
@@ -1126,8 +1166,9 @@ impl Writer {
                 }
                 None => {}
             }
-            // Only while nobody waits: a merge never holds up an append.
-            while requests.is_empty() && self.merge_small_entries() {}
+            // Only while nobody waits (a restore held for a group of its own waits too): a
+            // merge never holds up an append.
+            while held.is_none() && requests.is_empty() && self.merge_small_entries() {}
         }
         // A clean close leaves the index complete, so the next open has nothing to repair.
         if self.poisoned.get().is_none() {
@@ -1209,6 +1250,12 @@ impl Writer {
             if bytes < LOG_ENTRY_BYTES_TARGET {
                 self.small_run.push(SmallEntry { first, last, bytes });
             }
+        }
+        // Under a queue that never empties no merge runs: the oldest small entries are left
+        // as they are rather than kept in a run that grows without end.
+        if self.small_run.len() > SMALL_RUN_ENTRIES_MAX {
+            let excess = self.small_run.len() - SMALL_RUN_ENTRIES_MAX;
+            self.small_run.drain(..excess);
         }
     }
 

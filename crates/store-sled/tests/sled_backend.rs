@@ -529,6 +529,37 @@ fn an_index_of_millisecond_buckets_is_rebuilt_in_least_id_buckets() {
     assert_retries_are_deduplicated(&harness, "upgraded", &ids);
 }
 
+/// An index cleared in batches (a format upgrade of a large log) by a process that stopped
+/// midway claims more than any log holds: the next open clears the rest, more keys than one
+/// batch takes, and rebuilds it whole.
+#[test]
+fn an_index_whose_clearing_was_cut_short_is_cleared_and_rebuilt_on_open() {
+    let harness = SledHarness::new();
+    let ids: Vec<_> = (0..60).map(|_| uuid::Uuid::now_v7()).collect();
+    append_with_ids(&harness, "cleared", &ids);
+    let events = stored_events(&harness);
+    let index_keys = |harness: &SledHarness| {
+        let mut keys = Vec::new();
+        with_raw_sled(harness, |_, index| keys = index.iter().keys().map(|key| key.unwrap().to_vec()).collect());
+        keys
+    };
+    let whole = index_keys(&harness);
+    with_raw_sled(&harness, |_, index| {
+        // What is left of an old layout's keys (one per event, as format 2 had) when the
+        // clear stopped: 25,000, and the claim that the clear is under way.
+        for k in 0..25_000u64 {
+            let mut key = b"e".to_vec();
+            key.extend_from_slice(&k.to_be_bytes());
+            index.insert(key, &k.to_be_bytes()).unwrap();
+        }
+        index.insert(b"m:indexed_through", &u64::MAX.to_be_bytes()).unwrap();
+    });
+    drop(SledStore::open(harness.config()).unwrap());
+    assert_eq!(index_keys(&harness), whole, "the index is as it was built, nothing of the old keys left");
+    let ids: Vec<_> = events.iter().map(|event| (event.event_id, event.global_position)).collect();
+    assert_retries_are_deduplicated(&harness, "cleared", &ids);
+}
+
 /// A chain-head file that lags the log (its writer died between the log's sync and the head
 /// file's) is brought forward on open, once the tail's links are checked; the head file of a
 /// store at rest is left as it is (an open that reads writes nothing of its own).
@@ -853,4 +884,51 @@ fn a_full_entry_between_small_ones_ends_a_run_and_the_ones_after_it_are_merged()
         assert!(events.iter().enumerate().all(|(k, event)| event.global_position == k as u64 + 1));
         assert_eq!(store.verify().await.unwrap().problem, None);
     });
+}
+
+/// A log entry lost before the log's end (damage that the open's check of the head does not
+/// reach) is not merged over: the small entries around the hole stay apart, so the events
+/// acknowledged after the open keep their positions and their chain, `verify` names the
+/// hole, and the store still opens.
+#[test]
+fn a_hole_among_the_small_entries_at_the_end_is_not_merged_over() {
+    let harness = SledHarness::new();
+    let text = |i: usize| format!("patrol check {i} at the north gate: {}", "tricycles waiting. ".repeat(150));
+    let stream = store::EntityId::new("gate-north").unwrap();
+    {
+        let store = SledStore::open(harness.config()).unwrap();
+        runtime().block_on(async {
+            for i in 1..=4 {
+                store.append(&stream, ExpectedVersion::Any, vec![note(&text(i))]).await.unwrap().unwrap();
+            }
+        });
+    }
+    assert_eq!(log_entry_sizes(&harness).len(), 4, "four small entries, none merged yet");
+    with_raw_sled(&harness, |log, _| {
+        log.remove(2u64.to_be_bytes()).unwrap();
+    });
+    let store = SledStore::open(harness.config()).unwrap();
+    runtime().block_on(async {
+        for i in 5..=8 {
+            let committed = store.append(&stream, ExpectedVersion::Any, vec![note(&text(i))]).await.unwrap().unwrap();
+            assert_eq!(committed.events[0].global_position, i as u64);
+        }
+        // (A read from 3 would check its link to 2, the hole.)
+        let after = store.read_all(4, 10).await.unwrap();
+        assert_eq!(after.iter().map(|event| event.global_position).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8]);
+        for event in &after {
+            let expected = note(&text(event.global_position as usize)).event;
+            assert_eq!(event.event, expected, "event {}", event.global_position);
+        }
+        let problem = store.verify().await.unwrap().problem.expect("the hole is found");
+        assert_eq!(problem.global_position, 2, "{problem:?}");
+    });
+    drop(store);
+    assert!(
+        log_entry_sizes(&harness).len() < 7,
+        "the entries after the hole were merged: {:?}",
+        log_entry_sizes(&harness)
+    );
+    SledStore::open(harness.config()).expect("the store opens with its hole");
+    assert_eq!(verify_dir(harness.config()).unwrap().problem.map(|problem| problem.global_position), Some(2));
 }
