@@ -106,7 +106,6 @@ pub async fn export(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
     let key = if cli.seal_key.exists() { Some(load_key(cli)?) } else { None };
     let service = crate::record::open_service(cli).await?;
     let mut text = service.export_days(args.day, to, key.as_ref()).await?;
-    crate::record::close_read_only(cli, service);
     if let ExportFormat::Cloudevents = args.format {
         text = service::day_file::to_cloudevents(&text).map_err(|error| Failure::Operating(error.into()))?;
     }
@@ -120,9 +119,7 @@ pub async fn export(cli: &Cli, args: &ExportArgs) -> Result<(), Failure> {
 pub async fn prove(cli: &Cli, args: &ProveArgs) -> Result<(), Failure> {
     let keys = public_keys(cli)?;
     let service = crate::record::open_service(cli).await?;
-    let proof = service.prove(args.event, &keys).await;
-    crate::record::close_read_only(cli, service);
-    match proof {
+    match service.prove(args.event, &keys).await {
         Ok(proof) => crate::print_out(&proof),
         Err(service::ProofError::Store(error)) => Err(error.into()),
         Err(service::ProofError::NoSuchEvent) => Err(Failure::Conflict(anyhow::anyhow!("no event {}", args.event))),

@@ -256,9 +256,7 @@ async fn verify(cli: &Cli) -> Result<(), Failure> {
                 false => None,
             };
             let service = record::open_service(cli).await?;
-            let seals = service.verify_seals(key.as_ref()).await;
-            record::close_read_only(cli, service);
-            let seals = seals?;
+            let seals = service.verify_seals(key.as_ref()).await?;
             if let Some(problem) = seals.problems.first() {
                 return Err(Failure::Integrity(anyhow::anyhow!(
                     "seal {} of {} at position {}: {} ({} of {} seals do not hold)",
@@ -305,10 +303,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Append(args) => append::run(&cli, args).await,
         Command::Events(args) => {
             existing_store(&cli)?;
-            let service = record::open_log(&cli)?;
-            let listed = events::run(&service, args).await;
-            record::close_read_only(&cli, service);
-            listed
+            events::run(&record::open_log(&cli)?, args).await
         }
         Command::Verify(args) => match args.file() {
             Some(file) => days::verify_file(args, file),

@@ -138,19 +138,6 @@ pub(crate) async fn open_service(cli: &Cli) -> Result<CliService, Failure> {
     Ok(Service::open_with_snapshot(crate::backend::open(cli)?, zone, cli.data.join("views.snapshot")).await?)
 }
 
-/// Ends a command that only read the embedded store by leaving the store to the process's
-/// exit instead of closing it. A clean close costs time that grows with the store (sled
-/// fsyncs the free segments it zeroed while opening, 44 MB at 10M events, and frees its
-/// page table piece by piece) for nothing here: a store that took no append holds only what
-/// was durable before it opened, and its next open recovers it as after any stop. A NATS
-/// node's mirror may have taken events from the stream while the command ran, so it is
-/// closed as usual.
-pub(crate) fn close_read_only(cli: &Cli, service: CliService) {
-    if cli.store == crate::backend::Backend::Sled {
-        std::mem::forget(service);
-    }
-}
-
 /// The service for commands that only read or append the raw log: its views are not folded
 /// unless something asks for one, so paging or importing costs what it reads or writes.
 pub(crate) fn open_log(cli: &Cli) -> Result<CliService, Failure> {
@@ -200,7 +187,6 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
     } else {
         service.status_at_times(times, site.as_ref()).await?
     };
-    close_read_only(cli, service);
     crate::print_out(
         &(serde_json::to_string_pretty(&report).map_err(|error| Failure::Operating(error.into()))? + "\n"),
     )?;
@@ -210,7 +196,6 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
 pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<(), Failure> {
     let service = open_service(cli).await?;
     let replay = service.replay(args.day, args.until, args.times.times()).await?;
-    close_read_only(cli, service);
     crate::print_out(
         &(serde_json::to_string_pretty(&replay).map_err(|error| Failure::Operating(error.into()))? + "\n"),
     )?;
@@ -228,7 +213,6 @@ pub async fn report(cli: &Cli, args: &ReportArgs) -> Result<(), Failure> {
     }
     let service = open_service(cli).await?;
     let summary = service.summary(args.day, to, site.as_ref(), args.times.times()).await?;
-    close_read_only(cli, service);
     let report =
         projections::render(&summary, args.format, args.lang).map_err(|error| Failure::Operating(error.into()))?;
     crate::print_out(&report)?;

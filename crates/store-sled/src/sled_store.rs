@@ -320,7 +320,7 @@ fn small_run_at_end(log: &sled::Tree) -> Result<Vec<SmallEntry>, StoreError> {
         let first = u64_from(&key, "a log key")?;
         let Ok(count @ 1..) = frame_count(first, &value) else { break };
         let Some(last) = first.checked_add(count - 1) else { break };
-        if run.last().is_some_and(|after| after.first != last + 1) {
+        if run.last().is_some_and(|after| last.checked_add(1) != Some(after.first)) {
             break;
         }
         run.push(SmallEntry { first, last, bytes: value.len() });
@@ -502,20 +502,15 @@ impl SledStore {
                 }
             }
         }
-        let repaired = repair_index(&log, &index, log_end)?;
+        repair_index(&log, &index, log_end)?;
         // What this open adopts is made durable before the head file names it: a tail past
         // the recorded head may be only in the page cache (its writer died before its sync),
         // and a head file naming it, then a power loss, would make the log look cut short.
-        // A store found at rest (the head file names the log's end, the index is whole)
-        // adopts nothing: what sled's own recovery wrote needs no sync of ours (it syncs its
-        // snapshot itself and zeroes its free segments again on every open), so a read-only
-        // command does not wait for the disk.
+        // (Also at rest: sled's recovery may have written a synced snapshot that names
+        // pages a stopped process wrote and never synced.)
+        db.flush().or_store()?;
+        data_file.sync_data()?;
         let opened_head = ChainHead { global_position: log_end, hash: last_hash };
-        let at_rest = !repaired && recorded_head == Some(opened_head);
-        if !at_rest {
-            db.flush().or_store()?;
-            data_file.sync_data()?;
-        }
         let mut head_file = HeadFile::open(&head_path, opened_head)?;
         if recorded_head.is_some_and(|head| head != opened_head) {
             head_file.write_synced(opened_head)?;
@@ -856,27 +851,22 @@ fn open_sled(store_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, St
 
 /// Brings the derived index up to `log_end`: re-indexes what a crash left unindexed, and
 /// rebuilds from scratch when the index claims more than the log holds.
-/// Returns whether it wrote to the index.
-fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<bool, StoreError> {
+fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), StoreError> {
     let mut indexed_through = index.indexed_through()?;
-    let mut wrote = false;
     if indexed_through == crate::index::CLEARING {
         tracing::info!("the index was being cleared when its last process stopped; clearing it again");
         index.clear()?;
         indexed_through = 0;
-        wrote = true;
     } else if indexed_through > log_end {
         tracing::warn!(indexed_through, log_end, "index ahead of the log; rebuilding it");
         index.clear()?;
         indexed_through = 0;
-        wrote = true;
     }
     let format = index.format()?;
     if indexed_through > 0 && format != crate::index::INDEX_FORMAT {
         tracing::info!(format, "the index was written in another layout; rebuilding it from the log");
         index.clear()?;
         indexed_through = 0;
-        wrote = true;
     }
     if indexed_through < log_end {
         tracing::info!(from = indexed_through + 1, to = log_end, "re-indexing the log tail");
@@ -892,9 +882,8 @@ fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<bool, S
             occurred_at: event.occurred_at,
         });
         index.add(entries, indexed_through, true)?;
-        wrote = true;
     }
-    Ok(wrote)
+    Ok(())
 }
 
 /// The single owner of all writes: it decides each append of a group and applies the group
