@@ -285,6 +285,14 @@ async fn a_gate_issue_lifecycle_over_http_survives_a_restart() {
     assert_eq!(held.code, 5, "{}", held.stderr);
     assert!(held.stderr.contains("GET /api/v1/verify"), "{}", held.stderr);
     assert_eq!(held.stderr.lines().count(), 1, "one clear line: {}", held.stderr);
+    // The other commands that open the store say that the server holds it and where it
+    // answers, in one line too (exit 1, an operating error).
+    let report = run(&data, &["report", "--day", &today().to_string()], "");
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    assert!(report.stderr.contains("held by a running gridwatch server at http://"), "{}", report.stderr);
+    assert!(report.stderr.contains(client.url.trim_end_matches('/')), "{} ({})", report.stderr, client.url);
+    assert_eq!(report.stderr.lines().count(), 1, "one clear line: {}", report.stderr);
+    assert!(!report.stderr.contains("Os {"), "no debug output: {}", report.stderr);
     let verified = client.get(&auditor, "/api/v1/verify").await;
     assert_eq!(verified["intact"], true, "{verified}");
     assert!(verified["events"].as_u64().unwrap() > 10, "{verified}");

@@ -840,7 +840,8 @@ fn open_sled(store_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, St
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
-                return Err(StoreError::InUse(error.to_string()));
+                let db = store_dir.join("sled").join("db");
+                return Err(StoreError::InUse(format!("another process holds the lock on {}", db.display())));
             }
             // sled's own checks refused its files: the log is damaged, not unreadable.
             Err(refusal @ sled::Error::Corruption { .. }) => return Err(StoreError::Damaged(refusal.to_string())),

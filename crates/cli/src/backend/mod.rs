@@ -59,6 +59,9 @@ pub fn open(cli: &Cli) -> Result<DynStore, Failure> {
         Backend::Nats => open_nats(cli).map(|store| DynStore::new(cli.store.name(), store)),
     };
     opened.map_err(|error| {
+        if let StoreError::InUse(_) = error {
+            return Failure::Operating(anyhow::Error::new(error).context(held_by_a_server(cli)));
+        }
         let context = format!("cannot open the {} store in {}", cli.store.name(), cli.data.display());
         if error.is_integrity() {
             Failure::Integrity(anyhow::Error::new(error).context(context))
@@ -66,6 +69,19 @@ pub fn open(cli: &Cli) -> Result<DynStore, Failure> {
             Failure::Operating(anyhow::Error::new(error).context(context))
         }
     })
+}
+
+/// What to tell the user of a command that met a store another process holds: most likely a
+/// running server, which answers the same questions over HTTP (it says where in
+/// `server-url` while it runs).
+fn held_by_a_server(cli: &Cli) -> String {
+    let url = std::fs::read_to_string(cli.data.join(crate::backup::SERVER_URL_FILE)).ok();
+    let at = url.map(|url| format!(" at {}", url.trim())).unwrap_or_default();
+    format!(
+        "{} is held by a running gridwatch server{at} (or another gridwatch process): ask the server over HTTP \
+         (status, replay, timeline, report, export, seals, verify: see /api/openapi.json), or stop it first",
+        cli.data.display()
+    )
 }
 
 /// Whether the configured backend holds a store at `--data`.
