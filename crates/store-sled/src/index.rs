@@ -609,10 +609,11 @@ impl Index {
 
     /// Throws the index away (when it claims more than the log holds, or was written in
     /// another layout), in batches of at most [`CLEAR_BATCH_KEYS`] keys: a log of 10M events
-    /// indexed one key per event has tens of millions, too many for one batch in memory. The
-    /// first batch makes the index claim more than any log holds ([`CLEARING`]), so that an
-    /// open after a crash midway, of this version or an older one, clears it again before
-    /// using it; the last removes that claim.
+    /// indexed one key per event has tens of millions, too many for one batch in memory.
+    /// Before the first batch the index is made to claim more than any log holds
+    /// ([`CLEARING`]), so that an open after a crash midway, of this version or an older one,
+    /// clears it again before using it (sled recovers a prefix of its writes); the claim goes
+    /// last.
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         let mut state = self.state();
         state.overlay = Overlay::default();
