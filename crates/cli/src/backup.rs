@@ -18,6 +18,11 @@ use crate::{Cli, Failure};
 
 /// The file in the data directory that names the running server's address.
 pub const SERVER_URL_FILE: &str = "server-url";
+
+/// The address the server running on `data` wrote to [`SERVER_URL_FILE`], if it did.
+pub(crate) fn server_url(data: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(data.join(SERVER_URL_FILE)).ok().map(|url| url.trim().to_owned())
+}
 /// The environment variable `backup` reads an admin token from (never a flag: command lines
 /// are visible to every user of the machine and end up in shell histories).
 const TOKEN_VARIABLE: &str = "GRIDWATCH_TOKEN";
@@ -61,13 +66,13 @@ pub async fn backup(cli: &Cli, args: &BackupArgs) -> Result<(), Failure> {
         (None, Ok(service)) => from_store(&service, &mut file).await,
         (Some(url), _) => from_server(url, &mut file).await,
         (None, Err(Failure::Operating(error))) if in_use(&error) => {
-            let url = std::fs::read_to_string(cli.data.join(SERVER_URL_FILE)).map_err(|_| {
+            let url = server_url(&cli.data).ok_or_else(|| {
                 Failure::InUse(anyhow::anyhow!(
                     "{} is held by a running server that did not say where it listens; pass --server URL",
                     cli.data.display()
                 ))
             })?;
-            from_server(url.trim(), &mut file).await
+            from_server(&url, &mut file).await
         }
         (None, Err(failure)) => Err(failure),
     };

@@ -854,12 +854,13 @@ fn open_sled(store_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, St
 /// rebuilds from scratch when the index claims more than the log holds.
 fn repair_index(log: &sled::Tree, index: &Index, log_end: u64) -> Result<(), StoreError> {
     let mut indexed_through = index.indexed_through()?;
-    if indexed_through == crate::index::CLEARING {
-        tracing::info!("the index was being cleared when its last process stopped; clearing it again");
-        index.clear()?;
-        indexed_through = 0;
-    } else if indexed_through > log_end {
-        tracing::warn!(indexed_through, log_end, "index ahead of the log; rebuilding it");
+    // A clear cut short leaves the index claiming more than any log holds (`CLEARING`).
+    if indexed_through > log_end {
+        if indexed_through == crate::index::CLEARING {
+            tracing::info!("the index was being cleared when its last process stopped; clearing it again");
+        } else {
+            tracing::warn!(indexed_through, log_end, "index ahead of the log; rebuilding it");
+        }
         index.clear()?;
         indexed_through = 0;
     }

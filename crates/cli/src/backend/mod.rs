@@ -75,8 +75,7 @@ pub fn open(cli: &Cli) -> Result<DynStore, Failure> {
 /// running server, which answers the same questions over HTTP (it says where in
 /// `server-url` while it runs).
 fn held_by_a_server(cli: &Cli) -> String {
-    let url = std::fs::read_to_string(cli.data.join(crate::backup::SERVER_URL_FILE)).ok();
-    let at = url.map(|url| format!(" at {}", url.trim())).unwrap_or_default();
+    let at = crate::backup::server_url(&cli.data).map(|url| format!(" at {url}")).unwrap_or_default();
     format!(
         "{} is held by a running gridwatch server{at} (or another gridwatch process): ask the server over HTTP \
          (status, replay, timeline, report, export, seals, verify: see /api/openapi.json), or stop it first",
